@@ -1,0 +1,316 @@
+//! The sentence encoder: a BERT-family ONNX model run through ONNX Runtime,
+//! with a Hugging Face `tokenizer.json`.
+//!
+//! Nothing here knows about Postgres. The caller decides when to load (lazily,
+//! once per process) and turns `EncoderError`s into SQL errors.
+
+use crate::pooling;
+use ndarray::Array2;
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::TensorRef;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use tokenizers::{Tokenizer, TruncationParams};
+
+/// What went wrong, sorted by who can fix it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EncoderError {
+    /// ONNX Runtime's shared library could not be loaded (missing, wrong version).
+    Runtime(String),
+    /// A model or tokenizer file could not be read.
+    FileMissing { path: PathBuf, message: String },
+    /// The file was read but is not a usable model or tokenizer.
+    BadModel { path: PathBuf, message: String },
+    /// The model's inputs or outputs are not those of a BERT-style encoder.
+    UnsupportedSignature(String),
+    /// Inference or tokenisation failed on this input.
+    Inference(String),
+}
+
+impl std::fmt::Display for EncoderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EncoderError::Runtime(m) => write!(f, "could not load ONNX Runtime: {m}"),
+            EncoderError::FileMissing { path, message } => write!(f, "could not read \"{}\": {message}", path.display()),
+            EncoderError::BadModel { path, message } => write!(f, "\"{}\" is not a usable model file: {message}", path.display()),
+            EncoderError::UnsupportedSignature(m) => write!(f, "unsupported model signature: {m}"),
+            EncoderError::Inference(m) => write!(f, "embedding failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for EncoderError {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    Mean,
+    Cls,
+}
+
+impl Pooling {
+    pub fn parse(s: &str) -> Option<Pooling> {
+        match s {
+            "mean" => Some(Pooling::Mean),
+            "cls" => Some(Pooling::Cls),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EncoderConfig {
+    pub model_path: PathBuf,
+    pub tokenizer_path: PathBuf,
+    pub pooling: Pooling,
+    pub normalize: bool,
+    /// The model's own limit on sequence length (position embeddings).
+    pub model_max_tokens: usize,
+    pub intra_op_threads: usize,
+}
+
+static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+
+/// Loads ONNX Runtime from `library` and creates the process's one environment.
+///
+/// A failure leaves nothing behind, so a later call (after the administrator
+/// fixed the path) can succeed. Once loaded, the library stays for the life of
+/// the process; a different `library` path is then ignored.
+pub fn runtime(library: &Path) -> Result<&'static Environment, EncoderError> {
+    if let Some(env) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    if !library.is_file() {
+        return Err(EncoderError::Runtime(format!("no file at \"{}\"", library.display())));
+    }
+    let builder = ort::init_from(library).map_err(|e| EncoderError::Runtime(e.to_string()))?;
+    let env = with_signals_blocked(|| builder.with_name("pg_interest").build())
+        .map_err(|e| EncoderError::Runtime(e.to_string()))?;
+    Ok(ENVIRONMENT.get_or_init(|| env))
+}
+
+pub fn runtime_loaded() -> bool {
+    ENVIRONMENT.get().is_some()
+}
+
+/// Runs `f` with every signal blocked on this thread, so that threads started
+/// inside it (ONNX Runtime's pools) inherit a full mask and never take a
+/// signal meant for the host process's main thread.
+pub fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: plain libc calls on local, initialised sigset_t values.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let out = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        out
+    }
+}
+
+/// sha256 of a file, hex-encoded; used to pin model files.
+pub fn file_sha256(path: &Path) -> Result<String, EncoderError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)
+        .map_err(|e| EncoderError::FileMissing { path: path.to_path_buf(), message: e.to_string() })?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| EncoderError::FileMissing { path: path.to_path_buf(), message: e.to_string() })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+pub struct Encoder {
+    session: Session,
+    tokenizer: Tokenizer,
+    config: EncoderConfig,
+    has_token_type_ids: bool,
+    output_name: String,
+    dimensions: usize,
+    pad_id: i64,
+    truncation: usize,
+}
+
+impl Encoder {
+    pub fn load(env: &Environment, config: EncoderConfig) -> Result<Encoder, EncoderError> {
+        let mut tokenizer = Tokenizer::from_file(&config.tokenizer_path).map_err(|e| {
+            if config.tokenizer_path.is_file() {
+                EncoderError::BadModel { path: config.tokenizer_path.clone(), message: e.to_string() }
+            } else {
+                EncoderError::FileMissing { path: config.tokenizer_path.clone(), message: e.to_string() }
+            }
+        })?;
+        // The shipped tokenizer.json pads every input to a fixed length; we pad
+        // per batch ourselves, to the longest input only.
+        let pad_id = tokenizer.get_padding().map(|p| p.pad_id as i64).unwrap_or(0);
+        tokenizer.with_padding(None);
+
+        let model_bytes = std::fs::read(&config.model_path)
+            .map_err(|e| EncoderError::FileMissing { path: config.model_path.clone(), message: e.to_string() })?;
+        let threads = config.intra_op_threads.max(1);
+        let session = with_signals_blocked(|| -> ort::Result<Session> {
+            let mut builder = Session::builder(env)?
+                .with_optimization_level(GraphOptimizationLevel::Level3)?
+                .with_intra_threads(threads)?
+                .with_inter_threads(1)?
+                // Spinning workers would burn a core that other backends need.
+                .with_intra_op_spinning(false)?;
+            builder.commit_from_memory(&model_bytes)
+        })
+        .map_err(|e| EncoderError::BadModel { path: config.model_path.clone(), message: e.to_string() })?;
+
+        let input_names: Vec<String> = session.inputs().iter().map(|i| i.name().to_string()).collect();
+        for required in ["input_ids", "attention_mask"] {
+            if !input_names.iter().any(|n| n == required) {
+                return Err(EncoderError::UnsupportedSignature(format!(
+                    "the model has no input \"{required}\" (its inputs are {input_names:?})"
+                )));
+            }
+        }
+        if let Some(extra) = input_names.iter().find(|n| !["input_ids", "attention_mask", "token_type_ids"].contains(&n.as_str())) {
+            return Err(EncoderError::UnsupportedSignature(format!(
+                "the model has input \"{extra}\"; a BERT-style encoder takes only input_ids, attention_mask and token_type_ids"
+            )));
+        }
+        let has_token_type_ids = input_names.iter().any(|n| n == "token_type_ids");
+        let output_name = session
+            .outputs()
+            .first()
+            .map(|o| o.name().to_string())
+            .ok_or_else(|| EncoderError::UnsupportedSignature("the model has no outputs".into()))?;
+
+        let truncation = config.model_max_tokens;
+        let mut encoder = Encoder {
+            session,
+            tokenizer,
+            config,
+            has_token_type_ids,
+            output_name,
+            dimensions: 0,
+            pad_id,
+            truncation: 0,
+        };
+        encoder.set_truncation(truncation)?;
+        // One probe run tells the output dimension and proves the graph runs.
+        let probe = encoder.embed(&["pg_interest"], truncation)?;
+        encoder.dimensions = probe[0].len();
+        Ok(encoder)
+    }
+
+    pub fn dimensions(&self) -> usize {
+        self.dimensions
+    }
+
+    pub fn config(&self) -> &EncoderConfig {
+        &self.config
+    }
+
+    fn set_truncation(&mut self, max_tokens: usize) -> Result<(), EncoderError> {
+        let max_tokens = max_tokens.clamp(2, self.config.model_max_tokens.max(2));
+        if max_tokens != self.truncation {
+            self.tokenizer
+                .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
+                .map_err(|e| EncoderError::Inference(e.to_string()))?;
+            self.truncation = max_tokens;
+        }
+        Ok(())
+    }
+
+    /// Token ids, attention mask and type ids of one text, unpadded.
+    fn tokenize(&self, text: &str) -> Result<(Vec<i64>, Vec<i64>, Vec<i64>), EncoderError> {
+        let enc = self.tokenizer.encode(text, true).map_err(|e| EncoderError::Inference(e.to_string()))?;
+        let ids = enc.get_ids().iter().map(|&x| x as i64).collect();
+        let mask = enc.get_attention_mask().iter().map(|&x| x as i64).collect();
+        let types = enc.get_type_ids().iter().map(|&x| x as i64).collect();
+        Ok((ids, mask, types))
+    }
+
+    /// Embeds one batch in a single run, padded to its longest text.
+    pub fn embed(&mut self, texts: &[&str], max_tokens: usize) -> Result<Vec<Vec<f32>>, EncoderError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.set_truncation(max_tokens)?;
+        let tokenized = texts.iter().map(|t| self.tokenize(t)).collect::<Result<Vec<_>, _>>()?;
+        let batch = texts.len();
+        let seq = tokenized.iter().map(|t| t.0.len()).max().unwrap_or(1).max(1);
+        let mut ids = Array2::<i64>::from_elem((batch, seq), self.pad_id);
+        let mut mask = Array2::<i64>::zeros((batch, seq));
+        let mut types = Array2::<i64>::zeros((batch, seq));
+        for (row, (i, m, t)) in tokenized.iter().enumerate() {
+            for col in 0..i.len() {
+                ids[[row, col]] = i[col];
+                mask[[row, col]] = m[col];
+                types[[row, col]] = t[col];
+            }
+        }
+        let run_err = |e: ort::Error| EncoderError::Inference(e.to_string());
+        let mut inputs = vec![
+            ("input_ids", TensorRef::from_array_view(&ids).map_err(run_err)?.into_dyn()),
+            ("attention_mask", TensorRef::from_array_view(&mask).map_err(run_err)?.into_dyn()),
+        ];
+        if self.has_token_type_ids {
+            inputs.push(("token_type_ids", TensorRef::from_array_view(&types).map_err(run_err)?.into_dyn()));
+        }
+        let outputs = self.session.run(inputs).map_err(run_err)?;
+        let (shape, data) = outputs[self.output_name.as_str()].try_extract_tensor::<f32>().map_err(run_err)?;
+        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+        let mask_flat: Vec<i64> = mask.iter().copied().collect();
+        match shape.as_slice() {
+            [b, s, d] if *b == batch && *s == seq => Ok(match self.config.pooling {
+                Pooling::Mean => pooling::mean_pool(data, &mask_flat, batch, seq, *d, self.config.normalize),
+                Pooling::Cls => pooling::cls_pool(data, batch, seq, *d, self.config.normalize),
+            }),
+            // Already pooled by the graph (a sentence_embedding output).
+            [b, d] if *b == batch => Ok(data
+                .chunks_exact(*d)
+                .map(|row| {
+                    let mut v = row.to_vec();
+                    if self.config.normalize {
+                        crate::kernels::normalize_in_place(&mut v);
+                    }
+                    v
+                })
+                .collect()),
+            other => Err(EncoderError::UnsupportedSignature(format!(
+                "output \"{}\" has shape {other:?}; expected [batch, sequence, dimensions] or [batch, dimensions]",
+                self.output_name
+            ))),
+        }
+    }
+
+    /// Embeds many texts: sorted by length so that each sub-batch pads little,
+    /// run `batch_size` at a time, returned in the caller's order. `between`
+    /// runs after each sub-batch (the caller checks for cancellation there).
+    pub fn embed_many(
+        &mut self,
+        texts: &[&str],
+        max_tokens: usize,
+        batch_size: usize,
+        mut between: impl FnMut(),
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        // Byte length is a cheap, good proxy for token count.
+        order.sort_by_key(|&i| texts[i].len());
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for chunk in order.chunks(batch_size.max(1)) {
+            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
+            let vectors = self.embed(&batch, max_tokens)?;
+            for (&i, v) in chunk.iter().zip(vectors) {
+                out[i] = v;
+            }
+            between();
+        }
+        Ok(out)
+    }
+}

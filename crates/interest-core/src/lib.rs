@@ -1,0 +1,14 @@
+//! pg_interest's algorithms, kept free of Postgres so they can be tested and
+//! benchmarked with plain `cargo test`: distance kernels, the embedding text
+//! format, pooling, and the ONNX sentence encoder.
+
+pub mod encoder;
+pub mod kernels;
+pub mod pooling;
+pub mod text_format;
+
+// The extension names ort types (the environment) without depending on ort twice.
+pub use ort;
+
+/// Largest dimension accepted for an embedding (same limit as pgvector's `vector`).
+pub const MAX_DIMENSIONS: usize = 16_000;

@@ -1,0 +1,139 @@
+-- ---------------------------------------------------------------------------
+-- Operators: all STRICT, IMMUTABLE, PARALLEL SAFE through their functions.
+-- ---------------------------------------------------------------------------
+CREATE OPERATOR interest.<=> (
+    LEFTARG = interest.embedding, RIGHTARG = interest.embedding,
+    FUNCTION = interest.cosine_distance, COMMUTATOR = OPERATOR(interest.<=>)
+);
+CREATE OPERATOR interest.<#> (
+    LEFTARG = interest.embedding, RIGHTARG = interest.embedding,
+    FUNCTION = interest.negative_inner_product, COMMUTATOR = OPERATOR(interest.<#>)
+);
+CREATE OPERATOR interest.<-> (
+    LEFTARG = interest.embedding, RIGHTARG = interest.embedding,
+    FUNCTION = interest.l2_distance, COMMUTATOR = OPERATOR(interest.<->)
+);
+CREATE OPERATOR interest.+ (
+    LEFTARG = interest.embedding, RIGHTARG = interest.embedding,
+    FUNCTION = interest.embedding_add, COMMUTATOR = OPERATOR(interest.+)
+);
+CREATE OPERATOR interest.- (
+    LEFTARG = interest.embedding, RIGHTARG = interest.embedding,
+    FUNCTION = interest.embedding_sub
+);
+CREATE OPERATOR interest.* (
+    LEFTARG = interest.embedding, RIGHTARG = double precision,
+    FUNCTION = interest.embedding_mul, COMMUTATOR = OPERATOR(interest.*)
+);
+CREATE OPERATOR interest.* (
+    LEFTARG = double precision, RIGHTARG = interest.embedding,
+    FUNCTION = interest.scalar_mul_embedding, COMMUTATOR = OPERATOR(interest.*)
+);
+
+-- ---------------------------------------------------------------------------
+-- Casts: typmod coercion, arrays in and out.
+-- ---------------------------------------------------------------------------
+CREATE CAST (interest.embedding AS interest.embedding)
+    WITH FUNCTION interest.embedding(interest.embedding, integer, boolean) AS IMPLICIT;
+CREATE CAST (real[] AS interest.embedding)
+    WITH FUNCTION interest.real_array_to_embedding(real[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (double precision[] AS interest.embedding)
+    WITH FUNCTION interest.double_array_to_embedding(double precision[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (integer[] AS interest.embedding)
+    WITH FUNCTION interest.integer_array_to_embedding(integer[], integer, boolean) AS ASSIGNMENT;
+CREATE CAST (interest.embedding AS real[])
+    WITH FUNCTION interest.embedding_to_real_array(interest.embedding, integer, boolean) AS ASSIGNMENT;
+
+-- ---------------------------------------------------------------------------
+-- Aggregates: state is float8[] {count, sums...}, parallel-combinable.
+-- ---------------------------------------------------------------------------
+CREATE AGGREGATE interest.avg(interest.embedding) (
+    SFUNC = interest.embedding_accum, STYPE = double precision[], INITCOND = '{0}',
+    FINALFUNC = interest.embedding_avg_final, COMBINEFUNC = interest.embedding_combine,
+    PARALLEL = SAFE
+);
+CREATE AGGREGATE interest.sum(interest.embedding) (
+    SFUNC = interest.embedding_accum, STYPE = double precision[], INITCOND = '{0}',
+    FINALFUNC = interest.embedding_sum_final, COMBINEFUNC = interest.embedding_combine,
+    PARALLEL = SAFE
+);
+
+-- ---------------------------------------------------------------------------
+-- Model registry. File paths are relative to a directory of interest.model_dir
+-- (or absolute inside one); sha256 pins the files a model name stands for.
+-- ---------------------------------------------------------------------------
+CREATE TABLE interest.models (
+    name             text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9._-]{1,63}$'),
+    dimensions       integer NOT NULL CHECK (dimensions BETWEEN 1 AND 16000),
+    model_file       text NOT NULL,
+    tokenizer_file   text NOT NULL,
+    model_sha256     text NOT NULL CHECK (model_sha256 ~ '^[0-9a-f]{64}$'),
+    tokenizer_sha256 text NOT NULL CHECK (tokenizer_sha256 ~ '^[0-9a-f]{64}$'),
+    max_tokens       integer NOT NULL CHECK (max_tokens BETWEEN 2 AND 8192),
+    pooling          text NOT NULL CHECK (pooling IN ('mean', 'cls')),
+    normalize        boolean NOT NULL,
+    builtin          boolean NOT NULL DEFAULT false,
+    registered_at    timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO interest.models
+    (name, dimensions, model_file, tokenizer_file, model_sha256, tokenizer_sha256, max_tokens, pooling, normalize, builtin)
+VALUES
+    ('all-MiniLM-L6-v2', 384, 'all-MiniLM-L6-v2/model.onnx', 'all-MiniLM-L6-v2/tokenizer.json',
+     '8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6',
+     'be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037',
+     512, 'mean', true, true);
+-- pg_dump keeps user-registered models; the built-in row comes with the extension.
+SELECT pg_catalog.pg_extension_config_dump('interest.models', 'WHERE NOT builtin');
+REVOKE ALL ON interest.models FROM PUBLIC;
+GRANT SELECT ON interest.models TO PUBLIC;
+REVOKE EXECUTE ON FUNCTION interest.register_model(text, text, text, text, boolean, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION interest.unregister_model(text) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Documentation of every public object.
+-- ---------------------------------------------------------------------------
+COMMENT ON TYPE interest.embedding IS
+    'Dense float4 vector (1 to 16000 dimensions) with pgvector''s memory layout; text form [1,2,3]; embedding(n) checks the dimension.';
+COMMENT ON FUNCTION interest.embedding_in(cstring, oid, integer) IS 'Input function of interest.embedding.';
+COMMENT ON FUNCTION interest.embedding_out(interest.embedding) IS 'Output function of interest.embedding.';
+COMMENT ON FUNCTION interest.embedding_typmod_in(cstring[]) IS 'Type modifier (dimension) input of interest.embedding.';
+COMMENT ON FUNCTION interest.embedding_recv(internal, oid, integer) IS 'Binary input: int16 dim, int16 0, float4 values (big-endian).';
+COMMENT ON FUNCTION interest.embedding_send(interest.embedding) IS 'Binary output: int16 dim, int16 0, float4 values (big-endian).';
+COMMENT ON FUNCTION interest.embedding(interest.embedding, integer, boolean) IS 'Checks an embedding against a declared dimension embedding(n).';
+COMMENT ON FUNCTION interest.real_array_to_embedding(real[], integer, boolean) IS 'Cast real[] to embedding (no NULLs, finite values).';
+COMMENT ON FUNCTION interest.double_array_to_embedding(double precision[], integer, boolean) IS 'Cast double precision[] to embedding.';
+COMMENT ON FUNCTION interest.integer_array_to_embedding(integer[], integer, boolean) IS 'Cast integer[] to embedding.';
+COMMENT ON FUNCTION interest.embedding_to_real_array(interest.embedding, integer, boolean) IS 'Cast embedding to real[].';
+COMMENT ON FUNCTION interest.cosine_distance(interest.embedding, interest.embedding) IS 'Cosine distance 1 - cos(a, b), from 0 to 2; NaN when either vector is zero. Operator <=>.';
+COMMENT ON FUNCTION interest.inner_product(interest.embedding, interest.embedding) IS 'Inner product a·b.';
+COMMENT ON FUNCTION interest.negative_inner_product(interest.embedding, interest.embedding) IS 'Negative inner product -(a·b), so that ascending order ranks the largest product first. Operator <#>.';
+COMMENT ON FUNCTION interest.l2_distance(interest.embedding, interest.embedding) IS 'Euclidean distance. Operator <->.';
+COMMENT ON FUNCTION interest.norm(interest.embedding) IS 'Euclidean norm.';
+COMMENT ON FUNCTION interest.dims(interest.embedding) IS 'Number of dimensions.';
+COMMENT ON FUNCTION interest.normalize(interest.embedding) IS 'The embedding scaled to unit length (a zero vector stays zero).';
+COMMENT ON FUNCTION interest.embedding_add(interest.embedding, interest.embedding) IS 'Element-wise sum. Operator +.';
+COMMENT ON FUNCTION interest.embedding_sub(interest.embedding, interest.embedding) IS 'Element-wise difference. Operator -.';
+COMMENT ON FUNCTION interest.embedding_mul(interest.embedding, double precision) IS 'Scalar multiple. Operator *.';
+COMMENT ON FUNCTION interest.scalar_mul_embedding(double precision, interest.embedding) IS 'Scalar multiple. Operator *.';
+COMMENT ON FUNCTION interest.embedding_accum(double precision[], interest.embedding) IS 'State function of avg(embedding) and sum(embedding).';
+COMMENT ON FUNCTION interest.embedding_combine(double precision[], double precision[]) IS 'Combine function of avg(embedding) and sum(embedding).';
+COMMENT ON FUNCTION interest.embedding_avg_final(double precision[]) IS 'Final function of avg(embedding).';
+COMMENT ON FUNCTION interest.embedding_sum_final(double precision[]) IS 'Final function of sum(embedding).';
+COMMENT ON AGGREGATE interest.avg(interest.embedding) IS 'Element-wise mean of embeddings (NULLs skipped).';
+COMMENT ON AGGREGATE interest.sum(interest.embedding) IS 'Element-wise sum of embeddings (NULLs skipped).';
+COMMENT ON OPERATOR interest.<=> (interest.embedding, interest.embedding) IS 'Cosine distance: ORDER BY e <=> q LIMIT k ranks by similarity.';
+COMMENT ON OPERATOR interest.<#> (interest.embedding, interest.embedding) IS 'Negative inner product.';
+COMMENT ON OPERATOR interest.<-> (interest.embedding, interest.embedding) IS 'Euclidean distance.';
+COMMENT ON OPERATOR interest.+ (interest.embedding, interest.embedding) IS 'Element-wise sum.';
+COMMENT ON OPERATOR interest.- (interest.embedding, interest.embedding) IS 'Element-wise difference.';
+COMMENT ON OPERATOR interest.* (interest.embedding, double precision) IS 'Scalar multiple.';
+COMMENT ON OPERATOR interest.* (double precision, interest.embedding) IS 'Scalar multiple.';
+COMMENT ON FUNCTION interest.embed(text, text) IS
+    'Embeds a text with the named model (default all-MiniLM-L6-v2): mean pooling over the attention mask, L2-normalised. IMMUTABLE: a model name stands for fixed files, checked by sha256.';
+COMMENT ON FUNCTION interest.embed(text[], text) IS
+    'Embeds many texts in batches of interest.batch_size, each padded to its longest text; NULL elements give NULL.';
+COMMENT ON FUNCTION interest.register_model(text, text, text, text, boolean, integer) IS
+    'Superuser only: registers a BERT-family ONNX encoder and its tokenizer.json from a directory of interest.model_dir; returns its dimension.';
+COMMENT ON FUNCTION interest.unregister_model(text) IS 'Superuser only: removes a registered model (not the default one).';
+COMMENT ON FUNCTION interest.loaded_models() IS 'Models this backend has loaded into ONNX Runtime.';
+COMMENT ON TABLE interest.models IS 'Registered embedding models: files (relative to interest.model_dir), sha256, dimension, max tokens, pooling, normalisation.';

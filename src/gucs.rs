@@ -1,0 +1,73 @@
+//! Settings, all under the reserved prefix `interest.`.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+
+/// Path of libonnxruntime.so; `$libdir` expands to Postgres' package library
+/// directory. Superuser-only: it names a file the server will dlopen.
+pub static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"$libdir/pg_interest/libonnxruntime.so.1.31.1"));
+
+/// Colon-separated directories that model files may be read from; `$sharedir`
+/// expands to Postgres' share directory. Superuser-only.
+pub static MODEL_DIR: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"$sharedir/pg_interest/models"));
+
+pub static MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(256);
+pub static INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
+pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(32);
+
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"interest.onnxruntime_library",
+        c"Path of the ONNX Runtime shared library (libonnxruntime.so, 1.31 or newer).",
+        c"Loaded on the first call to interest.embed in each backend. $libdir expands to the package library directory.",
+        &ONNXRUNTIME_LIBRARY,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"interest.model_dir",
+        c"Colon-separated directories that model files are read from.",
+        c"interest.register_model refuses files outside these directories. $sharedir expands to the share directory.",
+        &MODEL_DIR,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"interest.max_tokens",
+        c"Longest input, in tokens, that interest.embed encodes; longer texts are truncated.",
+        c"Capped at the model's own limit (interest.models.max_tokens).",
+        &MAX_TOKENS,
+        2,
+        8192,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"interest.intra_op_threads",
+        c"Threads ONNX Runtime uses inside one inference call.",
+        c"Read when a backend loads a model; 1 keeps each backend on one core.",
+        &INTRA_OP_THREADS,
+        1,
+        64,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"interest.batch_size",
+        c"Texts per inference call when interest.embed(text[]) embeds many texts.",
+        c"Texts are sorted by length and padded per batch to the longest one.",
+        &BATCH_SIZE,
+        1,
+        4096,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // SAFETY: called from _PG_init with a static C string.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"interest".as_ptr()) };
+}
+
+pub fn string_setting(setting: &GucSetting<Option<CString>>) -> String {
+    setting.get().map(|c| c.to_string_lossy().into_owned()).unwrap_or_default()
+}
