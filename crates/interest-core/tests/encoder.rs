@@ -1,0 +1,90 @@
+//! The encoder against the real model, without Postgres. The test command
+//! (tests/run_tests.sh) sets PG_INTEREST_ORT_LIB and PG_INTEREST_MODEL_DIR
+//! after installing both; they are required, so this test cannot pass vacuously.
+
+use interest_core::encoder::{self, Encoder, EncoderConfig, EncoderError, Pooling};
+use interest_core::kernels;
+use std::path::PathBuf;
+
+fn required_env(name: &str) -> PathBuf {
+    PathBuf::from(std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set (tests/run_tests.sh sets it)")))
+}
+
+fn config(dir: &PathBuf) -> EncoderConfig {
+    EncoderConfig {
+        model_path: dir.join("model.onnx"),
+        tokenizer_path: dir.join("tokenizer.json"),
+        pooling: Pooling::Mean,
+        normalize: true,
+        model_max_tokens: 512,
+        intra_op_threads: 1,
+    }
+}
+
+// One test function: ONNX Runtime's environment is process-wide, so the
+// failure-then-retry sequence must run in a fixed order.
+#[test]
+fn encoder_end_to_end() {
+    let lib = required_env("PG_INTEREST_ORT_LIB");
+    let dir = required_env("PG_INTEREST_MODEL_DIR");
+
+    // A missing library is an error, and a later call with the right path works.
+    let missing = encoder::runtime(&PathBuf::from("/nonexistent/libonnxruntime.so"));
+    assert!(matches!(missing, Err(EncoderError::Runtime(_))), "{:?}", missing.err());
+    let not_a_library = encoder::runtime(&dir.join("tokenizer.json"));
+    assert!(matches!(not_a_library, Err(EncoderError::Runtime(_))));
+    assert!(!encoder::runtime_loaded());
+    let env = encoder::runtime(&lib).expect("ONNX Runtime loads from the pinned wheel");
+    assert!(encoder::runtime_loaded());
+
+    let mut enc = Encoder::load(env, config(&dir)).expect("default model loads");
+    assert_eq!(enc.dimensions(), 384);
+
+    // Unit length, deterministic, and padding does not leak into the pooled vector.
+    let alone = enc.embed(&["Toy Story (1995)"], 256).unwrap().remove(0);
+    assert!((kernels::norm(&alone) - 1.0).abs() < 1e-4);
+    let padded = enc
+        .embed(&["Toy Story (1995)", "a much longer sentence that makes the batch pad the first text a lot"], 256)
+        .unwrap()
+        .remove(0);
+    assert!(kernels::cosine_distance(&alone, &padded) < 1e-5, "padding changed the embedding");
+
+    // embed_many sorts by length internally but returns the caller's order.
+    let texts = ["zebra crossing", "a", "the longest text of the three by far, really", ""];
+    let many = enc.embed_many(&texts, 256, 2, || {}).unwrap();
+    for (t, v) in texts.iter().zip(&many) {
+        let single = enc.embed(&[t], 256).unwrap().remove(0);
+        assert!(kernels::cosine_distance(&single, v) < 1e-5, "order or padding broke for {t:?}");
+    }
+
+    // Semantics: related sentences are closer than unrelated ones.
+    let v = enc.embed(&["a cat sleeps on the sofa", "a kitten naps on the couch", "interest rates rose"], 256).unwrap();
+    assert!(kernels::cosine_distance(&v[0], &v[1]) < kernels::cosine_distance(&v[0], &v[2]));
+
+    // Truncation: texts that agree on the first max_tokens tokens embed the same.
+    let long_a = "word ".repeat(300);
+    let long_b = "word ".repeat(400);
+    let a = enc.embed(&[&long_a], 16).unwrap().remove(0);
+    let b = enc.embed(&[&long_b], 16).unwrap().remove(0);
+    assert!(kernels::cosine_distance(&a, &b) < 1e-6);
+    let short = enc.embed(&["word word"], 16).unwrap().remove(0);
+    assert!(kernels::cosine_distance(&a, &short) > 1e-4);
+
+    // Broken files are errors, not crashes.
+    let tmp = std::env::temp_dir().join(format!("interest-core-test-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::write(tmp.join("model.onnx"), b"not a model").unwrap();
+    std::fs::copy(dir.join("tokenizer.json"), tmp.join("tokenizer.json")).unwrap();
+    assert!(matches!(Encoder::load(env, config(&tmp)), Err(EncoderError::BadModel { .. })));
+    std::fs::write(tmp.join("tokenizer.json"), b"{ not json").unwrap();
+    assert!(matches!(Encoder::load(env, config(&tmp)), Err(EncoderError::BadModel { .. })));
+    std::fs::remove_file(tmp.join("tokenizer.json")).unwrap();
+    assert!(matches!(Encoder::load(env, config(&tmp)), Err(EncoderError::FileMissing { .. })));
+    std::fs::remove_dir_all(&tmp).unwrap();
+
+    // The sha256 the registry pins for the default model.
+    assert_eq!(
+        encoder::file_sha256(&dir.join("model.onnx")).unwrap(),
+        "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+    );
+}
