@@ -110,7 +110,8 @@ COMMENT ON FUNCTION interest.negative_inner_product(interest.embedding, interest
 COMMENT ON FUNCTION interest.l2_distance(interest.embedding, interest.embedding) IS 'Euclidean distance. Operator <->.';
 COMMENT ON FUNCTION interest.norm(interest.embedding) IS 'Euclidean norm.';
 COMMENT ON FUNCTION interest.dims(interest.embedding) IS 'Number of dimensions.';
-COMMENT ON FUNCTION interest.normalize(interest.embedding) IS 'The embedding scaled to unit length (a zero vector stays zero).';
+COMMENT ON FUNCTION interest.normalize(interest.embedding) IS 'The embedding scaled to unit length (a zero vector stays zero). Write it schema-qualified: unqualified normalize(x) is SQL syntax for Unicode normalisation.';
+COMMENT ON FUNCTION interest.l2_normalize(interest.embedding) IS 'The embedding scaled to unit length (pgvector''s name; no clash with SQL''s NORMALIZE).';
 COMMENT ON FUNCTION interest.embedding_add(interest.embedding, interest.embedding) IS 'Element-wise sum. Operator +.';
 COMMENT ON FUNCTION interest.embedding_sub(interest.embedding, interest.embedding) IS 'Element-wise difference. Operator -.';
 COMMENT ON FUNCTION interest.embedding_mul(interest.embedding, double precision) IS 'Scalar multiple. Operator *.';

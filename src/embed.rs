@@ -67,7 +67,7 @@ fn register_model(
     model_file: &str,
     tokenizer_file: &str,
     pooling: default!(&str, "'mean'"),
-    normalize: default!(bool, true),
+    l2_normalize: default!(bool, true),
     max_tokens: default!(i32, 512),
 ) -> i32 {
     require_superuser("register a model");
@@ -124,7 +124,7 @@ fn register_model(
         tokenizer_sha256: tokenizer_sha,
         max_tokens: max_tokens as usize,
         pooling,
-        normalize,
+        normalize: l2_normalize,
     };
     let env = models::runtime();
     let encoder = models::load_encoder(env, &entry, model_path, tokenizer_path);
@@ -149,7 +149,7 @@ fn register_model(
             entry.tokenizer_sha256.as_str().into(),
             (entry.max_tokens as i32).into(),
             if pooling == Pooling::Mean { "mean" } else { "cls" }.into(),
-            normalize.into(),
+            l2_normalize.into(),
         ],
     )
     .unwrap_or_else(|e| {

@@ -63,7 +63,7 @@ pub fn raise_encoder_error(model: &str, err: EncoderError) -> ! {
     match err {
         EncoderError::Runtime(detail) => raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_FILE,
-            format!("could not load ONNX Runtime for model \"{model}\""),
+            "could not load ONNX Runtime",
             detail,
             "Set interest.onnxruntime_library to the path of libonnxruntime.so (1.31 or newer); models/fetch_models.sh installs it.",
         ),

@@ -142,7 +142,7 @@ pub fn lookup(name: &str) -> ModelEntry {
 
 pub fn runtime() -> &'static interest_core::ort::environment::Environment {
     let library = expand(&gucs::string_setting(&gucs::ONNXRUNTIME_LIBRARY));
-    encoder::runtime(&library).unwrap_or_else(|e| raise_encoder_error("(runtime)", e))
+    encoder::runtime(&library).unwrap_or_else(|e| raise_encoder_error("", e))
 }
 
 fn verify_sha(path: &Path, expected: &str, model: &str) {

@@ -48,6 +48,14 @@ fn normalize(a: EmbeddingRef<'_>) -> Embedding {
     Embedding::new(v)
 }
 
+/// Same as `interest.normalize`, under pgvector's name. `normalize(x)` written
+/// without a schema is SQL-standard syntax for Unicode normalisation, so the
+/// grammar sends it to pg_catalog.normalize(text); this name has no such clash.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn l2_normalize(a: EmbeddingRef<'_>) -> Embedding {
+    normalize(a)
+}
+
 #[pg_extern(immutable, strict, parallel_safe)]
 fn embedding_add(a: EmbeddingRef<'_>, b: EmbeddingRef<'_>) -> Embedding {
     check_same_dims(a.as_slice(), b.as_slice());

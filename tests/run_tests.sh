@@ -18,7 +18,7 @@ record() { # name status
   if [[ "$2" == 0 ]]; then passed=$((passed + 1)); echo "ok: $1"; else failed=$((failed + 1)); failures+=("$1"); echo "FAILED: $1"; fi
 }
 
-scripts/setup.sh
+[[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
 
 # ---- 1. unit tests ---------------------------------------------------------
 share="$(pg_config --sharedir)"; pkglib="$(pg_config --pkglibdir)"

@@ -17,7 +17,7 @@ SELECT name, dimensions, model_file, pooling, normalize, builtin FROM models ORD
 SELECT round((1 - (embed('second directory', 'minilm-copy') <=> embed('second directory')))::numeric, 6) AS same_as_default;
 -- a CLS-pooled, unnormalised registration of the same files is a different model
 SELECT register_model('minilm-cls', '/tmp/pg_interest_run/models2/minilm-copy/model.onnx',
-                      '/tmp/pg_interest_run/models2/minilm-copy/tokenizer.json', pooling => 'cls', normalize => false);
+                      '/tmp/pg_interest_run/models2/minilm-copy/tokenizer.json', pooling => 'cls', l2_normalize => false);
 SELECT norm(embed('cls pooling', 'minilm-cls')) > 1.5 AS unnormalised, (embed('cls pooling', 'minilm-cls') <=> embed('cls pooling')) > 0.01 AS differs;
 
 -- bad registrations
