@@ -54,4 +54,5 @@ SELECT loaded_models();
 SELECT unregister_model('mutable'), unregister_model('mutable');
 SELECT pg_temp.err($$SELECT unregister_model('all-MiniLM-L6-v2')$$);
 SELECT pg_temp.err($$SELECT embed('x', 'mutable')$$);
+REVOKE USAGE ON SCHEMA interest FROM regress_app;
 DROP ROLE regress_app;
