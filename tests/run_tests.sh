@@ -51,7 +51,8 @@ unzip -p "${PG_INTEREST_CACHE:-$HOME/.cache/pg_interest}/$ORT_WHEEL" onnxruntime
 cp "$PG_INTEREST_MODEL_DIR/model.onnx" "$PG_INTEREST_RUN/outside/model.onnx"
 chown -R "$PG_TEST_USER" "$m2" "$PG_INTEREST_RUN/fixtures"
 
-cluster_start regress 55433
+# Preloaded in the postmaster: proves _PG_init loads nothing that breaks after fork.
+cluster_start regress 55433 "shared_preload_libraries = 'pg_interest'"
 regress_out="$PG_INTEREST_RUN/regress_out"; rm -rf "$regress_out"; mkdir -p "$regress_out"; chown "$PG_TEST_USER" "$regress_out"
 tests=$(cd tests/pg_regress/sql && ls *.sql | sed 's/\.sql$//' | sort)
 set +e

@@ -3,6 +3,7 @@
 //! format, pooling, and the ONNX sentence encoder.
 
 pub mod encoder;
+pub mod interest_state;
 pub mod kernels;
 pub mod pooling;
 pub mod text_format;

@@ -24,3 +24,5 @@ SHOW interest.max_tokens;
 SHOW interest.batch_size;
 -- the prefix is reserved: typos are caught
 SELECT pg_temp.err($$SET interest.no_such_setting = 1$$);
+-- the test server preloads the library (shared_preload_libraries); ONNX Runtime still loads per backend
+SHOW shared_preload_libraries;
