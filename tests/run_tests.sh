@@ -14,8 +14,21 @@ source scripts/cluster.sh
 source models/pins.env
 
 passed=0; failed=0; failures=()
-record() { # name status
-  if [[ "$2" == 0 ]]; then passed=$((passed + 1)); echo "ok: $1"; else failed=$((failed + 1)); failures+=("$1"); echo "FAILED: $1"; fi
+# record NAME STATUS LOG: adds the individual test counts found in LOG (cargo's
+# "test result" lines or pg_regress' summary); a stage that failed without a
+# count (a build error, say) counts as one failure.
+record() {
+  local name="$1" status="$2" log="$3" p f
+  p=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$log" | awk '{s+=$4} END {print s+0}')
+  f=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed; [0-9]+ failed' "$log" | awk '{s+=$6} END {print s+0}')
+  if grep -qE 'All [0-9]+ tests passed' "$log"; then p=$((p + $(grep -oE 'All [0-9]+ tests passed' "$log" | awk '{print $2}'))); fi
+  if grep -qE '[0-9]+ of [0-9]+ tests failed' "$log"; then
+    read -r rf rt < <(grep -oE '[0-9]+ of [0-9]+ tests failed' "$log" | awk '{print $1, $3}')
+    f=$((f + rf)); p=$((p + rt - rf))
+  fi
+  if [[ "$status" != 0 && "$f" == 0 ]]; then f=1; fi
+  passed=$((passed + p)); failed=$((failed + f))
+  if [[ "$status" == 0 ]]; then echo "ok: $name ($p passed)"; else failures+=("$name"); echo "FAILED: $name ($f failed)"; fi
 }
 
 [[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
@@ -28,7 +41,7 @@ set +e
 cargo test --release -p interest-core 2>&1 | tee /tmp/pg_interest_unit.log | grep -E '^(test |test result)' 
 status=${PIPESTATUS[0]}
 set -e
-record "unit tests (interest-core)" "$status"
+record "unit tests (interest-core)" "$status" /tmp/pg_interest_unit.log
 
 # ---- 2. pg_regress ---------------------------------------------------------
 ensure_test_user
@@ -59,11 +72,11 @@ set +e
 "$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress" \
   --inputdir=tests/pg_regress --outputdir="$regress_out" \
   --host="$PGHOST" --port="$PGPORT" --user=postgres \
-  --dbname=pg_interest_regress --load-extension=pg_interest $tests
-status=$?
+  --dbname=pg_interest_regress --load-extension=pg_interest $tests 2>&1 | tee /tmp/pg_interest_regress.log
+status=${PIPESTATUS[0]}
 set -e
 if [[ $status -ne 0 && -f "$regress_out/regression.diffs" ]]; then head -200 "$regress_out/regression.diffs"; fi
-record "pg_regress SQL tests ($(echo $tests | wc -w) files)" "$status"
+record "pg_regress SQL tests" "$status" /tmp/pg_interest_regress.log
 cluster_stop regress
 
 # ---- 3. #[pg_test] ---------------------------------------------------------
@@ -74,7 +87,7 @@ CARGO_PGRX_TEST_RUNAS="$PG_TEST_USER" CARGO_PGRX_TEST_PGDATA="$pgdata" \
   cargo pgrx test --release pg15 2>&1 | tee /tmp/pg_interest_pgtest.log | grep -E '^(test |test result)'
 status=${PIPESTATUS[0]}
 set -e
-record "#[pg_test] tests" "$status"
+record "#[pg_test] tests" "$status" /tmp/pg_interest_pgtest.log
 
 echo
 if ((failed)); then printf 'failed: %s\n' "${failures[@]}"; fi
