@@ -72,6 +72,9 @@ pub struct EncoderConfig {
 
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
 
+/// Token ids, attention mask and token type ids of one text.
+type Tokens = (Vec<i64>, Vec<i64>, Vec<i64>);
+
 /// Loads ONNX Runtime from `library` and creates the process's one environment.
 ///
 /// A failure leaves nothing behind, so a later call (after the administrator
@@ -227,7 +230,7 @@ impl Encoder {
     }
 
     /// Token ids, attention mask and type ids of one text, unpadded.
-    fn tokenize(&self, text: &str) -> Result<(Vec<i64>, Vec<i64>, Vec<i64>), EncoderError> {
+    fn tokenize(&self, text: &str) -> Result<Tokens, EncoderError> {
         let enc = self.tokenizer.encode(text, true).map_err(|e| EncoderError::Inference(e.to_string()))?;
         let ids = enc.get_ids().iter().map(|&x| x as i64).collect();
         let mask = enc.get_attention_mask().iter().map(|&x| x as i64).collect();
@@ -242,12 +245,18 @@ impl Encoder {
         }
         self.set_truncation(max_tokens)?;
         let tokenized = texts.iter().map(|t| self.tokenize(t)).collect::<Result<Vec<_>, _>>()?;
-        let batch = texts.len();
+        let refs: Vec<&Tokens> = tokenized.iter().collect();
+        self.run_batch(&refs)
+    }
+
+    /// One inference call over already tokenized texts, padded to the longest.
+    fn run_batch(&mut self, tokenized: &[&Tokens]) -> Result<Vec<Vec<f32>>, EncoderError> {
+        let batch = tokenized.len();
         let seq = tokenized.iter().map(|t| t.0.len()).max().unwrap_or(1).max(1);
         let mut ids = Array2::<i64>::from_elem((batch, seq), self.pad_id);
         let mut mask = Array2::<i64>::zeros((batch, seq));
         let mut types = Array2::<i64>::zeros((batch, seq));
-        for (row, (i, m, t)) in tokenized.iter().enumerate() {
+        for (row, (i, m, t)) in tokenized.iter().map(|t| (&t.0, &t.1, &t.2)).enumerate() {
             for col in 0..i.len() {
                 ids[[row, col]] = i[col];
                 mask[[row, col]] = m[col];
@@ -289,9 +298,10 @@ impl Encoder {
         }
     }
 
-    /// Embeds many texts: sorted by length so that each sub-batch pads little,
-    /// run `batch_size` at a time, returned in the caller's order. `between`
-    /// runs after each sub-batch (the caller checks for cancellation there).
+    /// Embeds many texts: tokenized first, sorted by token count so that each
+    /// sub-batch pads as little as possible, run `batch_size` at a time, and
+    /// returned in the caller's order. `between` runs after each sub-batch (the
+    /// caller checks for cancellation there).
     pub fn embed_many(
         &mut self,
         texts: &[&str],
@@ -299,13 +309,14 @@ impl Encoder {
         batch_size: usize,
         mut between: impl FnMut(),
     ) -> Result<Vec<Vec<f32>>, EncoderError> {
+        self.set_truncation(max_tokens)?;
+        let tokenized = texts.iter().map(|t| self.tokenize(t)).collect::<Result<Vec<_>, _>>()?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        // Byte length is a cheap, good proxy for token count.
-        order.sort_by_key(|&i| texts[i].len());
+        order.sort_by_key(|&i| tokenized[i].0.len());
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(batch_size.max(1)) {
-            let batch: Vec<&str> = chunk.iter().map(|&i| texts[i]).collect();
-            let vectors = self.embed(&batch, max_tokens)?;
+            let batch: Vec<&Tokens> = chunk.iter().map(|&i| &tokenized[i]).collect();
+            let vectors = self.run_batch(&batch)?;
             for (&i, v) in chunk.iter().zip(vectors) {
                 out[i] = v;
             }
