@@ -138,3 +138,45 @@ COMMENT ON FUNCTION interest.register_model(text, text, text, text, boolean, int
 COMMENT ON FUNCTION interest.unregister_model(text) IS 'Superuser only: removes a registered model (not the default one).';
 COMMENT ON FUNCTION interest.loaded_models() IS 'Models this backend has loaded into ONNX Runtime.';
 COMMENT ON TABLE interest.models IS 'Registered embedding models: files (relative to interest.model_dir), sha256, dimension, max tokens, pooling, normalisation.';
+
+-- ---------------------------------------------------------------------------
+-- Dynamic user interests: read side (keys of type int, bigint, text, uuid...).
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION interest.user_vector(user_key text, events regclass DEFAULT NULL) RETURNS interest.embedding
+LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT interest._user_vector($1, interest._event_source($2::oid)) $$;
+CREATE FUNCTION interest.user_vector(user_key anyelement, events regclass DEFAULT NULL) RETURNS interest.embedding
+LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT interest._user_vector($1::text, interest._event_source($2::oid)) $$;
+CREATE FUNCTION interest.interests(user_key text, events regclass DEFAULT NULL)
+RETURNS TABLE (slot integer, weight double precision, last_seen timestamptz, events bigint, centroid interest.embedding, recent_items text[])
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT slot, weight, to_timestamp(last_seen_epoch), events, centroid, recent_items
+    FROM interest._interests($1, interest._event_source($2::oid)) ORDER BY weight DESC, slot
+$$;
+CREATE FUNCTION interest.interests(user_key anyelement, events regclass DEFAULT NULL)
+RETURNS TABLE (slot integer, weight double precision, last_seen timestamptz, events bigint, centroid interest.embedding, recent_items text[])
+LANGUAGE sql STABLE PARALLEL SAFE AS $$ SELECT * FROM interest.interests($1::text, $2) $$;
+
+COMMENT ON FUNCTION interest.user_vector(text, regclass) IS
+    'A user''s interest vector: sub-interests combined by time-decayed weight; use in ORDER BY e <=> interest.user_vector(u) LIMIT k. NULL for a user with no events.';
+COMMENT ON FUNCTION interest.user_vector(anyelement, regclass) IS 'user_vector for int, bigint or uuid user keys.';
+COMMENT ON FUNCTION interest.interests(text, regclass) IS
+    'A user''s sub-interests: share of the decayed weight, last event, event count, unit vector, and the recent items nearest to it.';
+COMMENT ON FUNCTION interest.interests(anyelement, regclass) IS 'interests for int, bigint or uuid user keys.';
+COMMENT ON FUNCTION interest.attach_items(regclass, name, text, text, name) IS
+    'Keeps item embeddings current for an existing table (statement triggers): text is a column or SQL expression over the row, or embedding_column holds your own embeddings.';
+COMMENT ON FUNCTION interest.detach_items(regclass) IS 'Removes the triggers and bookkeeping of attach_items; the table and its rows are untouched.';
+COMMENT ON FUNCTION interest.attach_events(regclass, name, name, name, name, name, jsonb, name, interval, regclass, integer, real) IS
+    'Maintains every user''s time-decayed, multi-interest state from an existing events table (statement triggers with transition tables).';
+COMMENT ON FUNCTION interest.detach_events(regclass) IS 'Removes the triggers and interest state of attach_events; the table and its rows are untouched.';
+COMMENT ON FUNCTION interest.rebuild(regclass) IS 'Recomputes every user''s interest state from the events table, in time order; returns the number of events read.';
+COMMENT ON TABLE interest.item_sources IS 'Attached items tables.';
+COMMENT ON TABLE interest.item_embeddings IS 'Item embeddings by attached table and item key.';
+COMMENT ON TABLE interest.event_sources IS 'Attached events tables and their settings.';
+COMMENT ON TABLE interest.user_states IS 'Per user: reference time, decayed total vector, event count.';
+COMMENT ON TABLE interest.user_interests IS 'Per user and slot: a sub-interest''s decayed sum, mass, last event.';
+COMMENT ON TABLE interest.pending_events IS 'Events whose item had no embedding yet; applied when it arrives.';
+COMMENT ON TABLE interest.bookkeeping_errors IS 'Bookkeeping failures; the application''s rows were kept; interest.rebuild() repairs.';
+CREATE VIEW interest.item_status AS SELECT * FROM interest._item_status();
+COMMENT ON VIEW interest.item_status IS 'Attached items tables: estimated rows, embedded items, events waiting for their item''s embedding.';
+COMMENT ON PROCEDURE interest.backfill_items(regclass, integer) IS
+    'Embeds existing rows of an attached items table that have no embedding, committing per batch with a NOTICE; CALL it again to resume.';

@@ -85,6 +85,10 @@ impl Embedding {
         Embedding(values)
     }
 
+    pub fn into_vec(self) -> Vec<f32> {
+        self.0
+    }
+
     /// Copies the values into a new palloc'd varlena in the current memory context.
     pub fn to_pg_datum(&self) -> pg_sys::Datum {
         let size = HEADER_BYTES + self.0.len() * 4;

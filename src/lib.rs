@@ -10,6 +10,7 @@ mod embed;
 mod embedding_type;
 mod errors;
 mod gucs;
+mod interests;
 mod models;
 mod operators;
 
@@ -17,6 +18,8 @@ mod operators;
 
 // The type and its I/O functions must exist before any function that uses it.
 pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+// Bookkeeping tables and attach/detach (PL/pgSQL; calls into src/interests.rs).
+pgrx::extension_sql_file!("../sql/interests.sql", name = "interests");
 // Operators, casts, aggregates, the model registry and COMMENTs: after everything.
 pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

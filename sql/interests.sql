@@ -1,0 +1,375 @@
+-- ---------------------------------------------------------------------------
+-- Dynamic user interests: bookkeeping tables and attach/detach.
+--
+-- Security design: the trigger functions that attach_* installs on the
+-- application's tables run with the rights of the role that inserts (so a
+-- user-supplied text expression never runs with more rights than its author),
+-- read only the transition tables, and hand arrays to interest._apply_events /
+-- interest._items_changed. Those are SECURITY DEFINER with a pinned
+-- search_path; they check that the *calling* role may write the source table,
+-- so an application role needs no rights on these tables.
+-- ---------------------------------------------------------------------------
+GRANT USAGE ON SCHEMA interest TO PUBLIC;
+
+CREATE TABLE interest.item_sources (
+    id               serial PRIMARY KEY,
+    relid            regclass NOT NULL UNIQUE,
+    id_column        name NOT NULL,
+    text_expr        text,
+    embedding_column name,
+    model            text NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    CHECK ((text_expr IS NULL) <> (embedding_column IS NULL))
+);
+
+CREATE TABLE interest.item_embeddings (
+    source_id  integer NOT NULL REFERENCES interest.item_sources ON DELETE CASCADE,
+    item_key   text NOT NULL,
+    embedding  interest.embedding NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_id, item_key)
+);
+
+CREATE TABLE interest.event_sources (
+    id              serial PRIMARY KEY,
+    relid           regclass NOT NULL UNIQUE,
+    item_source_id  integer REFERENCES interest.item_sources ON DELETE SET NULL,
+    user_expr       text NOT NULL,
+    item_expr       text NOT NULL,
+    time_expr       text NOT NULL,
+    -- user, item, epoch seconds, weight, free text: shared by triggers and rebuild
+    select_list     text NOT NULL,
+    weights         jsonb NOT NULL,
+    half_life       interval NOT NULL CHECK (half_life > interval '0'),
+    max_interests   integer NOT NULL CHECK (max_interests BETWEEN 1 AND 32),
+    join_similarity real NOT NULL CHECK (join_similarity BETWEEN -1 AND 1),
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per user, one per sub-interest: each holds one 384-d vector (1.5 kB),
+-- below the TOAST threshold, so an event rewrites small rows in place.
+CREATE TABLE interest.user_states (
+    source_id  integer NOT NULL REFERENCES interest.event_sources ON DELETE CASCADE,
+    user_key   text NOT NULL,
+    t_ref      double precision NOT NULL,
+    total      interest.embedding NOT NULL,
+    events     bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_id, user_key)
+);
+
+CREATE TABLE interest.user_interests (
+    source_id integer NOT NULL,
+    user_key  text NOT NULL,
+    slot      integer NOT NULL,
+    centroid  interest.embedding NOT NULL,
+    mass      double precision NOT NULL,
+    last_seen double precision NOT NULL,
+    events    bigint NOT NULL,
+    PRIMARY KEY (source_id, user_key, slot),
+    FOREIGN KEY (source_id, user_key) REFERENCES interest.user_states ON DELETE CASCADE
+);
+
+-- Events whose item has no embedding yet: kept, counted, applied when it arrives.
+CREATE TABLE interest.pending_events (
+    source_id  integer NOT NULL REFERENCES interest.event_sources ON DELETE CASCADE,
+    user_key   text NOT NULL,
+    item_key   text NOT NULL,
+    t          double precision NOT NULL,
+    weight     double precision NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX pending_events_item ON interest.pending_events (source_id, item_key);
+
+-- Bookkeeping that failed; the application's rows were kept. interest.rebuild() repairs.
+CREATE TABLE interest.bookkeeping_errors (
+    id         bigserial PRIMARY KEY,
+    relid      regclass,
+    sqlstate   text NOT NULL,
+    message    text NOT NULL,
+    at         timestamptz NOT NULL DEFAULT now()
+);
+
+REVOKE ALL ON interest.item_sources, interest.item_embeddings, interest.event_sources, interest.user_states,
+    interest.user_interests, interest.pending_events, interest.bookkeeping_errors FROM PUBLIC;
+GRANT SELECT ON interest.item_sources, interest.event_sources TO PUBLIC;
+
+CREATE FUNCTION interest._require_owner(rel regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = rel), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501',
+            DETAIL = 'Attaching installs triggers on the table.', HINT = 'Run it as the table''s owner.';
+    END IF;
+END $$;
+
+CREATE FUNCTION interest._column(rel regclass, col name, what text) RETURNS name
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    IF col IS NULL THEN RETURN NULL; END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = rel AND attname = col AND attnum > 0 AND NOT attisdropped) THEN
+        RAISE EXCEPTION 'column "%" of relation % does not exist', col, rel USING ERRCODE = '42703',
+            DETAIL = format('It was given as the %s column.', what), HINT = 'Pass the name of an existing column.';
+    END IF;
+    RETURN col;
+END $$;
+
+-- Statements the trigger functions run, with the failure guard: an error in
+-- bookkeeping is logged and reported as a WARNING, never raised to the application.
+CREATE FUNCTION interest._guarded(body text, rel regclass) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT format($f$
+BEGIN
+    BEGIN
+        %s
+    EXCEPTION WHEN OTHERS THEN
+        PERFORM interest._record_error(%s::regclass, SQLSTATE, SQLERRM);
+        RAISE WARNING 'pg_interest: bookkeeping for %% failed (%%: %%); the rows were stored', %L, SQLSTATE, SQLERRM
+            USING HINT = 'See interest.bookkeeping_errors; interest.rebuild() recomputes the state.';
+    END;
+    RETURN NULL;
+END $f$, body, quote_literal(rel::oid::text), rel::text)
+$$;
+
+CREATE FUNCTION interest._record_error(rel regclass, state text, message text) RETURNS void
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
+    INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message) VALUES (rel, state, message);
+$$;
+
+CREATE FUNCTION interest.attach_items(items regclass, id_column name, text text DEFAULT NULL,
+                                      model text DEFAULT 'all-MiniLM-L6-v2', embedding_column name DEFAULT NULL)
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    src integer;
+    id_expr text;
+    val_expr text;
+    fn text;
+    call text;
+BEGIN
+    PERFORM interest._require_owner(items);
+    PERFORM interest._column(items, id_column, 'id');
+    PERFORM interest._column(items, embedding_column, 'embedding');
+    IF (text IS NULL) = (embedding_column IS NULL) THEN
+        RAISE EXCEPTION 'give exactly one of text and embedding_column' USING ERRCODE = '22023',
+            DETAIL = 'text is a column or SQL expression to embed; embedding_column holds precomputed embeddings.',
+            HINT = 'For example: interest.attach_items(''movies'', ''id'', text => ''title || '''' '''' || genres'').';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM interest.models m WHERE m.name = model) THEN
+        RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = '42704', HINT = 'See interest.models.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM interest.item_sources s WHERE s.relid = items) THEN
+        RAISE EXCEPTION 'table % is already attached', items USING ERRCODE = '42710',
+            HINT = 'Call interest.detach_items first to change the settings.';
+    END IF;
+    -- Validates the expression as the caller, with the caller's rights.
+    IF text IS NOT NULL THEN
+        EXECUTE format('SELECT (%s)::text FROM %s LIMIT 0', text, items);
+    END IF;
+    INSERT INTO interest.item_sources (relid, id_column, text_expr, embedding_column, model)
+    VALUES (items, id_column, text, embedding_column, model) RETURNING id INTO src;
+
+    id_expr := format('(%I)::text', id_column);
+    val_expr := CASE WHEN text IS NOT NULL THEN format('(%s)::text', text)
+                     ELSE format('(%I)::interest.embedding::text', embedding_column) END;
+    call := CASE WHEN text IS NOT NULL THEN 'interest._items_changed' ELSE 'interest._items_set' END;
+    fn := format('interest._items_%s', src);
+    EXECUTE format($f$CREATE FUNCTION %s_ins() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public AS %L$f$, fn,
+        interest._guarded(format('PERFORM %s(%s, array_agg(k), array_agg(v)) FROM (SELECT %s, %s FROM new_rows) s(k, v);',
+                                 call, src, id_expr, val_expr), items));
+    -- Only rows whose text (or embedding) changed are embedded again.
+    EXECUTE format($f$CREATE FUNCTION %s_upd() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public AS %L$f$, fn,
+        interest._guarded(format('PERFORM %s(%s, array_agg(n.k), array_agg(n.v)) FROM (SELECT %s, %s FROM new_rows) n(k, v) '
+                                 'WHERE NOT EXISTS (SELECT 1 FROM (SELECT %s, (%s)::text FROM old_rows) o(k, v) WHERE o.k = n.k AND o.v IS NOT DISTINCT FROM n.v::text);'
+                                 'PERFORM interest._items_deleted(%s, array_agg(o.k)) FROM (SELECT %s FROM old_rows) o(k) '
+                                 'WHERE NOT EXISTS (SELECT 1 FROM (SELECT %s FROM new_rows) n(k) WHERE n.k = o.k);',
+                                 call, src, id_expr, val_expr, id_expr, val_expr, src, id_expr, id_expr), items));
+    EXECUTE format($f$CREATE FUNCTION %s_del() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public AS %L$f$, fn,
+        interest._guarded(format('PERFORM interest._items_deleted(%s, array_agg(k)) FROM (SELECT %s FROM old_rows) s(k);', src, id_expr), items));
+    EXECUTE format('CREATE TRIGGER interest_items_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', items, fn);
+    EXECUTE format('CREATE TRIGGER interest_items_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_upd()', items, fn);
+    EXECUTE format('CREATE TRIGGER interest_items_del AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_del()', items, fn);
+    RAISE NOTICE 'attached %; rows that already exist are embedded by CALL interest.backfill_items(%)', items, quote_literal(items::text);
+    RETURN src;
+END $$;
+
+CREATE FUNCTION interest.detach_items(items regclass) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE src integer;
+BEGIN
+    PERFORM interest._require_owner(items);
+    SELECT id INTO src FROM interest.item_sources WHERE relid = items;
+    IF NOT FOUND THEN RETURN false; END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS interest_items_ins ON %s', items);
+    EXECUTE format('DROP TRIGGER IF EXISTS interest_items_upd ON %s', items);
+    EXECUTE format('DROP TRIGGER IF EXISTS interest_items_del ON %s', items);
+    EXECUTE format('DROP FUNCTION IF EXISTS interest._items_%s_ins(), interest._items_%s_upd(), interest._items_%s_del()', src, src, src);
+    PERFORM interest._forget_source('item', src);
+    RETURN true;
+END $$;
+
+CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_column name DEFAULT NULL,
+    time_column name DEFAULT NULL, type_column name DEFAULT NULL, weight_column name DEFAULT NULL,
+    weights jsonb DEFAULT '{"view": 1, "click": 2, "purchase": 5, "dislike": -3}',
+    text_column name DEFAULT NULL, half_life interval DEFAULT interval '30 days',
+    items regclass DEFAULT NULL, max_interests integer DEFAULT 4, join_similarity real DEFAULT 0.5)
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    src integer;
+    item_src integer;
+    user_expr text; item_expr text; time_expr text; weight_expr text; text_expr text; list text;
+    fn text;
+BEGIN
+    PERFORM interest._require_owner(events);
+    PERFORM interest._column(events, user_column, 'user');
+    PERFORM interest._column(events, item_column, 'item');
+    PERFORM interest._column(events, time_column, 'time');
+    PERFORM interest._column(events, type_column, 'type');
+    PERFORM interest._column(events, weight_column, 'weight');
+    PERFORM interest._column(events, text_column, 'text');
+    IF item_column IS NULL AND text_column IS NULL THEN
+        RAISE EXCEPTION 'an events table needs an item column or a text column' USING ERRCODE = '22023',
+            HINT = 'Pass item_column => ''item_id'' (or text_column for free-text events such as searches).';
+    END IF;
+    IF jsonb_typeof(weights) IS DISTINCT FROM 'object'
+       OR EXISTS (SELECT 1 FROM jsonb_each(weights) w WHERE jsonb_typeof(w.value) <> 'number') THEN
+        RAISE EXCEPTION 'weights must be a JSON object of numbers' USING ERRCODE = '22023',
+            DETAIL = format('Got %s.', weights), HINT = 'For example: ''{"view": 1, "purchase": 5, "dislike": -3}''.';
+    END IF;
+    IF half_life IS NULL OR half_life <= interval '0' THEN
+        RAISE EXCEPTION 'half_life must be positive' USING ERRCODE = '22023', HINT = 'For example: interval ''30 days''.';
+    END IF;
+    IF items IS NULL THEN
+        SELECT min(id) INTO item_src FROM interest.item_sources HAVING count(*) = 1;
+    ELSE
+        SELECT id INTO item_src FROM interest.item_sources WHERE relid = items;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'items table % is not attached', items USING ERRCODE = '55000',
+                HINT = 'Call interest.attach_items first.';
+        END IF;
+    END IF;
+    IF item_column IS NOT NULL AND item_src IS NULL THEN
+        RAISE EXCEPTION 'no single attached items table for the events'' items' USING ERRCODE = '55000',
+            DETAIL = format('%s items tables are attached.', (SELECT count(*) FROM interest.item_sources)),
+            HINT = 'Attach the items table with interest.attach_items, or name it with items => ''...''.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM interest.event_sources s WHERE s.relid = events) THEN
+        RAISE EXCEPTION 'table % is already attached', events USING ERRCODE = '42710',
+            HINT = 'Call interest.detach_events first to change the settings.';
+    END IF;
+
+    user_expr := format('(%I)::text', user_column);
+    item_expr := CASE WHEN item_column IS NULL THEN 'NULL::text' ELSE format('(%I)::text', item_column) END;
+    time_expr := CASE WHEN time_column IS NULL THEN 'now()' ELSE format('%I', time_column) END;
+    weight_expr := concat_ws(' * ',
+        CASE WHEN weight_column IS NOT NULL THEN format('coalesce((%I)::float8, 1)', weight_column) END,
+        CASE WHEN type_column IS NOT NULL THEN format('coalesce((%L::jsonb ->> (%I)::text)::float8, 1)', weights, type_column) END);
+    IF weight_expr = '' THEN weight_expr := '1'; END IF;
+    text_expr := CASE WHEN text_column IS NULL THEN 'NULL::text' ELSE format('(%I)::text', text_column) END;
+    list := format('%s, %s, extract(epoch FROM %s)::float8, (%s)::float8, %s', user_expr, item_expr, time_expr, weight_expr, text_expr);
+
+    INSERT INTO interest.event_sources (relid, item_source_id, user_expr, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity)
+    VALUES (events, item_src, user_expr, item_expr, time_expr, list, weights, half_life, max_interests, join_similarity)
+    RETURNING id INTO src;
+
+    fn := format('interest._events_%s', src);
+    -- Inserts: one pass over the statement's rows, grouped per user inside.
+    EXECUTE format($f$CREATE FUNCTION %s_ins() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
+        interest._guarded(format('PERFORM interest._apply_events(%s, array_agg(u), array_agg(i), array_agg(t), array_agg(w), array_agg(x)) FROM (SELECT %s FROM new_rows) s(u, i, t, w, x);', src, list), events));
+    -- Deletes and updates: the users concerned are recomputed from the table.
+    EXECUTE format($f$CREATE FUNCTION %s_del() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
+        interest._guarded(format('PERFORM interest._rebuild(%s, array_agg(DISTINCT u)) FROM (SELECT %s FROM old_rows) s(u);', src, user_expr), events));
+    EXECUTE format($f$CREATE FUNCTION %s_upd() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
+        interest._guarded(format('PERFORM interest._rebuild(%s, array_agg(DISTINCT u)) FROM (SELECT %s FROM old_rows UNION SELECT %s FROM new_rows) s(u);', src, user_expr, user_expr), events));
+    EXECUTE format('CREATE TRIGGER interest_events_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', events, fn);
+    EXECUTE format('CREATE TRIGGER interest_events_del AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_del()', events, fn);
+    EXECUTE format('CREATE TRIGGER interest_events_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_upd()', events, fn);
+    RETURN src;
+END $$;
+
+CREATE FUNCTION interest.detach_events(events regclass) RETURNS boolean
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE src integer;
+BEGIN
+    PERFORM interest._require_owner(events);
+    SELECT id INTO src FROM interest.event_sources WHERE relid = events;
+    IF NOT FOUND THEN RETURN false; END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS interest_events_ins ON %s', events);
+    EXECUTE format('DROP TRIGGER IF EXISTS interest_events_del ON %s', events);
+    EXECUTE format('DROP TRIGGER IF EXISTS interest_events_upd ON %s', events);
+    EXECUTE format('DROP FUNCTION IF EXISTS interest._events_%s_ins(), interest._events_%s_del(), interest._events_%s_upd()', src, src, src);
+    PERFORM interest._forget_source('event', src);
+    RETURN true;
+END $$;
+
+CREATE FUNCTION interest._forget_source(kind text, src integer) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
+DECLARE rel regclass;
+BEGIN
+    -- current_user is the definer here, so ownership is checked for the role
+    -- that called (the outer role), as in the Rust bookkeeping functions.
+    IF kind = 'item' THEN SELECT relid INTO rel FROM interest.item_sources WHERE id = src;
+    ELSE SELECT relid INTO rel FROM interest.event_sources WHERE id = src; END IF;
+    IF NOT interest._outer_role_owns(rel) THEN
+        RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501';
+    END IF;
+    -- Bookkeeping only: the application's tables and rows are untouched.
+    IF kind = 'item' THEN DELETE FROM interest.item_sources WHERE id = src;
+    ELSE DELETE FROM interest.event_sources WHERE id = src; END IF;
+END $$;
+
+CREATE FUNCTION interest.rebuild(events regclass) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE src integer;
+BEGIN
+    PERFORM interest._require_owner(events);
+    SELECT id INTO src FROM interest.event_sources WHERE relid = events;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000', HINT = 'Call interest.attach_events first.';
+    END IF;
+    RETURN interest._rebuild(src, NULL);
+END $$;
+
+-- Embeds the rows that have no embedding yet, batch by batch in key order,
+-- committing after each batch: interrupt it at any time, CALL it again to resume.
+-- No SET clause: a procedure with one cannot COMMIT. It runs with the caller's
+-- rights, and every name in it is schema-qualified or built-in.
+CREATE PROCEDURE interest.backfill_items(items regclass, batch_size integer DEFAULT 256)
+LANGUAGE plpgsql AS $$
+DECLARE
+    s interest.item_sources;
+    id_expr text; val_expr text; call text;
+    last_key text := NULL;
+    keys text[]; vals text[];
+    seen bigint := 0; embedded bigint := 0; total bigint;
+BEGIN
+    PERFORM interest._require_owner(items);
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO s FROM interest.item_sources WHERE relid = items;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not attached', items USING ERRCODE = '55000', HINT = 'Call interest.attach_items first.';
+    END IF;
+    id_expr := format('%I', s.id_column);
+    val_expr := CASE WHEN s.text_expr IS NOT NULL THEN format('(%s)::text', s.text_expr)
+                     ELSE format('(%I)::interest.embedding::text', s.embedding_column) END;
+    call := CASE WHEN s.text_expr IS NOT NULL THEN 'interest._items_changed' ELSE 'interest._items_set' END;
+    EXECUTE format('SELECT count(*) FROM %s', items) INTO total;
+    LOOP
+        -- Keyset pagination in the key's own order (int, bigint, text, uuid).
+        EXECUTE format('SELECT array_agg(k ORDER BY o), array_agg(v ORDER BY o) FROM (SELECT %s::text, %s, %s FROM %s WHERE $1 IS NULL OR %s > $1::%s ORDER BY 3 LIMIT %s) t(k, v, o)',
+                       id_expr, val_expr, id_expr, items, id_expr,
+                       format_type((SELECT atttypid FROM pg_attribute WHERE attrelid = items AND attname = s.id_column), NULL),
+                       batch_size)
+            INTO keys, vals USING last_key;
+        EXIT WHEN keys IS NULL;
+        seen := seen + cardinality(keys);
+        last_key := keys[cardinality(keys)];
+        SELECT m.keys, m.vals INTO keys, vals FROM interest._missing_items(s.id, keys, vals) m;
+        IF cardinality(keys) > 0 THEN
+            EXECUTE format('SELECT %s($1, $2, $3)', call) INTO STRICT embedded USING s.id, keys, vals;
+        END IF;
+        RAISE NOTICE 'backfill %: % of % rows checked', items, seen, total;
+        COMMIT;
+    END LOOP;
+END $$;

@@ -1,0 +1,769 @@
+//! Bookkeeping for dynamic user interests: the functions the attached tables'
+//! triggers call, and the read side (user_vector, interests). The state math
+//! is `interest_core::interest_state`; this file loads, locks and saves.
+//!
+//! The `_`-prefixed functions are SECURITY DEFINER (pinned search_path): an
+//! application role needs no rights on the bookkeeping tables. Each checks
+//! that the *calling* role (the outer role, which SECURITY DEFINER does not
+//! change) may write the attached table, so they cannot be used to forge state.
+
+use crate::embedding_type::Embedding;
+use crate::errors::raise;
+use crate::models;
+use interest_core::interest_state::{Centroid, InterestParams, InterestState};
+use pgrx::prelude::*;
+use pgrx::spi::SpiClient;
+use pgrx::PgSqlErrorCode;
+use std::collections::{BTreeMap, HashMap};
+
+struct EventSource {
+    id: i32,
+    relid: pg_sys::Oid,
+    relname: String,
+    item_source_id: Option<i32>,
+    user_expr: String,
+    item_expr: String,
+    time_expr: String,
+    select_list: String,
+    params: InterestParams,
+}
+
+/// One event ready to apply: its user, vector, weight and time (epoch seconds).
+struct Resolved {
+    user: String,
+    vector: Vec<f32>,
+    weight: f64,
+    t: f64,
+}
+
+fn spi_error(e: pgrx::spi::Error) -> ! {
+    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "pg_interest bookkeeping query failed", e.to_string(), "")
+}
+
+fn load_event_source(id: i32) -> EventSource {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT relid::oid, relid::regclass::text, item_source_id, user_expr, item_expr, time_expr, select_list, \
+                    extract(epoch FROM half_life)::float8, max_interests, join_similarity::float8 \
+             FROM interest.event_sources WHERE id = $1",
+            Some(1),
+            &[id.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>(Some(EventSource {
+            id,
+            relid: r.get::<pg_sys::Oid>(1)?.unwrap(),
+            relname: r.get::<String>(2)?.unwrap(),
+            item_source_id: r.get::<i32>(3)?,
+            user_expr: r.get::<String>(4)?.unwrap(),
+            item_expr: r.get::<String>(5)?.unwrap(),
+            time_expr: r.get::<String>(6)?.unwrap(),
+            select_list: r.get::<String>(7)?.unwrap(),
+            params: InterestParams {
+                half_life_secs: r.get::<f64>(8)?.unwrap(),
+                max_interests: r.get::<i32>(9)?.unwrap() as usize,
+                join_similarity: r.get::<f64>(10)?.unwrap() as f32,
+            },
+        }))
+    })
+    .unwrap_or_else(|e| spi_error(e))
+    .unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("event source {id} does not exist"),
+            "The events table was detached.",
+            "Attach it again with interest.attach_events.",
+        )
+    })
+}
+
+/// The role that called us from outside any SECURITY DEFINER function.
+fn outer_role() -> pg_sys::Oid {
+    // SAFETY: reads backend-local state.
+    unsafe { pg_sys::GetOuterUserId() }
+}
+
+fn require_privilege(relid: pg_sys::Oid, relname: &str, mode: u32, what: &str) {
+    // SAFETY: catalog lookup with valid OIDs; ACLMASK_ANY semantics (any bit of mode).
+    let ok = unsafe { pg_sys::pg_class_aclcheck(relid, outer_role(), mode as pg_sys::AclMode) } == pg_sys::AclResult::ACLCHECK_OK;
+    if !ok {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to {what} for table {relname}"),
+            "Interest bookkeeping for a table may only be changed by roles that may write that table.",
+            format!("Grant the role INSERT, UPDATE or DELETE on {relname}."),
+        );
+    }
+}
+
+/// True when the calling (outer) role owns the table; used by detach and rebuild.
+#[pg_extern(stable, parallel_safe)]
+fn _outer_role_owns(rel: pg_sys::Oid) -> bool {
+    Spi::get_one_with_args::<bool>(
+        "SELECT pg_has_role($1, relowner, 'USAGE') FROM pg_catalog.pg_class WHERE oid = $2",
+        &[outer_role().into(), rel.into()],
+    )
+    .unwrap_or_else(|e| spi_error(e))
+    .unwrap_or(false)
+}
+
+fn item_vectors(c: &mut SpiClient<'_>, item_source: i32, keys: &[String]) -> HashMap<String, Vec<f32>> {
+    let mut out = HashMap::new();
+    if keys.is_empty() {
+        return out;
+    }
+    let t = c
+        .select(
+            "SELECT item_key, embedding FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2)",
+            None,
+            &[item_source.into(), keys.to_vec().into()],
+        )
+        .unwrap_or_else(|e| spi_error(e));
+    for row in t {
+        let k = row.get::<String>(1).unwrap_or_else(|e| spi_error(e)).unwrap();
+        let e = row.get::<Embedding>(2).unwrap_or_else(|e| spi_error(e)).unwrap();
+        out.insert(k, e.into_vec());
+    }
+    out
+}
+
+fn item_model(item_source: Option<i32>) -> String {
+    item_source
+        .and_then(|id| {
+            Spi::get_one_with_args::<String>("SELECT model FROM interest.item_sources WHERE id = $1", &[id.into()]).ok().flatten()
+        })
+        .unwrap_or_else(|| "all-MiniLM-L6-v2".to_string())
+}
+
+fn embed_texts(model: &str, texts: &[&str]) -> Vec<Vec<f32>> {
+    if texts.is_empty() {
+        return Vec::new();
+    }
+    let entry = models::lookup(model);
+    let max_tokens = crate::gucs::MAX_TOKENS.get().max(2) as usize;
+    let batch = crate::gucs::BATCH_SIZE.get().max(1) as usize;
+    models::with_encoder(&entry, |enc| enc.embed_many(texts, max_tokens, batch, || {}))
+        .unwrap_or_else(|e| crate::errors::raise_encoder_error(model, e))
+}
+
+/// Applies a statement's new events: looks up item vectors (events whose item
+/// has none yet are parked in pending_events), embeds free-text events, then
+/// updates each user's state under a per-user lock.
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _apply_events(
+    source_id: i32,
+    users: Vec<Option<String>>,
+    items: Vec<Option<String>>,
+    times: Vec<Option<f64>>,
+    weights: Vec<Option<f64>>,
+    texts: Vec<Option<String>>,
+) -> i64 {
+    let src = load_event_source(source_id);
+    require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT, "apply events");
+    apply_event_rows(&src, users, items, times, weights, texts)
+}
+
+fn apply_event_rows(
+    src: &EventSource,
+    users: Vec<Option<String>>,
+    items: Vec<Option<String>>,
+    times: Vec<Option<f64>>,
+    weights: Vec<Option<f64>>,
+    texts: Vec<Option<String>>,
+) -> i64 {
+    let source_id = src.id;
+    let n = users.len();
+    if [items.len(), times.len(), weights.len(), texts.len()].iter().any(|&l| l != n) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "event arrays differ in length",
+            format!("users {n}, items {}, times {}, weights {}, texts {}", items.len(), times.len(), weights.len(), texts.len()),
+            "",
+        );
+    }
+    let item_keys: Vec<String> = {
+        let mut k: Vec<String> = items.iter().flatten().cloned().collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let vectors = match src.item_source_id {
+        Some(item_src) => Spi::connect_mut(|c| item_vectors(c, item_src, &item_keys)),
+        None => HashMap::new(),
+    };
+    // Free-text events (no item): embed their texts in one batch.
+    let text_events: Vec<usize> = (0..n).filter(|&i| items[i].is_none() && texts[i].is_some()).collect();
+    let text_refs: Vec<&str> = text_events.iter().map(|&i| texts[i].as_deref().unwrap()).collect();
+    let text_vectors = embed_texts(&item_model(src.item_source_id), &text_refs);
+    let mut text_vector_of: HashMap<usize, Vec<f32>> = text_events.into_iter().zip(text_vectors).collect();
+
+    let mut resolved = Vec::with_capacity(n);
+    let mut pending: (Vec<String>, Vec<String>, Vec<f64>, Vec<f64>) = Default::default();
+    for i in 0..n {
+        let (Some(user), Some(t)) = (users[i].clone(), times[i]) else { continue };
+        let weight = weights[i].unwrap_or(1.0);
+        if weight == 0.0 {
+            continue;
+        }
+        let vector = match &items[i] {
+            Some(item) => match vectors.get(item) {
+                Some(v) => v.clone(),
+                None => {
+                    pending.0.push(user);
+                    pending.1.push(item.clone());
+                    pending.2.push(t);
+                    pending.3.push(weight);
+                    continue;
+                }
+            },
+            None => match text_vector_of.remove(&i) {
+                Some(v) => v,
+                None => continue,
+            },
+        };
+        resolved.push(Resolved { user, vector, weight, t });
+    }
+    if !pending.0.is_empty() {
+        Spi::run_with_args(
+            "INSERT INTO interest.pending_events (source_id, user_key, item_key, t, weight) \
+             SELECT $1, u, i, t, w FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[]) AS p(u, i, t, w)",
+            &[source_id.into(), pending.0.into(), pending.1.into(), pending.2.into(), pending.3.into()],
+        )
+        .unwrap_or_else(|e| spi_error(e));
+    }
+    let applied = resolved.len() as i64;
+    apply_to_users(src, resolved, false);
+    applied
+}
+
+/// Groups events per user, locks the users in a fixed order (by lock key) so
+/// that concurrent statements never deadlock, loads, applies and saves.
+/// With `fresh`, existing state is ignored (rebuild).
+fn apply_to_users(src: &EventSource, events: Vec<Resolved>, fresh: bool) {
+    if events.is_empty() {
+        return;
+    }
+    let mut per_user: BTreeMap<String, Vec<Resolved>> = BTreeMap::new();
+    for e in events {
+        per_user.entry(e.user.clone()).or_default().push(e);
+    }
+    let user_keys: Vec<String> = per_user.keys().cloned().collect();
+    lock_users(src.id, &user_keys);
+    let mut states = if fresh { HashMap::new() } else { load_states(src.id, &user_keys) };
+    for (user, mut evs) in per_user {
+        // Time order within a statement (stable: ties keep arrival order), so
+        // incremental maintenance and rebuild see events in the same order.
+        evs.sort_by(|a, b| a.t.total_cmp(&b.t));
+        let dims = evs[0].vector.len();
+        let state = states.entry(user).or_insert_with(|| InterestState::new(dims, evs[0].t));
+        for e in &evs {
+            if e.vector.len() != state.total.len() {
+                crate::errors::dimension_mismatch(state.total.len(), e.vector.len());
+            }
+            state.apply(&e.vector, e.weight, e.t, &src.params);
+        }
+    }
+    save_states(src.id, &states);
+}
+
+fn lock_users(source_id: i32, users: &[String]) {
+    Spi::run_with_args(
+        "SELECT count(pg_catalog.pg_advisory_xact_lock($1, h)) \
+         FROM (SELECT DISTINCT pg_catalog.hashtext(u) AS h FROM unnest($2::text[]) u ORDER BY 1) s",
+        &[source_id.into(), users.to_vec().into()],
+    )
+    .unwrap_or_else(|e| spi_error(e));
+}
+
+fn load_states(source_id: i32, users: &[String]) -> HashMap<String, InterestState> {
+    Spi::connect(|c| {
+        let mut states: HashMap<String, InterestState> = HashMap::new();
+        let t = c.select(
+            "SELECT user_key, t_ref, total, events FROM interest.user_states WHERE source_id = $1 AND user_key = ANY($2)",
+            None,
+            &[source_id.into(), users.to_vec().into()],
+        )?;
+        for r in t {
+            let total = r.get::<Embedding>(3)?.unwrap().into_vec();
+            states.insert(
+                r.get::<String>(1)?.unwrap(),
+                InterestState {
+                    t_ref: r.get::<f64>(2)?.unwrap(),
+                    total: total.iter().map(|&v| v as f64).collect(),
+                    centroids: Vec::new(),
+                    events: r.get::<i64>(4)?.unwrap() as u64,
+                },
+            );
+        }
+        let t = c.select(
+            "SELECT user_key, centroid, mass, last_seen, events FROM interest.user_interests \
+             WHERE source_id = $1 AND user_key = ANY($2) ORDER BY user_key, slot",
+            None,
+            &[source_id.into(), users.to_vec().into()],
+        )?;
+        for r in t {
+            let user = r.get::<String>(1)?.unwrap();
+            if let Some(s) = states.get_mut(&user) {
+                s.centroids.push(Centroid {
+                    sum: r.get::<Embedding>(2)?.unwrap().into_vec().iter().map(|&v| v as f64).collect(),
+                    mass: r.get::<f64>(3)?.unwrap(),
+                    last_seen: r.get::<f64>(4)?.unwrap(),
+                    events: r.get::<i64>(5)?.unwrap() as u64,
+                });
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(states)
+    })
+    .unwrap_or_else(|e| spi_error(e))
+}
+
+fn to_embedding(v: &[f64]) -> Embedding {
+    Embedding::new(v.iter().map(|&x| x as f32).collect())
+}
+
+fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
+    let mut users = Vec::new();
+    let mut t_refs = Vec::new();
+    let mut totals = Vec::new();
+    let mut counts = Vec::new();
+    let (mut i_users, mut i_slots, mut i_vecs, mut i_mass, mut i_seen, mut i_events) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (user, s) in states {
+        users.push(user.clone());
+        t_refs.push(s.t_ref);
+        totals.push(to_embedding(&s.total));
+        counts.push(s.events as i64);
+        for (slot, c) in s.centroids.iter().enumerate() {
+            i_users.push(user.clone());
+            i_slots.push(slot as i32);
+            i_vecs.push(to_embedding(&c.sum));
+            i_mass.push(c.mass);
+            i_seen.push(c.last_seen);
+            i_events.push(c.events as i64);
+        }
+    }
+    let run = |sql: &str, args: &[pgrx::datum::DatumWithOid]| Spi::run_with_args(sql, args).unwrap_or_else(|e| spi_error(e));
+    run(
+        "INSERT INTO interest.user_states (source_id, user_key, t_ref, total, events, updated_at) \
+         SELECT $1, u, t, e, n, now() FROM unnest($2::text[], $3::float8[], $4::interest.embedding[], $5::int8[]) AS x(u, t, e, n) \
+         ON CONFLICT (source_id, user_key) DO UPDATE \
+         SET t_ref = excluded.t_ref, total = excluded.total, events = excluded.events, updated_at = excluded.updated_at",
+        &[source_id.into(), users.clone().into(), t_refs.into(), totals.into(), counts.into()],
+    );
+    run(
+        "DELETE FROM interest.user_interests WHERE source_id = $1 AND user_key = ANY($2)",
+        &[source_id.into(), users.into()],
+    );
+    run(
+        "INSERT INTO interest.user_interests (source_id, user_key, slot, centroid, mass, last_seen, events) \
+         SELECT $1, u, s, c, m, l, n \
+         FROM unnest($2::text[], $3::int4[], $4::interest.embedding[], $5::float8[], $6::float8[], $7::int8[]) AS x(u, s, c, m, l, n)",
+        &[
+            source_id.into(),
+            i_users.into(),
+            i_slots.into(),
+            i_vecs.into(),
+            i_mass.into(),
+            i_seen.into(),
+            i_events.into(),
+        ],
+    );
+}
+
+/// Recomputes users' states from the events table (all users when `users` is
+/// NULL), in time order; pending events of those users are recomputed too.
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _rebuild(source_id: i32, users: Option<Vec<Option<String>>>) -> i64 {
+    let src = load_event_source(source_id);
+    let users: Option<Vec<String>> = users.map(|u| u.into_iter().flatten().collect());
+    match &users {
+        None if !_outer_role_owns(src.relid) => raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("must be owner of table {}", src.relname),
+            "A full rebuild recomputes every user's interest state.",
+            "Run interest.rebuild as the table's owner.",
+        ),
+        None => {}
+        Some(_) => require_privilege(src.relid, &src.relname, pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE, "rebuild users"),
+    }
+    if let Some(u) = &users {
+        if u.is_empty() {
+            return 0;
+        }
+        lock_users(src.id, u);
+    }
+    // Clear, then replay the table's events.
+    match &users {
+        None => {
+            Spi::run_with_args("DELETE FROM interest.user_states WHERE source_id = $1", &[source_id.into()])
+                .unwrap_or_else(|e| spi_error(e));
+            Spi::run_with_args("DELETE FROM interest.pending_events WHERE source_id = $1", &[source_id.into()])
+                .unwrap_or_else(|e| spi_error(e));
+        }
+        Some(u) => {
+            for table in ["user_states", "pending_events"] {
+                Spi::run_with_args(
+                    &format!("DELETE FROM interest.{table} WHERE source_id = $1 AND user_key = ANY($2)"),
+                    &[source_id.into(), u.clone().into()],
+                )
+                .unwrap_or_else(|e| spi_error(e));
+            }
+        }
+    }
+    let filter = if users.is_some() { format!("WHERE {} = ANY($1)", src.user_expr) } else { String::new() };
+    let query = format!("SELECT {} FROM {} {filter} ORDER BY 3, ctid", src.select_list, src.relname);
+    let rows: Vec<(Option<String>, Option<String>, Option<f64>, Option<f64>, Option<String>)> = Spi::connect(|c| {
+        let args: Vec<pgrx::datum::DatumWithOid> = match &users {
+            Some(u) => vec![u.clone().into()],
+            None => vec![],
+        };
+        let t = c.select(&query, None, &args)?;
+        t.map(|r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))).collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| spi_error(e));
+    let total = rows.len() as i64;
+    // Same path as incremental maintenance, on the whole history at once.
+    let mut u = Vec::with_capacity(rows.len());
+    let mut i = Vec::with_capacity(rows.len());
+    let mut t = Vec::with_capacity(rows.len());
+    let mut w = Vec::with_capacity(rows.len());
+    let mut x = Vec::with_capacity(rows.len());
+    for r in rows {
+        u.push(r.0);
+        i.push(r.1);
+        t.push(r.2);
+        w.push(r.3);
+        x.push(r.4);
+    }
+    apply_event_rows(&src, u, i, t, w, x);
+    total
+}
+
+/// The events source for `events` (an attached table's OID), or the only one.
+#[pg_extern(stable, parallel_safe)]
+fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
+    // (Spi::get_one errors on an empty result, so read through a table.)
+    let ids: Vec<i32> = Spi::connect(|c| {
+        let t = match events {
+            Some(rel) => c.select("SELECT id FROM interest.event_sources WHERE relid = $1::regclass", None, &[rel.into()])?,
+            None => c.select("SELECT id FROM interest.event_sources ORDER BY id", None, &[])?,
+        };
+        t.map(|r| r.get::<i32>(1).map(|v| v.unwrap())).collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| spi_error(e));
+    let n = ids.len();
+    let ids = if n == 1 { Some(ids[0]) } else { None };
+    ids.unwrap_or_else(|| match (events, n) {
+        (Some(_), _) => raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "that table is not an attached events table",
+            "interest.event_sources has no row for it.",
+            "Call interest.attach_events first.",
+        ),
+        (None, 0) => raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "no events table is attached",
+            "User interests come from an attached events table.",
+            "Call interest.attach_events first.",
+        ),
+        (None, n) => raise(
+            PgSqlErrorCode::ERRCODE_AMBIGUOUS_PARAMETER,
+            "several events tables are attached",
+            format!("{n} events tables are attached."),
+            "Name one with events => 'my_events'.",
+        ),
+    })
+}
+
+fn require_read(src: &EventSource) {
+    require_privilege(src.relid, &src.relname, pg_sys::ACL_SELECT, "read interests");
+}
+
+fn load_user(src: &EventSource, user_key: &str) -> Option<InterestState> {
+    load_states(src.id, &[user_key.to_string()]).remove(user_key)
+}
+
+/// The user's interest vector: sub-interests combined by decayed weight.
+/// NULL for a user with no (applied) events.
+#[pg_extern(security_definer, stable, parallel_safe)]
+#[search_path(pg_catalog, interest)]
+fn _user_vector(user_key: &str, source_id: i32) -> Option<Embedding> {
+    let src = load_event_source(source_id);
+    require_read(&src);
+    let state = load_user(&src, user_key)?;
+    state.user_vector().map(Embedding::new)
+}
+
+/// Each sub-interest of a user: its vector, share of the decayed weight, last
+/// event, event count, and the user's recent items nearest to it.
+#[pg_extern(security_definer, stable, parallel_safe)]
+#[search_path(pg_catalog, interest)]
+fn _interests(
+    user_key: &str,
+    source_id: i32,
+) -> TableIterator<
+    'static,
+    (
+        name!(slot, i32),
+        name!(weight, f64),
+        name!(last_seen_epoch, f64),
+        name!(events, i64),
+        name!(centroid, Embedding),
+        name!(recent_items, Vec<String>),
+    ),
+> {
+    let src = load_event_source(source_id);
+    require_read(&src);
+    let Some(state) = load_user(&src, user_key) else { return TableIterator::new(Vec::new()) };
+    // The user's 50 most recent items and their vectors.
+    let recent_sql = format!(
+        "SELECT i FROM (SELECT {item} AS i, max({time}) AS t FROM {rel} WHERE {user} = $1 AND {item} IS NOT NULL \
+         GROUP BY 1 ORDER BY 2 DESC LIMIT 50) s",
+        item = src.item_expr,
+        time = src.time_expr,
+        rel = src.relname,
+        user = src.user_expr
+    );
+    let recent: Vec<String> = Spi::connect(|c| {
+        c.select(&recent_sql, None, &[user_key.into()])?
+            .map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| spi_error(e));
+    let vectors = match src.item_source_id {
+        Some(item_src) => Spi::connect_mut(|c| item_vectors(c, item_src, &recent)),
+        None => HashMap::new(),
+    };
+    let total_mass: f64 = state.centroids.iter().map(|c| c.mass).sum();
+    let rows: Vec<_> = state
+        .centroids
+        .iter()
+        .enumerate()
+        .map(|(slot, c)| {
+            let dir: Vec<f32> = c.sum.iter().map(|&v| v as f32).collect();
+            let mut near: Vec<(f64, &String)> = recent
+                .iter()
+                .filter_map(|k| vectors.get(k).map(|v| (interest_core::kernels::cosine_distance(&dir, v), k)))
+                .filter(|(d, _)| !d.is_nan())
+                .collect();
+            near.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut unit = dir.clone();
+            interest_core::kernels::normalize_in_place(&mut unit);
+            (
+                slot as i32,
+                if total_mass > 0.0 { c.mass / total_mass } else { 0.0 },
+                c.last_seen,
+                c.events as i64,
+                Embedding::new(unit),
+                near.into_iter().take(3).map(|(_, k)| k.clone()).collect(),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+struct ItemSource {
+    relid: pg_sys::Oid,
+    relname: String,
+    model: String,
+}
+
+fn load_item_source(id: i32) -> ItemSource {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT relid::oid, relid::regclass::text, model FROM interest.item_sources WHERE id = $1",
+            Some(1),
+            &[id.into()],
+        )?;
+        if t.is_empty() {
+            return Ok(None);
+        }
+        let r = t.first();
+        Ok::<_, pgrx::spi::Error>(Some(ItemSource {
+            relid: r.get::<pg_sys::Oid>(1)?.unwrap(),
+            relname: r.get::<String>(2)?.unwrap(),
+            model: r.get::<String>(3)?.unwrap(),
+        }))
+    })
+    .unwrap_or_else(|e| spi_error(e))
+    .unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("item source {id} does not exist"),
+            "The items table was detached.",
+            "Attach it again with interest.attach_items.",
+        )
+    })
+}
+
+/// Embeds changed item texts (NULL text removes the embedding) and applies
+/// the events that were waiting for these items.
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<String>>) -> i64 {
+    let src = load_item_source(source_id);
+    require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE, "embed items");
+    let present: Vec<(String, &str)> = ids
+        .iter()
+        .zip(&texts)
+        .filter_map(|(k, t)| Some((k.clone()?, t.as_deref()?)))
+        .collect();
+    let refs: Vec<&str> = present.iter().map(|p| p.1).collect();
+    let vectors = embed_texts(&src.model, &refs);
+    let keys: Vec<String> = present.into_iter().map(|p| p.0).collect();
+    let removed: Vec<String> =
+        ids.iter().zip(&texts).filter_map(|(k, t)| if t.is_none() { k.clone() } else { None }).collect();
+    store_items(source_id, keys, vectors.into_iter().map(Embedding::new).collect(), removed)
+}
+
+/// Stores precomputed embeddings (bring your own); NULL removes one.
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<String>>) -> i64 {
+    let src = load_item_source(source_id);
+    require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE, "store item embeddings");
+    let mut keys = Vec::new();
+    let mut vecs = Vec::new();
+    let mut removed = Vec::new();
+    for (k, e) in ids.into_iter().zip(embeddings) {
+        match (k, e) {
+            (Some(k), Some(e)) => {
+                // The trigger passes the column cast to interest.embedding, as text.
+                let values = interest_core::text_format::parse(&e).unwrap_or_else(|err| crate::errors::raise_vector_error(err));
+                keys.push(k);
+                vecs.push(Embedding::new(values));
+            }
+            (Some(k), None) => removed.push(k),
+            _ => {}
+        }
+    }
+    store_items(source_id, keys, vecs, removed)
+}
+
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _items_deleted(source_id: i32, ids: Vec<Option<String>>) -> i64 {
+    let src = load_item_source(source_id);
+    require_privilege(src.relid, &src.relname, pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE, "remove item embeddings");
+    let keys: Vec<String> = ids.into_iter().flatten().collect();
+    // Users keep what these items contributed: the events happened.
+    Spi::get_one_with_args::<i64>(
+        "WITH d AS (DELETE FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2) RETURNING 1) SELECT count(*) FROM d",
+        &[source_id.into(), keys.into()],
+    )
+    .unwrap_or_else(|e| spi_error(e))
+    .unwrap_or(0)
+}
+
+fn store_items(source_id: i32, keys: Vec<String>, vectors: Vec<Embedding>, removed: Vec<String>) -> i64 {
+    let n = keys.len() as i64;
+    if !keys.is_empty() {
+        Spi::run_with_args(
+            "INSERT INTO interest.item_embeddings (source_id, item_key, embedding, updated_at) \
+             SELECT $1, k, e, now() FROM unnest($2::text[], $3::interest.embedding[]) AS x(k, e) \
+             ON CONFLICT (source_id, item_key) DO UPDATE SET embedding = excluded.embedding, updated_at = excluded.updated_at",
+            &[source_id.into(), keys.clone().into(), vectors.into()],
+        )
+        .unwrap_or_else(|e| spi_error(e));
+    }
+    if !removed.is_empty() {
+        Spi::run_with_args(
+            "DELETE FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2)",
+            &[source_id.into(), removed.into()],
+        )
+        .unwrap_or_else(|e| spi_error(e));
+    }
+    if !keys.is_empty() {
+        apply_pending(source_id, &keys);
+    }
+    n
+}
+
+/// Events that arrived before their item's embedding: applied now, in time order.
+fn apply_pending(item_source_id: i32, keys: &[String]) {
+    let sources: Vec<i32> = Spi::connect(|c| {
+        c.select("SELECT id FROM interest.event_sources WHERE item_source_id = $1 ORDER BY id", None, &[item_source_id.into()])?
+            .map(|r| r.get::<i32>(1).map(|v| v.unwrap()))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap_or_else(|e| spi_error(e));
+    for source_id in sources {
+        let rows: Vec<(Option<String>, Option<String>, Option<f64>, Option<f64>)> = Spi::connect_mut(|c| {
+            c.update(
+                "WITH d AS (DELETE FROM interest.pending_events WHERE source_id = $1 AND item_key = ANY($2) \
+                 RETURNING user_key, item_key, t, weight) SELECT * FROM d ORDER BY t",
+                None,
+                &[source_id.into(), keys.to_vec().into()],
+            )?
+            .map(|r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        })
+        .unwrap_or_else(|e| spi_error(e));
+        if rows.is_empty() {
+            continue;
+        }
+        let src = load_event_source(source_id);
+        let n = rows.len();
+        let (mut u, mut i, mut t, mut w) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for r in rows {
+            u.push(r.0);
+            i.push(r.1);
+            t.push(r.2);
+            w.push(r.3);
+        }
+        apply_event_rows(&src, u, i, t, w, vec![None; n]);
+    }
+}
+
+/// Of the given keys (and values), those whose item has no embedding yet.
+#[pg_extern(security_definer, stable, parallel_safe)]
+#[search_path(pg_catalog, interest)]
+fn _missing_items(
+    source_id: i32,
+    keys: Vec<Option<String>>,
+    vals: Vec<Option<String>>,
+) -> TableIterator<'static, (name!(keys, Vec<Option<String>>), name!(vals, Vec<Option<String>>))> {
+    let src = load_item_source(source_id);
+    require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE, "embed items");
+    let present: std::collections::HashSet<String> = Spi::connect(|c| {
+        c.select(
+            "SELECT item_key FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2)",
+            None,
+            &[source_id.into(), keys.clone().into()],
+        )?
+        .map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
+        .collect::<Result<_, _>>()
+    })
+    .unwrap_or_else(|e| spi_error(e));
+    let (k, v): (Vec<_>, Vec<_>) = keys
+        .into_iter()
+        .zip(vals)
+        .filter(|(k, _)| k.as_ref().is_some_and(|k| !present.contains(k)))
+        .unzip();
+    TableIterator::new(vec![(k, v)])
+}
+
+/// Per attached items table: rows (estimate), embedded items, events waiting for items.
+#[pg_extern(security_definer, stable, parallel_safe)]
+#[search_path(pg_catalog, interest)]
+fn _item_status() -> TableIterator<'static, (name!(items, String), name!(row_estimate, i64), name!(embedded, i64), name!(pending_events, i64))> {
+    let rows = Spi::connect(|c| {
+        c.select(
+            "SELECT s.relid::regclass::text, greatest(c.reltuples, 0)::int8, \
+                    (SELECT count(*) FROM interest.item_embeddings e WHERE e.source_id = s.id), \
+                    (SELECT count(*) FROM interest.pending_events p JOIN interest.event_sources es ON es.id = p.source_id WHERE es.item_source_id = s.id) \
+             FROM interest.item_sources s JOIN pg_class c ON c.oid = s.relid ORDER BY 1",
+            None,
+            &[],
+        )?
+        .map(|r| Ok((r.get::<String>(1)?.unwrap(), r.get::<i64>(2)?.unwrap(), r.get::<i64>(3)?.unwrap(), r.get::<i64>(4)?.unwrap())))
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| spi_error(e));
+    TableIterator::new(rows)
+}

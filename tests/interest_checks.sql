@@ -1,0 +1,30 @@
+-- Shared by tests/concurrency.sh and tests/crash.sh: compares every user's
+-- incrementally maintained state with interest.rebuild() of the committed
+-- events. Prints one line per check: "check <name>: ok|FAIL ...".
+\set ON_ERROR_STOP 1
+CREATE TEMP TABLE incremental AS
+SELECT s.user_key, s.t_ref, s.total, s.events FROM interest.user_states s
+JOIN interest.event_sources es ON es.id = s.source_id WHERE es.relid = 'events'::regclass;
+SELECT interest.rebuild('events') AS events_replayed \gset
+CREATE TEMP TABLE rebuilt AS
+SELECT s.user_key, s.t_ref, s.total, s.events FROM interest.user_states s
+JOIN interest.event_sources es ON es.id = s.source_id WHERE es.relid = 'events'::regclass;
+-- decayed magnitude at a common time (t = 1.7e9 s), 30-day half-life
+CREATE TEMP TABLE cmp AS
+SELECT coalesce(i.user_key, r.user_key) AS user_key,
+       i.events AS inc_events, r.events AS reb_events,
+       (i.total OPERATOR(interest.<=>) r.total) AS cos_dist,
+       abs(interest.norm(i.total) * 2 ^ ((i.t_ref - 1.7e9) / 2592000) - interest.norm(r.total) * 2 ^ ((r.t_ref - 1.7e9) / 2592000))
+         / greatest(interest.norm(r.total) * 2 ^ ((r.t_ref - 1.7e9) / 2592000), 1e-12) AS rel_mag
+FROM incremental i FULL JOIN rebuilt r USING (user_key);
+SELECT format('check every user has a state: %s (%s users incremental, %s rebuilt)',
+              CASE WHEN count(*) FILTER (WHERE inc_events IS NULL OR reb_events IS NULL) = 0 THEN 'ok' ELSE 'FAIL' END,
+              count(inc_events), count(reb_events)) FROM cmp;
+SELECT format('check no lost update (event counts equal): %s (%s events in states, %s in table)',
+              CASE WHEN bool_and(inc_events = reb_events) THEN 'ok' ELSE 'FAIL' END,
+              sum(inc_events), (SELECT count(*) FROM events)) FROM cmp;
+SELECT format('check decayed totals agree within 1e-5: %s (max cosine distance %s, max relative magnitude error %s)',
+              CASE WHEN max(cos_dist) < 1e-5 AND max(rel_mag) < 1e-5 THEN 'ok' ELSE 'FAIL' END,
+              to_char(max(cos_dist), '9.99EEEE'), to_char(max(rel_mag), '9.99EEEE')) FROM cmp;
+SELECT format('check no bookkeeping errors: %s (%s)', CASE WHEN count(*) = 0 THEN 'ok' ELSE 'FAIL' END, count(*))
+FROM interest.bookkeeping_errors;

@@ -1,0 +1,138 @@
+-- Dynamic user interests on the application's own tables.
+SET search_path = public, interest;
+CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE d text; h text;
+BEGIN
+  EXECUTE q;
+  RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+  GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
+  RETURN SQLSTATE || ': ' || SQLERRM || ' | ' || coalesce(d, '') || ' | ' || coalesce(h, '');
+END $$;
+
+-- the application's items table, with rows before attaching
+CREATE TABLE movies (id int PRIMARY KEY, title text, genres text, year int);
+INSERT INTO movies VALUES
+  (1, 'Toy Story', 'Animation Children Comedy', 1995), (2, 'Seven', 'Crime Thriller', 1995),
+  (3, 'Babe', 'Children Comedy Drama', 1995), (4, 'The Usual Suspects', 'Crime Thriller', 1995),
+  (5, 'Muppet Treasure Island', 'Adventure Children Comedy Musical', 1996);
+SELECT attach_items('movies', 'id', text => $$title || ' (' || year || ') ' || genres$$);
+SELECT * FROM item_status;
+CALL backfill_items('movies', 2);
+CALL backfill_items('movies', 2);   -- resumes: nothing left to embed
+SELECT * FROM item_status;
+-- new rows are embedded by the trigger; an update of an unrelated column is not re-embedded
+INSERT INTO movies VALUES (6, 'Heat', 'Action Crime Thriller', 1995);
+CREATE TEMP TABLE emb_before AS SELECT item_key, updated_at FROM interest.item_embeddings;
+UPDATE movies SET year = year WHERE id = 2;
+UPDATE movies SET title = 'Se7en' WHERE id = 2;
+SELECT e.item_key, e.updated_at = b.updated_at AS unchanged FROM interest.item_embeddings e JOIN emb_before b USING (item_key) ORDER BY 1::int;
+
+-- attach errors
+SELECT pg_temp.err($$SELECT attach_items('movies', 'id', text => 'title')$$);
+SELECT pg_temp.err($$SELECT attach_items('movies', 'nope', text => 'title')$$);
+CREATE TABLE shows (id int, title text);
+SELECT pg_temp.err($$SELECT attach_items('shows', 'id')$$);
+SELECT pg_temp.err($$SELECT attach_items('shows', 'id', text => 'title', model => 'no-model')$$);
+
+-- the application's events table: bigint users, a type and a time column
+CREATE TABLE events (user_id bigint, movie_id int, kind text, at timestamptz);
+SELECT pg_temp.err($$SELECT attach_events('events', 'user_id', 'movie_id', weights => '[1,2]')$$);
+SELECT pg_temp.err($$SELECT attach_events('events', 'user_id', 'movie_id', half_life => '-1 day')$$);
+SELECT pg_temp.err($$SELECT attach_events('events', 'user_id')$$);
+SELECT pg_temp.err($$SELECT attach_events('events', 'user_id', 'movie_id', items => 'shows')$$);
+SELECT attach_events('events', 'user_id', 'movie_id', time_column => 'at', type_column => 'kind') > 0 AS attached;
+SELECT pg_temp.err($$SELECT user_vector(1, 'shows')$$);
+
+-- user 1 likes family films, user 2 crime films; one COPY-like multi-row statement
+INSERT INTO events VALUES
+  (1, 1, 'view', '2024-01-01'), (1, 3, 'purchase', '2024-01-02'), (1, 5, 'click', '2024-01-03'),
+  (2, 2, 'view', '2024-01-01'), (2, 4, 'purchase', '2024-01-05');
+SELECT user_key, events FROM interest.user_states ORDER BY 1;
+SELECT m.title FROM movies m JOIN interest.item_embeddings e ON e.item_key = m.id::text
+ WHERE m.id NOT IN (SELECT movie_id FROM events WHERE user_id = 1)
+ ORDER BY e.embedding <=> user_vector(1) LIMIT 1;
+SELECT m.title FROM movies m JOIN interest.item_embeddings e ON e.item_key = m.id::text
+ WHERE m.id NOT IN (SELECT movie_id FROM events WHERE user_id = 2)
+ ORDER BY e.embedding <=> user_vector(2) LIMIT 1;
+SELECT user_vector(999) IS NULL AS unknown_user_is_null, user_vector('1')::text = user_vector(1)::text AS text_and_bigint_keys;
+-- two tastes become two sub-interests
+INSERT INTO events VALUES (1, 2, 'purchase', '2024-02-01'), (1, 4, 'purchase', '2024-02-02');
+SELECT slot, round(weight::numeric, 3) AS weight, last_seen, events, recent_items FROM interests(1);
+
+-- negative feedback pushes the interest away from the disliked item
+CREATE TEMP TABLE u1 AS SELECT user_vector(1) AS v;
+INSERT INTO events VALUES (1, 6, 'dislike', '2024-02-03');
+SELECT (SELECT embedding FROM interest.item_embeddings WHERE item_key = '6') <=> user_vector(1)
+     > (SELECT embedding FROM interest.item_embeddings WHERE item_key = '6') <=> (SELECT v FROM u1) AS pushed_away;
+
+-- an event whose item has no embedding yet is kept, parked, and applied when the item arrives
+INSERT INTO events VALUES (3, 7, 'view', '2024-03-01');
+SELECT count(*) AS events_rows FROM events WHERE user_id = 3;
+SELECT user_key, item_key, weight FROM interest.pending_events;
+INSERT INTO movies VALUES (7, 'Babe: Pig in the City', 'Children Comedy', 1998);
+SELECT count(*) AS still_pending FROM interest.pending_events;
+SELECT user_key, events FROM interest.user_states WHERE user_key = '3';
+
+-- out-of-order arrival gives the same decayed total as a rebuild in time order
+INSERT INTO events VALUES (4, 1, 'view', '2024-05-01');
+INSERT INTO events VALUES (4, 2, 'view', '2024-01-01');
+INSERT INTO events VALUES (4, 3, 'click', '2024-03-01');
+CREATE TEMP TABLE incremental AS SELECT user_key, t_ref, total FROM interest.user_states;
+SELECT rebuild('events') AS events_replayed;
+SELECT i.user_key,
+       (i.total <=> s.total) < 1e-5 AS same_direction,
+       abs(norm(i.total) * 2 ^ (-(1.7e9 - i.t_ref) / 2592000) - norm(s.total) * 2 ^ (-(1.7e9 - s.t_ref) / 2592000))
+         / greatest(norm(s.total) * 2 ^ (-(1.7e9 - s.t_ref) / 2592000), 1e-12) < 1e-5 AS same_magnitude
+FROM incremental i JOIN interest.user_states s USING (user_key) ORDER BY 1;
+
+-- DELETE removes an event's contribution: state equals a rebuild without it
+DELETE FROM events WHERE user_id = 4 AND movie_id = 3;
+CREATE TEMP TABLE after_delete AS SELECT user_key, total FROM interest.user_states WHERE user_key = '4';
+SELECT rebuild('events') > 0;
+SELECT 1 - (a.total <=> s.total) > 0.99999 AS delete_matches_rebuild, s.events FROM after_delete a JOIN interest.user_states s USING (user_key);
+
+-- an application role with no rights on the extension's tables can insert events
+CREATE ROLE regress_app_writer;
+GRANT INSERT, SELECT ON events TO regress_app_writer;
+SET ROLE regress_app_writer;
+INSERT INTO events VALUES (5, 1, 'view', '2024-06-01');
+SELECT pg_temp.err($$SELECT count(*) FROM interest.user_states$$);
+RESET ROLE;
+SELECT user_key, events FROM interest.user_states WHERE user_key = '5';
+-- a role that cannot write the events table cannot forge state
+CREATE ROLE regress_outsider;
+SET ROLE regress_outsider;
+SELECT pg_temp.err($$SELECT interest._apply_events(1, ARRAY['5'], ARRAY['1'], ARRAY[0::float8], ARRAY[1::float8], ARRAY[NULL::text])$$);
+RESET ROLE;
+
+-- free-text events (searches) with uuid users: the text's embedding is the signal
+CREATE TABLE searches (user_id uuid, query text, at timestamptz DEFAULT '2024-07-01');
+SELECT attach_events('searches', 'user_id', text_column => 'query', items => 'movies') > 0 AS attached;
+INSERT INTO searches (user_id, query) VALUES ('00000000-0000-0000-0000-000000000001', 'gritty detective thriller');
+SELECT m.title FROM movies m JOIN interest.item_embeddings e ON e.item_key = m.id::text
+ ORDER BY e.embedding <=> user_vector('00000000-0000-0000-0000-000000000001'::uuid, 'searches') LIMIT 2;
+SELECT pg_temp.err($$SELECT user_vector(1)$$);
+
+-- bookkeeping trouble never rejects the application's rows
+CREATE TABLE tiny_items (id text PRIMARY KEY, e real[]);
+SELECT attach_items('tiny_items', 'id', embedding_column => 'e') > 0 AS attached;
+INSERT INTO tiny_items VALUES ('a', '{1,0,0}');
+CREATE TABLE tiny_events (u text, i text);
+SELECT attach_events('tiny_events', 'u', 'i', items => 'tiny_items') > 0 AS attached;
+INSERT INTO tiny_events VALUES ('x', 'a');
+SELECT dims(user_vector('x', 'tiny_events')) AS byo_dims;
+UPDATE tiny_items SET e = '{1,0}' WHERE id = 'a';
+INSERT INTO tiny_events VALUES ('x', 'a');
+SELECT count(*) AS rows_kept FROM tiny_events;
+SELECT sqlstate, message FROM interest.bookkeeping_errors ORDER BY id;
+
+-- detaching removes triggers and bookkeeping, never the application's data
+SELECT detach_events('events'), detach_events('events');
+SELECT count(*) AS events_kept FROM events;
+SELECT count(*) FROM interest.user_states s JOIN interest.event_sources es ON es.id = s.source_id WHERE es.relid = 'events'::regclass;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass;
+SELECT detach_events('searches'), detach_events('tiny_events'), detach_items('tiny_items'), detach_items('movies');
+SELECT count(*) AS movies_kept FROM movies;
+REVOKE ALL ON events FROM regress_app_writer;
+DROP ROLE regress_app_writer, regress_outsider;
