@@ -87,6 +87,7 @@ CREATE TABLE interest.bookkeeping_errors (
     relid      regclass,
     sqlstate   text NOT NULL,
     message    text NOT NULL,
+    detail     text,
     at         timestamptz NOT NULL DEFAULT now()
 );
 
@@ -119,21 +120,25 @@ END $$;
 CREATE FUNCTION interest._guarded(body text, rel regclass) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
 SELECT format($f$
+DECLARE
+    err_detail text;
 BEGIN
     BEGIN
         %s
     EXCEPTION WHEN OTHERS THEN
-        PERFORM interest._record_error(%s::regclass, SQLSTATE, SQLERRM);
+        GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
+        PERFORM interest._record_error(%s::regclass, SQLSTATE, SQLERRM, err_detail);
         RAISE WARNING 'pg_interest: bookkeeping for %% failed (%%: %%); the rows were stored', %L, SQLSTATE, SQLERRM
-            USING HINT = 'See interest.bookkeeping_errors; interest.rebuild() recomputes the state.';
+            USING DETAIL = coalesce(err_detail, ''),
+                  HINT = 'See interest.bookkeeping_errors; interest.rebuild() recomputes the state.';
     END;
     RETURN NULL;
 END $f$, body, quote_literal(rel::oid::text), rel::text)
 $$;
 
-CREATE FUNCTION interest._record_error(rel regclass, state text, message text) RETURNS void
+CREATE FUNCTION interest._record_error(rel regclass, state text, message text, detail text) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
-    INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message) VALUES (rel, state, message);
+    INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail) VALUES (rel, state, message, detail);
 $$;
 
 CREATE FUNCTION interest.attach_items(items regclass, id_column name, text text DEFAULT NULL,
@@ -277,9 +282,9 @@ BEGIN
         interest._guarded(format('PERFORM interest._apply_events(%s, array_agg(u), array_agg(i), array_agg(t), array_agg(w), array_agg(x)) FROM (SELECT %s FROM new_rows) s(u, i, t, w, x);', src, list), events));
     -- Deletes and updates: the users concerned are recomputed from the table.
     EXECUTE format($f$CREATE FUNCTION %s_del() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
-        interest._guarded(format('PERFORM interest._rebuild(%s, array_agg(DISTINCT u)) FROM (SELECT %s FROM old_rows) s(u);', src, user_expr), events));
+        interest._guarded(format('PERFORM interest._rebuild_users(%s, array_agg(DISTINCT u)) FROM (SELECT %s FROM old_rows) s(u);', src, user_expr), events));
     EXECUTE format($f$CREATE FUNCTION %s_upd() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
-        interest._guarded(format('PERFORM interest._rebuild(%s, array_agg(DISTINCT u)) FROM (SELECT %s FROM old_rows UNION SELECT %s FROM new_rows) s(u);', src, user_expr, user_expr), events));
+        interest._guarded(format('PERFORM interest._rebuild_users(%s, array_agg(DISTINCT u)) FROM (SELECT %s FROM old_rows UNION SELECT %s FROM new_rows) s(u);', src, user_expr, user_expr), events));
     EXECUTE format('CREATE TRIGGER interest_events_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', events, fn);
     EXECUTE format('CREATE TRIGGER interest_events_del AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_del()', events, fn);
     EXECUTE format('CREATE TRIGGER interest_events_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_upd()', events, fn);
@@ -326,7 +331,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000', HINT = 'Call interest.attach_events first.';
     END IF;
-    RETURN interest._rebuild(src, NULL);
+    RETURN interest._rebuild_all(src);
 END $$;
 
 -- Embeds the rows that have no embedding yet, batch by batch in key order,

@@ -270,7 +270,11 @@ fn apply_to_users(src: &EventSource, events: Vec<Resolved>, fresh: bool) {
     save_states(src.id, &states);
 }
 
+/// Lock order, the same everywhere: the source-level lock (shared here,
+/// exclusive for a full rebuild), then users by lock key.
 fn lock_users(source_id: i32, users: &[String]) {
+    Spi::run_with_args("SELECT pg_catalog.pg_advisory_xact_lock_shared(-$1, 0)", &[source_id.into()])
+        .unwrap_or_else(|e| spi_error(e));
     Spi::run_with_args(
         "SELECT count(pg_catalog.pg_advisory_xact_lock($1, h)) \
          FROM (SELECT DISTINCT pg_catalog.hashtext(u) AS h FROM unnest($2::text[]) u ORDER BY 1) s",
@@ -374,29 +378,41 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
     );
 }
 
-/// Recomputes users' states from the events table (all users when `users` is
-/// NULL), in time order; pending events of those users are recomputed too.
-#[pg_extern(security_definer, volatile, parallel_unsafe)]
+/// Recomputes the given users' states from the events table (the delete and
+/// update triggers). STRICT: a statement that changed no row calls nothing.
+#[pg_extern(security_definer, strict, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
-fn _rebuild(source_id: i32, users: Option<Vec<Option<String>>>) -> i64 {
+fn _rebuild_users(source_id: i32, users: Vec<Option<String>>) -> i64 {
     let src = load_event_source(source_id);
-    let users: Option<Vec<String>> = users.map(|u| u.into_iter().flatten().collect());
-    match &users {
-        None if !_outer_role_owns(src.relid) => raise(
+    require_privilege(src.relid, &src.relname, pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE, "rebuild users");
+    let users: Vec<String> = users.into_iter().flatten().collect();
+    if users.is_empty() {
+        return 0;
+    }
+    lock_users(src.id, &users);
+    replay(&src, Some(users))
+}
+
+/// Recomputes every user's state; only the table's owner may.
+#[pg_extern(security_definer, strict, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _rebuild_all(source_id: i32) -> i64 {
+    let src = load_event_source(source_id);
+    if !_outer_role_owns(src.relid) {
+        raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             format!("must be owner of table {}", src.relname),
             "A full rebuild recomputes every user's interest state.",
             "Run interest.rebuild as the table's owner.",
-        ),
-        None => {}
-        Some(_) => require_privilege(src.relid, &src.relname, pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE, "rebuild users"),
+        );
     }
-    if let Some(u) = &users {
-        if u.is_empty() {
-            return 0;
-        }
-        lock_users(src.id, u);
-    }
+    // Exclusive source lock: waits for in-flight incremental updates, holds off new ones.
+    Spi::run_with_args("SELECT pg_catalog.pg_advisory_xact_lock(-$1, 0)", &[source_id.into()]).unwrap_or_else(|e| spi_error(e));
+    replay(&src, None)
+}
+
+fn replay(src: &EventSource, users: Option<Vec<String>>) -> i64 {
+    let source_id = src.id;
     // Clear, then replay the table's events.
     match &users {
         None => {
@@ -440,7 +456,7 @@ fn _rebuild(source_id: i32, users: Option<Vec<Option<String>>>) -> i64 {
         w.push(r.3);
         x.push(r.4);
     }
-    apply_event_rows(&src, u, i, t, w, x);
+    apply_event_rows(src, u, i, t, w, x);
     total
 }
 

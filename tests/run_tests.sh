@@ -27,6 +27,9 @@ record() {
     read -r rf rt < <(grep -oE '[0-9]+ of [0-9]+ tests failed' "$log" | awk '{print $1, $3}')
     f=$((f + rf)); p=$((p + rt - rf))
   fi
+  # tests/concurrency.sh and tests/crash.sh print "check <what>: ok|FAIL"
+  p=$((p + $(grep -cE '^check .*: ok' "$log" || true)))
+  f=$((f + $(grep -cE '^check .*: FAIL' "$log" || true)))
   if [[ "$status" != 0 && "$f" == 0 ]]; then f=1; fi
   passed=$((passed + p)); failed=$((failed + f))
   if [[ "$status" == 0 ]]; then echo "ok: $name ($p passed)"; else failures+=("$name"); echo "FAILED: $name ($f failed)"; fi
@@ -89,6 +92,16 @@ CARGO_PGRX_TEST_RUNAS="$PG_TEST_USER" CARGO_PGRX_TEST_PGDATA="$pgdata" \
 status=${PIPESTATUS[0]}
 set -e
 record "#[pg_test] tests" "$status" /tmp/pg_interest_pgtest.log
+
+# ---- 4. a real server under concurrent clients, and a crash ---------------
+for script in concurrency crash; do
+  set +e
+  "tests/$script.sh" 2>&1 | tee "/tmp/pg_interest_$script.log" | grep -E '^(check|crash:)'
+  status=${PIPESTATUS[0]}
+  set -e
+  if grep -qE '^check .*: FAIL' "/tmp/pg_interest_$script.log"; then status=1; fi
+  record "$script script" "$status" "/tmp/pg_interest_$script.log"
+done
 
 echo
 if ((failed)); then printf 'failed: %s\n' "${failures[@]}"; fi
