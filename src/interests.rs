@@ -12,7 +12,6 @@ use crate::errors::raise;
 use crate::models;
 use interest_core::interest_state::{Centroid, InterestParams, InterestState};
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
 use pgrx::PgSqlErrorCode;
 use std::collections::{BTreeMap, HashMap};
 
@@ -36,11 +35,73 @@ struct Resolved {
     t: f64,
 }
 
+thread_local! {
+    // Per backend: prepared plans of the hot statements and the event-source
+    // settings (a source id is never reused while the extension lives: detach
+    // and attach give a new id). Both are dropped when the extension's OID
+    // changes (DROP/CREATE EXTENSION in the same backend).
+    static PLANS: std::cell::RefCell<(pg_sys::Oid, HashMap<&'static str, pgrx::spi::OwnedPreparedStatement>)> =
+        std::cell::RefCell::new((pg_sys::InvalidOid, HashMap::new()));
+    static SOURCES: std::cell::RefCell<(pg_sys::Oid, HashMap<i32, std::rc::Rc<EventSource>>)> =
+        std::cell::RefCell::new((pg_sys::InvalidOid, HashMap::new()));
+}
+
+fn extension_oid() -> pg_sys::Oid {
+    // SAFETY: syscache lookup by name.
+    unsafe { pg_sys::get_extension_oid(c"pg_interest".as_ptr(), true) }
+}
+
+/// Runs a fixed statement through a plan prepared once per backend (argument
+/// types from the first call), and hands the result to `f`.
+fn run_cached<T>(
+    sql: &'static str,
+    args: &[pgrx::datum::DatumWithOid],
+    f: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> Result<T, pgrx::spi::Error>,
+) -> T {
+    let ext = extension_oid();
+    Spi::connect_mut(|client| {
+        PLANS.with(|plans| {
+            let mut plans = plans.borrow_mut();
+            if plans.0 != ext {
+                plans.1.clear();
+                plans.0 = ext;
+            }
+            if !plans.1.contains_key(sql) {
+                let oids: Vec<pgrx::PgOid> = args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
+                let stmt = client.prepare_mut(sql, &oids)?.keep();
+                plans.1.insert(sql, stmt);
+            }
+            let stmt = plans.1.get(sql).expect("plan was just prepared");
+            let table = client.update(stmt, None, args)?;
+            f(table)
+        })
+    })
+    .unwrap_or_else(|e| spi_error(e))
+}
+
 fn spi_error(e: pgrx::spi::Error) -> ! {
     raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "pg_interest bookkeeping query failed", e.to_string(), "")
 }
 
-fn load_event_source(id: i32) -> EventSource {
+fn load_event_source(id: i32) -> std::rc::Rc<EventSource> {
+    let ext = extension_oid();
+    let cached = SOURCES.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != ext {
+            c.1.clear();
+            c.0 = ext;
+        }
+        c.1.get(&id).cloned()
+    });
+    if let Some(src) = cached {
+        return src;
+    }
+    let src = std::rc::Rc::new(read_event_source(id));
+    SOURCES.with(|c| c.borrow_mut().1.insert(id, src.clone()));
+    src
+}
+
+fn read_event_source(id: i32) -> EventSource {
     Spi::connect(|c| {
         let t = c.select(
             "SELECT relid::oid, relid::regclass::text, item_source_id, user_expr, item_expr, time_expr, select_list, \
@@ -110,24 +171,18 @@ fn _outer_role_owns(rel: pg_sys::Oid) -> bool {
     .unwrap_or(false)
 }
 
-fn item_vectors(c: &mut SpiClient<'_>, item_source: i32, keys: &[String]) -> HashMap<String, Vec<f32>> {
-    let mut out = HashMap::new();
+fn item_vectors(item_source: i32, keys: &[String]) -> HashMap<String, Vec<f32>> {
     if keys.is_empty() {
-        return out;
+        return HashMap::new();
     }
-    let t = c
-        .select(
-            "SELECT item_key, embedding FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2)",
-            None,
-            &[item_source.into(), keys.to_vec().into()],
-        )
-        .unwrap_or_else(|e| spi_error(e));
-    for row in t {
-        let k = row.get::<String>(1).unwrap_or_else(|e| spi_error(e)).unwrap();
-        let e = row.get::<Embedding>(2).unwrap_or_else(|e| spi_error(e)).unwrap();
-        out.insert(k, e.into_vec());
-    }
-    out
+    run_cached(
+        "SELECT item_key, embedding FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2)",
+        &[item_source.into(), keys.to_vec().into()],
+        |t| {
+            t.map(|row| Ok((row.get::<String>(1)?.unwrap(), row.get::<Embedding>(2)?.unwrap().into_vec())))
+                .collect::<Result<HashMap<_, _>, _>>()
+        },
+    )
 }
 
 fn item_model(item_source: Option<i32>) -> String {
@@ -192,13 +247,13 @@ fn apply_event_rows(
         k
     };
     let vectors = match src.item_source_id {
-        Some(item_src) => Spi::connect_mut(|c| item_vectors(c, item_src, &item_keys)),
+        Some(item_src) => item_vectors(item_src, &item_keys),
         None => HashMap::new(),
     };
     // Free-text events (no item): embed their texts in one batch.
     let text_events: Vec<usize> = (0..n).filter(|&i| items[i].is_none() && texts[i].is_some()).collect();
     let text_refs: Vec<&str> = text_events.iter().map(|&i| texts[i].as_deref().unwrap()).collect();
-    let text_vectors = embed_texts(&item_model(src.item_source_id), &text_refs);
+    let text_vectors = if text_refs.is_empty() { Vec::new() } else { embed_texts(&item_model(src.item_source_id), &text_refs) };
     let mut text_vector_of: HashMap<usize, Vec<f32>> = text_events.into_iter().zip(text_vectors).collect();
 
     let mut resolved = Vec::with_capacity(n);
@@ -273,56 +328,51 @@ fn apply_to_users(src: &EventSource, events: Vec<Resolved>, fresh: bool) {
 /// Lock order, the same everywhere: the source-level lock (shared here,
 /// exclusive for a full rebuild), then users by lock key.
 fn lock_users(source_id: i32, users: &[String]) {
-    Spi::run_with_args("SELECT pg_catalog.pg_advisory_xact_lock_shared(-$1, 0)", &[source_id.into()])
-        .unwrap_or_else(|e| spi_error(e));
-    Spi::run_with_args(
+    run_cached("SELECT pg_catalog.pg_advisory_xact_lock_shared(-$1, 0)", &[source_id.into()], |_| Ok(()));
+    run_cached(
         "SELECT count(pg_catalog.pg_advisory_xact_lock($1, h)) \
          FROM (SELECT DISTINCT pg_catalog.hashtext(u) AS h FROM unnest($2::text[]) u ORDER BY 1) s",
         &[source_id.into(), users.to_vec().into()],
-    )
-    .unwrap_or_else(|e| spi_error(e));
+        |_| Ok(()),
+    );
 }
 
 fn load_states(source_id: i32, users: &[String]) -> HashMap<String, InterestState> {
-    Spi::connect(|c| {
-        let mut states: HashMap<String, InterestState> = HashMap::new();
-        let t = c.select(
-            "SELECT user_key, t_ref, total, events FROM interest.user_states WHERE source_id = $1 AND user_key = ANY($2)",
-            None,
-            &[source_id.into(), users.to_vec().into()],
-        )?;
-        for r in t {
-            let total = r.get::<Embedding>(3)?.unwrap().into_vec();
-            states.insert(
-                r.get::<String>(1)?.unwrap(),
-                InterestState {
-                    t_ref: r.get::<f64>(2)?.unwrap(),
-                    total: total.iter().map(|&v| v as f64).collect(),
-                    centroids: Vec::new(),
-                    events: r.get::<i64>(4)?.unwrap() as u64,
-                },
-            );
-        }
-        let t = c.select(
-            "SELECT user_key, centroid, mass, last_seen, events FROM interest.user_interests \
-             WHERE source_id = $1 AND user_key = ANY($2) ORDER BY user_key, slot",
-            None,
-            &[source_id.into(), users.to_vec().into()],
-        )?;
-        for r in t {
-            let user = r.get::<String>(1)?.unwrap();
-            if let Some(s) = states.get_mut(&user) {
-                s.centroids.push(Centroid {
-                    sum: r.get::<Embedding>(2)?.unwrap().into_vec().iter().map(|&v| v as f64).collect(),
-                    mass: r.get::<f64>(3)?.unwrap(),
-                    last_seen: r.get::<f64>(4)?.unwrap(),
-                    events: r.get::<i64>(5)?.unwrap() as u64,
-                });
+    run_cached(
+        "SELECT s.user_key, s.t_ref, s.total, s.events, i.centroid, i.mass, i.last_seen, i.events \
+         FROM interest.user_states s \
+         LEFT JOIN LATERAL (SELECT * FROM interest.user_interests i \
+                            WHERE i.source_id = s.source_id AND i.user_key = s.user_key) i ON true \
+         WHERE s.source_id = $1 AND s.user_key = ANY($2) ORDER BY s.user_key, i.slot",
+        &[source_id.into(), users.to_vec().into()],
+        |t| {
+            let mut states: HashMap<String, InterestState> = HashMap::new();
+            for r in t {
+                let user = r.get::<String>(1)?.unwrap();
+                if !states.contains_key(&user) {
+                    let total = r.get::<Embedding>(3)?.unwrap().into_vec();
+                    states.insert(
+                        user.clone(),
+                        InterestState {
+                            t_ref: r.get::<f64>(2)?.unwrap(),
+                            total: total.iter().map(|&v| v as f64).collect(),
+                            centroids: Vec::new(),
+                            events: r.get::<i64>(4)?.unwrap() as u64,
+                        },
+                    );
+                }
+                if let Some(c) = r.get::<Embedding>(5)? {
+                    states.get_mut(&user).unwrap().centroids.push(Centroid {
+                        sum: c.into_vec().iter().map(|&v| v as f64).collect(),
+                        mass: r.get::<f64>(6)?.unwrap(),
+                        last_seen: r.get::<f64>(7)?.unwrap(),
+                        events: r.get::<i64>(8)?.unwrap() as u64,
+                    });
+                }
             }
-        }
-        Ok::<_, pgrx::spi::Error>(states)
-    })
-    .unwrap_or_else(|e| spi_error(e))
+            Ok(states)
+        },
+    )
 }
 
 fn to_embedding(v: &[f64]) -> Embedding {
@@ -334,6 +384,7 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
     let mut t_refs = Vec::new();
     let mut totals = Vec::new();
     let mut counts = Vec::new();
+    let mut slots: Vec<i32> = Vec::new();
     let (mut i_users, mut i_slots, mut i_vecs, mut i_mass, mut i_seen, mut i_events) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (user, s) in states {
@@ -341,6 +392,7 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
         t_refs.push(s.t_ref);
         totals.push(to_embedding(&s.total));
         counts.push(s.events as i64);
+        slots.push(s.centroids.len() as i32);
         for (slot, c) in s.centroids.iter().enumerate() {
             i_users.push(user.clone());
             i_slots.push(slot as i32);
@@ -350,24 +402,32 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
             i_events.push(c.events as i64);
         }
     }
-    let run = |sql: &str, args: &[pgrx::datum::DatumWithOid]| Spi::run_with_args(sql, args).unwrap_or_else(|e| spi_error(e));
-    run(
-        "INSERT INTO interest.user_states (source_id, user_key, t_ref, total, events, updated_at) \
-         SELECT $1, u, t, e, n, now() FROM unnest($2::text[], $3::float8[], $4::interest.embedding[], $5::int8[]) AS x(u, t, e, n) \
-         ON CONFLICT (source_id, user_key) DO UPDATE \
-         SET t_ref = excluded.t_ref, total = excluded.total, events = excluded.events, updated_at = excluded.updated_at",
-        &[source_id.into(), users.clone().into(), t_refs.into(), totals.into(), counts.into()],
-    );
-    run(
-        "DELETE FROM interest.user_interests WHERE source_id = $1 AND user_key = ANY($2)",
-        &[source_id.into(), users.into()],
-    );
-    run(
-        "INSERT INTO interest.user_interests (source_id, user_key, slot, centroid, mass, last_seen, events) \
+    // One statement: upsert the users' rows, drop sub-interests past each
+    // user's new count, upsert the rest (disjoint rows, so no conflicts).
+    run_cached(
+        "WITH st AS ( \
+           INSERT INTO interest.user_states (source_id, user_key, t_ref, total, events, updated_at) \
+           SELECT $1, u, t, e, n, now() FROM unnest($2::text[], $3::float8[], $4::interest.embedding[], $5::int8[]) AS x(u, t, e, n) \
+           ON CONFLICT (source_id, user_key) DO UPDATE \
+           SET t_ref = excluded.t_ref, total = excluded.total, events = excluded.events, updated_at = excluded.updated_at \
+           RETURNING 1), \
+         gone AS ( \
+           DELETE FROM interest.user_interests i \
+           WHERE i.source_id = $1 AND i.user_key = ANY($2::text[]) \
+             AND i.slot >= (SELECT k.n FROM unnest($2::text[], $6::int4[]) AS k(u, n) WHERE k.u = i.user_key) \
+           RETURNING 1) \
+         INSERT INTO interest.user_interests (source_id, user_key, slot, centroid, mass, last_seen, events) \
          SELECT $1, u, s, c, m, l, n \
-         FROM unnest($2::text[], $3::int4[], $4::interest.embedding[], $5::float8[], $6::float8[], $7::int8[]) AS x(u, s, c, m, l, n)",
+         FROM unnest($7::text[], $8::int4[], $9::interest.embedding[], $10::float8[], $11::float8[], $12::int8[]) AS x(u, s, c, m, l, n) \
+         ON CONFLICT (source_id, user_key, slot) DO UPDATE \
+         SET centroid = excluded.centroid, mass = excluded.mass, last_seen = excluded.last_seen, events = excluded.events",
         &[
             source_id.into(),
+            users.into(),
+            t_refs.into(),
+            totals.into(),
+            counts.into(),
+            slots.into(),
             i_users.into(),
             i_slots.into(),
             i_vecs.into(),
@@ -375,6 +435,7 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
             i_seen.into(),
             i_events.into(),
         ],
+        |_| Ok(()),
     );
 }
 
@@ -552,7 +613,7 @@ fn _interests(
     })
     .unwrap_or_else(|e| spi_error(e));
     let vectors = match src.item_source_id {
-        Some(item_src) => Spi::connect_mut(|c| item_vectors(c, item_src, &recent)),
+        Some(item_src) => item_vectors(item_src, &recent),
         None => HashMap::new(),
     };
     let total_mass: f64 = state.centroids.iter().map(|c| c.mass).sum();

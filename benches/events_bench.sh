@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Event ingestion with and without pg_interest's triggers, side by side:
+#   - COPY of the 100,000 MovieLens-100K ratings as events (one statement),
+#   - single-row INSERTs from 4 concurrent clients (pgbench, 20 s each),
+# and the per-event cost of the bookkeeping.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
+export PG_INTEREST_RUN=/tmp/pg_interest_run
+[[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
+source scripts/cluster.sh
+ml_dir="$(models/fetch_movielens.sh)"
+DURATION=${DURATION:-20}
+cluster_start events_bench 55438 "max_wal_size = 4GB" "checkpoint_timeout = 30min"
+trap 'cluster_stop events_bench' EXIT
+
+tail -n +2 "$ml_dir/ml-100k.item" | awk -F'\t' '{ g=$4; printf "%s\t%s (%s) %s\n", $1, $2, $3, g }' > "$PG_INTEREST_RUN/bench_items.tsv"
+tail -n +2 "$ml_dir/ml-100k.inter" | awk -F'\t' '{ printf "%s\t%s\t%s\t%s\n", $1, $2, $3, $4 }' > "$PG_INTEREST_RUN/bench_events.tsv"
+chmod 644 "$PG_INTEREST_RUN"/bench_*.tsv
+
+psql -X -q -v ON_ERROR_STOP=1 <<SQL
+CREATE EXTENSION pg_interest;
+CREATE TABLE movies (id int PRIMARY KEY, body text);
+\copy movies FROM '$PG_INTEREST_RUN/bench_items.tsv'
+SELECT interest.attach_items('movies', 'id', text => 'body');
+CALL interest.backfill_items('movies', 1000);
+CREATE TABLE plain_events (user_id int, item_id int, rating real, ts bigint, at timestamptz GENERATED ALWAYS AS (to_timestamp(ts)) STORED);
+CREATE TABLE events (LIKE plain_events INCLUDING GENERATED);
+SELECT interest.attach_events('events', 'user_id', 'item_id', time_column => 'at', weight_column => 'rating');
+SQL
+
+calc() { awk "BEGIN { print $* }"; }
+copy_secs() { # table
+  local t0 t1
+  t0=$(date +%s.%N)
+  psql -X -q -c "\\copy $1 (user_id, item_id, rating, ts) FROM '$PG_INTEREST_RUN/bench_events.tsv'"
+  t1=$(date +%s.%N)
+  calc "$t1 - $t0"
+}
+plain=$(copy_secs plain_events)
+attached=$(copy_secs events)
+users=$(psql -X -At -c "SELECT count(*) FROM interest.user_states")
+echo "setup: MovieLens-100K, 1,682 items embedded (all-MiniLM-L6-v2), 100,000 rating events, 943 users; 2 cores"
+echo
+echo "COPY of 100,000 events in one statement"
+printf "  %-28s %8.2f s %10.0f events/s\n" "without triggers" "$plain" "$(calc "100000 / $plain")"
+printf "  %-28s %8.2f s %10.0f events/s   (%s user states)\n" "with pg_interest triggers" "$attached" "$(calc "100000 / $attached")" "$users"
+printf "  %-28s %8.1f us per event\n" "bookkeeping cost" "$(calc "($attached - $plain) * 1000000 / 100000")"
+
+cat > "$PG_INTEREST_RUN/insert_plain.sql" <<'S'
+\set u random(1, 943)
+\set i random(1, 1682)
+INSERT INTO plain_events (user_id, item_id, rating, ts) VALUES (:u, :i, 4, 893286638);
+S
+sed 's/plain_events/events/' "$PG_INTEREST_RUN/insert_plain.sql" > "$PG_INTEREST_RUN/insert_events.sql"
+chmod 644 "$PG_INTEREST_RUN"/insert_*.sql
+tps() { # script
+  pgbench -n -c 4 -j 2 -T "$DURATION" -f "$1" 2>/dev/null | awk '/^tps/ {print $3; exit}'
+}
+plain_tps=$(tps "$PG_INTEREST_RUN/insert_plain.sql")
+events_tps=$(tps "$PG_INTEREST_RUN/insert_events.sql")
+echo
+echo "single-row INSERTs, 4 concurrent clients (pgbench, ${DURATION} s each)"
+printf "  %-28s %10.0f inserts/s\n" "without triggers" "$plain_tps"
+printf "  %-28s %10.0f inserts/s   (%.2f of the plain rate)\n" "with pg_interest triggers" "$events_tps" "$(calc "$events_tps / $plain_tps")"
+printf "  %-28s %8.1f us per event (2 cores)\n" "bookkeeping cost" "$(calc "(1 / $events_tps - 1 / $plain_tps) * 2 * 1000000")"
