@@ -180,3 +180,4 @@ CREATE VIEW interest.item_status AS SELECT * FROM interest._item_status();
 COMMENT ON VIEW interest.item_status IS 'Attached items tables: estimated rows, embedded items, events waiting for their item''s embedding.';
 COMMENT ON PROCEDURE interest.backfill_items(regclass, integer) IS
     'Embeds existing rows of an attached items table that have no embedding, committing per batch with a NOTICE; CALL it again to resume.';
+

@@ -477,13 +477,15 @@ fn replay(src: &EventSource, users: Option<Vec<String>>) -> i64 {
     // Clear, then replay the table's events.
     match &users {
         None => {
-            Spi::run_with_args("DELETE FROM interest.user_states WHERE source_id = $1", &[source_id.into()])
-                .unwrap_or_else(|e| spi_error(e));
+            for table in ["user_interests", "user_states"] {
+                Spi::run_with_args(&format!("DELETE FROM interest.{table} WHERE source_id = $1"), &[source_id.into()])
+                    .unwrap_or_else(|e| spi_error(e));
+            }
             Spi::run_with_args("DELETE FROM interest.pending_events WHERE source_id = $1", &[source_id.into()])
                 .unwrap_or_else(|e| spi_error(e));
         }
         Some(u) => {
-            for table in ["user_states", "pending_events"] {
+            for table in ["user_interests", "user_states", "pending_events"] {
                 Spi::run_with_args(
                     &format!("DELETE FROM interest.{table} WHERE source_id = $1 AND user_key = ANY($2)"),
                     &[source_id.into(), u.clone().into()],
