@@ -1,14 +1,5 @@
 -- interest.embed: the in-database sentence encoder.
 SET search_path = interest, public;
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE d text; h text;
-BEGIN
-  EXECUTE q;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-  RETURN SQLSTATE || ': ' || SQLERRM || ' | ' || coalesce(d, '') || ' | ' || coalesce(h, '');
-END $$;
 
 -- the default model is registered by CREATE EXTENSION
 SELECT name, dimensions, model_file, tokenizer_file, max_tokens, pooling, normalize, builtin FROM models ORDER BY name;
@@ -40,7 +31,7 @@ SELECT (embed(ARRAY['alpha', 'beta gamma delta']))[2]::text = embed('beta gamma 
 RESET interest.batch_size;
 
 -- unknown model: 42704 with the registered names
-SELECT pg_temp.err($$SELECT embed('x', 'no-such-model')$$);
+SELECT regress.err($$SELECT embed('x', 'no-such-model')$$);
 
 -- correctness against an independent Python pipeline (onnxruntime + tokenizers + numpy pooling)
 CREATE TEMP TABLE reference (id int, t text, n_tokens int, e embedding);

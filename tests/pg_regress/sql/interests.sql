@@ -1,14 +1,5 @@
 -- Dynamic user interests on the application's own tables.
 SET search_path = public, interest;
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE d text; h text;
-BEGIN
-  EXECUTE q;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-  RETURN SQLSTATE || ': ' || SQLERRM || ' | ' || coalesce(d, '') || ' | ' || coalesce(h, '');
-END $$;
 
 -- the application's items table, with rows before attaching
 CREATE TABLE movies (id int PRIMARY KEY, title text, genres text, year int);
@@ -29,20 +20,20 @@ UPDATE movies SET title = 'Se7en' WHERE id = 2;
 SELECT e.item_key, e.updated_at = b.updated_at AS unchanged FROM interest.item_embeddings e JOIN emb_before b USING (item_key) ORDER BY 1::int;
 
 -- attach errors
-SELECT pg_temp.err($$SELECT attach_items('movies', 'id', text => 'title')$$);
-SELECT pg_temp.err($$SELECT attach_items('movies', 'nope', text => 'title')$$);
+SELECT regress.err($$SELECT attach_items('movies', 'id', text => 'title')$$);
+SELECT regress.err($$SELECT attach_items('movies', 'nope', text => 'title')$$);
 CREATE TABLE shows (id int, title text);
-SELECT pg_temp.err($$SELECT attach_items('shows', 'id')$$);
-SELECT pg_temp.err($$SELECT attach_items('shows', 'id', text => 'title', model => 'no-model')$$);
+SELECT regress.err($$SELECT attach_items('shows', 'id')$$);
+SELECT regress.err($$SELECT attach_items('shows', 'id', text => 'title', model => 'no-model')$$);
 
 -- the application's events table: bigint users, a type and a time column
 CREATE TABLE events (user_id bigint, movie_id int, kind text, at timestamptz);
-SELECT pg_temp.err($$SELECT attach_events('events', 'user_id', 'movie_id', weights => '[1,2]')$$);
-SELECT pg_temp.err($$SELECT attach_events('events', 'user_id', 'movie_id', half_life => '-1 day')$$);
-SELECT pg_temp.err($$SELECT attach_events('events', 'user_id')$$);
-SELECT pg_temp.err($$SELECT attach_events('events', 'user_id', 'movie_id', items => 'shows')$$);
+SELECT regress.err($$SELECT attach_events('events', 'user_id', 'movie_id', weights => '[1,2]')$$);
+SELECT regress.err($$SELECT attach_events('events', 'user_id', 'movie_id', half_life => '-1 day')$$);
+SELECT regress.err($$SELECT attach_events('events', 'user_id')$$);
+SELECT regress.err($$SELECT attach_events('events', 'user_id', 'movie_id', items => 'shows')$$);
 SELECT attach_events('events', 'user_id', 'movie_id', time_column => 'at', type_column => 'kind') > 0 AS attached;
-SELECT pg_temp.err($$SELECT user_vector(1, 'shows')$$);
+SELECT regress.err($$SELECT user_vector(1, 'shows')$$);
 
 -- user 1 likes family films, user 2 crime films; one COPY-like multi-row statement
 INSERT INTO events VALUES
@@ -97,13 +88,13 @@ CREATE ROLE regress_app_writer;
 GRANT INSERT, SELECT ON events TO regress_app_writer;
 SET ROLE regress_app_writer;
 INSERT INTO events VALUES (5, 1, 'view', '2024-06-01');
-SELECT pg_temp.err($$SELECT count(*) FROM interest.user_states$$);
+SELECT regress.err($$SELECT count(*) FROM interest.user_states$$);
 RESET ROLE;
 SELECT user_key, events FROM interest.user_states WHERE user_key = '5';
 -- a role that cannot write the events table cannot forge state
 CREATE ROLE regress_outsider;
 SET ROLE regress_outsider;
-SELECT pg_temp.err($$SELECT interest._apply_events(1, ARRAY['5'], ARRAY['1'], ARRAY[0::float8], ARRAY[1::float8], ARRAY[NULL::text])$$);
+SELECT regress.err($$SELECT interest._apply_events(1, ARRAY['5'], ARRAY['1'], ARRAY[0::float8], ARRAY[1::float8], ARRAY[NULL::text])$$);
 RESET ROLE;
 
 -- free-text events (searches) with uuid users: the text's embedding is the signal
@@ -112,7 +103,7 @@ SELECT attach_events('searches', 'user_id', text_column => 'query', items => 'mo
 INSERT INTO searches (user_id, query) VALUES ('00000000-0000-0000-0000-000000000001', 'gritty detective thriller');
 SELECT m.title FROM movies m JOIN interest.item_embeddings e ON e.item_key = m.id::text
  ORDER BY e.embedding <=> user_vector('00000000-0000-0000-0000-000000000001'::uuid, 'searches') LIMIT 2;
-SELECT pg_temp.err($$SELECT user_vector(1)$$);
+SELECT regress.err($$SELECT user_vector(1)$$);
 
 -- bookkeeping trouble never rejects the application's rows
 CREATE TABLE tiny_items (id text PRIMARY KEY, e real[]);

@@ -1,14 +1,5 @@
 -- Distances, arithmetic, aggregates, ORDER BY ... LIMIT ranking.
 SET search_path = interest, public;
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE d text; h text;
-BEGIN
-  EXECUTE q;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-  RETURN SQLSTATE || ': ' || SQLERRM || ' | ' || coalesce(d, '') || ' | ' || coalesce(h, '');
-END $$;
 
 SELECT '[1,0]'::embedding <=> '[0,1]' AS orthogonal,
        '[1,0]'::embedding <=> '[2,0]' AS same_direction,
@@ -26,16 +17,16 @@ SELECT round((v <=> w)::numeric, 6) AS cos17, round((v <-> w)::numeric, 4) AS l2
 FROM (SELECT array_agg(i)::real[]::embedding v, array_agg(18 - i)::real[]::embedding w FROM generate_series(1, 17) i) s;
 
 SELECT '[1,2]'::embedding + '[10,20]', '[1,2]'::embedding - '[10,20]', '[1,2]'::embedding * 0.5, 3 * '[1,2]'::embedding;
-SELECT pg_temp.err($$SELECT '[1,2]'::embedding * 'NaN'::float8$$);
-SELECT pg_temp.err($$SELECT '[3e38]'::embedding * 10$$);
+SELECT regress.err($$SELECT '[1,2]'::embedding * 'NaN'::float8$$);
+SELECT regress.err($$SELECT '[3e38]'::embedding * 10$$);
 -- NULL in, NULL out (STRICT)
 SELECT ('[1]'::embedding <=> NULL) IS NULL AS a, (NULL::embedding + '[1]') IS NULL AS b, norm(NULL) IS NULL AS c;
 -- dimension mismatch: 22000 with detail and hint
-SELECT pg_temp.err($$SELECT '[1,2]'::embedding <=> '[1,2,3]'$$);
-SELECT pg_temp.err($$SELECT '[1,2]'::embedding <-> '[1,2,3]'$$);
-SELECT pg_temp.err($$SELECT '[1,2]'::embedding <#> '[1,2,3]'$$);
-SELECT pg_temp.err($$SELECT '[1,2]'::embedding + '[1,2,3]'$$);
-SELECT pg_temp.err($$SELECT avg(e) FROM (VALUES ('[1,2]'::embedding), ('[1,2,3]')) v(e)$$);
+SELECT regress.err($$SELECT '[1,2]'::embedding <=> '[1,2,3]'$$);
+SELECT regress.err($$SELECT '[1,2]'::embedding <-> '[1,2,3]'$$);
+SELECT regress.err($$SELECT '[1,2]'::embedding <#> '[1,2,3]'$$);
+SELECT regress.err($$SELECT '[1,2]'::embedding + '[1,2,3]'$$);
+SELECT regress.err($$SELECT avg(e) FROM (VALUES ('[1,2]'::embedding), ('[1,2,3]')) v(e)$$);
 
 -- aggregates skip NULLs; empty input gives NULL
 SELECT avg(e), sum(e) FROM (VALUES ('[1,2]'::embedding), (NULL), ('[3,6]')) v(e);

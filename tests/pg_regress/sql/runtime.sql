@@ -1,21 +1,12 @@
 -- A missing ONNX Runtime library is a clean, retryable ERROR (run in a fresh backend).
 SET search_path = interest, public;
-CREATE FUNCTION pg_temp.err(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE d text; h text;
-BEGIN
-  EXECUTE q;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL, h = PG_EXCEPTION_HINT;
-  RETURN SQLSTATE || ': ' || SQLERRM || ' | ' || coalesce(d, '') || ' | ' || coalesce(h, '');
-END $$;
 SELECT loaded_models();
 SET interest.onnxruntime_library = '/nonexistent/libonnxruntime.so.1.31.1';
-SELECT pg_temp.err($$SELECT embed('x')$$);
-SELECT pg_temp.err($$SELECT embed('x')$$);
+SELECT regress.err($$SELECT embed('x')$$);
+SELECT regress.err($$SELECT embed('x')$$);
 -- a file that is not ONNX Runtime
 SET interest.onnxruntime_library = '/tmp/pg_interest_run/models2/minilm-copy/tokenizer.json';
-SELECT pg_temp.err($$SELECT embed('x')$$) LIKE '58P01: could not load ONNX Runtime%' AS not_a_library;
+SELECT regress.err($$SELECT embed('x')$$) LIKE '58P01: could not load ONNX Runtime%' AS not_a_library;
 RESET interest.onnxruntime_library;
 SELECT dims(embed('retry works after the path is fixed')) AS dims;
 SELECT loaded_models();
@@ -23,6 +14,6 @@ SHOW interest.intra_op_threads;
 SHOW interest.max_tokens;
 SHOW interest.batch_size;
 -- the prefix is reserved: typos are caught
-SELECT pg_temp.err($$SET interest.no_such_setting = 1$$);
+SELECT regress.err($$SET interest.no_such_setting = 1$$);
 -- the test server preloads the library (shared_preload_libraries); ONNX Runtime still loads per backend
 SHOW shared_preload_libraries;
