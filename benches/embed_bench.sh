@@ -2,14 +2,10 @@
 # Prints embedding throughput (pg_interest vs a Python onnxruntime pipeline),
 # first-call latency, backend RSS, and exact ORDER BY <=> LIMIT 10 time.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
-export PG_INTEREST_RUN=/tmp/pg_interest_run
-[[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
-source scripts/cluster.sh
+source "$(dirname "$0")/../scripts/env.sh"
 venv="$root/.venv"
 [[ -x "$venv/bin/python" ]] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet --no-deps --require-hashes -r tests/requirements.txt
-ml_dir="$(models/fetch_movielens.sh)"
 model_dir="$(pg_config --sharedir)/pg_interest/models/all-MiniLM-L6-v2"
 cluster_start bench 55434 "max_parallel_workers_per_gather = 2"
 trap 'cluster_stop bench' EXIT

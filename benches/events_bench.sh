@@ -4,11 +4,7 @@
 #   - single-row INSERTs from 4 concurrent clients (pgbench, 20 s each),
 # and the per-event cost of the bookkeeping.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
-export PG_INTEREST_RUN=/tmp/pg_interest_run
-[[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
-source scripts/cluster.sh
-ml_dir="$(models/fetch_movielens.sh)"
+source "$(dirname "$0")/../scripts/env.sh"
 DURATION=${DURATION:-20}
 cluster_start events_bench 55438 "max_wal_size = 4GB" "checkpoint_timeout = 30min"
 trap 'cluster_stop events_bench' EXIT

@@ -3,11 +3,7 @@
 # item texts embedded inside the database, and items ranked against a free-text
 # query and against a user's liked items with ORDER BY ... <=> ... LIMIT.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
-export PG_INTEREST_RUN=/tmp/pg_interest_run
-[[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
-source scripts/cluster.sh
-ml_dir="$(models/fetch_movielens.sh)"
+source "$(dirname "$0")/../scripts/env.sh"
 cluster_start demo 55435
 trap 'cluster_stop demo' EXIT
 

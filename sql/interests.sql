@@ -200,20 +200,28 @@ BEGIN
     RETURN src;
 END $$;
 
-CREATE FUNCTION interest.detach_items(items regclass) RETURNS boolean
+-- Shared by detach_items and detach_events: drops the triggers and their
+-- functions, then the bookkeeping; the application's table is untouched.
+CREATE FUNCTION interest._detach(kind text, rel regclass) RETURNS boolean
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-DECLARE src integer;
+DECLARE
+    src integer;
+    op text;
 BEGIN
-    PERFORM interest._require_owner(items);
-    SELECT id INTO src FROM interest.item_sources WHERE relid = items;
+    PERFORM interest._require_owner(rel);
+    IF kind = 'item' THEN SELECT id INTO src FROM interest.item_sources WHERE relid = rel;
+    ELSE SELECT id INTO src FROM interest.event_sources WHERE relid = rel; END IF;
     IF NOT FOUND THEN RETURN false; END IF;
-    EXECUTE format('DROP TRIGGER IF EXISTS interest_items_ins ON %s', items);
-    EXECUTE format('DROP TRIGGER IF EXISTS interest_items_upd ON %s', items);
-    EXECUTE format('DROP TRIGGER IF EXISTS interest_items_del ON %s', items);
-    EXECUTE format('DROP FUNCTION IF EXISTS interest._items_%s_ins(), interest._items_%s_upd(), interest._items_%s_del()', src, src, src);
-    PERFORM interest._forget_source('item', src);
+    FOREACH op IN ARRAY ARRAY['ins', 'upd', 'del'] LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS interest_%ss_%s ON %s', kind, op, rel);
+        EXECUTE format('DROP FUNCTION IF EXISTS interest._%ss_%s_%s()', kind, src, op);
+    END LOOP;
+    PERFORM interest._forget_source(kind, src);
     RETURN true;
 END $$;
+
+CREATE FUNCTION interest.detach_items(items regclass) RETURNS boolean
+LANGUAGE sql AS $$ SELECT interest._detach('item', items) $$;
 
 CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_column name DEFAULT NULL,
     time_column name DEFAULT NULL, type_column name DEFAULT NULL, weight_column name DEFAULT NULL,
@@ -295,19 +303,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION interest.detach_events(events regclass) RETURNS boolean
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-DECLARE src integer;
-BEGIN
-    PERFORM interest._require_owner(events);
-    SELECT id INTO src FROM interest.event_sources WHERE relid = events;
-    IF NOT FOUND THEN RETURN false; END IF;
-    EXECUTE format('DROP TRIGGER IF EXISTS interest_events_ins ON %s', events);
-    EXECUTE format('DROP TRIGGER IF EXISTS interest_events_del ON %s', events);
-    EXECUTE format('DROP TRIGGER IF EXISTS interest_events_upd ON %s', events);
-    EXECUTE format('DROP FUNCTION IF EXISTS interest._events_%s_ins(), interest._events_%s_del(), interest._events_%s_upd()', src, src, src);
-    PERFORM interest._forget_source('event', src);
-    RETURN true;
-END $$;
+LANGUAGE sql AS $$ SELECT interest._detach('event', events) $$;
 
 CREATE FUNCTION interest._forget_source(kind text, src integer) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
