@@ -181,3 +181,12 @@ COMMENT ON VIEW interest.item_status IS 'Attached items tables: estimated rows, 
 COMMENT ON PROCEDURE interest.backfill_items(regclass, integer) IS
     'Embeds existing rows of an attached items table that have no embedding, committing per batch with a NOTICE; CALL it again to resume.';
 
+
+CREATE FUNCTION interest.set_profile(user_key text, profile text, events regclass DEFAULT NULL) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$ SELECT interest._set_profile($1, $2, interest._event_source($3::oid)) $$;
+CREATE FUNCTION interest.set_profile(user_key anyelement, profile text, events regclass DEFAULT NULL) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$ SELECT interest._set_profile($1::text, $2, interest._event_source($3::oid)) $$;
+COMMENT ON FUNCTION interest.set_profile(text, text, regclass) IS
+    'Cold start: a text profile counts as one event at the time it is set, so it seeds a user with no events and fades as events arrive; NULL removes it.';
+COMMENT ON FUNCTION interest.set_profile(anyelement, text, regclass) IS 'set_profile for int, bigint or uuid user keys.';
+COMMENT ON TABLE interest.user_profiles IS 'Users'' text profiles (cold start) and their embeddings.';

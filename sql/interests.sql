@@ -84,6 +84,17 @@ CREATE TABLE interest.pending_events (
 );
 CREATE INDEX pending_events_item ON interest.pending_events (source_id, item_key);
 
+-- Cold start: a text profile acts as one event at the time it was set, so it
+-- seeds a user with no events and fades as real events arrive.
+CREATE TABLE interest.user_profiles (
+    source_id integer NOT NULL,
+    user_key  text NOT NULL,
+    profile   text NOT NULL,
+    embedding interest.embedding NOT NULL,
+    set_at    double precision NOT NULL,
+    PRIMARY KEY (source_id, user_key)
+);
+
 -- Bookkeeping that failed; the application's rows were kept. interest.rebuild() repairs.
 CREATE TABLE interest.bookkeeping_errors (
     id         bigserial PRIMARY KEY,
@@ -95,7 +106,7 @@ CREATE TABLE interest.bookkeeping_errors (
 );
 
 REVOKE ALL ON interest.item_sources, interest.item_embeddings, interest.event_sources, interest.user_states,
-    interest.user_interests, interest.pending_events, interest.bookkeeping_errors FROM PUBLIC;
+    interest.user_interests, interest.pending_events, interest.user_profiles, interest.bookkeeping_errors FROM PUBLIC;
 GRANT SELECT ON interest.item_sources, interest.event_sources TO PUBLIC;
 
 CREATE FUNCTION interest._require_owner(rel regclass) RETURNS void
@@ -324,6 +335,7 @@ BEGIN
         DELETE FROM interest.user_interests WHERE source_id = src;
         DELETE FROM interest.user_states WHERE source_id = src;
         DELETE FROM interest.pending_events WHERE source_id = src;
+        DELETE FROM interest.user_profiles WHERE source_id = src;
         DELETE FROM interest.event_sources WHERE id = src;
     END IF;
 END $$;

@@ -219,7 +219,7 @@ fn _apply_events(
 ) -> i64 {
     let src = load_event_source(source_id);
     require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT, "apply events");
-    apply_event_rows(&src, users, items, times, weights, texts)
+    apply_event_rows(&src, users, items, times, weights, texts, Vec::new())
 }
 
 fn apply_event_rows(
@@ -229,6 +229,7 @@ fn apply_event_rows(
     times: Vec<Option<f64>>,
     weights: Vec<Option<f64>>,
     texts: Vec<Option<String>>,
+    extra: Vec<Resolved>,
 ) -> i64 {
     let source_id = src.id;
     let n = users.len();
@@ -291,6 +292,7 @@ fn apply_event_rows(
         .unwrap_or_else(|e| spi_error(e));
     }
     let applied = resolved.len() as i64;
+    resolved.extend(extra);
     apply_to_users(src, resolved, false);
     applied
 }
@@ -519,8 +521,63 @@ fn replay(src: &EventSource, users: Option<Vec<String>>) -> i64 {
         w.push(r.3);
         x.push(r.4);
     }
-    apply_event_rows(src, u, i, t, w, x);
+    apply_event_rows(src, u, i, t, w, x, load_profiles(src.id, users.as_deref()));
     total
+}
+
+/// Text profiles as events at the time they were set (cold start).
+fn load_profiles(source_id: i32, users: Option<&[String]>) -> Vec<Resolved> {
+    Spi::connect(|c| {
+        let t = c.select(
+            "SELECT user_key, embedding, set_at FROM interest.user_profiles \
+             WHERE source_id = $1 AND ($2::text[] IS NULL OR user_key = ANY($2))",
+            None,
+            &[source_id.into(), users.map(|u| u.to_vec()).into()],
+        )?;
+        t.map(|r| {
+            Ok(Resolved {
+                user: r.get::<String>(1)?.unwrap(),
+                vector: r.get::<Embedding>(2)?.unwrap().into_vec(),
+                weight: 1.0,
+                t: r.get::<f64>(3)?.unwrap(),
+            })
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| spi_error(e))
+}
+
+/// Sets (or, with NULL, clears) a user's text profile, then recomputes the
+/// user from the events table plus the profile.
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _set_profile(user_key: &str, profile: Option<&str>, source_id: i32) -> bool {
+    let src = load_event_source(source_id);
+    require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE, "set profiles");
+    let users = vec![user_key.to_string()];
+    lock_users(src.id, &users);
+    match profile {
+        Some(text) => {
+            let vector = embed_texts(&item_model(src.item_source_id), &[text]).remove(0);
+            Spi::run_with_args(
+                "INSERT INTO interest.user_profiles (source_id, user_key, profile, embedding, set_at) \
+                 VALUES ($1, $2, $3, $4, extract(epoch FROM now())) \
+                 ON CONFLICT (source_id, user_key) DO UPDATE \
+                 SET profile = excluded.profile, embedding = excluded.embedding, set_at = excluded.set_at",
+                &[source_id.into(), user_key.into(), text.into(), Embedding::new(vector).into()],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        }
+        None => {
+            Spi::run_with_args(
+                "DELETE FROM interest.user_profiles WHERE source_id = $1 AND user_key = $2",
+                &[source_id.into(), user_key.into()],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+        }
+    }
+    replay(&src, Some(users));
+    profile.is_some()
 }
 
 /// The events source for `events` (an attached table's OID), or the only one.
@@ -795,7 +852,7 @@ fn apply_pending(item_source_id: i32, keys: &[String]) {
             t.push(r.2);
             w.push(r.3);
         }
-        apply_event_rows(&src, u, i, t, w, vec![None; n]);
+        apply_event_rows(&src, u, i, t, w, vec![None; n], Vec::new());
     }
 }
 

@@ -83,6 +83,19 @@ CREATE TEMP TABLE after_delete AS SELECT user_key, total FROM interest.user_stat
 SELECT rebuild('events') > 0;
 SELECT 1 - (a.total <=> s.total) > 0.99999 AS delete_matches_rebuild, s.events FROM after_delete a JOIN interest.user_states s USING (user_key);
 
+-- cold start: a text profile seeds a user with no events, and fades as events arrive
+SELECT set_profile(100, 'gritty crime thrillers and detective stories') AS profile_set;
+SELECT m.title FROM movies m JOIN interest.item_embeddings e ON e.item_key = m.id::text
+ ORDER BY e.embedding <=> user_vector(100) LIMIT 1;
+CREATE TEMP TABLE p AS SELECT embed('gritty crime thrillers and detective stories') AS e, user_vector(100) <=> embed('gritty crime thrillers and detective stories') AS d0;
+INSERT INTO events SELECT 100, id, 'purchase', now() + id * interval '1 day' FROM movies WHERE genres LIKE '%Children%';
+SELECT (user_vector(100) <=> (SELECT e FROM p)) > (SELECT d0 FROM p) + 0.1 AS profile_faded;
+CREATE TEMP TABLE before_rebuild AS SELECT user_vector(100) AS v;
+SELECT rebuild('events') > 0 AS rebuilt;
+SELECT (user_vector(100) <=> (SELECT v FROM before_rebuild)) < 1e-5 AS rebuild_keeps_profile;
+SELECT set_profile(100, NULL) AS profile_set, (user_vector(100) <=> (SELECT v FROM before_rebuild)) > 1e-4 AS profile_removed;
+SELECT regress.err($$SELECT set_profile(101, 'x', 'shows')$$);
+
 -- an application role with no rights on the extension's tables can insert events
 CREATE ROLE regress_app_writer;
 GRANT INSERT, SELECT ON events TO regress_app_writer;
