@@ -114,7 +114,8 @@ LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
     IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = rel), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501',
-            DETAIL = 'Attaching installs triggers on the table.', HINT = 'Run it as the table''s owner.';
+            DETAIL = 'Attaching, detaching, backfilling and rebuilding change a table''s triggers or its interest bookkeeping.',
+            HINT = 'Run it as the table''s owner.';
     END IF;
 END $$;
 

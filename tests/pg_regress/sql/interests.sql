@@ -131,6 +131,36 @@ INSERT INTO tiny_events VALUES ('x', 'a');
 SELECT count(*) AS rows_kept FROM tiny_events;
 SELECT sqlstate, message FROM interest.bookkeeping_errors ORDER BY id;
 
+-- UPDATE of an event is delete plus insert: the user is recomputed from the table
+UPDATE events SET kind = 'dislike' WHERE user_id = 2 AND movie_id = 4;
+CREATE TEMP TABLE after_update AS SELECT total FROM interest.user_states s JOIN interest.event_sources es ON es.id = s.source_id
+ WHERE es.relid = 'events'::regclass AND user_key = '2';
+SELECT rebuild('events') > 0 AS rebuilt;
+SELECT (a.total <=> s.total) < 1e-5 AS update_matches_rebuild
+FROM after_update a, interest.user_states s JOIN interest.event_sources es ON es.id = s.source_id
+WHERE es.relid = 'events'::regclass AND s.user_key = '2';
+
+-- names are quoted: odd table and column names work and inject nothing
+CREATE TABLE "Odd ""Items""" ("item id" int PRIMARY KEY, "the; text" text);
+INSERT INTO "Odd ""Items""" VALUES (1, 'space opera with starships');
+SELECT attach_items('"Odd ""Items"""', 'item id', text => '"the; text"') > 0 AS attached;
+CALL backfill_items('"Odd ""Items"""');
+CREATE TABLE "Odd Events" ("user); DROP TABLE movies; --" text, "item id" int);
+SELECT attach_events('"Odd Events"', 'user); DROP TABLE movies; --', 'item id', items => '"Odd ""Items"""') > 0 AS attached;
+INSERT INTO "Odd Events" VALUES ('u1', 1);
+SELECT dims(user_vector('u1', '"Odd Events"')) AS odd_names_work, (SELECT count(*) FROM movies) AS movies_still_there;
+SELECT detach_events('"Odd Events"'), detach_items('"Odd ""Items"""');
+
+-- attaching requires ownership of the table
+CREATE ROLE regress_not_owner;
+GRANT USAGE ON SCHEMA public TO regress_not_owner;
+SET ROLE regress_not_owner;
+SELECT regress.err($$SELECT interest.attach_events('events', 'user_id', 'movie_id')$$);
+SELECT regress.err($$SELECT interest.rebuild('events')$$);
+RESET ROLE;
+REVOKE USAGE ON SCHEMA public FROM regress_not_owner;
+DROP ROLE regress_not_owner;
+
 -- detaching removes triggers and bookkeeping, never the application's data
 SELECT detach_events('events'), detach_events('events');
 SELECT count(*) AS events_kept FROM events;
