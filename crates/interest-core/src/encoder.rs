@@ -10,8 +10,9 @@ use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
+use once_cell::sync::OnceCell;
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use tokenizers::{Tokenizer, TruncationParams};
 
 /// What went wrong, sorted by who can fix it.
@@ -70,7 +71,9 @@ pub struct EncoderConfig {
     pub intra_op_threads: usize,
 }
 
-static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+// once_cell for `get_or_try_init` (not stable in std): a failed load leaves
+// the cell empty, so a later call can try again.
+static ENVIRONMENT: OnceCell<Environment> = OnceCell::new();
 
 /// Token ids, attention mask and token type ids of one text.
 type Tokens = (Vec<i64>, Vec<i64>, Vec<i64>);
@@ -81,16 +84,26 @@ type Tokens = (Vec<i64>, Vec<i64>, Vec<i64>);
 /// fixed the path) can succeed. Once loaded, the library stays for the life of
 /// the process; a different `library` path is then ignored.
 pub fn runtime(library: &Path) -> Result<&'static Environment, EncoderError> {
-    if let Some(env) = ENVIRONMENT.get() {
-        return Ok(env);
-    }
-    if !library.is_file() {
-        return Err(EncoderError::Runtime(format!("no file at \"{}\"", library.display())));
-    }
-    let builder = ort::init_from(library).map_err(|e| EncoderError::Runtime(e.to_string()))?;
-    let env = with_signals_blocked(|| builder.with_name("pg_interest").build())
-        .map_err(|e| EncoderError::Runtime(e.to_string()))?;
-    Ok(ENVIRONMENT.get_or_init(|| env))
+    ENVIRONMENT.get_or_try_init(|| {
+        if !library.is_file() {
+            return Err(EncoderError::Runtime(format!("no file at \"{}\"", library.display())));
+        }
+        let builder = ort::init_from(library).map_err(|e| EncoderError::Runtime(e.to_string()))?;
+        with_signals_blocked(|| builder.with_name("pg_interest").build()).map_err(|e| EncoderError::Runtime(e.to_string()))
+    })
+}
+
+/// The fields of a Hugging Face `config.json` that bound what the encoder may do.
+#[derive(Debug, Deserialize)]
+struct ModelConfigFile {
+    max_position_embeddings: Option<usize>,
+}
+
+/// The model's own sequence limit from the `config.json` beside the model,
+/// when there is one: a longer input would index past the position table.
+pub fn config_max_positions(model_path: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(model_path.parent()?.join("config.json")).ok()?;
+    serde_json::from_str::<ModelConfigFile>(&text).ok()?.max_position_embeddings
 }
 
 pub fn runtime_loaded() -> bool {
@@ -192,6 +205,10 @@ impl Encoder {
             .map(|o| o.name().to_string())
             .ok_or_else(|| EncoderError::UnsupportedSignature("the model has no outputs".into()))?;
 
+        let mut config = config;
+        if let Some(limit) = config_max_positions(&config.model_path) {
+            config.model_max_tokens = config.model_max_tokens.min(limit);
+        }
         let truncation = config.model_max_tokens;
         let mut encoder = Encoder {
             session,

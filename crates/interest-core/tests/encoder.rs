@@ -82,6 +82,10 @@ fn encoder_end_to_end() {
     assert!(matches!(Encoder::load(env, config(&tmp)), Err(EncoderError::FileMissing { .. })));
     std::fs::remove_dir_all(&tmp).unwrap();
 
+    // config.json beside the model bounds the sequence length (BERT: 512 positions).
+    assert_eq!(encoder::config_max_positions(&dir.join("model.onnx")), Some(512));
+    assert_eq!(encoder::config_max_positions(&std::env::temp_dir().join("none/model.onnx")), None);
+
     // The sha256 the registry pins for the default model.
     assert_eq!(
         encoder::file_sha256(&dir.join("model.onnx")).unwrap(),
