@@ -28,7 +28,10 @@ fn embed(text: &str, model: default!(&str, "'all-MiniLM-L6-v2'")) -> Embedding {
 /// Embeds an array in batches of interest.batch_size (sorted by length, each
 /// padded to its longest text). NULL elements give NULL embeddings.
 #[pg_extern(name = "embed", immutable, strict, parallel_safe, cost = 10000)]
-fn embed_array(texts: Array<&str>, model: default!(&str, "'all-MiniLM-L6-v2'")) -> Vec<Option<Embedding>> {
+fn embed_array(
+    texts: Array<&str>,
+    model: default!(&str, "'all-MiniLM-L6-v2'"),
+) -> Vec<Option<Embedding>> {
     let entry = models::lookup(model);
     let items: Vec<Option<&str>> = texts.iter().collect();
     let present: Vec<&str> = items.iter().flatten().copied().collect();
@@ -73,7 +76,9 @@ fn register_model(
     require_superuser("register a model");
     let valid_name = !name.is_empty()
         && name.len() <= 63
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
     if !valid_name {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -98,10 +103,13 @@ fn register_model(
             "Use the model's max_position_embeddings (512 for BERT).",
         );
     }
-    let exists = Spi::get_one_with_args::<bool>("SELECT EXISTS (SELECT 1 FROM interest.models WHERE name = $1)", &[name.into()])
-        .ok()
-        .flatten()
-        .unwrap_or(false);
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM interest.models WHERE name = $1)",
+        &[name.into()],
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false);
     if exists {
         raise(
             PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
@@ -112,9 +120,10 @@ fn register_model(
     }
     let model_path = models::resolve_model_path(model_file, "model file");
     let tokenizer_path = models::resolve_model_path(tokenizer_file, "tokenizer file");
-    let model_sha = encoder::file_sha256(&model_path).unwrap_or_else(|e| crate::errors::raise_encoder_error(name, e));
-    let tokenizer_sha =
-        encoder::file_sha256(&tokenizer_path).unwrap_or_else(|e| crate::errors::raise_encoder_error(name, e));
+    let model_sha = encoder::file_sha256(&model_path)
+        .unwrap_or_else(|e| crate::errors::raise_encoder_error(name, e));
+    let tokenizer_sha = encoder::file_sha256(&tokenizer_path)
+        .unwrap_or_else(|e| crate::errors::raise_encoder_error(name, e));
     let mut entry = ModelEntry {
         name: name.to_string(),
         dimensions: 0,
@@ -133,7 +142,10 @@ fn register_model(
         raise(
             PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
             format!("model \"{name}\" produces {} dimensions", entry.dimensions),
-            format!("Embeddings have 1 to {} dimensions.", interest_core::MAX_DIMENSIONS),
+            format!(
+                "Embeddings have 1 to {} dimensions.",
+                interest_core::MAX_DIMENSIONS
+            ),
             "Use a sentence encoder with a smaller output.",
         );
     }

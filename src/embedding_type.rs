@@ -38,7 +38,11 @@ impl<'a> EmbeddingRef<'a> {
 }
 
 impl FromDatum for EmbeddingRef<'_> {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _typoid: pg_sys::Oid) -> Option<Self> {
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        _typoid: pg_sys::Oid,
+    ) -> Option<Self> {
         if is_null {
             return None;
         }
@@ -46,9 +50,13 @@ impl FromDatum for EmbeddingRef<'_> {
         // returns the same pointer unless the value is toasted or has a short
         // header, so the common case reads the tuple's bytes without a copy.
         unsafe {
-            let raw = pg_sys::pg_detoast_datum(datum.cast_mut_ptr::<pg_sys::varlena>()) as *const u8;
+            let raw =
+                pg_sys::pg_detoast_datum(datum.cast_mut_ptr::<pg_sys::varlena>()) as *const u8;
             let dim = *(raw.add(4) as *const i16);
-            let values = std::slice::from_raw_parts(raw.add(HEADER_BYTES) as *const f32, dim.max(0) as usize);
+            let values = std::slice::from_raw_parts(
+                raw.add(HEADER_BYTES) as *const f32,
+                dim.max(0) as usize,
+            );
             Some(EmbeddingRef { values })
         }
     }
@@ -57,7 +65,10 @@ impl FromDatum for EmbeddingRef<'_> {
 unsafe impl<'fcx> ArgAbi<'fcx> for EmbeddingRef<'fcx> {
     unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
         let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null")) }
+        unsafe {
+            arg.unbox_arg_using_from_datum()
+                .unwrap_or_else(|| panic!("argument {index} must not be null"))
+        }
     }
 
     unsafe fn unbox_nullable_arg(arg: Arg<'_, 'fcx>) -> Nullable<Self> {
@@ -69,7 +80,8 @@ unsafe impl SqlTranslatable for EmbeddingRef<'_> {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(EmbeddingRef);
     const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
     const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal(SQL_TYPE));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal(SQL_TYPE)));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
+        Ok(ReturnsRef::One(SqlMappingRef::literal(SQL_TYPE)));
 }
 
 /// An embedding to return. Values are checked by the constructor.
@@ -98,7 +110,11 @@ impl Embedding {
             // 4-byte varlena header on little-endian: length << 2 (SET_VARSIZE).
             *(raw as *mut u32) = (size as u32) << 2;
             *(raw.add(4) as *mut i16) = self.0.len() as i16;
-            std::ptr::copy_nonoverlapping(self.0.as_ptr(), raw.add(HEADER_BYTES) as *mut f32, self.0.len());
+            std::ptr::copy_nonoverlapping(
+                self.0.as_ptr(),
+                raw.add(HEADER_BYTES) as *mut f32,
+                self.0.len(),
+            );
             pg_sys::Datum::from(raw)
         }
     }
@@ -120,8 +136,13 @@ impl IntoDatum for Embedding {
 }
 
 impl FromDatum for Embedding {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, typoid: pg_sys::Oid) -> Option<Self> {
-        unsafe { EmbeddingRef::from_polymorphic_datum(datum, is_null, typoid) }.map(|r| Embedding(r.as_slice().to_vec()))
+    unsafe fn from_polymorphic_datum(
+        datum: pg_sys::Datum,
+        is_null: bool,
+        typoid: pg_sys::Oid,
+    ) -> Option<Self> {
+        unsafe { EmbeddingRef::from_polymorphic_datum(datum, is_null, typoid) }
+            .map(|r| Embedding(r.as_slice().to_vec()))
     }
 }
 
@@ -129,7 +150,8 @@ unsafe impl SqlTranslatable for Embedding {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Embedding);
     const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
     const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal(SQL_TYPE));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal(SQL_TYPE)));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
+        Ok(ReturnsRef::One(SqlMappingRef::literal(SQL_TYPE)));
 }
 
 /// The type's OID, looked up in the syscache (cheap, and right even after the
@@ -216,7 +238,10 @@ fn embedding_typmod_in(list: Array<&CStr>) -> i32 {
         )
     };
     if items.len() != 1 {
-        bad(format!("{} modifiers were given; embedding takes one.", items.len()));
+        bad(format!(
+            "{} modifiers were given; embedding takes one.",
+            items.len()
+        ));
     }
     let text = items[0].and_then(|c| c.to_str().ok()).unwrap_or("");
     match text.trim().parse::<i64>() {
@@ -238,7 +263,10 @@ fn embedding_recv(buf: pgrx::datum::Internal, _typioparam: pg_sys::Oid, typmod: 
     };
     // SAFETY: for a receive function the first argument is a StringInfo.
     let values = unsafe {
-        let info = buf.unwrap().expect("receive buffer").cast_mut_ptr::<pg_sys::StringInfoData>();
+        let info = buf
+            .unwrap()
+            .expect("receive buffer")
+            .cast_mut_ptr::<pg_sys::StringInfoData>();
         let data = std::slice::from_raw_parts((*info).data as *const u8, (*info).len as usize);
         let mut cursor = (*info).cursor as usize;
         let mut take = |n: usize| -> &[u8] {
@@ -259,7 +287,9 @@ fn embedding_recv(buf: pgrx::datum::Internal, _typioparam: pg_sys::Oid, typmod: 
                 "Send int16 dimension (at least 1), int16 zero, then the float4 values.",
             );
         }
-        let values: Vec<f32> = (0..dim).map(|_| f32::from_be_bytes(take(4).try_into().unwrap())).collect();
+        let values: Vec<f32> = (0..dim)
+            .map(|_| f32::from_be_bytes(take(4).try_into().unwrap()))
+            .collect();
         (*info).cursor = cursor as i32;
         values
     };

@@ -6,7 +6,12 @@ use interest_core::text_format::VectorError;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::{PgLogLevel, PgSqlErrorCode};
 
-pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, detail: impl Into<String>, hint: impl Into<String>) -> ! {
+pub fn raise(
+    code: PgSqlErrorCode,
+    message: impl Into<String>,
+    detail: impl Into<String>,
+    hint: impl Into<String>,
+) -> ! {
     let mut report = ErrorReport::new(code, message.into(), "pg_interest");
     let (detail, hint) = (detail.into(), hint.into());
     if !detail.is_empty() {

@@ -67,7 +67,8 @@ fn run_cached<T>(
                 plans.0 = ext;
             }
             if !plans.1.contains_key(sql) {
-                let oids: Vec<pgrx::PgOid> = args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
+                let oids: Vec<pgrx::PgOid> =
+                    args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
                 let stmt = client.prepare_mut(sql, &oids)?.keep();
                 plans.1.insert(sql, stmt);
             }
@@ -80,7 +81,12 @@ fn run_cached<T>(
 }
 
 fn spi_error(e: pgrx::spi::Error) -> ! {
-    raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, "pg_interest bookkeeping query failed", e.to_string(), "")
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        "pg_interest bookkeeping query failed",
+        e.to_string(),
+        "",
+    )
 }
 
 fn load_event_source(id: i32) -> std::rc::Rc<EventSource> {
@@ -149,7 +155,8 @@ fn outer_role() -> pg_sys::Oid {
 
 fn require_privilege(relid: pg_sys::Oid, relname: &str, mode: u32, what: &str) {
     // SAFETY: catalog lookup with valid OIDs; ACLMASK_ANY semantics (any bit of mode).
-    let ok = unsafe { pg_sys::pg_class_aclcheck(relid, outer_role(), mode as pg_sys::AclMode) } == pg_sys::AclResult::ACLCHECK_OK;
+    let ok = unsafe { pg_sys::pg_class_aclcheck(relid, outer_role(), mode as pg_sys::AclMode) }
+        == pg_sys::AclResult::ACLCHECK_OK;
     if !ok {
         raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -188,7 +195,12 @@ fn item_vectors(item_source: i32, keys: &[String]) -> HashMap<String, Vec<f32>> 
 fn item_model(item_source: Option<i32>) -> String {
     item_source
         .and_then(|id| {
-            Spi::get_one_with_args::<String>("SELECT model FROM interest.item_sources WHERE id = $1", &[id.into()]).ok().flatten()
+            Spi::get_one_with_args::<String>(
+                "SELECT model FROM interest.item_sources WHERE id = $1",
+                &[id.into()],
+            )
+            .ok()
+            .flatten()
         })
         .unwrap_or_else(|| "all-MiniLM-L6-v2".to_string())
 }
@@ -200,8 +212,10 @@ fn embed_texts(model: &str, texts: &[&str]) -> Vec<Vec<f32>> {
     let entry = models::lookup(model);
     let max_tokens = crate::gucs::MAX_TOKENS.get().max(2) as usize;
     let batch = crate::gucs::BATCH_SIZE.get().max(1) as usize;
-    models::with_encoder(&entry, |enc| enc.embed_many(texts, max_tokens, batch, || {}))
-        .unwrap_or_else(|e| crate::errors::raise_encoder_error(model, e))
+    models::with_encoder(&entry, |enc| {
+        enc.embed_many(texts, max_tokens, batch, || {})
+    })
+    .unwrap_or_else(|e| crate::errors::raise_encoder_error(model, e))
 }
 
 /// Applies a statement's new events: looks up item vectors (events whose item
@@ -233,11 +247,20 @@ fn apply_event_rows(
 ) -> i64 {
     let source_id = src.id;
     let n = users.len();
-    if [items.len(), times.len(), weights.len(), texts.len()].iter().any(|&l| l != n) {
+    if [items.len(), times.len(), weights.len(), texts.len()]
+        .iter()
+        .any(|&l| l != n)
+    {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             "event arrays differ in length",
-            format!("users {n}, items {}, times {}, weights {}, texts {}", items.len(), times.len(), weights.len(), texts.len()),
+            format!(
+                "users {n}, items {}, times {}, weights {}, texts {}",
+                items.len(),
+                times.len(),
+                weights.len(),
+                texts.len()
+            ),
             "",
         );
     }
@@ -252,15 +275,27 @@ fn apply_event_rows(
         None => HashMap::new(),
     };
     // Free-text events (no item): embed their texts in one batch.
-    let text_events: Vec<usize> = (0..n).filter(|&i| items[i].is_none() && texts[i].is_some()).collect();
-    let text_refs: Vec<&str> = text_events.iter().map(|&i| texts[i].as_deref().unwrap()).collect();
-    let text_vectors = if text_refs.is_empty() { Vec::new() } else { embed_texts(&item_model(src.item_source_id), &text_refs) };
-    let mut text_vector_of: HashMap<usize, Vec<f32>> = text_events.into_iter().zip(text_vectors).collect();
+    let text_events: Vec<usize> = (0..n)
+        .filter(|&i| items[i].is_none() && texts[i].is_some())
+        .collect();
+    let text_refs: Vec<&str> = text_events
+        .iter()
+        .map(|&i| texts[i].as_deref().unwrap())
+        .collect();
+    let text_vectors = if text_refs.is_empty() {
+        Vec::new()
+    } else {
+        embed_texts(&item_model(src.item_source_id), &text_refs)
+    };
+    let mut text_vector_of: HashMap<usize, Vec<f32>> =
+        text_events.into_iter().zip(text_vectors).collect();
 
     let mut resolved = Vec::with_capacity(n);
     let mut pending: (Vec<String>, Vec<String>, Vec<f64>, Vec<f64>) = Default::default();
     for i in 0..n {
-        let (Some(user), Some(t)) = (users[i].clone(), times[i]) else { continue };
+        let (Some(user), Some(t)) = (users[i].clone(), times[i]) else {
+            continue;
+        };
         let weight = weights[i].unwrap_or(1.0);
         if weight == 0.0 {
             continue;
@@ -281,7 +316,12 @@ fn apply_event_rows(
                 None => continue,
             },
         };
-        resolved.push(Resolved { user, vector, weight, t });
+        resolved.push(Resolved {
+            user,
+            vector,
+            weight,
+            t,
+        });
     }
     if !pending.0.is_empty() {
         Spi::run_with_args(
@@ -310,13 +350,19 @@ fn apply_to_users(src: &EventSource, events: Vec<Resolved>, fresh: bool) {
     }
     let user_keys: Vec<String> = per_user.keys().cloned().collect();
     lock_users(src.id, &user_keys);
-    let mut states = if fresh { HashMap::new() } else { load_states(src.id, &user_keys) };
+    let mut states = if fresh {
+        HashMap::new()
+    } else {
+        load_states(src.id, &user_keys)
+    };
     for (user, mut evs) in per_user {
         // Time order within a statement (stable: ties keep arrival order), so
         // incremental maintenance and rebuild see events in the same order.
         evs.sort_by(|a, b| a.t.total_cmp(&b.t));
         let dims = evs[0].vector.len();
-        let state = states.entry(user).or_insert_with(|| InterestState::new(dims, evs[0].t));
+        let state = states
+            .entry(user)
+            .or_insert_with(|| InterestState::new(dims, evs[0].t));
         for e in &evs {
             if e.vector.len() != state.total.len() {
                 crate::errors::dimension_mismatch(state.total.len(), e.vector.len());
@@ -330,7 +376,11 @@ fn apply_to_users(src: &EventSource, events: Vec<Resolved>, fresh: bool) {
 /// Lock order, the same everywhere: the source-level lock (shared here,
 /// exclusive for a full rebuild), then users by lock key.
 fn lock_users(source_id: i32, users: &[String]) {
-    run_cached("SELECT pg_catalog.pg_advisory_xact_lock_shared(-$1, 0)", &[source_id.into()], |_| Ok(()));
+    run_cached(
+        "SELECT pg_catalog.pg_advisory_xact_lock_shared(-$1, 0)",
+        &[source_id.into()],
+        |_| Ok(()),
+    );
     run_cached(
         "SELECT count(pg_catalog.pg_advisory_xact_lock($1, h)) \
          FROM (SELECT DISTINCT pg_catalog.hashtext(u) AS h FROM unnest($2::text[]) u ORDER BY 1) s",
@@ -387,8 +437,14 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
     let mut totals = Vec::new();
     let mut counts = Vec::new();
     let mut slots: Vec<i32> = Vec::new();
-    let (mut i_users, mut i_slots, mut i_vecs, mut i_mass, mut i_seen, mut i_events) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut i_users, mut i_slots, mut i_vecs, mut i_mass, mut i_seen, mut i_events) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for (user, s) in states {
         users.push(user.clone());
         t_refs.push(s.t_ref);
@@ -447,7 +503,12 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
 #[search_path(pg_catalog, interest)]
 fn _rebuild_users(source_id: i32, users: Vec<Option<String>>) -> i64 {
     let src = load_event_source(source_id);
-    require_privilege(src.relid, &src.relname, pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE, "rebuild users");
+    require_privilege(
+        src.relid,
+        &src.relname,
+        pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
+        "rebuild users",
+    );
     let users: Vec<String> = users.into_iter().flatten().collect();
     if users.is_empty() {
         return 0;
@@ -470,7 +531,11 @@ fn _rebuild_all(source_id: i32) -> i64 {
         );
     }
     // Exclusive source lock: waits for in-flight incremental updates, holds off new ones.
-    Spi::run_with_args("SELECT pg_catalog.pg_advisory_xact_lock(-$1, 0)", &[source_id.into()]).unwrap_or_else(|e| spi_error(e));
+    Spi::run_with_args(
+        "SELECT pg_catalog.pg_advisory_xact_lock(-$1, 0)",
+        &[source_id.into()],
+    )
+    .unwrap_or_else(|e| spi_error(e));
     replay(&src, None)
 }
 
@@ -480,31 +545,53 @@ fn replay(src: &EventSource, users: Option<Vec<String>>) -> i64 {
     match &users {
         None => {
             for table in ["user_interests", "user_states"] {
-                Spi::run_with_args(&format!("DELETE FROM interest.{table} WHERE source_id = $1"), &[source_id.into()])
-                    .unwrap_or_else(|e| spi_error(e));
-            }
-            Spi::run_with_args("DELETE FROM interest.pending_events WHERE source_id = $1", &[source_id.into()])
+                Spi::run_with_args(
+                    &format!("DELETE FROM interest.{table} WHERE source_id = $1"),
+                    &[source_id.into()],
+                )
                 .unwrap_or_else(|e| spi_error(e));
+            }
+            Spi::run_with_args(
+                "DELETE FROM interest.pending_events WHERE source_id = $1",
+                &[source_id.into()],
+            )
+            .unwrap_or_else(|e| spi_error(e));
         }
         Some(u) => {
             for table in ["user_interests", "user_states", "pending_events"] {
                 Spi::run_with_args(
-                    &format!("DELETE FROM interest.{table} WHERE source_id = $1 AND user_key = ANY($2)"),
+                    &format!(
+                        "DELETE FROM interest.{table} WHERE source_id = $1 AND user_key = ANY($2)"
+                    ),
                     &[source_id.into(), u.clone().into()],
                 )
                 .unwrap_or_else(|e| spi_error(e));
             }
         }
     }
-    let filter = if users.is_some() { format!("WHERE {} = ANY($1)", src.user_expr) } else { String::new() };
-    let query = format!("SELECT {} FROM {} {filter} ORDER BY 3, ctid", src.select_list, src.relname);
-    let rows: Vec<(Option<String>, Option<String>, Option<f64>, Option<f64>, Option<String>)> = Spi::connect(|c| {
+    let filter = if users.is_some() {
+        format!("WHERE {} = ANY($1)", src.user_expr)
+    } else {
+        String::new()
+    };
+    let query = format!(
+        "SELECT {} FROM {} {filter} ORDER BY 3, ctid",
+        src.select_list, src.relname
+    );
+    let rows: Vec<(
+        Option<String>,
+        Option<String>,
+        Option<f64>,
+        Option<f64>,
+        Option<String>,
+    )> = Spi::connect(|c| {
         let args: Vec<pgrx::datum::DatumWithOid> = match &users {
             Some(u) => vec![u.clone().into()],
             None => vec![],
         };
         let t = c.select(&query, None, &args)?;
-        t.map(|r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))).collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        t.map(|r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .unwrap_or_else(|e| spi_error(e));
     let total = rows.len() as i64;
@@ -553,7 +640,12 @@ fn load_profiles(source_id: i32, users: Option<&[String]>) -> Vec<Resolved> {
 #[search_path(pg_catalog, interest)]
 fn _set_profile(user_key: &str, profile: Option<&str>, source_id: i32) -> bool {
     let src = load_event_source(source_id);
-    require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE, "set profiles");
+    require_privilege(
+        src.relid,
+        &src.relname,
+        pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
+        "set profiles",
+    );
     let users = vec![user_key.to_string()];
     lock_users(src.id, &users);
     match profile {
@@ -586,10 +678,19 @@ fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
     // (Spi::get_one errors on an empty result, so read through a table.)
     let ids: Vec<i32> = Spi::connect(|c| {
         let t = match events {
-            Some(rel) => c.select("SELECT id FROM interest.event_sources WHERE relid = $1::regclass", None, &[rel.into()])?,
-            None => c.select("SELECT id FROM interest.event_sources ORDER BY id", None, &[])?,
+            Some(rel) => c.select(
+                "SELECT id FROM interest.event_sources WHERE relid = $1::regclass",
+                None,
+                &[rel.into()],
+            )?,
+            None => c.select(
+                "SELECT id FROM interest.event_sources ORDER BY id",
+                None,
+                &[],
+            )?,
         };
-        t.map(|r| r.get::<i32>(1).map(|v| v.unwrap())).collect::<Result<Vec<_>, _>>()
+        t.map(|r| r.get::<i32>(1).map(|v| v.unwrap()))
+            .collect::<Result<Vec<_>, _>>()
     })
     .unwrap_or_else(|e| spi_error(e));
     let n = ids.len();
@@ -617,7 +718,12 @@ fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
 }
 
 fn require_read(src: &EventSource) {
-    require_privilege(src.relid, &src.relname, pg_sys::ACL_SELECT, "read interests");
+    require_privilege(
+        src.relid,
+        &src.relname,
+        pg_sys::ACL_SELECT,
+        "read interests",
+    );
 }
 
 fn load_user(src: &EventSource, user_key: &str) -> Option<InterestState> {
@@ -655,7 +761,9 @@ fn _interests(
 > {
     let src = load_event_source(source_id);
     require_read(&src);
-    let Some(state) = load_user(&src, user_key) else { return TableIterator::new(Vec::new()) };
+    let Some(state) = load_user(&src, user_key) else {
+        return TableIterator::new(Vec::new());
+    };
     // The user's 50 most recent items and their vectors.
     let recent_sql = format!(
         "SELECT i FROM (SELECT {item} AS i, max({time}) AS t FROM {rel} WHERE {user} = $1 AND {item} IS NOT NULL \
@@ -684,7 +792,11 @@ fn _interests(
             let dir: Vec<f32> = c.sum.iter().map(|&v| v as f32).collect();
             let mut near: Vec<(f64, &String)> = recent
                 .iter()
-                .filter_map(|k| vectors.get(k).map(|v| (interest_core::kernels::cosine_distance(&dir, v), k)))
+                .filter_map(|k| {
+                    vectors
+                        .get(k)
+                        .map(|v| (interest_core::kernels::cosine_distance(&dir, v), k))
+                })
                 .filter(|(d, _)| !d.is_nan())
                 .collect();
             near.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -692,7 +804,11 @@ fn _interests(
             interest_core::kernels::normalize_in_place(&mut unit);
             (
                 slot as i32,
-                if total_mass > 0.0 { c.mass / total_mass } else { 0.0 },
+                if total_mass > 0.0 {
+                    c.mass / total_mass
+                } else {
+                    0.0
+                },
                 c.last_seen,
                 c.events as i64,
                 Embedding::new(unit),
@@ -743,7 +859,12 @@ fn load_item_source(id: i32) -> ItemSource {
 #[search_path(pg_catalog, interest)]
 fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<String>>) -> i64 {
     let src = load_item_source(source_id);
-    require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE, "embed items");
+    require_privilege(
+        src.relid,
+        &src.relname,
+        pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
+        "embed items",
+    );
     let present: Vec<(String, &str)> = ids
         .iter()
         .zip(&texts)
@@ -752,9 +873,17 @@ fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<St
     let refs: Vec<&str> = present.iter().map(|p| p.1).collect();
     let vectors = embed_texts(&src.model, &refs);
     let keys: Vec<String> = present.into_iter().map(|p| p.0).collect();
-    let removed: Vec<String> =
-        ids.iter().zip(&texts).filter_map(|(k, t)| if t.is_none() { k.clone() } else { None }).collect();
-    store_items(source_id, keys, vectors.into_iter().map(Embedding::new).collect(), removed)
+    let removed: Vec<String> = ids
+        .iter()
+        .zip(&texts)
+        .filter_map(|(k, t)| if t.is_none() { k.clone() } else { None })
+        .collect();
+    store_items(
+        source_id,
+        keys,
+        vectors.into_iter().map(Embedding::new).collect(),
+        removed,
+    )
 }
 
 /// Stores precomputed embeddings (bring your own); NULL removes one.
@@ -762,7 +891,12 @@ fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<St
 #[search_path(pg_catalog, interest)]
 fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<String>>) -> i64 {
     let src = load_item_source(source_id);
-    require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE, "store item embeddings");
+    require_privilege(
+        src.relid,
+        &src.relname,
+        pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
+        "store item embeddings",
+    );
     let mut keys = Vec::new();
     let mut vecs = Vec::new();
     let mut removed = Vec::new();
@@ -770,7 +904,8 @@ fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<S
         match (k, e) {
             (Some(k), Some(e)) => {
                 // The trigger passes the column cast to interest.embedding, as text.
-                let values = interest_core::text_format::parse(&e).unwrap_or_else(|err| crate::errors::raise_vector_error(err));
+                let values = interest_core::text_format::parse(&e)
+                    .unwrap_or_else(|err| crate::errors::raise_vector_error(err));
                 keys.push(k);
                 vecs.push(Embedding::new(values));
             }
@@ -785,7 +920,12 @@ fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<S
 #[search_path(pg_catalog, interest)]
 fn _items_deleted(source_id: i32, ids: Vec<Option<String>>) -> i64 {
     let src = load_item_source(source_id);
-    require_privilege(src.relid, &src.relname, pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE, "remove item embeddings");
+    require_privilege(
+        src.relid,
+        &src.relname,
+        pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
+        "remove item embeddings",
+    );
     let keys: Vec<String> = ids.into_iter().flatten().collect();
     // Users keep what these items contributed: the events happened.
     Spi::get_one_with_args::<i64>(
@@ -796,7 +936,12 @@ fn _items_deleted(source_id: i32, ids: Vec<Option<String>>) -> i64 {
     .unwrap_or(0)
 }
 
-fn store_items(source_id: i32, keys: Vec<String>, vectors: Vec<Embedding>, removed: Vec<String>) -> i64 {
+fn store_items(
+    source_id: i32,
+    keys: Vec<String>,
+    vectors: Vec<Embedding>,
+    removed: Vec<String>,
+) -> i64 {
     let n = keys.len() as i64;
     if !keys.is_empty() {
         Spi::run_with_args(
@@ -823,9 +968,13 @@ fn store_items(source_id: i32, keys: Vec<String>, vectors: Vec<Embedding>, remov
 /// Events that arrived before their item's embedding: applied now, in time order.
 fn apply_pending(item_source_id: i32, keys: &[String]) {
     let sources: Vec<i32> = Spi::connect(|c| {
-        c.select("SELECT id FROM interest.event_sources WHERE item_source_id = $1 ORDER BY id", None, &[item_source_id.into()])?
-            .map(|r| r.get::<i32>(1).map(|v| v.unwrap()))
-            .collect::<Result<Vec<_>, _>>()
+        c.select(
+            "SELECT id FROM interest.event_sources WHERE item_source_id = $1 ORDER BY id",
+            None,
+            &[item_source_id.into()],
+        )?
+        .map(|r| r.get::<i32>(1).map(|v| v.unwrap()))
+        .collect::<Result<Vec<_>, _>>()
     })
     .unwrap_or_else(|e| spi_error(e));
     for source_id in sources {
@@ -845,7 +994,12 @@ fn apply_pending(item_source_id: i32, keys: &[String]) {
         }
         let src = load_event_source(source_id);
         let n = rows.len();
-        let (mut u, mut i, mut t, mut w) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut u, mut i, mut t, mut w) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
         for r in rows {
             u.push(r.0);
             i.push(r.1);
@@ -863,9 +1017,20 @@ fn _missing_items(
     source_id: i32,
     keys: Vec<Option<String>>,
     vals: Vec<Option<String>>,
-) -> TableIterator<'static, (name!(keys, Vec<Option<String>>), name!(vals, Vec<Option<String>>))> {
+) -> TableIterator<
+    'static,
+    (
+        name!(keys, Vec<Option<String>>),
+        name!(vals, Vec<Option<String>>),
+    ),
+> {
     let src = load_item_source(source_id);
-    require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE, "embed items");
+    require_privilege(
+        src.relid,
+        &src.relname,
+        pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
+        "embed items",
+    );
     let present: std::collections::HashSet<String> = Spi::connect(|c| {
         c.select(
             "SELECT item_key FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2)",
@@ -887,7 +1052,15 @@ fn _missing_items(
 /// Per attached items table: rows (estimate), embedded items, events waiting for items.
 #[pg_extern(security_definer, stable, parallel_safe)]
 #[search_path(pg_catalog, interest)]
-fn _item_status() -> TableIterator<'static, (name!(items, String), name!(row_estimate, i64), name!(embedded, i64), name!(pending_events, i64))> {
+fn _item_status() -> TableIterator<
+    'static,
+    (
+        name!(items, String),
+        name!(row_estimate, i64),
+        name!(embedded, i64),
+        name!(pending_events, i64),
+    ),
+> {
     let rows = Spi::connect(|c| {
         c.select(
             "SELECT s.relid::regclass::text, greatest(c.reltuples, 0)::int8, \

@@ -43,7 +43,11 @@ mod tests {
 
     #[pg_test]
     fn cosine_operator_orders_by_angle() {
-        let d = Spi::get_one::<f64>("SELECT '[1,0]'::interest.embedding OPERATOR(interest.<=>) '[0,3]'").unwrap().unwrap();
+        let d = Spi::get_one::<f64>(
+            "SELECT '[1,0]'::interest.embedding OPERATOR(interest.<=>) '[0,3]'",
+        )
+        .unwrap()
+        .unwrap();
         assert!((d - 1.0).abs() < 1e-9);
     }
 
@@ -52,8 +56,13 @@ mod tests {
         let e = crate::embedding_type::Embedding::new(vec![3.0, 4.0]);
         let n = Spi::get_one_with_args::<f64>("SELECT interest.norm($1)", &[e.into()]).unwrap();
         assert_eq!(n, Some(5.0));
-        let back = Spi::get_one::<crate::embedding_type::Embedding>("SELECT '[1,2]'::interest.embedding").unwrap();
-        assert_eq!(back, Some(crate::embedding_type::Embedding::new(vec![1.0, 2.0])));
+        let back =
+            Spi::get_one::<crate::embedding_type::Embedding>("SELECT '[1,2]'::interest.embedding")
+                .unwrap();
+        assert_eq!(
+            back,
+            Some(crate::embedding_type::Embedding::new(vec![1.0, 2.0]))
+        );
     }
 
     #[pg_test]

@@ -39,13 +39,22 @@ fn expand(path: &str) -> PathBuf {
     // SAFETY: Postgres fills these buffers at start-up; we only read them.
     unsafe {
         if let Some(rest) = path.strip_prefix("$libdir") {
-            let lib = std::ffi::CStr::from_ptr(std::ptr::addr_of!(pg_sys::pkglib_path) as *const std::ffi::c_char).to_string_lossy().into_owned();
+            let lib = std::ffi::CStr::from_ptr(
+                std::ptr::addr_of!(pg_sys::pkglib_path) as *const std::ffi::c_char
+            )
+            .to_string_lossy()
+            .into_owned();
             return PathBuf::from(format!("{lib}{rest}"));
         }
         if let Some(rest) = path.strip_prefix("$sharedir") {
             let mut buf = [0 as std::ffi::c_char; pg_sys::MAXPGPATH as usize];
-            pg_sys::get_share_path(std::ptr::addr_of!(pg_sys::my_exec_path) as *const std::ffi::c_char, buf.as_mut_ptr());
-            let share = std::ffi::CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned();
+            pg_sys::get_share_path(
+                std::ptr::addr_of!(pg_sys::my_exec_path) as *const std::ffi::c_char,
+                buf.as_mut_ptr(),
+            );
+            let share = std::ffi::CStr::from_ptr(buf.as_ptr())
+                .to_string_lossy()
+                .into_owned();
             return PathBuf::from(format!("{share}{rest}"));
         }
     }
@@ -128,7 +137,10 @@ pub fn lookup(name: &str) -> ModelEntry {
     row.unwrap_or_else(|| {
         let known: Vec<String> = Spi::connect(|c| {
             c.select("SELECT name FROM interest.models ORDER BY name", None, &[])
-                .map(|t| t.filter_map(|r| r.get::<String>(1).ok().flatten()).collect())
+                .map(|t| {
+                    t.filter_map(|r| r.get::<String>(1).ok().flatten())
+                        .collect()
+                })
         })
         .unwrap_or_default();
         raise(
@@ -174,12 +186,25 @@ pub fn with_encoder<T>(entry: &ModelEntry, f: impl FnOnce(&mut Encoder) -> T) ->
         if encoder.dimensions() != entry.dimensions {
             raise(
                 PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-                format!("model \"{}\" produces {} dimensions, but is registered with {}", entry.name, encoder.dimensions(), entry.dimensions),
+                format!(
+                    "model \"{}\" produces {} dimensions, but is registered with {}",
+                    entry.name,
+                    encoder.dimensions(),
+                    entry.dimensions
+                ),
                 "The model file does not match its registry row.",
                 "Register the model again under a new name.",
             );
         }
-        CACHE.with(|c| c.borrow_mut().insert(entry.name.clone(), Loaded { entry: entry.clone(), encoder }));
+        CACHE.with(|c| {
+            c.borrow_mut().insert(
+                entry.name.clone(),
+                Loaded {
+                    entry: entry.clone(),
+                    encoder,
+                },
+            )
+        });
     }
     CACHE.with(|c| {
         let mut cache = c.borrow_mut();

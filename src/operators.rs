@@ -59,13 +59,25 @@ fn l2_normalize(a: EmbeddingRef<'_>) -> Embedding {
 #[pg_extern(immutable, strict, parallel_safe)]
 fn embedding_add(a: EmbeddingRef<'_>, b: EmbeddingRef<'_>) -> Embedding {
     check_same_dims(a.as_slice(), b.as_slice());
-    Embedding::new(a.as_slice().iter().zip(b.as_slice()).map(|(x, y)| x + y).collect())
+    Embedding::new(
+        a.as_slice()
+            .iter()
+            .zip(b.as_slice())
+            .map(|(x, y)| x + y)
+            .collect(),
+    )
 }
 
 #[pg_extern(immutable, strict, parallel_safe)]
 fn embedding_sub(a: EmbeddingRef<'_>, b: EmbeddingRef<'_>) -> Embedding {
     check_same_dims(a.as_slice(), b.as_slice());
-    Embedding::new(a.as_slice().iter().zip(b.as_slice()).map(|(x, y)| x - y).collect())
+    Embedding::new(
+        a.as_slice()
+            .iter()
+            .zip(b.as_slice())
+            .map(|(x, y)| x - y)
+            .collect(),
+    )
 }
 
 /// Scalar multiple; used for weighted sums and moving averages.
@@ -79,7 +91,11 @@ fn embedding_mul(a: EmbeddingRef<'_>, s: f64) -> Embedding {
             "Use a finite factor.",
         );
     }
-    let out: Vec<f32> = a.as_slice().iter().map(|x| (*x as f64 * s) as f32).collect();
+    let out: Vec<f32> = a
+        .as_slice()
+        .iter()
+        .map(|x| (*x as f64 * s) as f32)
+        .collect();
     if out.iter().any(|x| !x.is_finite()) {
         raise(
             PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
@@ -107,7 +123,10 @@ fn embedding_accum(state: Vec<f64>, e: EmbeddingRef<'_>) -> Vec<f64> {
         crate::errors::dimension_mismatch(state.len() - 1, e.dims());
     }
     state[0] += 1.0;
-    state[1..].iter_mut().zip(e.as_slice()).for_each(|(s, x)| *s += *x as f64);
+    state[1..]
+        .iter_mut()
+        .zip(e.as_slice())
+        .for_each(|(s, x)| *s += *x as f64);
     state
 }
 

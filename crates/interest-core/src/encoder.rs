@@ -6,11 +6,11 @@
 
 use crate::pooling;
 use ndarray::Array2;
+use once_cell::sync::OnceCell;
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
 use ort::value::TensorRef;
-use once_cell::sync::OnceCell;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use tokenizers::{Tokenizer, TruncationParams};
@@ -34,8 +34,14 @@ impl std::fmt::Display for EncoderError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EncoderError::Runtime(m) => write!(f, "could not load ONNX Runtime: {m}"),
-            EncoderError::FileMissing { path, message } => write!(f, "could not read \"{}\": {message}", path.display()),
-            EncoderError::BadModel { path, message } => write!(f, "\"{}\" is not a usable model file: {message}", path.display()),
+            EncoderError::FileMissing { path, message } => {
+                write!(f, "could not read \"{}\": {message}", path.display())
+            }
+            EncoderError::BadModel { path, message } => write!(
+                f,
+                "\"{}\" is not a usable model file: {message}",
+                path.display()
+            ),
             EncoderError::UnsupportedSignature(m) => write!(f, "unsupported model signature: {m}"),
             EncoderError::Inference(m) => write!(f, "embedding failed: {m}"),
         }
@@ -86,10 +92,14 @@ type Tokens = (Vec<i64>, Vec<i64>, Vec<i64>);
 pub fn runtime(library: &Path) -> Result<&'static Environment, EncoderError> {
     ENVIRONMENT.get_or_try_init(|| {
         if !library.is_file() {
-            return Err(EncoderError::Runtime(format!("no file at \"{}\"", library.display())));
+            return Err(EncoderError::Runtime(format!(
+                "no file at \"{}\"",
+                library.display()
+            )));
         }
         let builder = ort::init_from(library).map_err(|e| EncoderError::Runtime(e.to_string()))?;
-        with_signals_blocked(|| builder.with_name("pg_interest").build()).map_err(|e| EncoderError::Runtime(e.to_string()))
+        with_signals_blocked(|| builder.with_name("pg_interest").build())
+            .map_err(|e| EncoderError::Runtime(e.to_string()))
     })
 }
 
@@ -103,7 +113,9 @@ struct ModelConfigFile {
 /// when there is one: a longer input would index past the position table.
 pub fn config_max_positions(model_path: &Path) -> Option<usize> {
     let text = std::fs::read_to_string(model_path.parent()?.join("config.json")).ok()?;
-    serde_json::from_str::<ModelConfigFile>(&text).ok()?.max_position_embeddings
+    serde_json::from_str::<ModelConfigFile>(&text)
+        .ok()?
+        .max_position_embeddings
 }
 
 pub fn runtime_loaded() -> bool {
@@ -130,14 +142,17 @@ pub fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
 pub fn file_sha256(path: &Path) -> Result<String, EncoderError> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
-    let mut file = std::fs::File::open(path)
-        .map_err(|e| EncoderError::FileMissing { path: path.to_path_buf(), message: e.to_string() })?;
+    let mut file = std::fs::File::open(path).map_err(|e| EncoderError::FileMissing {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| EncoderError::FileMissing { path: path.to_path_buf(), message: e.to_string() })?;
+        let n = file.read(&mut buf).map_err(|e| EncoderError::FileMissing {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         if n == 0 {
             break;
         }
@@ -161,18 +176,30 @@ impl Encoder {
     pub fn load(env: &Environment, config: EncoderConfig) -> Result<Encoder, EncoderError> {
         let mut tokenizer = Tokenizer::from_file(&config.tokenizer_path).map_err(|e| {
             if config.tokenizer_path.is_file() {
-                EncoderError::BadModel { path: config.tokenizer_path.clone(), message: e.to_string() }
+                EncoderError::BadModel {
+                    path: config.tokenizer_path.clone(),
+                    message: e.to_string(),
+                }
             } else {
-                EncoderError::FileMissing { path: config.tokenizer_path.clone(), message: e.to_string() }
+                EncoderError::FileMissing {
+                    path: config.tokenizer_path.clone(),
+                    message: e.to_string(),
+                }
             }
         })?;
         // The shipped tokenizer.json pads every input to a fixed length; we pad
         // per batch ourselves, to the longest input only.
-        let pad_id = tokenizer.get_padding().map(|p| p.pad_id as i64).unwrap_or(0);
+        let pad_id = tokenizer
+            .get_padding()
+            .map(|p| p.pad_id as i64)
+            .unwrap_or(0);
         tokenizer.with_padding(None);
 
-        let model_bytes = std::fs::read(&config.model_path)
-            .map_err(|e| EncoderError::FileMissing { path: config.model_path.clone(), message: e.to_string() })?;
+        let model_bytes =
+            std::fs::read(&config.model_path).map_err(|e| EncoderError::FileMissing {
+                path: config.model_path.clone(),
+                message: e.to_string(),
+            })?;
         let threads = config.intra_op_threads.max(1);
         let session = with_signals_blocked(|| -> ort::Result<Session> {
             let mut builder = Session::builder(env)?
@@ -183,9 +210,16 @@ impl Encoder {
                 .with_intra_op_spinning(false)?;
             builder.commit_from_memory(&model_bytes)
         })
-        .map_err(|e| EncoderError::BadModel { path: config.model_path.clone(), message: e.to_string() })?;
+        .map_err(|e| EncoderError::BadModel {
+            path: config.model_path.clone(),
+            message: e.to_string(),
+        })?;
 
-        let input_names: Vec<String> = session.inputs().iter().map(|i| i.name().to_string()).collect();
+        let input_names: Vec<String> = session
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect();
         for required in ["input_ids", "attention_mask"] {
             if !input_names.iter().any(|n| n == required) {
                 return Err(EncoderError::UnsupportedSignature(format!(
@@ -193,7 +227,10 @@ impl Encoder {
                 )));
             }
         }
-        if let Some(extra) = input_names.iter().find(|n| !["input_ids", "attention_mask", "token_type_ids"].contains(&n.as_str())) {
+        if let Some(extra) = input_names
+            .iter()
+            .find(|n| !["input_ids", "attention_mask", "token_type_ids"].contains(&n.as_str()))
+        {
             return Err(EncoderError::UnsupportedSignature(format!(
                 "the model has input \"{extra}\"; a BERT-style encoder takes only input_ids, attention_mask and token_type_ids"
             )));
@@ -239,7 +276,10 @@ impl Encoder {
         let max_tokens = max_tokens.clamp(2, self.config.model_max_tokens.max(2));
         if max_tokens != self.truncation {
             self.tokenizer
-                .with_truncation(Some(TruncationParams { max_length: max_tokens, ..Default::default() }))
+                .with_truncation(Some(TruncationParams {
+                    max_length: max_tokens,
+                    ..Default::default()
+                }))
                 .map_err(|e| EncoderError::Inference(e.to_string()))?;
             self.truncation = max_tokens;
         }
@@ -248,7 +288,10 @@ impl Encoder {
 
     /// Token ids, attention mask and type ids of one text, unpadded.
     fn tokenize(&self, text: &str) -> Result<Tokens, EncoderError> {
-        let enc = self.tokenizer.encode(text, true).map_err(|e| EncoderError::Inference(e.to_string()))?;
+        let enc = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| EncoderError::Inference(e.to_string()))?;
         let ids = enc.get_ids().iter().map(|&x| x as i64).collect();
         let mask = enc.get_attention_mask().iter().map(|&x| x as i64).collect();
         let types = enc.get_type_ids().iter().map(|&x| x as i64).collect();
@@ -256,12 +299,19 @@ impl Encoder {
     }
 
     /// Embeds one batch in a single run, padded to its longest text.
-    pub fn embed(&mut self, texts: &[&str], max_tokens: usize) -> Result<Vec<Vec<f32>>, EncoderError> {
+    pub fn embed(
+        &mut self,
+        texts: &[&str],
+        max_tokens: usize,
+    ) -> Result<Vec<Vec<f32>>, EncoderError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         self.set_truncation(max_tokens)?;
-        let tokenized = texts.iter().map(|t| self.tokenize(t)).collect::<Result<Vec<_>, _>>()?;
+        let tokenized = texts
+            .iter()
+            .map(|t| self.tokenize(t))
+            .collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&Tokens> = tokenized.iter().collect();
         self.run_batch(&refs)
     }
@@ -269,7 +319,12 @@ impl Encoder {
     /// One inference call over already tokenized texts, padded to the longest.
     fn run_batch(&mut self, tokenized: &[&Tokens]) -> Result<Vec<Vec<f32>>, EncoderError> {
         let batch = tokenized.len();
-        let seq = tokenized.iter().map(|t| t.0.len()).max().unwrap_or(1).max(1);
+        let seq = tokenized
+            .iter()
+            .map(|t| t.0.len())
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let mut ids = Array2::<i64>::from_elem((batch, seq), self.pad_id);
         let mut mask = Array2::<i64>::zeros((batch, seq));
         let mut types = Array2::<i64>::zeros((batch, seq));
@@ -282,14 +337,31 @@ impl Encoder {
         }
         let run_err = |e: ort::Error| EncoderError::Inference(e.to_string());
         let mut inputs = vec![
-            ("input_ids", TensorRef::from_array_view(&ids).map_err(run_err)?.into_dyn()),
-            ("attention_mask", TensorRef::from_array_view(&mask).map_err(run_err)?.into_dyn()),
+            (
+                "input_ids",
+                TensorRef::from_array_view(&ids)
+                    .map_err(run_err)?
+                    .into_dyn(),
+            ),
+            (
+                "attention_mask",
+                TensorRef::from_array_view(&mask)
+                    .map_err(run_err)?
+                    .into_dyn(),
+            ),
         ];
         if self.has_token_type_ids {
-            inputs.push(("token_type_ids", TensorRef::from_array_view(&types).map_err(run_err)?.into_dyn()));
+            inputs.push((
+                "token_type_ids",
+                TensorRef::from_array_view(&types)
+                    .map_err(run_err)?
+                    .into_dyn(),
+            ));
         }
         let outputs = self.session.run(inputs).map_err(run_err)?;
-        let (shape, data) = outputs[self.output_name.as_str()].try_extract_tensor::<f32>().map_err(run_err)?;
+        let (shape, data) = outputs[self.output_name.as_str()]
+            .try_extract_tensor::<f32>()
+            .map_err(run_err)?;
         let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
         let mask_flat: Vec<i64> = mask.iter().copied().collect();
         match shape.as_slice() {
@@ -327,7 +399,10 @@ impl Encoder {
         mut between: impl FnMut(),
     ) -> Result<Vec<Vec<f32>>, EncoderError> {
         self.set_truncation(max_tokens)?;
-        let tokenized = texts.iter().map(|t| self.tokenize(t)).collect::<Result<Vec<_>, _>>()?;
+        let tokenized = texts
+            .iter()
+            .map(|t| self.tokenize(t))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| tokenized[i].0.len());
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];

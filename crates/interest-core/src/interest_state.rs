@@ -30,7 +30,11 @@ impl Default for InterestParams {
     fn default() -> Self {
         // 4 interests as in ComiRec's evaluation; 0.5 cosine keeps e.g. two
         // MiniLM film-genre clusters apart while merging near-duplicates.
-        InterestParams { half_life_secs: 30.0 * 86_400.0, max_interests: 4, join_similarity: 0.5 }
+        InterestParams {
+            half_life_secs: 30.0 * 86_400.0,
+            max_interests: 4,
+            join_similarity: 0.5,
+        }
     }
 }
 
@@ -58,7 +62,12 @@ const REBASE_EXPONENT: f64 = 32.0;
 
 impl InterestState {
     pub fn new(dims: usize, t_ref: f64) -> InterestState {
-        InterestState { t_ref, total: vec![0.0; dims], centroids: Vec::new(), events: 0 }
+        InterestState {
+            t_ref,
+            total: vec![0.0; dims],
+            centroids: Vec::new(),
+            events: 0,
+        }
     }
 
     fn factor(&self, t: f64, p: &InterestParams) -> f64 {
@@ -84,22 +93,36 @@ impl InterestState {
 
     /// Adds (or, with `sign = -1`, removes) one event's contribution.
     pub fn apply(&mut self, x: &[f32], weight: f64, t: f64, p: &InterestParams) {
-        assert_eq!(x.len(), self.total.len(), "event vector has the wrong dimension");
+        assert_eq!(
+            x.len(),
+            self.total.len(),
+            "event vector has the wrong dimension"
+        );
         self.rebase_for(t, p);
         let f = weight * self.factor(t, p);
-        self.total.iter_mut().zip(x).for_each(|(s, v)| *s += f * *v as f64);
+        self.total
+            .iter_mut()
+            .zip(x)
+            .for_each(|(s, v)| *s += f * *v as f64);
         self.events += 1;
 
         // A like joins a close interest or opens one; a dislike pushes away the
         // interest it points into, and one that matches no interest only
         // counts in the total.
         match self.nearest(x) {
-            Some((i, sim)) if (weight >= 0.0 && sim >= p.join_similarity) || (weight < 0.0 && sim > 0.0) => {
+            Some((i, sim))
+                if (weight >= 0.0 && sim >= p.join_similarity) || (weight < 0.0 && sim > 0.0) =>
+            {
                 self.add_to(i, x, f, t);
             }
             _ if weight < 0.0 => {}
             _ => {
-                self.centroids.push(Centroid { sum: vec![0.0; x.len()], mass: 0.0, last_seen: t, events: 0 });
+                self.centroids.push(Centroid {
+                    sum: vec![0.0; x.len()],
+                    mass: 0.0,
+                    last_seen: t,
+                    events: 0,
+                });
                 let last = self.centroids.len() - 1;
                 self.add_to(last, x, f, t);
                 if self.centroids.len() > p.max_interests {
@@ -111,7 +134,10 @@ impl InterestState {
 
     fn add_to(&mut self, i: usize, x: &[f32], f: f64, t: f64) {
         let c = &mut self.centroids[i];
-        c.sum.iter_mut().zip(x).for_each(|(s, v)| *s += f * *v as f64);
+        c.sum
+            .iter_mut()
+            .zip(x)
+            .for_each(|(s, v)| *s += f * *v as f64);
         c.mass += f.abs();
         c.last_seen = c.last_seen.max(t);
         c.events += 1;
@@ -140,7 +166,10 @@ impl InterestState {
         let (i, j, _) = best;
         let absorbed = self.centroids.remove(j);
         let c = &mut self.centroids[i];
-        c.sum.iter_mut().zip(&absorbed.sum).for_each(|(a, b)| *a += b);
+        c.sum
+            .iter_mut()
+            .zip(&absorbed.sum)
+            .for_each(|(a, b)| *a += b);
         c.mass += absorbed.mass;
         c.last_seen = c.last_seen.max(absorbed.last_seen);
         c.events += absorbed.events;
@@ -159,7 +188,9 @@ impl InterestState {
         for c in &self.centroids {
             let n = c.sum.iter().map(|x| x * x).sum::<f64>().sqrt();
             if n > 0.0 {
-                v.iter_mut().zip(&c.sum).for_each(|(a, s)| *a += c.mass * s / n);
+                v.iter_mut()
+                    .zip(&c.sum)
+                    .for_each(|(a, s)| *a += c.mass * s / n);
             }
         }
         let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -176,7 +207,11 @@ impl InterestState {
 fn cosine_f64(a: &[f64], b: &[f32]) -> f32 {
     let a32: Vec<f32> = a.iter().map(|v| *v as f32).collect();
     let d = kernels::cosine_distance(&a32, b);
-    if d.is_nan() { -1.0 } else { (1.0 - d) as f32 }
+    if d.is_nan() {
+        -1.0
+    } else {
+        (1.0 - d) as f32
+    }
 }
 
 #[cfg(test)]
@@ -184,7 +219,11 @@ mod tests {
     use super::*;
 
     fn p() -> InterestParams {
-        InterestParams { half_life_secs: 100.0, max_interests: 2, join_similarity: 0.5 }
+        InterestParams {
+            half_life_secs: 100.0,
+            max_interests: 2,
+            join_similarity: 0.5,
+        }
     }
 
     #[test]
@@ -201,7 +240,11 @@ mod tests {
         let events: Vec<([f32; 3], f64, f64)> = (0..50)
             .map(|i| {
                 let t = (i * 397 % 50) as f64 * 1000.0; // spans 500 half-lives: forces rebases
-                ([(i % 3) as f32, 1.0, (i % 7) as f32 - 3.0], if i % 5 == 0 { -2.0 } else { 1.5 }, t)
+                (
+                    [(i % 3) as f32, 1.0, (i % 7) as f32 - 3.0],
+                    if i % 5 == 0 { -2.0 } else { 1.5 },
+                    t,
+                )
             })
             .collect();
         let mut forward = InterestState::new(3, 0.0);
@@ -226,9 +269,17 @@ mod tests {
         s.apply(&[0.9, 0.1, 0.0], 1.0, 1.0, &p());
         assert_eq!(s.centroids.len(), 1, "similar events share an interest");
         s.apply(&[0.0, 1.0, 0.0], 1.0, 2.0, &p());
-        assert_eq!(s.centroids.len(), 2, "a different taste opens a new interest");
+        assert_eq!(
+            s.centroids.len(),
+            2,
+            "a different taste opens a new interest"
+        );
         s.apply(&[0.0, 0.0, 1.0], 1.0, 3.0, &p());
-        assert_eq!(s.centroids.len(), 2, "over capacity, the closest pair merges");
+        assert_eq!(
+            s.centroids.len(),
+            2,
+            "over capacity, the closest pair merges"
+        );
         assert_eq!(s.centroids.iter().map(|c| c.events).sum::<u64>(), 4);
     }
 
@@ -240,7 +291,10 @@ mod tests {
         let before = s.user_vector().unwrap();
         s.apply(&[0.0, 1.0], -1.0, 1.0, &p());
         let after = s.user_vector().unwrap();
-        assert!(kernels::cosine_distance(&after, &[0.0, 1.0]) > kernels::cosine_distance(&before, &[0.0, 1.0]));
+        assert!(
+            kernels::cosine_distance(&after, &[0.0, 1.0])
+                > kernels::cosine_distance(&before, &[0.0, 1.0])
+        );
     }
 
     #[test]
@@ -249,7 +303,10 @@ mod tests {
         s.apply(&[1.0, 0.0], 1.0, 0.0, &p());
         s.apply(&[0.0, 1.0], 1.0, 500.0, &p());
         let v = s.user_vector().unwrap();
-        assert!(v[1] > 0.99, "five half-lives later the old taste has faded: {v:?}");
+        assert!(
+            v[1] > 0.99,
+            "five half-lives later the old taste has faded: {v:?}"
+        );
         let w = s.centroid_weights(500.0, &p());
         assert!((w[0] - 1.0 / 32.0).abs() < 1e-9 && (w[1] - 1.0).abs() < 1e-9);
     }

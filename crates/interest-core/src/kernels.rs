@@ -165,7 +165,11 @@ mod x86 {
         let mut i = 0;
         while i + 16 <= n {
             s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
-            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)), s1);
+            s1 = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i + 8)),
+                _mm256_loadu_ps(pb.add(i + 8)),
+                s1,
+            );
             i += 16;
         }
         if i + 8 <= n {
@@ -188,7 +192,10 @@ mod x86 {
         let mut i = 0;
         while i + 16 <= n {
             let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-            let d1 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)));
+            let d1 = _mm256_sub_ps(
+                _mm256_loadu_ps(pa.add(i + 8)),
+                _mm256_loadu_ps(pb.add(i + 8)),
+            );
             s0 = _mm256_fmadd_ps(d0, d0, s0);
             s1 = _mm256_fmadd_ps(d1, d1, s1);
             i += 16;
@@ -211,7 +218,11 @@ mod x86 {
     pub unsafe fn dot_and_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
         let n = a.len().min(b.len());
         let (pa, pb) = (a.as_ptr(), b.as_ptr());
-        let (mut ab, mut aa, mut bb) = (_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps());
+        let (mut ab, mut aa, mut bb) = (
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+            _mm256_setzero_ps(),
+        );
         let mut i = 0;
         while i + 8 <= n {
             let x = _mm256_loadu_ps(pa.add(i));
@@ -242,10 +253,14 @@ mod tests {
     }
 
     fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (0..n)
             .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
             .collect()
@@ -257,10 +272,20 @@ mod tests {
             let a = pseudo_random(n, n as u64);
             let b = pseudo_random(n, n as u64 + 99);
             let want_dot = naive_dot(&a, &b);
-            let want_l2: f64 = a.iter().zip(&b).map(|(x, y)| ((*x - *y) as f64).powi(2)).sum();
+            let want_l2: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| ((*x - *y) as f64).powi(2))
+                .sum();
             assert!((dot(&a, &b) as f64 - want_dot).abs() < 1e-3, "dot n={n}");
-            assert!((portable::dot(&a, &b) as f64 - want_dot).abs() < 1e-3, "portable dot n={n}");
-            assert!((l2_squared(&a, &b) as f64 - want_l2).abs() < 1e-3, "l2 n={n}");
+            assert!(
+                (portable::dot(&a, &b) as f64 - want_dot).abs() < 1e-3,
+                "portable dot n={n}"
+            );
+            assert!(
+                (l2_squared(&a, &b) as f64 - want_l2).abs() < 1e-3,
+                "l2 n={n}"
+            );
             assert!((portable::l2_squared(&a, &b) as f64 - want_l2).abs() < 1e-3);
             let (ab, aa, bb) = dot_and_norms(&a, &b);
             assert!((ab as f64 - want_dot).abs() < 1e-3);
@@ -279,7 +304,10 @@ mod tests {
         assert!((cosine_distance(&a, &a)).abs() < 1e-9);
         assert!((cosine_distance(&a, &[-3.0, 0.0, 0.0]) - 2.0).abs() < 1e-9);
         assert!((l2_distance(&a, &b) - 5f64.sqrt()).abs() < 1e-6);
-        assert_eq!(negative_inner_product(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]), -32.0);
+        assert_eq!(
+            negative_inner_product(&[1.0, 2.0, 3.0], &[4.0, 5.0, 6.0]),
+            -32.0
+        );
         assert!((norm(&[3.0, 4.0]) - 5.0).abs() < 1e-9);
     }
 

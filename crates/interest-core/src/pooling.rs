@@ -6,8 +6,19 @@
 /// `hidden` is `[batch, seq, dim]` row-major, `mask` is `[batch, seq]`.
 /// A row with an all-zero mask (cannot happen with [CLS]/[SEP], but a custom
 /// tokenizer might) pools to the zero vector rather than dividing by zero.
-pub fn mean_pool(hidden: &[f32], mask: &[i64], batch: usize, seq: usize, dim: usize, normalize: bool) -> Vec<Vec<f32>> {
-    assert_eq!(hidden.len(), batch * seq * dim, "hidden state has the wrong size");
+pub fn mean_pool(
+    hidden: &[f32],
+    mask: &[i64],
+    batch: usize,
+    seq: usize,
+    dim: usize,
+    normalize: bool,
+) -> Vec<Vec<f32>> {
+    assert_eq!(
+        hidden.len(),
+        batch * seq * dim,
+        "hidden state has the wrong size"
+    );
     assert_eq!(mask.len(), batch * seq, "attention mask has the wrong size");
     (0..batch)
         .map(|b| {
@@ -21,7 +32,10 @@ pub fn mean_pool(hidden: &[f32], mask: &[i64], batch: usize, seq: usize, dim: us
                 let row = &hidden[(b * seq + t) * dim..(b * seq + t + 1) * dim];
                 sum.iter_mut().zip(row).for_each(|(s, x)| *s += *x as f64);
             }
-            let mut pooled: Vec<f32> = sum.iter().map(|s| if count > 0.0 { (s / count) as f32 } else { 0.0 }).collect();
+            let mut pooled: Vec<f32> = sum
+                .iter()
+                .map(|s| if count > 0.0 { (s / count) as f32 } else { 0.0 })
+                .collect();
             if normalize {
                 crate::kernels::normalize_in_place(&mut pooled);
             }
@@ -31,8 +45,18 @@ pub fn mean_pool(hidden: &[f32], mask: &[i64], batch: usize, seq: usize, dim: us
 }
 
 /// The [CLS] token's state (first position), for models pooled that way.
-pub fn cls_pool(hidden: &[f32], batch: usize, seq: usize, dim: usize, normalize: bool) -> Vec<Vec<f32>> {
-    assert_eq!(hidden.len(), batch * seq * dim, "hidden state has the wrong size");
+pub fn cls_pool(
+    hidden: &[f32],
+    batch: usize,
+    seq: usize,
+    dim: usize,
+    normalize: bool,
+) -> Vec<Vec<f32>> {
+    assert_eq!(
+        hidden.len(),
+        batch * seq * dim,
+        "hidden state has the wrong size"
+    );
     (0..batch)
         .map(|b| {
             let mut v = hidden[b * seq * dim..b * seq * dim + dim].to_vec();
@@ -51,7 +75,9 @@ mod tests {
     #[test]
     fn mean_pool_ignores_masked_tokens() {
         // batch 2, seq 3, dim 2; second row has a padded last token.
-        let hidden = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 10.0, 0.0, 20.0, 0.0, 999.0, 999.0];
+        let hidden = [
+            1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 10.0, 0.0, 20.0, 0.0, 999.0, 999.0,
+        ];
         let mask = [1, 1, 1, 1, 1, 0];
         let out = mean_pool(&hidden, &mask, 2, 3, 2, false);
         assert_eq!(out[0], vec![3.0, 4.0]);

@@ -23,7 +23,9 @@ impl std::fmt::Display for VectorError {
             VectorError::Malformed { input, .. } => {
                 write!(f, "invalid input syntax for type embedding: \"{input}\"")
             }
-            VectorError::NotFinite { .. } => write!(f, "NaN or infinity is not allowed in an embedding"),
+            VectorError::NotFinite { .. } => {
+                write!(f, "NaN or infinity is not allowed in an embedding")
+            }
             VectorError::Empty => write!(f, "an embedding must have at least 1 dimension"),
             VectorError::TooManyDimensions { dimensions } => {
                 write!(f, "an embedding cannot have more than {MAX_DIMENSIONS} dimensions (got {dimensions})")
@@ -40,16 +42,23 @@ pub fn validate(values: &[f32]) -> Result<(), VectorError> {
         return Err(VectorError::Empty);
     }
     if values.len() > MAX_DIMENSIONS {
-        return Err(VectorError::TooManyDimensions { dimensions: values.len() });
+        return Err(VectorError::TooManyDimensions {
+            dimensions: values.len(),
+        });
     }
     if let Some(position) = values.iter().position(|v| !v.is_finite()) {
-        return Err(VectorError::NotFinite { position: position + 1 });
+        return Err(VectorError::NotFinite {
+            position: position + 1,
+        });
     }
     Ok(())
 }
 
 pub fn parse(input: &str) -> Result<Vec<f32>, VectorError> {
-    let malformed = |reason: &str| VectorError::Malformed { input: input.to_string(), reason: reason.to_string() };
+    let malformed = |reason: &str| VectorError::Malformed {
+        input: input.to_string(),
+        reason: reason.to_string(),
+    };
     let trimmed = input.trim_matches(|c: char| c.is_ascii_whitespace());
     let inner = trimmed
         .strip_prefix('[')
@@ -72,7 +81,9 @@ pub fn parse(input: &str) -> Result<Vec<f32>, VectorError> {
         // both are refused by `validate` below with the right error kind.
         values.push(value);
         if values.len() > MAX_DIMENSIONS {
-            return Err(VectorError::TooManyDimensions { dimensions: inner.split(',').count() });
+            return Err(VectorError::TooManyDimensions {
+                dimensions: inner.split(',').count(),
+            });
         }
     }
     validate(&values)?;
@@ -117,15 +128,27 @@ mod tests {
     fn refuses_bad_literals_with_the_right_kind() {
         assert!(matches!(parse("1,2"), Err(VectorError::Malformed { .. })));
         assert!(matches!(parse("[1,2"), Err(VectorError::Malformed { .. })));
-        assert!(matches!(parse("[1,,2]"), Err(VectorError::Malformed { .. })));
+        assert!(matches!(
+            parse("[1,,2]"),
+            Err(VectorError::Malformed { .. })
+        ));
         assert!(matches!(parse("[1,x]"), Err(VectorError::Malformed { .. })));
         assert!(matches!(parse("[]"), Err(VectorError::Empty)));
         assert!(matches!(parse("[ ]"), Err(VectorError::Empty)));
-        assert!(matches!(parse("[1,NaN]"), Err(VectorError::NotFinite { position: 2 })));
+        assert!(matches!(
+            parse("[1,NaN]"),
+            Err(VectorError::NotFinite { position: 2 })
+        ));
         assert!(matches!(parse("[inf]"), Err(VectorError::NotFinite { .. })));
-        assert!(matches!(parse("[1e39]"), Err(VectorError::NotFinite { .. })));
+        assert!(matches!(
+            parse("[1e39]"),
+            Err(VectorError::NotFinite { .. })
+        ));
         let big = format!("[{}]", vec!["1"; MAX_DIMENSIONS + 1].join(","));
-        assert!(matches!(parse(&big), Err(VectorError::TooManyDimensions { .. })));
+        assert!(matches!(
+            parse(&big),
+            Err(VectorError::TooManyDimensions { .. })
+        ));
         let max = format!("[{}]", vec!["1"; MAX_DIMENSIONS].join(","));
         assert_eq!(parse(&max).unwrap().len(), MAX_DIMENSIONS);
     }

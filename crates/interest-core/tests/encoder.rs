@@ -7,7 +7,10 @@ use interest_core::kernels;
 use std::path::PathBuf;
 
 fn required_env(name: &str) -> PathBuf {
-    PathBuf::from(std::env::var(name).unwrap_or_else(|_| panic!("{name} must be set (tests/run_tests.sh sets it)")))
+    PathBuf::from(
+        std::env::var(name)
+            .unwrap_or_else(|_| panic!("{name} must be set (tests/run_tests.sh sets it)")),
+    )
 }
 
 fn config(dir: &PathBuf) -> EncoderConfig {
@@ -30,7 +33,11 @@ fn encoder_end_to_end() {
 
     // A missing library is an error, and a later call with the right path works.
     let missing = encoder::runtime(&PathBuf::from("/nonexistent/libonnxruntime.so"));
-    assert!(matches!(missing, Err(EncoderError::Runtime(_))), "{:?}", missing.err());
+    assert!(
+        matches!(missing, Err(EncoderError::Runtime(_))),
+        "{:?}",
+        missing.err()
+    );
     let not_a_library = encoder::runtime(&dir.join("tokenizer.json"));
     assert!(matches!(not_a_library, Err(EncoderError::Runtime(_))));
     assert!(!encoder::runtime_loaded());
@@ -44,21 +51,47 @@ fn encoder_end_to_end() {
     let alone = enc.embed(&["Toy Story (1995)"], 256).unwrap().remove(0);
     assert!((kernels::norm(&alone) - 1.0).abs() < 1e-4);
     let padded = enc
-        .embed(&["Toy Story (1995)", "a much longer sentence that makes the batch pad the first text a lot"], 256)
+        .embed(
+            &[
+                "Toy Story (1995)",
+                "a much longer sentence that makes the batch pad the first text a lot",
+            ],
+            256,
+        )
         .unwrap()
         .remove(0);
-    assert!(kernels::cosine_distance(&alone, &padded) < 1e-5, "padding changed the embedding");
+    assert!(
+        kernels::cosine_distance(&alone, &padded) < 1e-5,
+        "padding changed the embedding"
+    );
 
     // embed_many sorts by length internally but returns the caller's order.
-    let texts = ["zebra crossing", "a", "the longest text of the three by far, really", ""];
+    let texts = [
+        "zebra crossing",
+        "a",
+        "the longest text of the three by far, really",
+        "",
+    ];
     let many = enc.embed_many(&texts, 256, 2, || {}).unwrap();
     for (t, v) in texts.iter().zip(&many) {
         let single = enc.embed(&[t], 256).unwrap().remove(0);
-        assert!(kernels::cosine_distance(&single, v) < 1e-5, "order or padding broke for {t:?}");
+        assert!(
+            kernels::cosine_distance(&single, v) < 1e-5,
+            "order or padding broke for {t:?}"
+        );
     }
 
     // Semantics: related sentences are closer than unrelated ones.
-    let v = enc.embed(&["a cat sleeps on the sofa", "a kitten naps on the couch", "interest rates rose"], 256).unwrap();
+    let v = enc
+        .embed(
+            &[
+                "a cat sleeps on the sofa",
+                "a kitten naps on the couch",
+                "interest rates rose",
+            ],
+            256,
+        )
+        .unwrap();
     assert!(kernels::cosine_distance(&v[0], &v[1]) < kernels::cosine_distance(&v[0], &v[2]));
 
     // Truncation: texts that agree on the first max_tokens tokens embed the same.
@@ -75,16 +108,31 @@ fn encoder_end_to_end() {
     std::fs::create_dir_all(&tmp).unwrap();
     std::fs::write(tmp.join("model.onnx"), b"not a model").unwrap();
     std::fs::copy(dir.join("tokenizer.json"), tmp.join("tokenizer.json")).unwrap();
-    assert!(matches!(Encoder::load(env, config(&tmp)), Err(EncoderError::BadModel { .. })));
+    assert!(matches!(
+        Encoder::load(env, config(&tmp)),
+        Err(EncoderError::BadModel { .. })
+    ));
     std::fs::write(tmp.join("tokenizer.json"), b"{ not json").unwrap();
-    assert!(matches!(Encoder::load(env, config(&tmp)), Err(EncoderError::BadModel { .. })));
+    assert!(matches!(
+        Encoder::load(env, config(&tmp)),
+        Err(EncoderError::BadModel { .. })
+    ));
     std::fs::remove_file(tmp.join("tokenizer.json")).unwrap();
-    assert!(matches!(Encoder::load(env, config(&tmp)), Err(EncoderError::FileMissing { .. })));
+    assert!(matches!(
+        Encoder::load(env, config(&tmp)),
+        Err(EncoderError::FileMissing { .. })
+    ));
     std::fs::remove_dir_all(&tmp).unwrap();
 
     // config.json beside the model bounds the sequence length (BERT: 512 positions).
-    assert_eq!(encoder::config_max_positions(&dir.join("model.onnx")), Some(512));
-    assert_eq!(encoder::config_max_positions(&std::env::temp_dir().join("none/model.onnx")), None);
+    assert_eq!(
+        encoder::config_max_positions(&dir.join("model.onnx")),
+        Some(512)
+    );
+    assert_eq!(
+        encoder::config_max_positions(&std::env::temp_dir().join("none/model.onnx")),
+        None
+    );
 
     // The sha256 the registry pins for the default model.
     assert_eq!(
