@@ -18,6 +18,9 @@ CREATE TABLE interest.item_sources (
     text_expr        text,
     embedding_column name,
     model            text NOT NULL,
+    -- bumped by every change to the source's embeddings: recommend() caches
+    -- the catalog per backend and reloads it when this moves
+    version          bigint NOT NULL DEFAULT 0,
     created_at       timestamptz NOT NULL DEFAULT now(),
     CHECK ((text_expr IS NULL) <> (embedding_column IS NULL))
 );
@@ -26,6 +29,7 @@ CREATE TABLE interest.item_embeddings (
     source_id  integer NOT NULL,
     item_key   text NOT NULL,
     embedding  interest.embedding NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),  -- for freshness
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source_id, item_key)
 );
@@ -35,6 +39,8 @@ CREATE TABLE interest.event_sources (
     relid           regclass NOT NULL UNIQUE,
     item_source_id  integer REFERENCES interest.item_sources ON DELETE SET NULL,
     user_expr       text NOT NULL,
+    -- "column = $1::type" on the native column, so the application's index on it is used
+    user_match      text NOT NULL,
     item_expr       text NOT NULL,
     time_expr       text NOT NULL,
     -- user, item, epoch seconds, weight, free text: shared by triggers and rebuild
@@ -73,6 +79,29 @@ CREATE TABLE interest.user_interests (
     PRIMARY KEY (source_id, user_key, slot)
 ) WITH (fillfactor = 50);
 
+-- Co-visitation: each user's last items (the context new events link with).
+CREATE TABLE interest.user_recent (
+    source_id integer NOT NULL,
+    user_key  text NOT NULL,
+    items     text[] NOT NULL,
+    times     double precision[] NOT NULL,
+    PRIMARY KEY (source_id, user_key)
+) WITH (fillfactor = 50);
+
+-- Per item of an events source: decayed event count, first/last event and its
+-- strongest co-visitation links (bounded), all relative to t_ref.
+CREATE TABLE interest.item_stats (
+    source_id    integer NOT NULL,
+    item_key     text NOT NULL,
+    t_ref        double precision NOT NULL,
+    events       double precision NOT NULL,
+    first_seen   double precision NOT NULL,
+    last_seen    double precision NOT NULL,
+    links        text[] NOT NULL,
+    link_weights real[] NOT NULL,
+    PRIMARY KEY (source_id, item_key)
+) WITH (fillfactor = 50);
+
 -- Events whose item has no embedding yet: kept, counted, applied when it arrives.
 CREATE TABLE interest.pending_events (
     source_id  integer NOT NULL,
@@ -106,7 +135,8 @@ CREATE TABLE interest.bookkeeping_errors (
 );
 
 REVOKE ALL ON interest.item_sources, interest.item_embeddings, interest.event_sources, interest.user_states,
-    interest.user_interests, interest.pending_events, interest.user_profiles, interest.bookkeeping_errors FROM PUBLIC;
+    interest.user_interests, interest.pending_events, interest.user_profiles, interest.bookkeeping_errors,
+    interest.user_recent, interest.item_stats FROM PUBLIC;
 GRANT SELECT ON interest.item_sources, interest.event_sources TO PUBLIC;
 
 CREATE FUNCTION interest._require_owner(rel regclass) RETURNS void
@@ -244,7 +274,7 @@ RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     src integer;
     item_src integer;
-    user_expr text; item_expr text; time_expr text; weight_expr text; text_expr text; list text;
+    user_expr text; user_match text; item_expr text; time_expr text; weight_expr text; text_expr text; list text;
     fn text;
 BEGIN
     PERFORM interest._require_owner(events);
@@ -286,6 +316,8 @@ BEGIN
     END IF;
 
     user_expr := format('(%I)::text', user_column);
+    user_match := format('%I = ($1)::%s', user_column,
+        (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = events AND a.attname = user_column));
     item_expr := CASE WHEN item_column IS NULL THEN 'NULL::text' ELSE format('(%I)::text', item_column) END;
     time_expr := CASE WHEN time_column IS NULL THEN 'now()' ELSE format('%I', time_column) END;
     weight_expr := concat_ws(' * ',
@@ -295,8 +327,8 @@ BEGIN
     text_expr := CASE WHEN text_column IS NULL THEN 'NULL::text' ELSE format('(%I)::text', text_column) END;
     list := format('%s, %s, extract(epoch FROM %s)::float8, (%s)::float8, %s', user_expr, item_expr, time_expr, weight_expr, text_expr);
 
-    INSERT INTO interest.event_sources (relid, item_source_id, user_expr, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity)
-    VALUES (events, item_src, user_expr, item_expr, time_expr, list, weights, half_life, max_interests, join_similarity)
+    INSERT INTO interest.event_sources (relid, item_source_id, user_expr, user_match, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity)
+    VALUES (events, item_src, user_expr, user_match, item_expr, time_expr, list, weights, half_life, max_interests, join_similarity)
     RETURNING id INTO src;
 
     fn := format('interest._events_%s', src);
@@ -337,6 +369,8 @@ BEGIN
         DELETE FROM interest.user_states WHERE source_id = src;
         DELETE FROM interest.pending_events WHERE source_id = src;
         DELETE FROM interest.user_profiles WHERE source_id = src;
+        DELETE FROM interest.user_recent WHERE source_id = src;
+        DELETE FROM interest.item_stats WHERE source_id = src;
         DELETE FROM interest.event_sources WHERE id = src;
     END IF;
 END $$;

@@ -7,6 +7,7 @@
 //! that the *calling* role (the outer role, which SECURITY DEFINER does not
 //! change) may write the attached table, so they cannot be used to forge state.
 
+use crate::covisit;
 use crate::embedding_type::Embedding;
 use crate::errors::raise;
 use crate::models;
@@ -15,16 +16,17 @@ use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use std::collections::{BTreeMap, HashMap};
 
-struct EventSource {
-    id: i32,
-    relid: pg_sys::Oid,
-    relname: String,
-    item_source_id: Option<i32>,
-    user_expr: String,
-    item_expr: String,
-    time_expr: String,
-    select_list: String,
-    params: InterestParams,
+pub(crate) struct EventSource {
+    pub id: i32,
+    pub relid: pg_sys::Oid,
+    pub relname: String,
+    pub item_source_id: Option<i32>,
+    pub user_expr: String,
+    pub user_match: String,
+    pub item_expr: String,
+    pub time_expr: String,
+    pub select_list: String,
+    pub params: InterestParams,
 }
 
 /// One event ready to apply: its user, vector, weight and time (epoch seconds).
@@ -40,21 +42,21 @@ thread_local! {
     // settings (a source id is never reused while the extension lives: detach
     // and attach give a new id). Both are dropped when the extension's OID
     // changes (DROP/CREATE EXTENSION in the same backend).
-    static PLANS: std::cell::RefCell<(pg_sys::Oid, HashMap<&'static str, pgrx::spi::OwnedPreparedStatement>)> =
+    static PLANS: std::cell::RefCell<(pg_sys::Oid, HashMap<String, pgrx::spi::OwnedPreparedStatement>)> =
         std::cell::RefCell::new((pg_sys::InvalidOid, HashMap::new()));
     static SOURCES: std::cell::RefCell<(pg_sys::Oid, HashMap<i32, std::rc::Rc<EventSource>>)> =
         std::cell::RefCell::new((pg_sys::InvalidOid, HashMap::new()));
 }
 
-fn extension_oid() -> pg_sys::Oid {
+pub(crate) fn extension_oid() -> pg_sys::Oid {
     // SAFETY: syscache lookup by name.
     unsafe { pg_sys::get_extension_oid(c"pg_interest".as_ptr(), true) }
 }
 
 /// Runs a fixed statement through a plan prepared once per backend (argument
 /// types from the first call), and hands the result to `f`.
-fn run_cached<T>(
-    sql: &'static str,
+pub(crate) fn run_cached<T>(
+    sql: &str,
     args: &[pgrx::datum::DatumWithOid],
     f: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> Result<T, pgrx::spi::Error>,
 ) -> T {
@@ -70,7 +72,7 @@ fn run_cached<T>(
                 let oids: Vec<pgrx::PgOid> =
                     args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
                 let stmt = client.prepare_mut(sql, &oids)?.keep();
-                plans.1.insert(sql, stmt);
+                plans.1.insert(sql.to_string(), stmt);
             }
             let stmt = plans.1.get(sql).expect("plan was just prepared");
             let table = client.update(stmt, None, args)?;
@@ -80,7 +82,7 @@ fn run_cached<T>(
     .unwrap_or_else(|e| spi_error(e))
 }
 
-fn spi_error(e: pgrx::spi::Error) -> ! {
+pub(crate) fn spi_error(e: pgrx::spi::Error) -> ! {
     raise(
         PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
         "pg_interest bookkeeping query failed",
@@ -89,7 +91,7 @@ fn spi_error(e: pgrx::spi::Error) -> ! {
     )
 }
 
-fn load_event_source(id: i32) -> std::rc::Rc<EventSource> {
+pub(crate) fn load_event_source(id: i32) -> std::rc::Rc<EventSource> {
     let ext = extension_oid();
     let cached = SOURCES.with(|c| {
         let mut c = c.borrow_mut();
@@ -111,7 +113,7 @@ fn read_event_source(id: i32) -> EventSource {
     Spi::connect(|c| {
         let t = c.select(
             "SELECT relid::oid, relid::regclass::text, item_source_id, user_expr, item_expr, time_expr, select_list, \
-                    extract(epoch FROM half_life)::float8, max_interests, join_similarity::float8 \
+                    extract(epoch FROM half_life)::float8, max_interests, join_similarity::float8, user_match \
              FROM interest.event_sources WHERE id = $1",
             Some(1),
             &[id.into()],
@@ -126,6 +128,7 @@ fn read_event_source(id: i32) -> EventSource {
             relname: r.get::<String>(2)?.unwrap(),
             item_source_id: r.get::<i32>(3)?,
             user_expr: r.get::<String>(4)?.unwrap(),
+            user_match: r.get::<String>(11)?.unwrap(),
             item_expr: r.get::<String>(5)?.unwrap(),
             time_expr: r.get::<String>(6)?.unwrap(),
             select_list: r.get::<String>(7)?.unwrap(),
@@ -233,7 +236,27 @@ fn _apply_events(
 ) -> i64 {
     let src = load_event_source(source_id);
     require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT, "apply events");
-    apply_event_rows(&src, users, items, times, weights, texts, Vec::new())
+    apply_event_rows(
+        &src,
+        users,
+        items,
+        times,
+        weights,
+        texts,
+        Vec::new(),
+        CovisitMode::Full,
+    )
+}
+
+/// What an event batch does to co-visitation: `Full` counts and links it
+/// (new events, full rebuild); `RecentOnly` only rebuilds users' recent lists
+/// (per-user recompute after a DELETE/UPDATE: links stay until a full
+/// rebuild); `Skip` leaves both (pending events already counted on arrival).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CovisitMode {
+    Full,
+    RecentOnly,
+    Skip,
 }
 
 fn apply_event_rows(
@@ -244,6 +267,7 @@ fn apply_event_rows(
     weights: Vec<Option<f64>>,
     texts: Vec<Option<String>>,
     extra: Vec<Resolved>,
+    covisit_mode: CovisitMode,
 ) -> i64 {
     let source_id = src.id;
     let n = users.len();
@@ -290,6 +314,18 @@ fn apply_event_rows(
     let mut text_vector_of: HashMap<usize, Vec<f32>> =
         text_events.into_iter().zip(text_vectors).collect();
 
+    // Every item event is a visit for co-visitation and popularity, whether
+    // or not its item has an embedding yet, and whatever its weight's sign.
+    let mut visits: Vec<(String, String, f64)> = Vec::new();
+    if covisit_mode != CovisitMode::Skip {
+        for i in 0..n {
+            if let (Some(u), Some(item), Some(t)) = (&users[i], &items[i], times[i]) {
+                if weights[i].unwrap_or(1.0) != 0.0 {
+                    visits.push((u.clone(), item.clone(), t));
+                }
+            }
+        }
+    }
     let mut resolved = Vec::with_capacity(n);
     let mut pending: (Vec<String>, Vec<String>, Vec<f64>, Vec<f64>) = Default::default();
     for i in 0..n {
@@ -333,28 +369,45 @@ fn apply_event_rows(
     }
     let applied = resolved.len() as i64;
     resolved.extend(extra);
-    apply_to_users(src, resolved, false);
+    apply_to_users(src, resolved, visits, covisit_mode);
     applied
 }
 
 /// Groups events per user, locks the users in a fixed order (by lock key) so
 /// that concurrent statements never deadlock, loads, applies and saves.
 /// With `fresh`, existing state is ignored (rebuild).
-fn apply_to_users(src: &EventSource, events: Vec<Resolved>, fresh: bool) {
-    if events.is_empty() {
+fn apply_to_users(
+    src: &EventSource,
+    events: Vec<Resolved>,
+    visits: Vec<(String, String, f64)>,
+    covisit_mode: CovisitMode,
+) {
+    if events.is_empty() && visits.is_empty() {
         return;
     }
     let mut per_user: BTreeMap<String, Vec<Resolved>> = BTreeMap::new();
     for e in events {
         per_user.entry(e.user.clone()).or_default().push(e);
     }
-    let user_keys: Vec<String> = per_user.keys().cloned().collect();
-    lock_users(src.id, &user_keys);
-    let mut states = if fresh {
-        HashMap::new()
+    let mut all_users: Vec<String> = per_user.keys().cloned().collect();
+    all_users.extend(visits.iter().map(|v| v.0.clone()));
+    all_users.sort();
+    all_users.dedup();
+    let items: Vec<String> = if covisit_mode == CovisitMode::Full {
+        let mut k: Vec<String> = visits.iter().map(|v| v.1.clone()).collect();
+        k.sort();
+        k.dedup();
+        k
     } else {
-        load_states(src.id, &user_keys)
+        Vec::new()
     };
+    let bulk = lock_users(src.id, &all_users, &items);
+    covisit::update(src.id, visits, covisit_mode == CovisitMode::Full, bulk);
+    if per_user.is_empty() {
+        return;
+    }
+    let user_keys: Vec<String> = per_user.keys().cloned().collect();
+    let mut states = load_states(src.id, &user_keys);
     for (user, mut evs) in per_user {
         // Time order within a statement (stable: ties keep arrival order), so
         // incremental maintenance and rebuild see events in the same order.
@@ -373,9 +426,22 @@ fn apply_to_users(src: &EventSource, events: Vec<Resolved>, fresh: bool) {
     save_states(src.id, &states);
 }
 
+/// Statements touching more keys than this take the source lock exclusively
+/// instead of one lock per key (the shared lock table is finite).
+const BULK_LOCK_KEYS: usize = 2_000;
+
 /// Lock order, the same everywhere: the source-level lock (shared here,
-/// exclusive for a full rebuild), then users by lock key.
-fn lock_users(source_id: i32, users: &[String]) {
+/// exclusive for a full rebuild or a bulk statement), then users by lock
+/// key, then items by lock key. Returns true when the whole source is held.
+fn lock_users(source_id: i32, users: &[String], items: &[String]) -> bool {
+    if users.len() + items.len() > BULK_LOCK_KEYS {
+        run_cached(
+            "SELECT pg_catalog.pg_advisory_xact_lock(-$1, 0)",
+            &[source_id.into()],
+            |_| Ok(()),
+        );
+        return true;
+    }
     run_cached(
         "SELECT pg_catalog.pg_advisory_xact_lock_shared(-$1, 0)",
         &[source_id.into()],
@@ -387,6 +453,7 @@ fn lock_users(source_id: i32, users: &[String]) {
         &[source_id.into(), users.to_vec().into()],
         |_| Ok(()),
     );
+    false
 }
 
 fn load_states(source_id: i32, users: &[String]) -> HashMap<String, InterestState> {
@@ -513,7 +580,7 @@ fn _rebuild_users(source_id: i32, users: Vec<Option<String>>) -> i64 {
     if users.is_empty() {
         return 0;
     }
-    lock_users(src.id, &users);
+    lock_users(src.id, &users, &[]);
     replay(&src, Some(users))
 }
 
@@ -544,7 +611,7 @@ fn replay(src: &EventSource, users: Option<Vec<String>>) -> i64 {
     // Clear, then replay the table's events.
     match &users {
         None => {
-            for table in ["user_interests", "user_states"] {
+            for table in ["user_interests", "user_states", "user_recent", "item_stats"] {
                 Spi::run_with_args(
                     &format!("DELETE FROM interest.{table} WHERE source_id = $1"),
                     &[source_id.into()],
@@ -558,7 +625,12 @@ fn replay(src: &EventSource, users: Option<Vec<String>>) -> i64 {
             .unwrap_or_else(|e| spi_error(e));
         }
         Some(u) => {
-            for table in ["user_interests", "user_states", "pending_events"] {
+            for table in [
+                "user_interests",
+                "user_states",
+                "pending_events",
+                "user_recent",
+            ] {
                 Spi::run_with_args(
                     &format!(
                         "DELETE FROM interest.{table} WHERE source_id = $1 AND user_key = ANY($2)"
@@ -608,7 +680,21 @@ fn replay(src: &EventSource, users: Option<Vec<String>>) -> i64 {
         w.push(r.3);
         x.push(r.4);
     }
-    apply_event_rows(src, u, i, t, w, x, load_profiles(src.id, users.as_deref()));
+    let mode = if users.is_some() {
+        CovisitMode::RecentOnly
+    } else {
+        CovisitMode::Full
+    };
+    apply_event_rows(
+        src,
+        u,
+        i,
+        t,
+        w,
+        x,
+        load_profiles(src.id, users.as_deref()),
+        mode,
+    );
     total
 }
 
@@ -647,7 +733,7 @@ fn _set_profile(user_key: &str, profile: Option<&str>, source_id: i32) -> bool {
         "set profiles",
     );
     let users = vec![user_key.to_string()];
-    lock_users(src.id, &users);
+    lock_users(src.id, &users, &[]);
     match profile {
         Some(text) => {
             let vector = embed_texts(&item_model(src.item_source_id), &[text]).remove(0);
@@ -717,7 +803,7 @@ fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
     })
 }
 
-fn require_read(src: &EventSource) {
+pub(crate) fn require_read(src: &EventSource) {
     require_privilege(
         src.relid,
         &src.relname,
@@ -726,7 +812,7 @@ fn require_read(src: &EventSource) {
     );
 }
 
-fn load_user(src: &EventSource, user_key: &str) -> Option<InterestState> {
+pub(crate) fn load_user(src: &EventSource, user_key: &str) -> Option<InterestState> {
     load_states(src.id, &[user_key.to_string()]).remove(user_key)
 }
 
@@ -927,6 +1013,7 @@ fn _items_deleted(source_id: i32, ids: Vec<Option<String>>) -> i64 {
         "remove item embeddings",
     );
     let keys: Vec<String> = ids.into_iter().flatten().collect();
+    bump_catalog_version(source_id);
     // Users keep what these items contributed: the events happened.
     Spi::get_one_with_args::<i64>(
         "WITH d AS (DELETE FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2) RETURNING 1) SELECT count(*) FROM d",
@@ -943,6 +1030,9 @@ fn store_items(
     removed: Vec<String>,
 ) -> i64 {
     let n = keys.len() as i64;
+    if !keys.is_empty() || !removed.is_empty() {
+        bump_catalog_version(source_id);
+    }
     if !keys.is_empty() {
         Spi::run_with_args(
             "INSERT INTO interest.item_embeddings (source_id, item_key, embedding, updated_at) \
@@ -963,6 +1053,15 @@ fn store_items(
         apply_pending(source_id, &keys);
     }
     n
+}
+
+/// recommend() caches each catalog per backend; this tells it to reload.
+fn bump_catalog_version(source_id: i32) {
+    run_cached(
+        "UPDATE interest.item_sources SET version = version + 1 WHERE id = $1",
+        &[source_id.into()],
+        |_| Ok(()),
+    );
 }
 
 /// Events that arrived before their item's embedding: applied now, in time order.
@@ -1006,7 +1105,16 @@ fn apply_pending(item_source_id: i32, keys: &[String]) {
             t.push(r.2);
             w.push(r.3);
         }
-        apply_event_rows(&src, u, i, t, w, vec![None; n], Vec::new());
+        apply_event_rows(
+            &src,
+            u,
+            i,
+            t,
+            w,
+            vec![None; n],
+            Vec::new(),
+            CovisitMode::Skip,
+        );
     }
 }
 

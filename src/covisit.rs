@@ -1,0 +1,217 @@
+//! Co-visitation bookkeeping in the event triggers: loads the users' recent
+//! lists and the touched items' stats, applies `interest_core::covisit`, saves.
+//! Called with the users (and, per key or for the whole source, the items)
+//! already locked by `interests::lock_users`.
+
+use crate::interests::run_cached;
+use interest_core::covisit::{push_recent, CovisitParams, ItemGraph, ItemStats};
+use std::collections::{BTreeMap, HashMap};
+
+pub(crate) fn params() -> CovisitParams {
+    CovisitParams::default()
+}
+
+/// `visits` are (user, item, time). With `count_links`, items are counted
+/// and linked; otherwise only the users' recent lists move. `whole_source`:
+/// the caller holds the source lock exclusively, so no per-item locks.
+pub(crate) fn update(
+    source_id: i32,
+    visits: Vec<(String, String, f64)>,
+    count_links: bool,
+    whole_source: bool,
+) {
+    if visits.is_empty() {
+        return;
+    }
+    let p = params();
+    let mut per_user: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for (u, i, t) in visits {
+        per_user.entry(u).or_default().push((i, t));
+    }
+    for evs in per_user.values_mut() {
+        evs.sort_by(|a, b| a.1.total_cmp(&b.1)); // stable: ties keep table order
+    }
+    let users: Vec<String> = per_user.keys().cloned().collect();
+    let mut recent = load_recent(source_id, &users);
+    let mut graph: ItemGraph<String> = ItemGraph::default();
+    if count_links {
+        let mut keys: Vec<String> = per_user
+            .values()
+            .flatten()
+            .map(|(i, _)| i.clone())
+            .collect();
+        for u in &users {
+            if let Some((items, _)) = recent.get(u) {
+                keys.extend(items.iter().rev().take(p.window).cloned());
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        if !whole_source {
+            run_cached(
+                "SELECT count(pg_catalog.pg_advisory_xact_lock(-1000000 - $1, h)) \
+                 FROM (SELECT DISTINCT pg_catalog.hashtext(k) AS h FROM unnest($2::text[]) k ORDER BY 1) s",
+                &[source_id.into(), keys.clone().into()],
+                |_| Ok(()),
+            );
+        }
+        for (k, s) in load_item_stats(source_id, &keys) {
+            graph.insert(k, s);
+        }
+    }
+    for (user, evs) in per_user {
+        let (items, times) = recent.entry(user).or_default();
+        for (item, t) in evs {
+            if count_links {
+                graph.observe(items, times, &item, t, &p);
+            } else {
+                push_recent(items, times, item, t, &p);
+            }
+        }
+    }
+    save_recent(source_id, recent);
+    if count_links {
+        save_item_stats(source_id, graph.finish(&p));
+    }
+}
+
+pub(crate) fn load_recent(
+    source_id: i32,
+    users: &[String],
+) -> HashMap<String, (Vec<String>, Vec<f64>)> {
+    run_cached(
+        "SELECT user_key, items, times FROM interest.user_recent WHERE source_id = $1 AND user_key = ANY($2)",
+        &[source_id.into(), users.to_vec().into()],
+        |t| {
+            t.map(|r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap(),
+                    (
+                        r.get::<Vec<String>>(2)?.unwrap_or_default(),
+                        r.get::<Vec<f64>>(3)?.unwrap_or_default(),
+                    ),
+                ))
+            })
+            .collect()
+        },
+    )
+}
+
+fn save_recent(source_id: i32, recent: HashMap<String, (Vec<String>, Vec<f64>)>) {
+    // Ragged arrays travel flat, with each user's offset and length.
+    let (mut users, mut offsets, mut lens, mut items, mut times) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (u, (i, t)) in recent {
+        users.push(u);
+        offsets.push(items.len() as i32);
+        lens.push(i.len() as i32);
+        items.extend(i);
+        times.extend(t);
+    }
+    run_cached(
+        "INSERT INTO interest.user_recent (source_id, user_key, items, times) \
+         SELECT $1, u, coalesce($5[o + 1 : o + n], '{}'), coalesce($6[o + 1 : o + n], '{}') \
+         FROM unnest($2::text[], $3::int4[], $4::int4[]) AS x(u, o, n) \
+         ON CONFLICT (source_id, user_key) DO UPDATE SET items = excluded.items, times = excluded.times",
+        &[source_id.into(), users.into(), offsets.into(), lens.into(), items.into(), times.into()],
+        |_| Ok(()),
+    );
+}
+
+pub(crate) fn load_item_stats(source_id: i32, keys: &[String]) -> Vec<(String, ItemStats<String>)> {
+    run_cached(
+        "SELECT item_key, t_ref, events, first_seen, last_seen, links, link_weights \
+         FROM interest.item_stats WHERE source_id = $1 AND item_key = ANY($2)",
+        &[source_id.into(), keys.to_vec().into()],
+        |t| {
+            t.map(|r| {
+                let links: Vec<String> = r.get::<Vec<String>>(6)?.unwrap_or_default();
+                let weights: Vec<f32> = r.get::<Vec<f32>>(7)?.unwrap_or_default();
+                Ok((
+                    r.get::<String>(1)?.unwrap(),
+                    ItemStats {
+                        t_ref: r.get::<f64>(2)?.unwrap(),
+                        count: r.get::<f64>(3)?.unwrap(),
+                        first_seen: r.get::<f64>(4)?.unwrap(),
+                        last_seen: r.get::<f64>(5)?.unwrap(),
+                        links: links
+                            .into_iter()
+                            .zip(weights.into_iter().map(|w| w as f64))
+                            .collect(),
+                    },
+                ))
+            })
+            .collect()
+        },
+    )
+}
+
+fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
+    let n = stats.len();
+    let (mut keys, mut t_refs, mut counts, mut firsts, mut lasts) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut offsets, mut lens, mut links, mut weights) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::new(),
+        Vec::new(),
+    );
+    for (k, s) in stats {
+        keys.push(k);
+        t_refs.push(s.t_ref);
+        counts.push(s.count);
+        firsts.push(s.first_seen);
+        lasts.push(s.last_seen);
+        offsets.push(links.len() as i32);
+        lens.push(s.links.len() as i32);
+        for (l, w) in s.links {
+            links.push(l);
+            weights.push(w as f32);
+        }
+    }
+    run_cached(
+        "INSERT INTO interest.item_stats (source_id, item_key, t_ref, events, first_seen, last_seen, links, link_weights) \
+         SELECT $1, k, t, c, f, l, coalesce($9[o + 1 : o + n], '{}'), coalesce($10[o + 1 : o + n], '{}') \
+         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::int4[], $8::int4[]) AS x(k, t, c, f, l, o, n) \
+         ON CONFLICT (source_id, item_key) DO UPDATE SET t_ref = excluded.t_ref, events = excluded.events, \
+           first_seen = excluded.first_seen, last_seen = excluded.last_seen, links = excluded.links, link_weights = excluded.link_weights",
+        &[
+            source_id.into(),
+            keys.into(),
+            t_refs.into(),
+            counts.into(),
+            firsts.into(),
+            lasts.into(),
+            offsets.into(),
+            lens.into(),
+            links.into(),
+            weights.into(),
+        ],
+        |_| Ok(()),
+    );
+}
+
+/// Every item's decayed count and first appearance (for popularity,
+/// freshness and the normalisation of co-visitation scores).
+pub(crate) fn load_all_counts(source_id: i32) -> Vec<(String, f64, f64, f64)> {
+    run_cached(
+        "SELECT item_key, t_ref, events, first_seen FROM interest.item_stats WHERE source_id = $1",
+        &[source_id.into()],
+        |t| {
+            t.map(|r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap(),
+                    r.get::<f64>(2)?.unwrap(),
+                    r.get::<f64>(3)?.unwrap(),
+                    r.get::<f64>(4)?.unwrap(),
+                ))
+            })
+            .collect()
+        },
+    )
+}
