@@ -9,9 +9,7 @@ DURATION=${DURATION:-20}
 cluster_start events_bench 55438 "max_wal_size = 4GB" "checkpoint_timeout = 30min"
 trap 'cluster_stop events_bench' EXIT
 
-tail -n +2 "$ml_dir/ml-100k.item" | awk -F'\t' '{ g=$4; printf "%s\t%s (%s) %s\n", $1, $2, $3, g }' > "$PG_INTEREST_RUN/bench_items.tsv"
-tail -n +2 "$ml_dir/ml-100k.inter" | awk -F'\t' '{ printf "%s\t%s\t%s\t%s\n", $1, $2, $3, $4 }' > "$PG_INTEREST_RUN/bench_events.tsv"
-chmod 644 "$PG_INTEREST_RUN"/bench_*.tsv
+write_ml_bench_files
 
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION pg_interest;

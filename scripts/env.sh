@@ -9,3 +9,11 @@ export PG_INTEREST_RUN=/tmp/pg_interest_run
 # shellcheck source=cluster.sh
 source scripts/cluster.sh
 ml_dir="$(models/fetch_movielens.sh)"
+
+# MovieLens-100K as tab-separated files for \copy: items "id<TAB>title (year) genres"
+# in bench_items.tsv, ratings "user<TAB>item<TAB>rating<TAB>timestamp" in bench_events.tsv.
+write_ml_bench_files() {
+  tail -n +2 "$ml_dir/ml-100k.item" | awk -F'\t' '{ g=$4; printf "%s\t%s (%s) %s\n", $1, $2, $3, g }' > "$PG_INTEREST_RUN/bench_items.tsv"
+  tail -n +2 "$ml_dir/ml-100k.inter" | awk -F'\t' '{ printf "%s\t%s\t%s\t%s\n", $1, $2, $3, $4 }' > "$PG_INTEREST_RUN/bench_events.tsv"
+  chmod 644 "$PG_INTEREST_RUN"/bench_*.tsv
+}

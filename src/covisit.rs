@@ -98,24 +98,48 @@ pub(crate) fn load_recent(
 }
 
 fn save_recent(source_id: i32, recent: HashMap<String, (Vec<String>, Vec<f64>)>) {
-    // Ragged arrays travel flat, with each user's offset and length.
-    let (mut users, mut offsets, mut lens, mut items, mut times) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Ragged arrays travel as one array literal per row: slicing one long
+    // flat text[] would walk it from the start for every row (quadratic).
+    let (mut users, mut items, mut times) = (Vec::new(), Vec::new(), Vec::new());
     for (u, (i, t)) in recent {
         users.push(u);
-        offsets.push(items.len() as i32);
-        lens.push(i.len() as i32);
-        items.extend(i);
-        times.extend(t);
+        items.push(text_array_literal(&i));
+        times.push(float_array_literal(&t));
     }
     run_cached(
         "INSERT INTO interest.user_recent (source_id, user_key, items, times) \
-         SELECT $1, u, coalesce($5[o + 1 : o + n], '{}'), coalesce($6[o + 1 : o + n], '{}') \
-         FROM unnest($2::text[], $3::int4[], $4::int4[]) AS x(u, o, n) \
+         SELECT $1, u, i::text[], t::float8[] FROM unnest($2::text[], $3::text[], $4::text[]) AS x(u, i, t) \
          ON CONFLICT (source_id, user_key) DO UPDATE SET items = excluded.items, times = excluded.times",
-        &[source_id.into(), users.into(), offsets.into(), lens.into(), items.into(), times.into()],
+        &[source_id.into(), users.into(), items.into(), times.into()],
         |_| Ok(()),
     );
+}
+
+/// `{"a","b\"c"}`: a Postgres array literal with every element quoted.
+fn text_array_literal(items: &[String]) -> String {
+    let mut out = String::with_capacity(2 + items.iter().map(|s| s.len() + 3).sum::<usize>());
+    out.push('{');
+    for (n, s) in items.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push('"');
+        for c in s.chars() {
+            if c == '"' || c == '\\' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('"');
+    }
+    out.push('}');
+    out
+}
+
+/// `{1.5e0,2.5e-3}`: exponent form keeps tiny decayed values short; exact round trip.
+fn float_array_literal<T: std::fmt::LowerExp>(values: &[T]) -> String {
+    let body: Vec<String> = values.iter().map(|v| format!("{v:e}")).collect();
+    format!("{{{}}}", body.join(","))
 }
 
 pub(crate) fn load_item_stats(source_id: i32, keys: &[String]) -> Vec<(String, ItemStats<String>)> {
@@ -148,18 +172,14 @@ pub(crate) fn load_item_stats(source_id: i32, keys: &[String]) -> Vec<(String, I
 
 fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
     let n = stats.len();
-    let (mut keys, mut t_refs, mut counts, mut firsts, mut lasts) = (
+    let (mut keys, mut t_refs, mut counts, mut firsts, mut lasts, mut links, mut weights) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
-    );
-    let (mut offsets, mut lens, mut links, mut weights) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
-        Vec::new(),
-        Vec::new(),
     );
     for (k, s) in stats {
         keys.push(k);
@@ -167,17 +187,15 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
         counts.push(s.count);
         firsts.push(s.first_seen);
         lasts.push(s.last_seen);
-        offsets.push(links.len() as i32);
-        lens.push(s.links.len() as i32);
-        for (l, w) in s.links {
-            links.push(l);
-            weights.push(w as f32);
-        }
+        let (l, w): (Vec<String>, Vec<f32>) =
+            s.links.into_iter().map(|(l, w)| (l, w as f32)).unzip();
+        links.push(text_array_literal(&l));
+        weights.push(float_array_literal(&w));
     }
     run_cached(
         "INSERT INTO interest.item_stats (source_id, item_key, t_ref, events, first_seen, last_seen, links, link_weights) \
-         SELECT $1, k, t, c, f, l, coalesce($9[o + 1 : o + n], '{}'), coalesce($10[o + 1 : o + n], '{}') \
-         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::int4[], $8::int4[]) AS x(k, t, c, f, l, o, n) \
+         SELECT $1, k, t, c, f, l, ls::text[], ws::real[] \
+         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::text[], $8::text[]) AS x(k, t, c, f, l, ls, ws) \
          ON CONFLICT (source_id, item_key) DO UPDATE SET t_ref = excluded.t_ref, events = excluded.events, \
            first_seen = excluded.first_seen, last_seen = excluded.last_seen, links = excluded.links, link_weights = excluded.link_weights",
         &[
@@ -187,8 +205,6 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
             counts.into(),
             firsts.into(),
             lasts.into(),
-            offsets.into(),
-            lens.into(),
             links.into(),
             weights.into(),
         ],

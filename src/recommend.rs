@@ -23,6 +23,7 @@ struct CachedCatalog {
     ext: pg_sys::Oid,
     version: i64,
     keys: Vec<String>,
+    index: HashMap<String, usize>,
     vectors: Vec<Option<Vec<f32>>>,
     created: Vec<f64>,
 }
@@ -67,11 +68,13 @@ fn cached_catalog(item_source: i32) -> Rc<CachedCatalog> {
         ext,
         version,
         keys: Vec::new(),
+        index: HashMap::new(),
         vectors: Vec::new(),
         created: Vec::new(),
     };
     for (k, mut v, t) in rows {
         interest_core::kernels::normalize_in_place(&mut v);
+        c.index.insert(k.clone(), c.keys.len());
         c.keys.push(k);
         c.vectors.push(Some(v));
         c.created.push(t);
@@ -83,13 +86,11 @@ fn cached_catalog(item_source: i32) -> Rc<CachedCatalog> {
 
 /// Everything the ranker needs for one events source at time `now`.
 struct Context {
-    keys: Vec<String>,
-    index: HashMap<String, usize>,
-    vectors_rc: Option<Rc<CachedCatalog>>,
-    own_vectors: Vec<Option<Vec<f32>>>,
+    catalog: Rc<CachedCatalog>,
     popularity: Vec<f64>,
     freshness: Vec<f64>,
-    counts: HashMap<String, f64>,
+    /// Decayed event count by catalog index.
+    counts: Vec<f64>,
     now: f64,
 }
 
@@ -106,46 +107,42 @@ impl Context {
         });
         let p = store::params();
         let raw = store::load_all_counts(src.id);
-        let mut counts = HashMap::with_capacity(raw.len());
-        let mut first_seen = HashMap::with_capacity(raw.len());
-        for (k, t_ref, c, first) in raw {
-            counts.insert(k.clone(), c * (-(now - t_ref) / p.half_life_secs).exp2());
-            first_seen.insert(k, first);
-        }
-        let (keys, vectors_rc, own_vectors, created) = match src.item_source_id {
+        let catalog = match src.item_source_id {
             // With an items table, the catalog is its embedded items.
-            Some(is) => {
-                let c = cached_catalog(is);
-                (
-                    c.keys.clone(),
-                    Some(c.clone()),
-                    Vec::new(),
-                    c.created.clone(),
-                )
-            }
+            Some(is) => cached_catalog(is),
             // Events only: every item that has events; content plays no part.
             None => {
-                let mut k: Vec<String> = counts.keys().cloned().collect();
-                k.sort();
-                let n = k.len();
-                (k, None, vec![None; n], vec![f64::INFINITY; n])
+                let mut keys: Vec<String> = raw.iter().map(|r| r.0.clone()).collect();
+                keys.sort();
+                let n = keys.len();
+                Rc::new(CachedCatalog {
+                    ext: pg_sys::InvalidOid,
+                    version: -1,
+                    index: keys
+                        .iter()
+                        .enumerate()
+                        .map(|(i, k)| (k.clone(), i))
+                        .collect(),
+                    keys,
+                    vectors: vec![None; n],
+                    created: vec![f64::INFINITY; n],
+                })
             }
         };
-        let index: HashMap<String, usize> = keys
+        // By catalog index: decayed count at `now`, and first appearance.
+        let n = catalog.keys.len();
+        let mut counts = vec![0.0; n];
+        let mut first_seen = catalog.created.clone();
+        for (k, t_ref, c, first) in raw {
+            if let Some(&i) = catalog.index.get(&k) {
+                counts[i] = c * (-(now - t_ref) / p.half_life_secs).exp2();
+                first_seen[i] = first_seen[i].min(first);
+            }
+        }
+        let popularity = evaluation::popularity_scores(&counts);
+        let freshness = first_seen
             .iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), i))
-            .collect();
-        let count_vec: Vec<f64> = keys
-            .iter()
-            .map(|k| counts.get(k).copied().unwrap_or(0.0))
-            .collect();
-        let popularity = evaluation::popularity_scores(&count_vec);
-        let freshness = keys
-            .iter()
-            .zip(&created)
-            .map(|(k, &c)| {
-                let first = first_seen.get(k).copied().unwrap_or(f64::INFINITY).min(c);
+            .map(|&first| {
                 evaluation::freshness_score(
                     first.is_finite().then_some(first),
                     now,
@@ -154,10 +151,7 @@ impl Context {
             })
             .collect();
         Context {
-            keys,
-            index,
-            vectors_rc,
-            own_vectors,
+            catalog,
             popularity,
             freshness,
             counts,
@@ -165,11 +159,16 @@ impl Context {
         }
     }
 
+    fn index(&self) -> &HashMap<String, usize> {
+        &self.catalog.index
+    }
+
+    fn keys(&self) -> &[String] {
+        &self.catalog.keys
+    }
+
     fn vectors(&self) -> &[Option<Vec<f32>>] {
-        match &self.vectors_rc {
-            Some(c) => &c.vectors,
-            None => &self.own_vectors,
-        }
+        &self.catalog.vectors
     }
 
     fn catalog(&self) -> Catalog<'_> {
@@ -180,48 +179,70 @@ impl Context {
         }
     }
 
-    /// Co-visitation terms from `recent` (oldest first), by catalog index.
-    fn covisit(
-        &self,
-        src: &EventSource,
-        recent: &[String],
-    ) -> HashMap<usize, Vec<CovisitContribution<String>>> {
+    /// Co-visitation terms from `recent` (oldest first), by catalog index;
+    /// each term's `via` is a position in `recent`. Keys become indices once,
+    /// so scoring hashes integers, not strings.
+    fn covisit(&self, src: &EventSource, recent: &[String]) -> Terms {
         let p = store::params();
-        let stats: HashMap<String, (f64, Vec<(String, f64)>)> =
+        let n = self.keys().len();
+        let by_key: HashMap<String, (f64, Vec<(usize, f64)>)> =
             store::load_item_stats(src.id, recent)
                 .into_iter()
                 .map(|(k, s)| {
                     let f = s.decay_to(self.now, &p);
-                    (
-                        k,
-                        (
-                            s.count * f,
-                            s.links.into_iter().map(|(j, w)| (j, w * f)).collect(),
-                        ),
-                    )
+                    let links = s
+                        .links
+                        .into_iter()
+                        .filter_map(|(j, w)| self.index().get(&j).map(|&i| (i, w * f)))
+                        .collect();
+                    (k, (s.count * f, links))
                 })
                 .collect();
-        covisit_scores(
-            recent,
-            |k| stats.get(k).cloned(),
-            |j| self.counts.get(j).copied().unwrap_or(0.0),
+        // Recent item at position q is "n + q": never confused with a candidate.
+        let ids: Vec<usize> = (0..recent.len()).map(|q| n + q).collect();
+        let terms = covisit_scores(
+            &ids,
+            |&id| by_key.get(&recent[id - n]).cloned(),
+            |&j| if j < n { self.counts[j] } else { 0.0 },
             &p,
         )
         .into_iter()
-        .filter_map(|(j, parts)| self.index.get(&j).map(|&i| (i, parts)))
-        .collect()
+        .filter(|(j, _)| *j < n)
+        .map(|(j, parts)| {
+            let parts = parts
+                .into_iter()
+                .map(|c| CovisitContribution {
+                    via: c.via - n,
+                    value: c.value,
+                })
+                .collect();
+            (j, parts)
+        })
+        .collect();
+        Terms {
+            recent: recent.to_vec(),
+            by_item: terms,
+        }
+    }
+}
+
+/// Co-visitation terms per candidate; `via` indexes `recent`.
+struct Terms {
+    recent: Vec<String>,
+    by_item: HashMap<usize, Vec<CovisitContribution<usize>>>,
+}
+
+impl Terms {
+    fn totals(&self) -> HashMap<usize, f64> {
+        self.by_item
+            .iter()
+            .map(|(&i, parts)| (i, parts.iter().map(|c| c.value).sum()))
+            .collect()
     }
 }
 
 /// The user's signals plus the per-item co-visitation terms (for reasons).
-fn user_signals(
-    src: &EventSource,
-    ctx: &Context,
-    user_key: &str,
-) -> (
-    UserSignals,
-    HashMap<usize, Vec<CovisitContribution<String>>>,
-) {
+fn user_signals(src: &EventSource, ctx: &Context, user_key: &str) -> (UserSignals, Terms) {
     let interests = interests::load_user(src, user_key)
         .map_or_else(Vec::new, |s| s.interests_at(ctx.now, &src.params));
     let recent = store::load_recent(src.id, &[user_key.to_string()])
@@ -229,10 +250,7 @@ fn user_signals(
         .map(|r| r.0)
         .unwrap_or_default();
     let terms = ctx.covisit(src, &recent);
-    let covisit = terms
-        .iter()
-        .map(|(&i, parts)| (i, parts.iter().map(|c| c.value).sum()))
-        .collect();
+    let covisit = terms.totals();
     (UserSignals { interests, covisit }, terms)
 }
 
@@ -298,19 +316,20 @@ fn weights(
     }
 }
 
-fn reason(
-    s: &Scored,
-    user: &UserSignals,
-    terms: &HashMap<usize, Vec<CovisitContribution<String>>>,
-) -> String {
+fn reason(s: &Scored, user: &UserSignals, terms: &Terms) -> String {
     let mut parts: Vec<(f64, String)> = Vec::new();
     if s.covisit > 0.0 {
-        let mut via: Vec<&CovisitContribution<String>> = terms
+        let mut via: Vec<&CovisitContribution<usize>> = terms
+            .by_item
             .get(&s.item)
             .map(|v| v.iter().collect())
             .unwrap_or_default();
         via.sort_by(|a, b| b.value.total_cmp(&a.value));
-        let names: Vec<&str> = via.iter().take(3).map(|c| c.via.as_str()).collect();
+        let names: Vec<&str> = via
+            .iter()
+            .take(3)
+            .map(|c| terms.recent[c.via].as_str())
+            .collect();
         parts.push((s.covisit, format!("often follows {}", names.join(", "))));
     }
     if let (true, Some(i)) = (s.content > 0.0, s.interest) {
@@ -373,7 +392,7 @@ fn _recommend(
         banned.extend(
             seen_items(&src, user_key)
                 .iter()
-                .filter_map(|k| ctx.index.get(k)),
+                .filter_map(|k| ctx.index().get(k)),
         );
     }
     banned.extend(
@@ -381,12 +400,12 @@ fn _recommend(
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|k| ctx.index.get(&k).copied()),
+            .filter_map(|k| ctx.index().get(&k).copied()),
     );
     let allowed: Option<HashSet<usize>> = allowed.map(|a| {
         a.into_iter()
             .flatten()
-            .filter_map(|k| ctx.index.get(&k).copied())
+            .filter_map(|k| ctx.index().get(&k).copied())
             .collect()
     });
     let eligible =
@@ -394,7 +413,13 @@ fn _recommend(
     let ranked = ranking::rank(&ctx.catalog(), &user, eligible, k, &w);
     let rows: Vec<(String, f64, String)> = ranked
         .iter()
-        .map(|s| (ctx.keys[s.item].clone(), s.score, reason(s, &user, &terms)))
+        .map(|s| {
+            (
+                ctx.keys()[s.item].clone(),
+                s.score,
+                reason(s, &user, &terms),
+            )
+        })
         .collect();
     TableIterator::new(rows)
 }
@@ -423,7 +448,7 @@ fn _explain(
     let src = interests::load_event_source(source_id);
     interests::require_read(&src);
     let ctx = Context::load(&src, as_of);
-    let Some(&item) = ctx.index.get(item_key) else {
+    let Some(&item) = ctx.index().get(item_key) else {
         unknown_item(item_key, &src)
     };
     let (user, terms) = user_signals(&src, &ctx, user_key);
@@ -447,19 +472,16 @@ fn _explain(
         ));
     }
     let scale = user.covisit_scale();
-    for c in terms.get(&item).into_iter().flatten() {
+    for c in terms.by_item.get(&item).into_iter().flatten() {
         rows.push((
             "co-visitation".to_string(),
-            format!("after the user's recent item {}", c.via),
+            format!("after the user's recent item {}", terms.recent[c.via]),
             w.covisit * c.value * scale,
         ));
     }
     rows.push((
         "popularity".to_string(),
-        format!(
-            "{:.2} decayed events",
-            ctx.counts.get(item_key).copied().unwrap_or(0.0)
-        ),
+        format!("{:.2} decayed events", ctx.counts[item]),
         s.popularity,
     ));
     rows.push((
@@ -494,7 +516,7 @@ fn _similar_items(
     let src = interests::load_event_source(source_id);
     interests::require_read(&src);
     let ctx = Context::load(&src, as_of);
-    let Some(&item) = ctx.index.get(item_key) else {
+    let Some(&item) = ctx.index().get(item_key) else {
         unknown_item(item_key, &src)
     };
     // The item itself plays the user: its direction and its links.
@@ -504,16 +526,13 @@ fn _similar_items(
             .clone()
             .map(|v| vec![(v, 1.0)])
             .unwrap_or_default(),
-        covisit: terms
-            .iter()
-            .map(|(&i, p)| (i, p.iter().map(|c| c.value).sum()))
-            .collect(),
+        covisit: terms.totals(),
     };
     let ranked = ranking::rank(&ctx.catalog(), &user, |i| i != item, k, &w);
     TableIterator::new(
         ranked
             .into_iter()
-            .map(|s| (ctx.keys[s.item].clone(), s.score))
+            .map(|s| (ctx.keys()[s.item].clone(), s.score))
             .collect::<Vec<_>>(),
     )
 }

@@ -4,9 +4,9 @@
 //! An event links the new item with the user's `window` previous items:
 //! forward (earlier item -> new item) with weight `1 / distance^distance_power`
 //! and backward with `backward_weight` times that. Links and counts decay with
-//! `half_life_secs`; values are kept relative to the item's `t_ref` (its
-//! latest event), so adding at any time is a multiply-add and the result does
-//! not depend on arrival order (up to rounding). Each item keeps only its
+//! `half_life_secs`; values are kept relative to the item's `t_ref` (moved
+//! only by whole half-lives), so adding at any time is a multiply-add and the
+//! result does not depend on arrival order (up to rounding). Each item keeps only its
 //! `max_links` strongest links: storage is bounded per item.
 //!
 //! Scores are cosine-normalised (`link / sqrt((count_i + 1)(count_j + 1))`):
@@ -71,14 +71,19 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
         }
     }
 
-    /// Moves t_ref forward to `t` (values shrink), so factors stay <= 1.
+    /// Keeps factors below 2^32: when `t` is further ahead, t_ref moves forward
+    /// by whole half-lives (an exact power-of-two rescale). Rare, so an event
+    /// costs O(1), not a pass over the links.
     fn rebase(&mut self, t: f64, p: &CovisitParams) {
-        if t > self.t_ref {
-            let scale = (-(t - self.t_ref) / p.half_life_secs).exp2();
-            self.count *= scale;
-            self.links.iter_mut().for_each(|l| l.1 *= scale);
-            self.t_ref = t;
+        let exponent = (t - self.t_ref) / p.half_life_secs;
+        if exponent <= 32.0 {
+            return;
         }
+        let shift = exponent.floor();
+        let scale = (-shift).exp2();
+        self.count *= scale;
+        self.links.iter_mut().for_each(|l| l.1 *= scale);
+        self.t_ref += shift * p.half_life_secs;
     }
 
     fn factor(&self, t: f64, p: &CovisitParams) -> f64 {
@@ -336,6 +341,28 @@ mod tests {
             .map(|t| (-(500.0 - t) / 100.0f64).exp2())
             .sum();
         assert!((a.0 - expect).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rebasing_over_many_half_lives_keeps_values() {
+        // 100 half-lives apart: forces power-of-two rebases in one order only.
+        let mut a: ItemStats<u32> = ItemStats::new(0.0);
+        let mut b: ItemStats<u32> = ItemStats::new(10_000.0);
+        let (mut ia, mut ib) = (HashMap::new(), HashMap::new());
+        for t in [0.0, 5_000.0, 10_000.0] {
+            a.add_event(t, &p());
+            a.add_link(&1, 1.0, t, &p(), &mut ia);
+        }
+        for t in [10_000.0, 5_000.0, 0.0] {
+            b.add_event(t, &p());
+            b.add_link(&1, 1.0, t, &p(), &mut ib);
+        }
+        let now = 10_000.0;
+        let expect = 1.0 + (-50.0f64).exp2() + (-100.0f64).exp2();
+        for s in [&a, &b] {
+            assert!((s.count_at(now, &p()) - expect).abs() < 1e-12);
+            assert!((s.links[0].1 * s.decay_to(now, &p()) - expect).abs() < 1e-12);
+        }
     }
 
     #[test]
