@@ -114,7 +114,7 @@ SELECT component, detail, round(contribution::numeric, 4) AS contribution
 FROM explain(1, (SELECT item::int FROM recommend(1, 1, as_of => :'asof')), as_of => :'asof');
 \echo '-- only films from before 1980 (a predicate on the items table; still 5 results)'
 SELECT m.title, m.year, round(r.score::numeric, 3) AS score
-FROM recommend(1, 5, filter => 'year::int < 1980', as_of => :'asof') r JOIN ml_movies m ON m.id = r.item::int;
+FROM recommend(1, 5, filter => \$\$year < '1980'\$\$, as_of => :'asof') r JOIN ml_movies m ON m.id = r.item::int;
 \echo '-- more variety (diversity => 0.5)'
 SELECT m.title, m.genres FROM recommend(1, 5, diversity => 0.5, as_of => :'asof') r JOIN ml_movies m ON m.id = r.item::int;
 \echo '-- films like Star Wars (1977)'

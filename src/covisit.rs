@@ -33,45 +33,121 @@ pub(crate) fn update(
     }
     let users: Vec<String> = per_user.keys().cloned().collect();
     let mut recent = load_recent(source_id, &users);
-    let mut graph: ItemGraph<String> = ItemGraph::default();
-    if count_links {
-        let mut keys: Vec<String> = per_user
-            .values()
-            .flatten()
-            .map(|(i, _)| i.clone())
-            .collect();
-        for u in &users {
-            if let Some((items, _)) = recent.get(u) {
-                keys.extend(items.iter().rev().take(p.window).cloned());
-            }
-        }
-        keys.sort();
-        keys.dedup();
-        if !whole_source {
-            run_cached(
-                "SELECT count(pg_catalog.pg_advisory_xact_lock(-1000000 - $1, h)) \
-                 FROM (SELECT DISTINCT pg_catalog.hashtext(k) AS h FROM unnest($2::text[]) k ORDER BY 1) s",
-                &[source_id.into(), keys.clone().into()],
-                |_| Ok(()),
-            );
-        }
-        for (k, s) in load_item_stats(source_id, &keys) {
-            graph.insert(k, s);
-        }
-    }
-    for (user, evs) in per_user {
-        let (items, times) = recent.entry(user).or_default();
-        for (item, t) in evs {
-            if count_links {
-                graph.observe(items, times, &item, t, &p);
-            } else {
+    if !count_links {
+        for (user, evs) in per_user {
+            let (items, times) = recent.entry(user).or_default();
+            for (item, t) in evs {
                 push_recent(items, times, item, t, &p);
             }
         }
+        save_recent(source_id, recent);
+        return;
     }
+    let mut keys: Vec<String> = per_user
+        .values()
+        .flatten()
+        .map(|(i, _)| i.clone())
+        .collect();
+    for u in &users {
+        if let Some((items, _)) = recent.get(u) {
+            keys.extend(items.iter().rev().take(p.window).cloned());
+        }
+    }
+    keys.sort();
+    keys.dedup();
+    if !whole_source {
+        run_cached(
+            "SELECT count(pg_catalog.pg_advisory_xact_lock(-1000000 - $1, h)) \
+             FROM (SELECT DISTINCT pg_catalog.hashtext(k) AS h FROM unnest($2::text[]) k ORDER BY 1) s",
+            &[source_id.into(), keys.clone().into()],
+            |_| Ok(()),
+        );
+    }
+    // Item keys become small integers for the statement: the graph then
+    // hashes and copies integers, not strings (a COPY makes millions of links).
+    let mut ids = Interner::default();
+    let mut graph: ItemGraph<u32> = ItemGraph::default();
+    for (k, s) in load_item_stats(source_id, &keys) {
+        let links = s.links.into_iter().map(|(j, w)| (ids.id(j), w)).collect();
+        graph.insert(
+            ids.id(k),
+            ItemStats {
+                t_ref: s.t_ref,
+                count: s.count,
+                first_seen: s.first_seen,
+                last_seen: s.last_seen,
+                links,
+            },
+        );
+    }
+    let mut recent_ids: HashMap<String, (Vec<u32>, Vec<f64>)> =
+        HashMap::with_capacity(per_user.len());
+    for (user, evs) in per_user {
+        let (items, times) = recent.remove(&user).unwrap_or_default();
+        let mut items: Vec<u32> = items.into_iter().map(|k| ids.id(k)).collect();
+        let mut times = times;
+        for (item, t) in evs {
+            let item = ids.id(item);
+            graph.observe(&mut items, &mut times, &item, t, &p);
+        }
+        recent_ids.insert(user, (items, times));
+    }
+    let recent: HashMap<String, (Vec<String>, Vec<f64>)> = recent_ids
+        .into_iter()
+        .map(|(u, (items, times))| {
+            (
+                u,
+                (
+                    items.into_iter().map(|i| ids.key(i).to_string()).collect(),
+                    times,
+                ),
+            )
+        })
+        .collect();
     save_recent(source_id, recent);
-    if count_links {
-        save_item_stats(source_id, graph.finish(&p));
+    let stats: HashMap<String, ItemStats<String>> = graph
+        .finish(&p)
+        .into_iter()
+        .map(|(k, s)| {
+            let links = s
+                .links
+                .into_iter()
+                .map(|(j, w)| (ids.key(j).to_string(), w))
+                .collect();
+            (
+                ids.key(k).to_string(),
+                ItemStats {
+                    t_ref: s.t_ref,
+                    count: s.count,
+                    first_seen: s.first_seen,
+                    last_seen: s.last_seen,
+                    links,
+                },
+            )
+        })
+        .collect();
+    save_item_stats(source_id, stats);
+}
+
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    keys: Vec<String>,
+}
+
+impl Interner {
+    fn id(&mut self, key: String) -> u32 {
+        if let Some(&i) = self.ids.get(&key) {
+            return i;
+        }
+        let i = self.keys.len() as u32;
+        self.keys.push(key.clone());
+        self.ids.insert(key, i);
+        i
+    }
+
+    fn key(&self, id: u32) -> &str {
+        &self.keys[id as usize]
     }
 }
 

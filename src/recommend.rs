@@ -343,10 +343,11 @@ fn reason(s: &Scored, user: &UserSignals, terms: &Terms) -> String {
             ),
         ));
     }
-    if s.popularity > 0.0 {
+    // Minor parts are named only when they carry a tenth of the score.
+    if s.popularity > 0.1 * s.score {
         parts.push((s.popularity, "popular now".into()));
     }
-    if s.freshness > 0.0 {
+    if s.freshness > 0.1 * s.score {
         parts.push((s.freshness, "new".into()));
     }
     parts.sort_by(|a, b| b.0.total_cmp(&a.0));
