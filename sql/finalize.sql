@@ -143,18 +143,18 @@ COMMENT ON TABLE interest.models IS 'Registered embedding models: files (relativ
 -- Dynamic user interests: read side (keys of type int, bigint, text, uuid...).
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION interest.user_vector(user_key text, events regclass DEFAULT NULL) RETURNS interest.embedding
-LANGUAGE sql STABLE PARALLEL RESTRICTED AS $$ SELECT interest._user_vector($1, interest._event_source($2::oid)) $$;
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT interest._user_vector($1, interest._event_source($2::oid)) $$;
 CREATE FUNCTION interest.user_vector(user_key anyelement, events regclass DEFAULT NULL) RETURNS interest.embedding
-LANGUAGE sql STABLE PARALLEL RESTRICTED AS $$ SELECT interest._user_vector($1::text, interest._event_source($2::oid)) $$;
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT interest._user_vector($1::text, interest._event_source($2::oid)) $$;
 CREATE FUNCTION interest.interests(user_key text, events regclass DEFAULT NULL)
 RETURNS TABLE (slot integer, weight double precision, last_seen timestamptz, events bigint, centroid interest.embedding, recent_items text[])
-LANGUAGE sql STABLE PARALLEL RESTRICTED AS $$
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $$
     SELECT slot, weight, to_timestamp(last_seen_epoch), events, centroid, recent_items
     FROM interest._interests($1, interest._event_source($2::oid)) ORDER BY weight DESC, slot
 $$;
 CREATE FUNCTION interest.interests(user_key anyelement, events regclass DEFAULT NULL)
 RETURNS TABLE (slot integer, weight double precision, last_seen timestamptz, events bigint, centroid interest.embedding, recent_items text[])
-LANGUAGE sql STABLE PARALLEL RESTRICTED AS $$ SELECT * FROM interest.interests($1::text, $2) $$;
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT * FROM interest.interests($1::text, $2) $$;
 
 COMMENT ON FUNCTION interest.user_vector(text, regclass) IS
     'A user''s interest vector: sub-interests combined by time-decayed weight; use in ORDER BY e <=> interest.user_vector(u) LIMIT k. NULL for a user with no events.';

@@ -17,7 +17,7 @@ fn max_tokens() -> usize {
 /// IMMUTABLE on purpose: a model name stands for fixed files (their sha256 is
 /// checked on load), so the same text always gives the same embedding and the
 /// function can feed generated columns and expression indexes.
-#[pg_extern(immutable, strict, parallel_restricted, cost = 10000)]
+#[pg_extern(immutable, strict, parallel_unsafe, cost = 10000)]
 fn embed(text: &str, model: default!(&str, "'all-MiniLM-L6-v2'")) -> Embedding {
     let entry = models::lookup(model);
     let mut out = models::with_encoder(&entry, |enc| enc.embed(&[text], max_tokens()))
@@ -27,7 +27,7 @@ fn embed(text: &str, model: default!(&str, "'all-MiniLM-L6-v2'")) -> Embedding {
 
 /// Embeds an array in batches of interest.batch_size (sorted by length, each
 /// padded to its longest text). NULL elements give NULL embeddings.
-#[pg_extern(name = "embed", immutable, strict, parallel_restricted, cost = 10000)]
+#[pg_extern(name = "embed", immutable, strict, parallel_unsafe, cost = 10000)]
 fn embed_array(
     texts: Array<&str>,
     model: default!(&str, "'all-MiniLM-L6-v2'"),
@@ -191,7 +191,7 @@ fn unregister_model(name: &str) -> bool {
 }
 
 /// Models this backend has loaded, with the ONNX Runtime state.
-#[pg_extern(volatile, parallel_restricted)]
+#[pg_extern(volatile, parallel_unsafe)]
 fn loaded_models() -> Vec<String> {
     let mut names = models::loaded_models();
     names.sort();

@@ -171,7 +171,7 @@ fn require_privilege(relid: pg_sys::Oid, relname: &str, mode: u32, what: &str) {
 }
 
 /// True when the calling (outer) role owns the table; used by detach and rebuild.
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_unsafe)]
 fn _outer_role_owns(rel: pg_sys::Oid) -> bool {
     Spi::get_one_with_args::<bool>(
         "SELECT pg_has_role($1, relowner, 'USAGE') FROM pg_catalog.pg_class WHERE oid = $2",
@@ -759,7 +759,7 @@ fn _set_profile(user_key: &str, profile: Option<&str>, source_id: i32) -> bool {
 }
 
 /// The events source for `events` (an attached table's OID), or the only one.
-#[pg_extern(stable, parallel_restricted)]
+#[pg_extern(stable, parallel_unsafe)]
 fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
     // (Spi::get_one errors on an empty result, so read through a table.)
     let ids: Vec<i32> = Spi::connect(|c| {
@@ -818,7 +818,7 @@ pub(crate) fn load_user(src: &EventSource, user_key: &str) -> Option<InterestSta
 
 /// The user's interest vector: sub-interests combined by decayed weight.
 /// NULL for a user with no (applied) events.
-#[pg_extern(security_definer, stable, parallel_restricted)]
+#[pg_extern(security_definer, stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _user_vector(user_key: &str, source_id: i32) -> Option<Embedding> {
     let src = load_event_source(source_id);
@@ -829,7 +829,7 @@ fn _user_vector(user_key: &str, source_id: i32) -> Option<Embedding> {
 
 /// Each sub-interest of a user: its vector, share of the decayed weight, last
 /// event, event count, and the user's recent items nearest to it.
-#[pg_extern(security_definer, stable, parallel_restricted)]
+#[pg_extern(security_definer, stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _interests(
     user_key: &str,
@@ -1119,7 +1119,7 @@ fn apply_pending(item_source_id: i32, keys: &[String]) {
 }
 
 /// Of the given keys (and values), those whose item has no embedding yet.
-#[pg_extern(security_definer, stable, parallel_restricted)]
+#[pg_extern(security_definer, stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _missing_items(
     source_id: i32,
@@ -1158,7 +1158,7 @@ fn _missing_items(
 }
 
 /// Per attached items table: rows (estimate), embedded items, events waiting for items.
-#[pg_extern(security_definer, stable, parallel_restricted)]
+#[pg_extern(security_definer, stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _item_status() -> TableIterator<
     'static,

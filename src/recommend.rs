@@ -359,7 +359,7 @@ fn reason(s: &Scored, user: &UserSignals, terms: &Terms) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(security_definer, stable, parallel_restricted)]
+#[pg_extern(security_definer, stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _recommend(
     source_id: i32,
@@ -426,7 +426,7 @@ fn _recommend(
 }
 
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(security_definer, stable, parallel_restricted)]
+#[pg_extern(security_definer, stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _explain(
     source_id: i32,
@@ -502,7 +502,7 @@ fn unknown_item(item_key: &str, src: &EventSource) -> ! {
     )
 }
 
-#[pg_extern(security_definer, stable, parallel_restricted)]
+#[pg_extern(security_definer, stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _similar_items(
     source_id: i32,

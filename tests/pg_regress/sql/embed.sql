@@ -43,8 +43,8 @@ SELECT min(1 - (x <=> r.e)) >= 0.999 AS batch_ok
 FROM reference r
 JOIN unnest(embed((SELECT array_agg(t ORDER BY id) FROM reference))) WITH ORDINALITY u(x, o) ON o = r.id + 1;
 
--- IMMUTABLE: usable in generated columns and expression indexes; PARALLEL RESTRICTED:
--- the model is loaded per backend, so parallel workers never each load it
+-- IMMUTABLE: usable in generated columns and expression indexes; PARALLEL UNSAFE: it reads
+-- the model registry through SPI, and workers must not each load the model
 SELECT provolatile, proparallel, proisstrict FROM pg_proc WHERE oid = 'interest.embed(text, text)'::regprocedure;
 CREATE TEMP TABLE docs (id int PRIMARY KEY, body text, e embedding(384) GENERATED ALWAYS AS (embed(body)) STORED);
 INSERT INTO docs (id, body) VALUES

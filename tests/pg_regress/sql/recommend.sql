@@ -63,6 +63,15 @@ SELECT item, round(score::numeric, 3) AS score FROM similar_items(1, 2, events =
 SELECT i.sku FROM shop_items i JOIN interest.item_embeddings e ON e.item_key = i.sku::text
 ORDER BY e.embedding <=> user_vector('carol', 'shop_events') LIMIT 1;
 
+-- functions that read through SPI are PARALLEL UNSAFE: a plan that would be parallel
+-- (forced here) runs serially instead of failing with "cannot assign XIDs"
+CREATE TABLE par_items AS SELECT g AS id, e.embedding FROM generate_series(1, 300) g
+  JOIN interest.item_embeddings e ON e.item_key = (1 + g % 8)::text;
+SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
+SELECT count(*) FROM (SELECT id FROM par_items ORDER BY embedding <=> (SELECT user_vector('bob', 'shop_events')) LIMIT 3) s;
+SELECT count(*) FROM (SELECT id FROM par_items ORDER BY embedding <=> user_vector('bob', 'shop_events') LIMIT 3) s;
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+
 -- offline evaluation: users with two or more events, the last held out
 -- (the figures on MovieLens-100K are in the demo; here: the shape and the ranges)
 SELECT method, users, hit_rate BETWEEN 0 AND 1 AND ndcg BETWEEN 0 AND hit_rate AND coverage BETWEEN 0 AND 1 AS sane
