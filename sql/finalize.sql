@@ -196,8 +196,8 @@ COMMENT ON TABLE interest.user_profiles IS 'Users'' text profiles (cold start) a
 -- holdout => 2) on MovieLens-100K (validation split; see README).
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION interest.recommend(user_key text, k integer DEFAULT 10, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.2, covisit double precision DEFAULT 1.0,
-    popularity double precision DEFAULT 0.05, freshness double precision DEFAULT 0.05,
+    content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
+    popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
     diversity double precision DEFAULT 0, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
     filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (item text, score double precision, reason text)
@@ -225,8 +225,8 @@ BEGIN
                              exclude_seen, exclude, allowed, extract(epoch FROM as_of)::float8) r;
 END $$;
 CREATE FUNCTION interest.recommend(user_key anyelement, k integer DEFAULT 10, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.2, covisit double precision DEFAULT 1.0,
-    popularity double precision DEFAULT 0.05, freshness double precision DEFAULT 0.05,
+    content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
+    popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
     diversity double precision DEFAULT 0, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
     filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (item text, score double precision, reason text)
@@ -239,15 +239,15 @@ COMMENT ON FUNCTION interest.recommend(anyelement, integer, regclass, double pre
     'recommend for int, bigint or uuid user keys.';
 
 CREATE FUNCTION interest.explain(user_key text, item text, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.2, covisit double precision DEFAULT 1.0,
-    popularity double precision DEFAULT 0.05, freshness double precision DEFAULT 0.05, as_of timestamptz DEFAULT NULL)
+    content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
+    popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (component text, detail text, contribution double precision)
 LANGUAGE sql STABLE AS $$
     SELECT * FROM interest._explain(interest._event_source($3::oid), $1, $2, $4, $5, $6, $7, extract(epoch FROM $8)::float8)
 $$;
 CREATE FUNCTION interest.explain(user_key anyelement, item anyelement, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.2, covisit double precision DEFAULT 1.0,
-    popularity double precision DEFAULT 0.05, freshness double precision DEFAULT 0.05, as_of timestamptz DEFAULT NULL)
+    content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
+    popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (component text, detail text, contribution double precision)
 LANGUAGE sql STABLE AS $$ SELECT * FROM interest.explain($1::text, $2::text, $3, $4, $5, $6, $7, $8) $$;
 COMMENT ON FUNCTION interest.explain(text, text, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
@@ -269,8 +269,8 @@ COMMENT ON FUNCTION interest.similar_items(anyelement, integer, regclass, double
     'similar_items for int, bigint or uuid item keys.';
 
 CREATE FUNCTION interest.evaluate(events regclass, k integer DEFAULT 10, holdout integer DEFAULT 1,
-    content double precision DEFAULT 0.2, covisit double precision DEFAULT 1.0,
-    popularity double precision DEFAULT 0.05, freshness double precision DEFAULT 0.05,
+    content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
+    popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
     diversity double precision DEFAULT 0, ablations boolean DEFAULT true)
 RETURNS TABLE (method text, users bigint, hit_rate double precision, ndcg double precision,
                coverage double precision, diversity double precision)
@@ -281,3 +281,11 @@ COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precisi
     'Leave-last-out offline evaluation: replays each user''s events but the held-out one (holdout 1 = last, 2 = second-to-last for validation), ranks the full catalog with recommend''s code (seen items excluded) and returns HR@k, NDCG@k, item coverage and intra-list diversity, with ablations and popularity and item-kNN baselines.';
 COMMENT ON TABLE interest.user_recent IS 'Per user: the last items, which new events link with (co-visitation) and recommend() scores from.';
 COMMENT ON TABLE interest.item_stats IS 'Per item: decayed event count, first and last event, and its strongest co-visitation links.';
+
+-- The trigger entry points run a handful of fixed statements per event
+-- statement through plans cached per backend. Their `= ANY($n)` arguments
+-- made the plan cache re-plan on every call (a custom plan looked cheaper):
+-- about 15% of a single-row insert. The generic plan (index probes) is right
+-- for one key and for a COPY's thousands alike.
+ALTER FUNCTION interest._apply_events SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION interest._rebuild_users SET plan_cache_mode = force_generic_plan;

@@ -22,9 +22,9 @@ impl Default for RankWeights {
         // Tuned with interest.evaluate(..., holdout => 2) on MovieLens-100K
         // (the validation split); see README "Evaluation".
         RankWeights {
-            content: 0.2,
+            content: 0.05,
             covisit: 1.0,
-            popularity: 0.05,
+            popularity: 0.1,
             freshness: 0.05,
             diversity: 0.0,
         }
@@ -158,15 +158,36 @@ pub fn rank(
     select(cat, pool, k, w.diversity, quotas)
 }
 
-/// With two or more interests and content in play, interest i may fill at
-/// most ceil(k * share_i) places.
+/// A sub-interest holding at least this share of the user's recent mass is a
+/// taste of its own and is guaranteed floor(k * share) places.
+pub const MIN_TASTE_SHARE: f64 = 0.2;
+
+/// With two or more interests and content in play: interest i is guaranteed
+/// g_i = floor(k * share_i) places when its share is at least
+/// `MIN_TASTE_SHARE`, so a user with two tastes sees both in proportion. As
+/// caps for the greedy selection: interest i may fill at most k - sum of the
+/// others' guarantees. Minor interests (stray events) get no guarantee and
+/// cannot crowd out the main one.
 fn interest_quotas(user: &UserSignals, k: usize, w: &RankWeights) -> Option<Vec<usize>> {
-    (user.interests.len() > 1 && w.content > 0.0).then(|| {
-        user.interests
-            .iter()
-            .map(|(_, share)| (k as f64 * share).ceil() as usize)
-            .collect()
-    })
+    if user.interests.len() < 2 || w.content <= 0.0 {
+        return None;
+    }
+    let guaranteed: Vec<usize> = user
+        .interests
+        .iter()
+        .map(|(_, share)| {
+            if *share >= MIN_TASTE_SHARE {
+                (k as f64 * share).floor() as usize
+            } else {
+                0
+            }
+        })
+        .collect();
+    let total: usize = guaranteed.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    Some(guaranteed.iter().map(|g| k - (total - g)).collect())
 }
 
 fn top_k(v: &mut Vec<Scored>, k: usize, cmp: impl Fn(&Scored, &Scored) -> std::cmp::Ordering) {
@@ -312,6 +333,43 @@ mod tests {
         let from_b = r.iter().filter(|s| s.interest == Some(1)).count();
         assert_eq!(r.len(), 10);
         assert_eq!(from_b, 4, "interest B fills its 40%: {r:?}");
+    }
+
+    #[test]
+    fn a_stray_interest_does_not_take_places_from_the_main_taste() {
+        // Same catalog as above; interest B is a stray (10% of the mass).
+        let mut vectors = Vec::new();
+        for i in 0..20 {
+            let e = i as f32 * 0.001;
+            vectors.push(Some(unit(&if i < 10 {
+                [1.0, e, 0.0]
+            } else {
+                [e, 1.0, 0.0]
+            })));
+        }
+        let pop: Vec<f64> = (0..20).map(|i| if i < 10 { 0.2 } else { 0.0 }).collect();
+        let cat = Catalog {
+            vectors: &vectors,
+            popularity: &pop,
+            freshness: &[0.0; 20],
+        };
+        let user = UserSignals {
+            interests: vec![(unit(&[1.0, 0.0, 0.0]), 0.9), (unit(&[0.0, 1.0, 0.0]), 0.1)],
+            covisit: HashMap::new(),
+        };
+        let r = rank(&cat, &user, |_| true, 10, &RankWeights::default());
+        assert!(r.iter().all(|s| s.interest == Some(0)), "{r:?}");
+        // At 30% it is a taste: floor(10 * 0.3) = 3 places.
+        let user = UserSignals {
+            interests: vec![(unit(&[1.0, 0.0, 0.0]), 0.7), (unit(&[0.0, 1.0, 0.0]), 0.3)],
+            covisit: HashMap::new(),
+        };
+        let r = rank(&cat, &user, |_| true, 10, &RankWeights::default());
+        assert_eq!(
+            r.iter().filter(|s| s.interest == Some(1)).count(),
+            3,
+            "{r:?}"
+        );
     }
 
     #[test]
