@@ -171,9 +171,9 @@ COMMENT ON FUNCTION interest.detach_events(regclass) IS 'Removes the triggers an
 COMMENT ON FUNCTION interest.rebuild(regclass) IS 'Recomputes every user''s interest state from the events table, in time order; returns the number of events read.';
 COMMENT ON TABLE interest.item_sources IS 'Attached items tables.';
 COMMENT ON TABLE interest.item_embeddings IS 'Item embeddings by attached table and item key.';
-COMMENT ON TABLE interest.event_sources IS 'Attached events tables and their settings.';
+COMMENT ON TABLE interest.event_sources IS 'Attached events tables and their settings (center: the items'' mean embedding that sub-interests are clustered around, fixed at first use).';
 COMMENT ON TABLE interest.user_states IS 'Per user: reference time, decayed total vector, event count.';
-COMMENT ON TABLE interest.user_interests IS 'Per user and slot: a sub-interest''s decayed sum, mass, last event.';
+COMMENT ON TABLE interest.user_interests IS 'Per user and slot: a sub-interest''s decayed sum, mass, signed weight and last event.';
 COMMENT ON TABLE interest.pending_events IS 'Events whose item had no embedding yet; applied when it arrives.';
 COMMENT ON TABLE interest.bookkeeping_errors IS 'Bookkeeping failures; the application''s rows were kept; interest.rebuild() repairs.';
 CREATE VIEW interest.item_status AS SELECT * FROM interest._item_status();
@@ -199,7 +199,7 @@ CREATE FUNCTION interest.recommend(user_key text, k integer DEFAULT 10, events r
     content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
     popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
     diversity double precision DEFAULT 0, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
-    filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL)
+    filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL, balance double precision DEFAULT 0.5)
 RETURNS TABLE (item text, score double precision, reason text)
 -- Invoker rights and the caller's search_path: `filter` is the caller's own
 -- SQL over the items table, so it runs exactly as if they had typed it.
@@ -222,20 +222,20 @@ BEGIN
     END IF;
     RETURN QUERY SELECT r.item, r.score, r.reason
     FROM interest._recommend(src, user_key, k, content, covisit, popularity, freshness, diversity,
-                             exclude_seen, exclude, allowed, extract(epoch FROM as_of)::float8) r;
+                             exclude_seen, exclude, allowed, extract(epoch FROM as_of)::float8, balance) r;
 END $$;
 CREATE FUNCTION interest.recommend(user_key anyelement, k integer DEFAULT 10, events regclass DEFAULT NULL,
     content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
     popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
     diversity double precision DEFAULT 0, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
-    filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL)
+    filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL, balance double precision DEFAULT 0.5)
 RETURNS TABLE (item text, score double precision, reason text)
 LANGUAGE sql STABLE AS $$
-    SELECT * FROM interest.recommend($1::text, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+    SELECT * FROM interest.recommend($1::text, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 $$;
-COMMENT ON FUNCTION interest.recommend(text, integer, regclass, double precision, double precision, double precision, double precision, double precision, boolean, text[], text, timestamptz) IS
-    'Top-k items for a user: content (each sub-interest gets at most its share of the list), co-visitation from the user''s recent items, popularity and freshness, with an MMR diversity knob; seen and excluded items left out; filter is a SQL predicate on the items table applied before ranking. Returns the item key, the score (the sum of interest.explain''s parts) and a reason.';
-COMMENT ON FUNCTION interest.recommend(anyelement, integer, regclass, double precision, double precision, double precision, double precision, double precision, boolean, text[], text, timestamptz) IS
+COMMENT ON FUNCTION interest.recommend(text, integer, regclass, double precision, double precision, double precision, double precision, double precision, boolean, text[], text, timestamptz, double precision) IS
+    'Top-k items for a user: content (balance: the fraction of the list that follows the sub-interests'' shares; a taste with at least 20% of the recent mass is guaranteed floor(balance * k * share) places), co-visitation from the user''s recent items, popularity and freshness, with an MMR diversity knob; seen and excluded items left out; filter is a SQL predicate on the items table applied before ranking. Returns the item key, the score (the sum of interest.explain''s parts) and a reason.';
+COMMENT ON FUNCTION interest.recommend(anyelement, integer, regclass, double precision, double precision, double precision, double precision, double precision, boolean, text[], text, timestamptz, double precision) IS
     'recommend for int, bigint or uuid user keys.';
 
 CREATE FUNCTION interest.explain(user_key text, item text, events regclass DEFAULT NULL,
@@ -271,13 +271,13 @@ COMMENT ON FUNCTION interest.similar_items(anyelement, integer, regclass, double
 CREATE FUNCTION interest.evaluate(events regclass, k integer DEFAULT 10, holdout integer DEFAULT 1,
     content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
     popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
-    diversity double precision DEFAULT 0, ablations boolean DEFAULT true)
+    diversity double precision DEFAULT 0, ablations boolean DEFAULT true, balance double precision DEFAULT 0.5)
 RETURNS TABLE (method text, users bigint, hit_rate double precision, ndcg double precision,
                coverage double precision, diversity double precision)
 LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM interest._evaluate(interest._event_source($1::oid), $2, $3, $4, $5, $6, $7, $8, $9)
+    SELECT * FROM interest._evaluate(interest._event_source($1::oid), $2, $3, $4, $5, $6, $7, $8, $9, $10)
 $$;
-COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precision, double precision, double precision, double precision, double precision, boolean) IS
+COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precision, double precision, double precision, double precision, double precision, boolean, double precision) IS
     'Leave-last-out offline evaluation: replays each user''s events but the held-out one (holdout 1 = last, 2 = second-to-last for validation), ranks the full catalog with recommend''s code (seen items excluded) and returns HR@k, NDCG@k, item coverage and intra-list diversity, with ablations and popularity and item-kNN baselines.';
 COMMENT ON TABLE interest.user_recent IS 'Per user: the last items, which new events link with (co-visitation) and recommend() scores from.';
 COMMENT ON TABLE interest.item_stats IS 'Per item: decayed event count, first and last event, and its strongest co-visitation links.';

@@ -49,6 +49,9 @@ CREATE TABLE interest.event_sources (
     half_life       interval NOT NULL CHECK (half_life > interval '0'),
     max_interests   integer NOT NULL CHECK (max_interests BETWEEN 1 AND 32),
     join_similarity real NOT NULL CHECK (join_similarity BETWEEN -1 AND 1),
+    -- the items' mean embedding, fixed at the first event that needs it: the
+    -- point sub-interests are clustered around (see interest_state.rs)
+    center          interest.embedding,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 
@@ -74,6 +77,9 @@ CREATE TABLE interest.user_interests (
     slot      integer NOT NULL,
     centroid  interest.embedding NOT NULL,
     mass      double precision NOT NULL,
+    -- signed decayed weight: centroid - weight * centre is its position
+    -- relative to the catalog's centre (for clustering)
+    weight    double precision NOT NULL,
     last_seen double precision NOT NULL,
     events    bigint NOT NULL,
     PRIMARY KEY (source_id, user_key, slot)
@@ -269,7 +275,7 @@ CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_c
     time_column name DEFAULT NULL, type_column name DEFAULT NULL, weight_column name DEFAULT NULL,
     weights jsonb DEFAULT '{"view": 1, "click": 2, "purchase": 5, "dislike": -3}',
     text_column name DEFAULT NULL, half_life interval DEFAULT interval '30 days',
-    items regclass DEFAULT NULL, max_interests integer DEFAULT 4, join_similarity real DEFAULT 0.5)
+    items regclass DEFAULT NULL, max_interests integer DEFAULT 4, join_similarity real DEFAULT 0.1)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     src integer;

@@ -407,6 +407,7 @@ fn apply_to_users(
         return;
     }
     let user_keys: Vec<String> = per_user.keys().cloned().collect();
+    let center = event_center(src);
     let mut states = load_states(src.id, &user_keys);
     for (user, mut evs) in per_user {
         // Time order within a statement (stable: ties keep arrival order), so
@@ -420,10 +421,83 @@ fn apply_to_users(
             if e.vector.len() != state.total.len() {
                 crate::errors::dimension_mismatch(state.total.len(), e.vector.len());
             }
-            state.apply(&e.vector, e.weight, e.t, &src.params);
+            state.apply_centered(
+                &e.vector,
+                e.weight,
+                e.t,
+                &src.params,
+                center.as_ref().map(|c| c.as_slice()),
+            );
         }
     }
     save_states(src.id, &states);
+}
+
+thread_local! {
+    // Per backend: each event source's centre once set (it never changes).
+    static CENTERS: std::cell::RefCell<(pg_sys::Oid, HashMap<i32, std::rc::Rc<Vec<f32>>>)> =
+        std::cell::RefCell::new((pg_sys::InvalidOid, HashMap::new()));
+}
+
+/// The centre sub-interests are clustered around: the mean embedding of the
+/// source's items, computed at the first event statement that finds items
+/// and then fixed, so that incremental maintenance and rebuild agree.
+/// Sources without items (free text only) cluster on raw vectors.
+fn event_center(src: &EventSource) -> Option<std::rc::Rc<Vec<f32>>> {
+    let item_source = src.item_source_id?;
+    let ext = extension_oid();
+    let cached = CENTERS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != ext {
+            c.1.clear();
+            c.0 = ext;
+        }
+        c.1.get(&src.id).cloned()
+    });
+    if cached.is_some() {
+        return cached;
+    }
+    let stored: Option<Embedding> = run_cached(
+        "SELECT center FROM interest.event_sources WHERE id = $1",
+        &[src.id.into()],
+        |t| {
+            Ok(t.into_iter()
+                .next()
+                .and_then(|r| r.get::<Embedding>(1).ok().flatten()))
+        },
+    );
+    let center = match stored {
+        Some(c) => c,
+        None => {
+            // Set once, when the items table has embeddings; a concurrent
+            // first statement waits for ours and then reads our value.
+            let set: Option<Embedding> = run_cached(
+                "UPDATE interest.event_sources \
+                 SET center = (SELECT interest.avg(embedding) FROM interest.item_embeddings WHERE source_id = $2) \
+                 WHERE id = $1 AND center IS NULL \
+                   AND EXISTS (SELECT 1 FROM interest.item_embeddings WHERE source_id = $2) \
+                 RETURNING center",
+                &[src.id.into(), item_source.into()],
+                |t| Ok(t.into_iter().next().and_then(|r| r.get::<Embedding>(1).ok().flatten())),
+            );
+            match set {
+                // Not cached until committed: the next statement reads it back.
+                Some(c) => return Some(std::rc::Rc::new(c.into_vec())),
+                None => run_cached(
+                    "SELECT center FROM interest.event_sources WHERE id = $1",
+                    &[src.id.into()],
+                    |t| {
+                        Ok(t.into_iter()
+                            .next()
+                            .and_then(|r| r.get::<Embedding>(1).ok().flatten()))
+                    },
+                )?,
+            }
+        }
+    };
+    let center = std::rc::Rc::new(center.into_vec());
+    CENTERS.with(|c| c.borrow_mut().1.insert(src.id, center.clone()));
+    Some(center)
 }
 
 /// Statements touching more keys than this take the source lock exclusively
@@ -458,7 +532,7 @@ fn lock_users(source_id: i32, users: &[String], items: &[String]) -> bool {
 
 fn load_states(source_id: i32, users: &[String]) -> HashMap<String, InterestState> {
     run_cached(
-        "SELECT s.user_key, s.t_ref, s.total, s.events, i.centroid, i.mass, i.last_seen, i.events \
+        "SELECT s.user_key, s.t_ref, s.total, s.events, i.centroid, i.mass, i.last_seen, i.events, i.weight \
          FROM interest.user_states s \
          LEFT JOIN LATERAL (SELECT * FROM interest.user_interests i \
                             WHERE i.source_id = s.source_id AND i.user_key = s.user_key) i ON true \
@@ -484,6 +558,7 @@ fn load_states(source_id: i32, users: &[String]) -> HashMap<String, InterestStat
                     states.get_mut(&user).unwrap().centroids.push(Centroid {
                         sum: c.into_vec().iter().map(|&v| v as f64).collect(),
                         mass: r.get::<f64>(6)?.unwrap(),
+                        weight: r.get::<f64>(9)?.unwrap(),
                         last_seen: r.get::<f64>(7)?.unwrap(),
                         events: r.get::<i64>(8)?.unwrap() as u64,
                     });
@@ -504,6 +579,7 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
     let mut totals = Vec::new();
     let mut counts = Vec::new();
     let mut slots: Vec<i32> = Vec::new();
+    let mut i_weights: Vec<f64> = Vec::new();
     let (mut i_users, mut i_slots, mut i_vecs, mut i_mass, mut i_seen, mut i_events) = (
         Vec::new(),
         Vec::new(),
@@ -525,6 +601,7 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
             i_mass.push(c.mass);
             i_seen.push(c.last_seen);
             i_events.push(c.events as i64);
+            i_weights.push(c.weight);
         }
     }
     // One statement: upsert the users' rows, drop sub-interests past each
@@ -541,11 +618,11 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
            WHERE i.source_id = $1 AND i.user_key = ANY($2::text[]) \
              AND i.slot >= (SELECT k.n FROM unnest($2::text[], $6::int4[]) AS k(u, n) WHERE k.u = i.user_key) \
            RETURNING 1) \
-         INSERT INTO interest.user_interests (source_id, user_key, slot, centroid, mass, last_seen, events) \
-         SELECT $1, u, s, c, m, l, n \
-         FROM unnest($7::text[], $8::int4[], $9::interest.embedding[], $10::float8[], $11::float8[], $12::int8[]) AS x(u, s, c, m, l, n) \
+         INSERT INTO interest.user_interests (source_id, user_key, slot, centroid, mass, weight, last_seen, events) \
+         SELECT $1, u, s, c, m, w, l, n \
+         FROM unnest($7::text[], $8::int4[], $9::interest.embedding[], $10::float8[], $11::float8[], $12::int8[], $13::float8[]) AS x(u, s, c, m, l, n, w) \
          ON CONFLICT (source_id, user_key, slot) DO UPDATE \
-         SET centroid = excluded.centroid, mass = excluded.mass, last_seen = excluded.last_seen, events = excluded.events",
+         SET centroid = excluded.centroid, mass = excluded.mass, weight = excluded.weight, last_seen = excluded.last_seen, events = excluded.events",
         &[
             source_id.into(),
             users.into(),
@@ -559,6 +636,7 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
             i_mass.into(),
             i_seen.into(),
             i_events.into(),
+            i_weights.into(),
         ],
         |_| Ok(()),
     );

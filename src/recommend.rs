@@ -283,6 +283,7 @@ fn weights(
     popularity: f64,
     freshness: f64,
     diversity: f64,
+    balance: f64,
 ) -> RankWeights {
     for (name, v) in [
         ("content", content),
@@ -307,12 +308,21 @@ fn weights(
             "0 ranks by score only; 0.3 is a mild push towards variety.",
         );
     }
+    if !(0.0..=1.0).contains(&balance) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "balance must be between 0 and 1",
+            format!("Got balance => {balance}."),
+            "0 ranks by score only; 1 gives each taste its full share of the list.",
+        );
+    }
     RankWeights {
         content,
         covisit,
         popularity,
         freshness,
         diversity,
+        balance,
     }
 }
 
@@ -374,6 +384,7 @@ fn _recommend(
     exclude: Option<Vec<Option<String>>>,
     allowed: Option<Vec<Option<String>>>,
     as_of: Option<f64>,
+    balance: f64,
 ) -> TableIterator<
     'static,
     (
@@ -383,7 +394,7 @@ fn _recommend(
     ),
 > {
     let k = check_k(k);
-    let w = weights(content, covisit, popularity, freshness, diversity);
+    let w = weights(content, covisit, popularity, freshness, diversity, balance);
     let src = interests::load_event_source(source_id);
     interests::require_read(&src);
     let ctx = Context::load(&src, as_of);
@@ -445,7 +456,7 @@ fn _explain(
         name!(contribution, f64),
     ),
 > {
-    let w = weights(content, covisit, popularity, freshness, 0.0);
+    let w = weights(content, covisit, popularity, freshness, 0.0, 0.0);
     let src = interests::load_event_source(source_id);
     interests::require_read(&src);
     let ctx = Context::load(&src, as_of);
@@ -513,7 +524,7 @@ fn _similar_items(
     as_of: Option<f64>,
 ) -> TableIterator<'static, (name!(item, String), name!(score, f64))> {
     let k = check_k(k);
-    let w = weights(content, covisit, 0.0, 0.0, 0.0);
+    let w = weights(content, covisit, 0.0, 0.0, 0.0, 0.0);
     let src = interests::load_event_source(source_id);
     interests::require_read(&src);
     let ctx = Context::load(&src, as_of);
@@ -551,6 +562,7 @@ fn _evaluate(
     freshness: f64,
     diversity: f64,
     ablations: bool,
+    balance: f64,
 ) -> TableIterator<
     'static,
     (
@@ -571,7 +583,7 @@ fn _evaluate(
             "1 tests on each user's last event; 2 validates on the second-to-last (the last is never seen).",
         );
     }
-    let w = weights(content, covisit, popularity, freshness, diversity);
+    let w = weights(content, covisit, popularity, freshness, diversity, balance);
     let src = interests::load_event_source(source_id);
     interests::require_read(&src);
     // Catalog: the embedded items, plus items that only have events.

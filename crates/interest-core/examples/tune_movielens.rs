@@ -8,7 +8,7 @@
 //! VECTORS.tsv: `item_id<TAB>[x1,x2,...]` (e.g. `\copy` of `embed(...)::text`).
 //! DATA.inter: recbole's `user_id:token item_id:token rating:float timestamp:float`.
 //! Each key takes a comma-separated list; every combination is evaluated.
-//! Keys: holdout k content covisit popularity freshness window backward
+//! Keys: holdout k content covisit popularity freshness balance window backward
 //! distance_power covisit_half_life_days max_links recent_kept recency_decay
 //! half_life_days max_interests join_similarity rating_offset.
 
@@ -25,6 +25,7 @@ const KEYS: &[(&str, f64)] = &[
     ("covisit", f64::NAN),
     ("popularity", f64::NAN),
     ("freshness", f64::NAN),
+    ("balance", f64::NAN),
     ("window", f64::NAN),
     ("backward", f64::NAN),
     ("distance_power", f64::NAN),
@@ -114,6 +115,7 @@ fn main() {
                 popularity: or("popularity", w0.popularity),
                 freshness: or("freshness", w0.freshness),
                 diversity: 0.0,
+                balance: or("balance", w0.balance),
             },
             interest: InterestParams {
                 half_life_secs: get("half_life_days") * 86_400.0,

@@ -88,6 +88,7 @@ pub fn evaluate(
         .flat_map(|(tr, _)| tr.iter().map(|e| e.t))
         .fold(f64::NEG_INFINITY, f64::max);
 
+    let center = catalog_center(vectors);
     // Shared model, built exactly as the triggers build it.
     let mut graph: ItemGraph<usize> = ItemGraph::default();
     let mut user_recent: Vec<Vec<usize>> = Vec::with_capacity(split.len());
@@ -105,7 +106,7 @@ pub fn evaluate(
             if let Some(v) = &vectors[e.item] {
                 state
                     .get_or_insert_with(|| InterestState::new(dims, e.t))
-                    .apply(v, e.weight, e.t, &cfg.interest);
+                    .apply_centered(v, e.weight, e.t, &cfg.interest, center.as_deref());
             }
         }
         user_recent.push(recent);
@@ -204,6 +205,22 @@ pub fn evaluate(
         out.push(("item-kNN".into(), knn_acc.finish()));
     }
     out
+}
+
+/// The mean of the catalog's vectors (the centre sub-interests cluster around).
+pub fn catalog_center(vectors: &[Option<Vec<f32>>]) -> Option<Vec<f32>> {
+    let mut sum: Vec<f64> = Vec::new();
+    let mut n = 0usize;
+    for v in vectors.iter().flatten() {
+        if sum.is_empty() {
+            sum = vec![0.0; v.len()];
+        }
+        if v.len() == sum.len() {
+            sum.iter_mut().zip(v).for_each(|(s, x)| *s += *x as f64);
+            n += 1;
+        }
+    }
+    (n > 0).then(|| sum.iter().map(|s| (s / n as f64) as f32).collect())
 }
 
 fn links_at(s: &covisit::ItemStats<usize>, now: f64, p: &CovisitParams) -> Vec<(usize, f64)> {

@@ -50,6 +50,9 @@ SELECT user_vector(999) IS NULL AS unknown_user_is_null, user_vector('1')::text 
 -- two tastes become two sub-interests
 INSERT INTO events VALUES (1, 2, 'purchase', '2024-02-01'), (1, 4, 'purchase', '2024-02-02');
 SELECT slot, round(weight::numeric, 3) AS weight, last_seen, events, recent_items FROM interests(1);
+-- sub-interests cluster around the items' mean embedding, fixed at the first event
+SELECT dims(center) AS center_dims, round((1 - (center <=> (SELECT avg(embedding) FROM interest.item_embeddings)))::numeric, 6) AS cos_to_mean
+FROM interest.event_sources WHERE relid = 'events'::regclass;
 
 -- negative feedback pushes the interest away from the disliked item
 CREATE TEMP TABLE u1 AS SELECT user_vector(1) AS v;

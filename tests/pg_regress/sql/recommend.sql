@@ -81,6 +81,8 @@ FROM evaluate('shop_events', k => 2) ORDER BY method;
 SELECT regress.err($$SELECT * FROM recommend('alice', 0, events => 'shop_events')$$);
 SELECT regress.err($$SELECT * FROM recommend('alice', 3, events => 'shop_events', covisit => -1)$$);
 SELECT regress.err($$SELECT * FROM recommend('alice', 3, events => 'shop_events', diversity => 2)$$);
+SELECT regress.err($$SELECT * FROM recommend('alice', 3, events => 'shop_events', balance => 1.5)$$);
+SELECT count(*) AS fully_balanced_still_k FROM recommend('alice', 3, events => 'shop_events', balance => 1);
 SELECT regress.err($$SELECT * FROM explain('alice', '999', events => 'shop_events')$$);
 SELECT regress.err($$SELECT * FROM similar_items(999, 3, events => 'shop_events')$$);
 SELECT regress.err($$SELECT * FROM recommend('alice', 3, events => 'shop_items')$$);
