@@ -3,8 +3,11 @@
 //! Called with the users (and, per key or for the whole source, the items)
 //! already locked by `interests::lock_users`.
 
+use crate::errors::raise;
 use crate::interests::run_cached;
 use interest_core::covisit::{push_recent, CovisitParams, ItemGraph, ItemStats};
+use interest_core::link_codec;
+use pgrx::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) fn params() -> CovisitParams {
@@ -248,30 +251,29 @@ pub(crate) fn load_item_stats(source_id: i32, keys: &[String]) -> Vec<(String, I
 
 fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
     let n = stats.len();
-    let (mut keys, mut t_refs, mut counts, mut firsts, mut lasts, mut links, mut weights) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
+    let (mut keys, mut t_refs, mut counts, mut firsts, mut lasts) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    // Each item's links travel packed (link_codec), unpacked by the statement.
+    let mut links: Vec<Vec<u8>> = Vec::with_capacity(n);
     for (k, s) in stats {
         keys.push(k);
         t_refs.push(s.t_ref);
         counts.push(s.count);
         firsts.push(s.first_seen);
         lasts.push(s.last_seen);
-        let (l, w): (Vec<String>, Vec<f32>) =
-            s.links.into_iter().map(|(l, w)| (l, w as f32)).unzip();
-        links.push(text_array_literal(&l));
-        weights.push(float_array_literal(&w));
+        links.push(link_codec::encode(
+            s.links.iter().map(|(l, w)| (l.as_str(), *w as f32)),
+        ));
     }
     run_cached(
         "INSERT INTO interest.item_stats (source_id, item_key, t_ref, events, first_seen, last_seen, links, link_weights) \
-         SELECT $1, k, t, c, f, l, ls::text[], ws::real[] \
-         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::text[], $8::text[]) AS x(k, t, c, f, l, ls, ws) \
+         SELECT $1, k, t, c, f, l, interest._link_keys(p), interest._link_weights(p) \
+         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::bytea[]) AS x(k, t, c, f, l, p) \
          ON CONFLICT (source_id, item_key) DO UPDATE SET t_ref = excluded.t_ref, events = excluded.events, \
            first_seen = excluded.first_seen, last_seen = excluded.last_seen, links = excluded.links, link_weights = excluded.link_weights",
         &[
@@ -282,10 +284,38 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
             firsts.into(),
             lasts.into(),
             links.into(),
-            weights.into(),
         ],
         |_| Ok(()),
     );
+}
+
+fn unpack(packed: &[u8]) -> Vec<(&str, f32)> {
+    link_codec::decode(packed).unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            "malformed packed co-visitation links",
+            format!(
+                "{} bytes that are not (length, key, weight) records.",
+                packed.len()
+            ),
+            "These functions are internal to pg_interest's triggers.",
+        )
+    })
+}
+
+/// Link keys of a packed link list (internal: the triggers' item_stats writes).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn _link_keys(packed: &[u8]) -> Vec<String> {
+    unpack(packed)
+        .into_iter()
+        .map(|(k, _)| k.to_string())
+        .collect()
+}
+
+/// Link weights of a packed link list, in the order of `_link_keys`.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn _link_weights(packed: &[u8]) -> Vec<f32> {
+    unpack(packed).into_iter().map(|(_, w)| w).collect()
 }
 
 /// Every item's decayed count and first appearance (for popularity,

@@ -48,9 +48,25 @@ thread_local! {
         std::cell::RefCell::new((pg_sys::InvalidOid, HashMap::new()));
 }
 
+thread_local! {
+    // (local transaction id, extension OID): get_extension_oid scans
+    // pg_extension, which was 4% of a single-row insert; the OID can only
+    // change by DROP/CREATE EXTENSION, so once per transaction is enough.
+    static EXTENSION_OID: std::cell::Cell<(pg_sys::LocalTransactionId, pg_sys::Oid)> =
+        const { std::cell::Cell::new((0, pg_sys::InvalidOid)) };
+}
+
 pub(crate) fn extension_oid() -> pg_sys::Oid {
-    // SAFETY: syscache lookup by name.
-    unsafe { pg_sys::get_extension_oid(c"pg_interest".as_ptr(), true) }
+    // SAFETY: MyProc is set in every backend that runs SQL functions.
+    let lxid = unsafe { (*pg_sys::MyProc).lxid };
+    let (cached_lxid, cached) = EXTENSION_OID.get();
+    if cached_lxid == lxid && cached != pg_sys::InvalidOid {
+        return cached;
+    }
+    // SAFETY: a catalog lookup by name.
+    let oid = unsafe { pg_sys::get_extension_oid(c"pg_interest".as_ptr(), true) };
+    EXTENSION_OID.set((lxid, oid));
+    oid
 }
 
 /// Runs a fixed statement through a plan prepared once per backend (argument

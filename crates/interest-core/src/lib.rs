@@ -8,6 +8,7 @@ pub mod encoder;
 pub mod evaluation;
 pub mod interest_state;
 pub mod kernels;
+pub mod link_codec;
 pub mod metrics;
 pub mod pooling;
 pub mod ranking;
