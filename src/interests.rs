@@ -166,6 +166,21 @@ fn read_event_source(id: i32) -> EventSource {
     })
 }
 
+/// The event source, after checking that the outside caller may `what` on
+/// its table (`mode`: ACL bits): the SECURITY DEFINER entry points' guard.
+fn writable_event_source(id: i32, mode: u32, what: &str) -> std::rc::Rc<EventSource> {
+    let src = load_event_source(id);
+    require_privilege(src.relid, &src.relname, mode, what);
+    src
+}
+
+/// As `writable_event_source`, for an items table.
+fn writable_item_source(id: i32, mode: u32, what: &str) -> ItemSource {
+    let src = load_item_source(id);
+    require_privilege(src.relid, &src.relname, mode, what);
+    src
+}
+
 /// The role that called us from outside any SECURITY DEFINER function.
 fn outer_role() -> pg_sys::Oid {
     // SAFETY: reads backend-local state.
@@ -250,8 +265,7 @@ fn _apply_events(
     weights: Vec<Option<f64>>,
     texts: Vec<Option<String>>,
 ) -> i64 {
-    let src = load_event_source(source_id);
-    require_privilege(src.relid, &src.relname, pg_sys::ACL_INSERT, "apply events");
+    let src = writable_event_source(source_id, pg_sys::ACL_INSERT, "apply events");
     apply_event_rows(
         &src,
         users,
@@ -663,10 +677,8 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
 #[pg_extern(security_definer, strict, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _rebuild_users(source_id: i32, users: Vec<Option<String>>) -> i64 {
-    let src = load_event_source(source_id);
-    require_privilege(
-        src.relid,
-        &src.relname,
+    let src = writable_event_source(
+        source_id,
         pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
         "rebuild users",
     );
@@ -819,10 +831,8 @@ fn load_profiles(source_id: i32, users: Option<&[String]>) -> Vec<Resolved> {
 #[pg_extern(security_definer, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _set_profile(user_key: &str, profile: Option<&str>, source_id: i32) -> bool {
-    let src = load_event_source(source_id);
-    require_privilege(
-        src.relid,
-        &src.relname,
+    let src = writable_event_source(
+        source_id,
         pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
         "set profiles",
     );
@@ -1038,10 +1048,8 @@ fn load_item_source(id: i32) -> ItemSource {
 #[pg_extern(security_definer, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<String>>) -> i64 {
-    let src = load_item_source(source_id);
-    require_privilege(
-        src.relid,
-        &src.relname,
+    let src = writable_item_source(
+        source_id,
         pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
         "embed items",
     );
@@ -1070,10 +1078,8 @@ fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<St
 #[pg_extern(security_definer, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<String>>) -> i64 {
-    let src = load_item_source(source_id);
-    require_privilege(
-        src.relid,
-        &src.relname,
+    writable_item_source(
+        source_id,
         pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
         "store item embeddings",
     );
@@ -1099,10 +1105,8 @@ fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<S
 #[pg_extern(security_definer, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _items_deleted(source_id: i32, ids: Vec<Option<String>>) -> i64 {
-    let src = load_item_source(source_id);
-    require_privilege(
-        src.relid,
-        &src.relname,
+    writable_item_source(
+        source_id,
         pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
         "remove item embeddings",
     );
@@ -1226,10 +1230,8 @@ fn _missing_items(
         name!(vals, Vec<Option<String>>),
     ),
 > {
-    let src = load_item_source(source_id);
-    require_privilege(
-        src.relid,
-        &src.relname,
+    writable_item_source(
+        source_id,
         pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
         "embed items",
     );

@@ -268,10 +268,6 @@ impl Encoder {
         self.dimensions
     }
 
-    pub fn config(&self) -> &EncoderConfig {
-        &self.config
-    }
-
     fn set_truncation(&mut self, max_tokens: usize) -> Result<(), EncoderError> {
         let max_tokens = max_tokens.clamp(2, self.config.model_max_tokens.max(2));
         if max_tokens != self.truncation {

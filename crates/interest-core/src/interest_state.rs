@@ -206,8 +206,8 @@ impl InterestState {
         let mut best = (0, 1, f32::NEG_INFINITY);
         for i in 0..n {
             let xi: Vec<f32> = positions[i].iter().map(|v| *v as f32).collect();
-            for j in i + 1..n {
-                let s = cosine_f64(&positions[j], &xi);
+            for (j, pj) in positions.iter().enumerate().skip(i + 1) {
+                let s = cosine_f64(pj, &xi);
                 if s > best.2 {
                     best = (i, j, s);
                 }

@@ -14,11 +14,7 @@ pub fn mean_pool(
     dim: usize,
     normalize: bool,
 ) -> Vec<Vec<f32>> {
-    assert_eq!(
-        hidden.len(),
-        batch * seq * dim,
-        "hidden state has the wrong size"
-    );
+    assert_hidden_shape(hidden, batch, seq, dim);
     assert_eq!(mask.len(), batch * seq, "attention mask has the wrong size");
     (0..batch)
         .map(|b| {
@@ -44,6 +40,14 @@ pub fn mean_pool(
         .collect()
 }
 
+fn assert_hidden_shape(hidden: &[f32], batch: usize, seq: usize, dim: usize) {
+    assert_eq!(
+        hidden.len(),
+        batch * seq * dim,
+        "hidden state has the wrong size"
+    );
+}
+
 /// The [CLS] token's state (first position), for models pooled that way.
 pub fn cls_pool(
     hidden: &[f32],
@@ -52,11 +56,7 @@ pub fn cls_pool(
     dim: usize,
     normalize: bool,
 ) -> Vec<Vec<f32>> {
-    assert_eq!(
-        hidden.len(),
-        batch * seq * dim,
-        "hidden state has the wrong size"
-    );
+    assert_hidden_shape(hidden, batch, seq, dim);
     (0..batch)
         .map(|b| {
             let mut v = hidden[b * seq * dim..b * seq * dim + dim].to_vec();
