@@ -103,8 +103,10 @@ CREATE TABLE interest.item_stats (
     events       double precision NOT NULL,
     first_seen   double precision NOT NULL,
     last_seen    double precision NOT NULL,
-    links        text[] NOT NULL,
-    link_weights real[] NOT NULL,
+    -- strongest links first, packed (key length u32, key, weight f32, little
+    -- endian; weights relative to t_ref): read with interest._link_keys(links)
+    -- and interest._link_weights(links)
+    links        bytea NOT NULL,
     PRIMARY KEY (source_id, item_key)
 ) WITH (fillfactor = 50);
 

@@ -70,18 +70,8 @@ pub(crate) fn update(
     // hashes and copies integers, not strings (a COPY makes millions of links).
     let mut ids = Interner::default();
     let mut graph: ItemGraph<u32> = ItemGraph::default();
-    for (k, s) in load_item_stats(source_id, &keys) {
-        let links = s.links.into_iter().map(|(j, w)| (ids.id(j), w)).collect();
-        graph.insert(
-            ids.id(k),
-            ItemStats {
-                t_ref: s.t_ref,
-                count: s.count,
-                first_seen: s.first_seen,
-                last_seen: s.last_seen,
-                links,
-            },
-        );
+    for (k, s) in load_item_stats(source_id, &keys, |j| ids.id_of(j)) {
+        graph.insert(ids.id(k), s);
     }
     let mut recent_ids: HashMap<String, (Vec<u32>, Vec<f64>)> =
         HashMap::with_capacity(per_user.len());
@@ -147,6 +137,14 @@ impl Interner {
         self.keys.push(key.clone());
         self.ids.insert(key, i);
         i
+    }
+
+    /// As `id`, allocating only for a key not seen before.
+    fn id_of(&mut self, key: &str) -> u32 {
+        match self.ids.get(key) {
+            Some(&i) => i,
+            None => self.id(key.to_string()),
+        }
     }
 
     fn key(&self, id: u32) -> &str {
@@ -221,15 +219,24 @@ fn float_array_literal<T: std::fmt::LowerExp>(values: &[T]) -> String {
     format!("{{{}}}", body.join(","))
 }
 
-pub(crate) fn load_item_stats(source_id: i32, keys: &[String]) -> Vec<(String, ItemStats<String>)> {
+/// The stats rows of `keys`, with each link's key mapped by `link_key`
+/// straight from the packed bytes (no String per link).
+pub(crate) fn load_item_stats<K>(
+    source_id: i32,
+    keys: &[String],
+    mut link_key: impl FnMut(&str) -> K,
+) -> Vec<(String, ItemStats<K>)> {
     run_cached(
-        "SELECT item_key, t_ref, events, first_seen, last_seen, links, link_weights \
+        "SELECT item_key, t_ref, events, first_seen, last_seen, links \
          FROM interest.item_stats WHERE source_id = $1 AND item_key = ANY($2)",
         &[source_id.into(), keys.to_vec().into()],
         |t| {
             t.map(|r| {
-                let links: Vec<String> = r.get::<Vec<String>>(6)?.unwrap_or_default();
-                let weights: Vec<f32> = r.get::<Vec<f32>>(7)?.unwrap_or_default();
+                let packed: &[u8] = r.get::<&[u8]>(6)?.unwrap_or_default();
+                let links = unpack(packed)
+                    .into_iter()
+                    .map(|(k, w)| (link_key(k), w as f64))
+                    .collect();
                 Ok((
                     r.get::<String>(1)?.unwrap(),
                     ItemStats {
@@ -237,10 +244,7 @@ pub(crate) fn load_item_stats(source_id: i32, keys: &[String]) -> Vec<(String, I
                         count: r.get::<f64>(3)?.unwrap(),
                         first_seen: r.get::<f64>(4)?.unwrap(),
                         last_seen: r.get::<f64>(5)?.unwrap(),
-                        links: links
-                            .into_iter()
-                            .zip(weights.into_iter().map(|w| w as f64))
-                            .collect(),
+                        links,
                     },
                 ))
             })
@@ -258,7 +262,7 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    // Each item's links travel packed (link_codec), unpacked by the statement.
+    // Each item's links are stored packed (link_codec).
     let mut links: Vec<Vec<u8>> = Vec::with_capacity(n);
     for (k, s) in stats {
         keys.push(k);
@@ -271,11 +275,11 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
         ));
     }
     run_cached(
-        "INSERT INTO interest.item_stats (source_id, item_key, t_ref, events, first_seen, last_seen, links, link_weights) \
-         SELECT $1, k, t, c, f, l, interest._link_keys(p), interest._link_weights(p) \
+        "INSERT INTO interest.item_stats (source_id, item_key, t_ref, events, first_seen, last_seen, links) \
+         SELECT $1, k, t, c, f, l, p \
          FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::bytea[]) AS x(k, t, c, f, l, p) \
          ON CONFLICT (source_id, item_key) DO UPDATE SET t_ref = excluded.t_ref, events = excluded.events, \
-           first_seen = excluded.first_seen, last_seen = excluded.last_seen, links = excluded.links, link_weights = excluded.link_weights",
+           first_seen = excluded.first_seen, last_seen = excluded.last_seen, links = excluded.links",
         &[
             source_id.into(),
             keys.into(),
@@ -298,12 +302,12 @@ fn unpack(packed: &[u8]) -> Vec<(&str, f32)> {
                 "{} bytes that are not (length, key, weight) records.",
                 packed.len()
             ),
-            "These functions are internal to pg_interest's triggers.",
+            "Only interest.item_stats.links holds packed link lists.",
         )
     })
 }
 
-/// Link keys of a packed link list (internal: the triggers' item_stats writes).
+/// The keys of a packed link list (`interest.item_stats.links`), strongest first.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn _link_keys(packed: &[u8]) -> Vec<String> {
     unpack(packed)
@@ -312,7 +316,8 @@ fn _link_keys(packed: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Link weights of a packed link list, in the order of `_link_keys`.
+/// The weights of a packed link list, in the order of `_link_keys` (relative
+/// to the row's t_ref).
 #[pg_extern(immutable, strict, parallel_safe)]
 fn _link_weights(packed: &[u8]) -> Vec<f32> {
     unpack(packed).into_iter().map(|(_, w)| w).collect()

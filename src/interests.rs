@@ -439,6 +439,12 @@ fn apply_to_users(
     let user_keys: Vec<String> = per_user.keys().cloned().collect();
     let center = event_center(src);
     let mut states = load_states(src.id, &user_keys);
+    // Sub-interests as stored: an event changes one (or merges two), and
+    // rewriting the untouched 1.5 kB rows was half of an event's WAL.
+    let stored: HashMap<String, Vec<Centroid>> = states
+        .iter()
+        .map(|(u, s)| (u.clone(), s.centroids.clone()))
+        .collect();
     for (user, mut evs) in per_user {
         // Time order within a statement (stable: ties keep arrival order), so
         // incremental maintenance and rebuild see events in the same order.
@@ -460,7 +466,7 @@ fn apply_to_users(
             );
         }
     }
-    save_states(src.id, &states);
+    save_states(src.id, &states, &stored);
 }
 
 thread_local! {
@@ -603,7 +609,13 @@ fn to_embedding(v: &[f64]) -> Embedding {
     Embedding::new(v.iter().map(|&x| x as f32).collect())
 }
 
-fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
+/// Writes the users' rows and those sub-interest rows that differ from
+/// `stored` (what the table holds).
+fn save_states(
+    source_id: i32,
+    states: &HashMap<String, InterestState>,
+    stored: &HashMap<String, Vec<Centroid>>,
+) {
     let mut users = Vec::new();
     let mut t_refs = Vec::new();
     let mut totals = Vec::new();
@@ -624,7 +636,11 @@ fn save_states(source_id: i32, states: &HashMap<String, InterestState>) {
         totals.push(to_embedding(&s.total));
         counts.push(s.events as i64);
         slots.push(s.centroids.len() as i32);
+        let before = stored.get(user);
         for (slot, c) in s.centroids.iter().enumerate() {
+            if before.and_then(|b| b.get(slot)) == Some(c) {
+                continue;
+            }
             i_users.push(user.clone());
             i_slots.push(slot as i32);
             i_vecs.push(to_embedding(&c.sum));

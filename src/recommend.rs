@@ -186,14 +186,14 @@ impl Context {
         let p = store::params();
         let n = self.keys().len();
         let by_key: HashMap<String, (f64, Vec<(usize, f64)>)> =
-            store::load_item_stats(src.id, recent)
+            store::load_item_stats(src.id, recent, |j| self.index().get(j).copied())
                 .into_iter()
                 .map(|(k, s)| {
                     let f = s.decay_to(self.now, &p);
                     let links = s
                         .links
-                        .into_iter()
-                        .filter_map(|(j, w)| self.index().get(&j).map(|&i| (i, w * f)))
+                        .iter()
+                        .filter_map(|&(j, w)| j.map(|i| (i, w * f)))
                         .collect();
                     (k, (s.count * f, links))
                 })

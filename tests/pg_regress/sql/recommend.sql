@@ -18,7 +18,9 @@ FROM generate_series(1, 5) c, unnest(ARRAY[1, 2, 3]) WITH ORDINALITY AS x(s, o);
 INSERT INTO shop_events VALUES ('d1', 4, '2026-01-01 03:00'), ('d1', 5, '2026-01-01 03:01'),
                                ('d2', 4, '2026-01-01 03:02'), ('d2', 5, '2026-01-01 03:03'),
                                ('alice', 1, '2026-01-01 04:00');
-SELECT count(*) AS items_with_stats, sum(cardinality(links)) AS links FROM interest.item_stats;
+SELECT count(*) AS items_with_stats, sum(cardinality(interest._link_keys(links))) AS links,
+       bool_and(cardinality(interest._link_keys(links)) = cardinality(interest._link_weights(links))) AS weight_per_link
+FROM interest.item_stats;
 
 -- alice: what follows Dune comes first; what she bought is left out
 SELECT item, round(score::numeric, 3) AS score, reason
@@ -88,6 +90,7 @@ SELECT regress.err($$SELECT * FROM similar_items(999, 3, events => 'shop_events'
 SELECT regress.err($$SELECT * FROM recommend('alice', 3, events => 'shop_items')$$);
 SELECT regress.err($$SELECT * FROM recommend('alice', 3, events => 'shop_events', filter => 'no_such_column > 1')$$);
 SELECT regress.err($$SELECT * FROM evaluate('shop_events', holdout => 0)$$);
+SELECT regress.err($$SELECT interest._link_keys('\x0500000061'::bytea)$$);
 
 -- DELETE keeps user state exact; a full rebuild recomputes links and counts
 DELETE FROM shop_events WHERE customer = 'alice';
@@ -100,5 +103,5 @@ SELECT count(*) AS changed_items FROM interest.item_stats s JOIN interest.event_
   JOIN stats_before b USING (item_key)
   WHERE e.relid = 'shop_events'::regclass
     AND (abs(s.events * 2 ^ ((s.t_ref - 1767225600) / 7776000) - b.events) > 1e-6
-         OR (SELECT array_agg(x ORDER BY x) FROM unnest(s.links) x) <> (SELECT array_agg(x ORDER BY x) FROM unnest(b.links) x));
+         OR (SELECT array_agg(x ORDER BY x) FROM unnest(interest._link_keys(s.links)) x) <> (SELECT array_agg(x ORDER BY x) FROM unnest(interest._link_keys(b.links)) x));
 SELECT detach_events('shop_events'), detach_items('shop_items');
