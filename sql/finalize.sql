@@ -288,4 +288,4 @@ COMMENT ON TABLE interest.item_stats IS 'Per item: decayed event count, first an
 -- about 15% of a single-row insert. The generic plan (index probes) is right
 -- for one key and for a COPY's thousands alike.
 ALTER FUNCTION interest._apply_events SET plan_cache_mode = force_generic_plan;
-ALTER FUNCTION interest._rebuild_users SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION interest._events_rewritten SET plan_cache_mode = force_generic_plan;

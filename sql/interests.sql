@@ -343,11 +343,15 @@ BEGIN
     -- Inserts: one pass over the statement's rows, grouped per user inside.
     EXECUTE format($f$CREATE FUNCTION %s_ins() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
         interest._guarded(format('PERFORM interest._apply_events(%s, array_agg(u), array_agg(i), array_agg(t), array_agg(w), array_agg(x)) FROM (SELECT %s FROM new_rows) s(u, i, t, w, x);', src, list), events));
-    -- Deletes and updates: the users concerned are recomputed from the table.
+    -- Deletes and updates: co-visitation takes the old rows back and adds the
+    -- new ones; the users concerned are recomputed from the table.
     EXECUTE format($f$CREATE FUNCTION %s_del() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
-        interest._guarded(format('PERFORM interest._rebuild_users(%s, array_agg(DISTINCT u)) FROM (SELECT %s FROM old_rows) s(u);', src, user_expr), events));
+        interest._guarded(format('PERFORM interest._events_rewritten(%s, array_agg(u), array_agg(i), array_agg(t), array_agg(w), NULL, NULL, NULL, NULL) '
+                                 'FROM (SELECT %s FROM old_rows) s(u, i, t, w, x);', src, list), events));
     EXECUTE format($f$CREATE FUNCTION %s_upd() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
-        interest._guarded(format('PERFORM interest._rebuild_users(%s, array_agg(DISTINCT u)) FROM (SELECT %s FROM old_rows UNION SELECT %s FROM new_rows) s(u);', src, user_expr, user_expr), events));
+        interest._guarded(format('PERFORM interest._events_rewritten(%s, o.u, o.i, o.t, o.w, n.u, n.i, n.t, n.w) '
+                                 'FROM (SELECT array_agg(u) u, array_agg(i) i, array_agg(t) t, array_agg(w) w FROM (SELECT %s FROM old_rows) s(u, i, t, w, x)) o, '
+                                 '(SELECT array_agg(u) u, array_agg(i) i, array_agg(t) t, array_agg(w) w FROM (SELECT %s FROM new_rows) s(u, i, t, w, x)) n;', src, list, list), events));
     EXECUTE format('CREATE TRIGGER interest_events_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', events, fn);
     EXECUTE format('CREATE TRIGGER interest_events_del AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_del()', events, fn);
     EXECUTE format('CREATE TRIGGER interest_events_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_upd()', events, fn);

@@ -59,12 +59,7 @@ pub(crate) fn update(
     keys.sort();
     keys.dedup();
     if !whole_source {
-        run_cached(
-            "SELECT count(pg_catalog.pg_advisory_xact_lock(-1000000 - $1, h)) \
-             FROM (SELECT DISTINCT pg_catalog.hashtext(k) AS h FROM unnest($2::text[]) k ORDER BY 1) s",
-            &[source_id.into(), keys.clone().into()],
-            |_| Ok(()),
-        );
+        lock_items(source_id, &keys);
     }
     // Item keys become small integers for the statement: the graph then
     // hashes and copies integers, not strings (a COPY makes millions of links).
@@ -98,8 +93,62 @@ pub(crate) fn update(
         })
         .collect();
     save_recent(source_id, recent);
+    save_graph(source_id, graph, &ids, &p);
+}
+
+/// Per-item locks, in lock-key order (after the users' locks).
+fn lock_items(source_id: i32, keys: &[String]) {
+    run_cached(
+        "SELECT count(pg_catalog.pg_advisory_xact_lock(-1000000 - $1, h)) \
+         FROM (SELECT DISTINCT pg_catalog.hashtext(k) AS h FROM unnest($2::text[]) k ORDER BY 1) s",
+        &[source_id.into(), keys.to_vec().into()],
+        |_| Ok(()),
+    );
+}
+
+/// Deleted or updated events: each user's visit history went from `before`
+/// to `after` ((item, time) in order); their counts and links are taken back
+/// or added (`ItemGraph::rewrite_history`). Users are locked by the caller.
+pub(crate) fn rewrite_histories(
+    source_id: i32,
+    histories: Vec<(Vec<(String, f64)>, Vec<(String, f64)>)>,
+    whole_source: bool,
+) {
+    let p = params();
+    let mut keys: Vec<String> = histories
+        .iter()
+        .flat_map(|(b, a)| b.iter().chain(a).map(|(i, _)| i.clone()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    if keys.is_empty() {
+        return;
+    }
+    if !whole_source && keys.len() <= 2_000 {
+        lock_items(source_id, &keys);
+    } else {
+        run_cached(
+            "SELECT pg_catalog.pg_advisory_xact_lock(-$1, 0)",
+            &[source_id.into()],
+            |_| Ok(()),
+        );
+    }
+    let mut ids = Interner::default();
+    let mut graph: ItemGraph<u32> = ItemGraph::default();
+    for (k, s) in load_item_stats(source_id, &keys, |j| ids.id_of(j)) {
+        graph.insert(ids.id(k), s);
+    }
+    for (before, after) in histories {
+        let before: Vec<(u32, f64)> = before.into_iter().map(|(i, t)| (ids.id(i), t)).collect();
+        let after: Vec<(u32, f64)> = after.into_iter().map(|(i, t)| (ids.id(i), t)).collect();
+        graph.rewrite_history(&before, &after, &p);
+    }
+    save_graph(source_id, graph, &ids, &p);
+}
+
+fn save_graph(source_id: i32, graph: ItemGraph<u32>, ids: &Interner, p: &CovisitParams) {
     let stats: HashMap<String, ItemStats<String>> = graph
-        .finish(&p)
+        .finish(p)
         .into_iter()
         .map(|(k, s)| {
             let links = s

@@ -688,21 +688,103 @@ fn save_states(
     );
 }
 
-/// Recomputes the given users' states from the events table (the delete and
-/// update triggers). STRICT: a statement that changed no row calls nothing.
-#[pg_extern(security_definer, strict, volatile, parallel_unsafe)]
+/// Deleted or updated events (the old and the new rows' user, item, time,
+/// weight): co-visitation counts and links of the users' changed histories
+/// are taken back or added, then the users' states and recent lists are
+/// recomputed from the table.
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
-fn _rebuild_users(source_id: i32, users: Vec<Option<String>>) -> i64 {
+#[allow(clippy::too_many_arguments)]
+fn _events_rewritten(
+    source_id: i32,
+    old_users: Option<Vec<Option<String>>>,
+    old_items: Option<Vec<Option<String>>>,
+    old_times: Option<Vec<Option<f64>>>,
+    old_weights: Option<Vec<Option<f64>>>,
+    new_users: Option<Vec<Option<String>>>,
+    new_items: Option<Vec<Option<String>>>,
+    new_times: Option<Vec<Option<f64>>>,
+    new_weights: Option<Vec<Option<f64>>>,
+) -> i64 {
     let src = writable_event_source(
         source_id,
         pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
-        "rebuild users",
+        "rewrite events",
     );
-    let users: Vec<String> = users.into_iter().flatten().collect();
+    let visits = |u: Option<Vec<Option<String>>>,
+                  i: Option<Vec<Option<String>>>,
+                  t: Option<Vec<Option<f64>>>,
+                  w: Option<Vec<Option<f64>>>| {
+        let (u, i, t, w) = (
+            u.unwrap_or_default(),
+            i.unwrap_or_default(),
+            t.unwrap_or_default(),
+            w.unwrap_or_default(),
+        );
+        let mut users: Vec<String> = u.iter().flatten().cloned().collect();
+        let mut visits: Vec<(String, String, f64)> = Vec::new();
+        for n in 0..u.len() {
+            // The same rule as for inserted events: a visit has a user, an
+            // item, a time and a non-zero weight.
+            if let (Some(u), Some(Some(i)), Some(Some(t))) = (&u[n], i.get(n), t.get(n)) {
+                if w.get(n).copied().flatten().unwrap_or(1.0) != 0.0 {
+                    visits.push((u.clone(), i.clone(), *t));
+                }
+            }
+        }
+        users.sort();
+        (users, visits)
+    };
+    let (mut users, removed) = visits(old_users, old_items, old_times, old_weights);
+    let (new_user_keys, added) = visits(new_users, new_items, new_times, new_weights);
+    users.extend(new_user_keys);
+    users.sort();
+    users.dedup();
     if users.is_empty() {
         return 0;
     }
-    lock_users(src.id, &users, &[]);
+    let bulk = lock_users(src.id, &users, &[]);
+    // Each user's visits as the table holds them now, in the order a
+    // rebuild replays them; before the statement: without the added rows,
+    // with the removed ones (placed after events of the same time).
+    let mut after: BTreeMap<String, Vec<(String, f64)>> =
+        users.iter().map(|u| (u.clone(), Vec::new())).collect();
+    let query = format!(
+        "SELECT {} FROM {} WHERE {} = ANY($1) ORDER BY 3, ctid",
+        src.select_list, src.relname, src.user_expr
+    );
+    Spi::connect(|c| {
+        for r in c.select(&query, None, &[users.clone().into()])? {
+            let (Some(u), Some(i), Some(t)) =
+                (r.get::<String>(1)?, r.get::<String>(2)?, r.get::<f64>(3)?)
+            else {
+                continue;
+            };
+            if r.get::<f64>(4)?.unwrap_or(1.0) != 0.0 {
+                after.entry(u).or_default().push((i, t));
+            }
+        }
+        Ok::<_, pgrx::spi::Error>(())
+    })
+    .unwrap_or_else(|e| spi_error(e));
+    let mut histories = Vec::with_capacity(after.len());
+    for (user, now) in after {
+        let mut before = now.clone();
+        for (u, i, t) in added.iter().filter(|v| v.0 == user) {
+            if let Some(pos) = before.iter().rposition(|(bi, bt)| bi == i && bt == t) {
+                before.remove(pos);
+            }
+            let _ = u;
+        }
+        for (_, i, t) in removed.iter().filter(|v| v.0 == user) {
+            let pos = before.partition_point(|(_, bt)| *bt <= *t);
+            before.insert(pos, (i.clone(), *t));
+        }
+        if before != now {
+            histories.push((before, now));
+        }
+    }
+    covisit::rewrite_histories(src.id, histories, bulk);
     replay(&src, Some(users))
 }
 

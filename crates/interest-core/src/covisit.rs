@@ -110,7 +110,16 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
         self.rebase(t, p);
         let w = weight * self.factor(t, p);
         match index.get(to) {
-            Some(&i) => self.links[i].1 += w,
+            Some(&i) => {
+                self.links[i].1 += w;
+                // A retraction that cancels the link removes it (at the next
+                // prune), rounding residue included.
+                if w < 0.0 && self.links[i].1 <= 1e-9 * -w {
+                    self.links[i].1 = 0.0;
+                }
+            }
+            // Retracting a link that was pruned away: nothing to take back.
+            None if w <= 0.0 => {}
             None => {
                 index.insert(to.clone(), self.links.len());
                 self.links.push((to.clone(), w));
@@ -131,10 +140,21 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
             .collect()
     }
 
-    /// Keeps the `max` strongest links, strongest first.
+    /// Keeps the `max` strongest (positive) links, strongest first.
     pub fn prune(&mut self, max: usize) {
+        self.links.retain(|l| l.1 > 0.0);
         self.links.sort_by(|a, b| b.1.total_cmp(&a.1));
         self.links.truncate(max);
+    }
+
+    /// Takes back one event counted by `add_event` (first/last seen stay).
+    pub fn remove_event(&mut self, t: f64, p: &CovisitParams) {
+        self.rebase(t, p);
+        let f = self.factor(t, p);
+        self.count -= f;
+        if self.count <= 1e-9 * f {
+            self.count = 0.0;
+        }
     }
 
     pub fn count_at(&self, now: f64, p: &CovisitParams) -> f64 {
@@ -234,6 +254,54 @@ impl<K: Clone + Eq + Hash> ItemGraph<K> {
         push_recent(recent, times, item.clone(), t, p);
     }
 
+    /// A user's history changed from `before` to `after` (each (item, time)
+    /// in order): takes back the counts and links only `before` made and adds
+    /// those only `after` makes. Events before the first difference made the
+    /// same links in both and are skipped. Links already pruned away cannot be
+    /// taken back, so this is exact while items hold fewer than `max_links`.
+    pub fn rewrite_history(&mut self, before: &[(K, f64)], after: &[(K, f64)], p: &CovisitParams) {
+        let same = |a: &(K, f64), b: &(K, f64)| a.0 == b.0 && a.1 == b.1;
+        let first = before
+            .iter()
+            .zip(after)
+            .take_while(|(a, b)| same(a, b))
+            .count();
+        // Trailing events whose window lies in the common suffix link alike.
+        let common_suffix = before[first..]
+            .iter()
+            .rev()
+            .zip(after[first..].iter().rev())
+            .take_while(|(a, b)| same(a, b))
+            .count();
+        for (seq, sign) in [(before, -1.0), (after, 1.0)] {
+            let end = (seq.len() - common_suffix + p.window).min(seq.len());
+            for pos in first..end {
+                let (item, t) = (&seq[pos].0, seq[pos].1);
+                let stats = self
+                    .items
+                    .entry(item.clone())
+                    .or_insert_with(|| ItemStats::new(t));
+                if sign > 0.0 {
+                    stats.add_event(t, p);
+                } else {
+                    stats.remove_event(t, p);
+                }
+                let window: Vec<K> = seq[pos.saturating_sub(p.window)..pos]
+                    .iter()
+                    .map(|e| e.0.clone())
+                    .collect();
+                for (from, to, w) in links_for_event(&window, item, p) {
+                    let stats = self
+                        .items
+                        .entry(from.clone())
+                        .or_insert_with(|| ItemStats::new(t));
+                    let index = self.index.entry(from).or_insert_with(|| stats.link_index());
+                    stats.add_link(&to, sign * w, t, p, index);
+                }
+            }
+        }
+    }
+
     /// Applies the bound to every item (strongest links first) and returns the stats.
     pub fn finish(mut self, p: &CovisitParams) -> HashMap<K, ItemStats<K>> {
         for s in self.items.values_mut() {
@@ -306,6 +374,81 @@ mod tests {
             vec![(4, 5, 0.5), (5, 4, 0.25)],
             "a repeat does not link to itself"
         );
+    }
+
+    #[test]
+    fn rewriting_a_history_equals_building_the_new_one() {
+        let p = CovisitParams {
+            max_links: 50,
+            ..p()
+        };
+        let other: Vec<(u32, f64)> = vec![(1, 0.0), (2, 5.0), (3, 6.0)];
+        let before: Vec<(u32, f64)> = vec![(1, 1.0), (2, 2.0), (4, 3.0), (3, 4.0), (5, 9.0)];
+        let after: Vec<(u32, f64)> = vec![(1, 1.0), (2, 2.0), (3, 4.0), (5, 9.0)]; // 4 deleted
+        check_rewrite(&p, &other, &before, &after);
+        // A long history, an early event deleted and one updated to another
+        // item: the common prefix and suffix are skipped.
+        let before: Vec<(u32, f64)> = (0..30).map(|i| (i % 11 + 1, i as f64)).collect();
+        let mut after = before.clone();
+        after.remove(3);
+        after[10].0 = 7;
+        check_rewrite(&p, &other, &before, &after);
+    }
+
+    fn check_rewrite(
+        p: &CovisitParams,
+        other: &[(u32, f64)],
+        before: &[(u32, f64)],
+        after: &[(u32, f64)],
+    ) {
+        let p = *p;
+        let build = |histories: &[&[(u32, f64)]]| {
+            let mut g: ItemGraph<u32> = ItemGraph::default();
+            for h in histories {
+                let (mut r, mut t) = (Vec::new(), Vec::new());
+                for (i, ti) in h.iter() {
+                    g.observe(&mut r, &mut t, i, *ti, &p);
+                }
+            }
+            g
+        };
+        let mut rewritten = build(&[other, before]);
+        rewritten.rewrite_history(before, after, &p);
+        let rewritten = rewritten.finish(&p);
+        let fresh = build(&[other, after]).finish(&p);
+        for (k, s) in &fresh {
+            let r = &rewritten[k];
+            assert!(
+                (r.count_at(10.0, &p) - s.count_at(10.0, &p)).abs() < 1e-9,
+                "count of {k}"
+            );
+            let mut a: Vec<(u32, f64)> = r
+                .links
+                .iter()
+                .map(|&(j, w)| (j, w * r.decay_to(10.0, &p)))
+                .collect();
+            let mut b: Vec<(u32, f64)> = s
+                .links
+                .iter()
+                .map(|&(j, w)| (j, w * s.decay_to(10.0, &p)))
+                .collect();
+            a.sort_by_key(|l| l.0);
+            b.sort_by_key(|l| l.0);
+            assert_eq!(a.len(), b.len(), "links of {k}: {a:?} vs {b:?}");
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(x.0, y.0);
+                assert!((x.1 - y.1).abs() < 1e-9);
+            }
+        }
+        // An item left without events keeps a row with nothing in it.
+        for (k, r) in &rewritten {
+            if !fresh.contains_key(k) {
+                assert!(
+                    r.count_at(10.0, &p).abs() < 1e-9 && r.links.is_empty(),
+                    "{k}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -92,9 +92,15 @@ SELECT regress.err($$SELECT * FROM recommend('alice', 3, events => 'shop_events'
 SELECT regress.err($$SELECT * FROM evaluate('shop_events', holdout => 0)$$);
 SELECT regress.err($$SELECT interest._link_keys('\x0500000061'::bytea)$$);
 
--- DELETE keeps user state exact; a full rebuild recomputes links and counts
+-- DELETE and UPDATE take events back from user states and from co-visitation
+-- (counts and links): a full rebuild afterwards changes nothing
 DELETE FROM shop_events WHERE customer = 'alice';
 SELECT item FROM recommend('alice', 1, events => 'shop_events', as_of => '2026-01-01 05:00');
+DELETE FROM shop_events WHERE customer = 'c1' AND sku = 2;     -- c1: 1 -> 3 now
+UPDATE shop_events SET sku = 8 WHERE customer = 'c2' AND sku = 3; -- c2: 1 -> 2 -> 8
+SELECT s.item_key, interest._link_keys(s.links) AS links, round((s.events * 2 ^ ((s.t_ref - 1767225600) / 7776000))::numeric, 4) AS events
+FROM interest.item_stats s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 'shop_events'::regclass ORDER BY 1;
 -- counts compared at one time (each row keeps its own reference time t_ref; half-life 90 days)
 CREATE TEMP TABLE stats_before AS SELECT item_key, events * 2 ^ ((t_ref - 1767225600) / 7776000) AS events, links FROM interest.item_stats s
   JOIN interest.event_sources e ON e.id = s.source_id WHERE e.relid = 'shop_events'::regclass;
