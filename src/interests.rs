@@ -280,8 +280,9 @@ fn _apply_events(
 
 /// What an event batch does to co-visitation: `Full` counts and links it
 /// (new events, full rebuild); `RecentOnly` only rebuilds users' recent lists
-/// (per-user recompute after a DELETE/UPDATE: links stay until a full
-/// rebuild); `Skip` leaves both (pending events already counted on arrival).
+/// (per-user recompute after a DELETE/UPDATE, whose counts and links
+/// `_events_rewritten` has already rewritten); `Skip` leaves both (pending
+/// events already counted on arrival).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum CovisitMode {
     Full,
