@@ -42,10 +42,25 @@ thread_local! {
     // settings (a source id is never reused while the extension lives: detach
     // and attach give a new id). Both are dropped when the extension's OID
     // changes (DROP/CREATE EXTENSION in the same backend).
-    static PLANS: std::cell::RefCell<(pg_sys::Oid, HashMap<String, pgrx::spi::OwnedPreparedStatement>)> =
+    static PLANS: ExtensionCache<String, pgrx::spi::OwnedPreparedStatement> =
         std::cell::RefCell::new((pg_sys::InvalidOid, HashMap::new()));
-    static SOURCES: std::cell::RefCell<(pg_sys::Oid, HashMap<i32, std::rc::Rc<EventSource>>)> =
+    static SOURCES: ExtensionCache<i32, std::rc::Rc<EventSource>> =
         std::cell::RefCell::new((pg_sys::InvalidOid, HashMap::new()));
+}
+
+/// A per-backend map that is emptied when the extension's OID changes, so
+/// nothing in it outlives the objects it refers to.
+type ExtensionCache<K, V> = std::cell::RefCell<(pg_sys::Oid, HashMap<K, V>)>;
+
+/// The cache's map, for the extension as it is now.
+fn current<K, V>(cache: &ExtensionCache<K, V>) -> std::cell::RefMut<'_, HashMap<K, V>> {
+    let ext = extension_oid();
+    let mut c = cache.borrow_mut();
+    if c.0 != ext {
+        c.1.clear();
+        c.0 = ext;
+    }
+    std::cell::RefMut::map(c, |c| &mut c.1)
 }
 
 thread_local! {
@@ -76,21 +91,16 @@ pub(crate) fn run_cached<T>(
     args: &[pgrx::datum::DatumWithOid],
     f: impl FnOnce(pgrx::spi::SpiTupleTable<'_>) -> Result<T, pgrx::spi::Error>,
 ) -> T {
-    let ext = extension_oid();
     Spi::connect_mut(|client| {
         PLANS.with(|plans| {
-            let mut plans = plans.borrow_mut();
-            if plans.0 != ext {
-                plans.1.clear();
-                plans.0 = ext;
-            }
-            if !plans.1.contains_key(sql) {
+            let mut plans = current(plans);
+            if !plans.contains_key(sql) {
                 let oids: Vec<pgrx::PgOid> =
                     args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
                 let stmt = client.prepare_mut(sql, &oids)?.keep();
-                plans.1.insert(sql.to_string(), stmt);
+                plans.insert(sql.to_string(), stmt);
             }
-            let stmt = plans.1.get(sql).expect("plan was just prepared");
+            let stmt = plans.get(sql).expect("plan was just prepared");
             let table = client.update(stmt, None, args)?;
             f(table)
         })
@@ -108,20 +118,12 @@ pub(crate) fn spi_error(e: pgrx::spi::Error) -> ! {
 }
 
 pub(crate) fn load_event_source(id: i32) -> std::rc::Rc<EventSource> {
-    let ext = extension_oid();
-    let cached = SOURCES.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.0 != ext {
-            c.1.clear();
-            c.0 = ext;
-        }
-        c.1.get(&id).cloned()
-    });
+    let cached = SOURCES.with(|c| current(c).get(&id).cloned());
     if let Some(src) = cached {
         return src;
     }
     let src = std::rc::Rc::new(read_event_source(id));
-    SOURCES.with(|c| c.borrow_mut().1.insert(id, src.clone()));
+    SOURCES.with(|c| current(c).insert(id, src.clone()));
     src
 }
 
@@ -472,7 +474,7 @@ fn apply_to_users(
 
 thread_local! {
     // Per backend: each event source's centre once set (it never changes).
-    static CENTERS: std::cell::RefCell<(pg_sys::Oid, HashMap<i32, std::rc::Rc<Vec<f32>>>)> =
+    static CENTERS: ExtensionCache<i32, std::rc::Rc<Vec<f32>>> =
         std::cell::RefCell::new((pg_sys::InvalidOid, HashMap::new()));
 }
 
@@ -482,15 +484,7 @@ thread_local! {
 /// Sources without items (free text only) cluster on raw vectors.
 fn event_center(src: &EventSource) -> Option<std::rc::Rc<Vec<f32>>> {
     let item_source = src.item_source_id?;
-    let ext = extension_oid();
-    let cached = CENTERS.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.0 != ext {
-            c.1.clear();
-            c.0 = ext;
-        }
-        c.1.get(&src.id).cloned()
-    });
+    let cached = CENTERS.with(|c| current(c).get(&src.id).cloned());
     if cached.is_some() {
         return cached;
     }
@@ -533,7 +527,7 @@ fn event_center(src: &EventSource) -> Option<std::rc::Rc<Vec<f32>>> {
         }
     };
     let center = std::rc::Rc::new(center.into_vec());
-    CENTERS.with(|c| c.borrow_mut().1.insert(src.id, center.clone()));
+    CENTERS.with(|c| current(c).insert(src.id, center.clone()));
     Some(center)
 }
 

@@ -300,21 +300,26 @@ fn weights(
             );
         }
     }
-    if !(0.0..=1.0).contains(&diversity) {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "diversity must be between 0 and 1",
-            format!("Got diversity => {diversity}."),
+    for (name, v, hint) in [
+        (
+            "diversity",
+            diversity,
             "0 ranks by score only; 0.3 is a mild push towards variety.",
-        );
-    }
-    if !(0.0..=1.0).contains(&balance) {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "balance must be between 0 and 1",
-            format!("Got balance => {balance}."),
+        ),
+        (
+            "balance",
+            balance,
             "0 ranks by score only; 1 gives each taste its full share of the list.",
-        );
+        ),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("{name} must be between 0 and 1"),
+                format!("Got {name} => {v}."),
+                hint,
+            );
+        }
     }
     RankWeights {
         content,

@@ -318,19 +318,22 @@ mod tests {
         );
     }
 
+    /// Ten items near interest A (slightly more popular, so better scores),
+    /// ten near B.
+    fn two_taste_catalog() -> (Vec<Option<Vec<f32>>>, Vec<f64>) {
+        let vectors = (0..20)
+            .map(|i| {
+                let e = i as f32 * 0.001;
+                Some(unit(&if i < 10 { [1.0, e, 0.0] } else { [e, 1.0, 0.0] }))
+            })
+            .collect();
+        let pop = (0..20).map(|i| if i < 10 { 0.2 } else { 0.0 }).collect();
+        (vectors, pop)
+    }
+
     #[test]
     fn each_interest_gets_its_share_of_the_list() {
-        // Ten items near interest A (slightly better scores), ten near B.
-        let mut vectors = Vec::new();
-        for i in 0..20 {
-            let e = i as f32 * 0.001;
-            vectors.push(Some(unit(&if i < 10 {
-                [1.0, e, 0.0]
-            } else {
-                [e, 1.0, 0.0]
-            })));
-        }
-        let pop: Vec<f64> = (0..20).map(|i| if i < 10 { 0.2 } else { 0.0 }).collect();
+        let (vectors, pop) = two_taste_catalog();
         let cat = Catalog {
             vectors: &vectors,
             popularity: &pop,
@@ -367,17 +370,8 @@ mod tests {
 
     #[test]
     fn a_stray_interest_does_not_take_places_from_the_main_taste() {
-        // Same catalog as above; interest B is a stray (10% of the mass).
-        let mut vectors = Vec::new();
-        for i in 0..20 {
-            let e = i as f32 * 0.001;
-            vectors.push(Some(unit(&if i < 10 {
-                [1.0, e, 0.0]
-            } else {
-                [e, 1.0, 0.0]
-            })));
-        }
-        let pop: Vec<f64> = (0..20).map(|i| if i < 10 { 0.2 } else { 0.0 }).collect();
+        // Interest B is a stray (10% of the mass).
+        let (vectors, pop) = two_taste_catalog();
         let cat = Catalog {
             vectors: &vectors,
             popularity: &pop,
