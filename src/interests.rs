@@ -488,16 +488,18 @@ fn event_center(src: &EventSource) -> Option<std::rc::Rc<Vec<f32>>> {
     if cached.is_some() {
         return cached;
     }
-    let stored: Option<Embedding> = run_cached(
-        "SELECT center FROM interest.event_sources WHERE id = $1",
-        &[src.id.into()],
-        |t| {
-            Ok(t.into_iter()
-                .next()
-                .and_then(|r| r.get::<Embedding>(1).ok().flatten()))
-        },
-    );
-    let center = match stored {
+    let read_center = || -> Option<Embedding> {
+        run_cached(
+            "SELECT center FROM interest.event_sources WHERE id = $1",
+            &[src.id.into()],
+            |t| {
+                Ok(t.into_iter()
+                    .next()
+                    .and_then(|r| r.get::<Embedding>(1).ok().flatten()))
+            },
+        )
+    };
+    let center = match read_center() {
         Some(c) => c,
         None => {
             // Set once, when the items table has embeddings; a concurrent
@@ -514,15 +516,7 @@ fn event_center(src: &EventSource) -> Option<std::rc::Rc<Vec<f32>>> {
             match set {
                 // Not cached until committed: the next statement reads it back.
                 Some(c) => return Some(std::rc::Rc::new(c.into_vec())),
-                None => run_cached(
-                    "SELECT center FROM interest.event_sources WHERE id = $1",
-                    &[src.id.into()],
-                    |t| {
-                        Ok(t.into_iter()
-                            .next()
-                            .and_then(|r| r.get::<Embedding>(1).ok().flatten()))
-                    },
-                )?,
+                None => read_center()?,
             }
         }
     };

@@ -318,86 +318,53 @@ mod tests {
         );
     }
 
-    /// Ten items near interest A (slightly more popular, so better scores),
-    /// ten near B.
-    fn two_taste_catalog() -> (Vec<Option<Vec<f32>>>, Vec<f64>) {
-        let vectors = (0..20)
+    /// Ranks 10 of a catalog with ten items near interest A (slightly more
+    /// popular, so better scores) and ten near B, for a user whose interests
+    /// A and B hold `shares`; returns how many places B got.
+    fn places_for_b(shares: [f64; 2], balance: f64) -> usize {
+        let vectors: Vec<Option<Vec<f32>>> = (0..20)
             .map(|i| {
                 let e = i as f32 * 0.001;
                 Some(unit(&if i < 10 { [1.0, e, 0.0] } else { [e, 1.0, 0.0] }))
             })
             .collect();
-        let pop = (0..20).map(|i| if i < 10 { 0.2 } else { 0.0 }).collect();
-        (vectors, pop)
+        let pop: Vec<f64> = (0..20).map(|i| if i < 10 { 0.2 } else { 0.0 }).collect();
+        let cat = Catalog {
+            vectors: &vectors,
+            popularity: &pop,
+            freshness: &[0.0; 20],
+        };
+        let user = UserSignals {
+            interests: vec![
+                (unit(&[1.0, 0.0, 0.0]), shares[0]),
+                (unit(&[0.0, 1.0, 0.0]), shares[1]),
+            ],
+            covisit: HashMap::new(),
+        };
+        let w = RankWeights {
+            balance,
+            ..RankWeights::default()
+        };
+        let r = rank(&cat, &user, |_| true, 10, &w);
+        assert_eq!(r.len(), 10);
+        r.iter().filter(|s| s.interest == Some(1)).count()
     }
 
     #[test]
     fn each_interest_gets_its_share_of_the_list() {
-        let (vectors, pop) = two_taste_catalog();
-        let cat = Catalog {
-            vectors: &vectors,
-            popularity: &pop,
-            freshness: &[0.0; 20],
-        };
-        let user = UserSignals {
-            interests: vec![(unit(&[1.0, 0.0, 0.0]), 0.6), (unit(&[0.0, 1.0, 0.0]), 0.4)],
-            covisit: HashMap::new(),
-        };
-        let full = RankWeights {
-            balance: 1.0,
-            ..RankWeights::default()
-        };
-        let r = rank(&cat, &user, |_| true, 10, &full);
-        let from_b = r.iter().filter(|s| s.interest == Some(1)).count();
-        assert_eq!(r.len(), 10);
-        assert_eq!(from_b, 4, "interest B fills its 40%: {r:?}");
+        assert_eq!(places_for_b([0.6, 0.4], 1.0), 4, "B fills its 40%");
         // The default keeps half the list proportional: floor(0.5 * 10 * 0.4).
-        let r = rank(&cat, &user, |_| true, 10, &RankWeights::default());
-        assert_eq!(r.iter().filter(|s| s.interest == Some(1)).count(), 2);
+        assert_eq!(places_for_b([0.6, 0.4], RankWeights::default().balance), 2);
         // balance 0: by score only (A's items score higher).
-        let r = rank(
-            &cat,
-            &user,
-            |_| true,
-            10,
-            &RankWeights {
-                balance: 0.0,
-                ..full
-            },
-        );
-        assert_eq!(r.iter().filter(|s| s.interest == Some(1)).count(), 0);
+        assert_eq!(places_for_b([0.6, 0.4], 0.0), 0);
     }
 
     #[test]
     fn a_stray_interest_does_not_take_places_from_the_main_taste() {
-        // Interest B is a stray (10% of the mass).
-        let (vectors, pop) = two_taste_catalog();
-        let cat = Catalog {
-            vectors: &vectors,
-            popularity: &pop,
-            freshness: &[0.0; 20],
-        };
-        let user = UserSignals {
-            interests: vec![(unit(&[1.0, 0.0, 0.0]), 0.9), (unit(&[0.0, 1.0, 0.0]), 0.1)],
-            covisit: HashMap::new(),
-        };
-        let full = RankWeights {
-            balance: 1.0,
-            ..RankWeights::default()
-        };
-        let r = rank(&cat, &user, |_| true, 10, &full);
-        assert!(r.iter().all(|s| s.interest == Some(0)), "{r:?}");
+        // Below 20% of the mass B is a stray and gets nothing, even fully balanced.
+        assert_eq!(places_for_b([0.9, 0.1], 1.0), 0);
         // At 30% it is a taste: floor(1.0 * 10 * 0.3) = 3 places.
-        let user = UserSignals {
-            interests: vec![(unit(&[1.0, 0.0, 0.0]), 0.7), (unit(&[0.0, 1.0, 0.0]), 0.3)],
-            covisit: HashMap::new(),
-        };
-        let r = rank(&cat, &user, |_| true, 10, &full);
-        assert_eq!(
-            r.iter().filter(|s| s.interest == Some(1)).count(),
-            3,
-            "{r:?}"
-        );
+        assert_eq!(places_for_b([0.7, 0.3], 1.0), 3);
     }
 
     #[test]
