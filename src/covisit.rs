@@ -127,6 +127,10 @@ pub(crate) fn rewrite_histories(
     if !whole_source && keys.len() <= 2_000 {
         lock_items(source_id, &keys);
     } else {
+        // Too many keys for per-item locks: the whole source, exclusively
+        // (an upgrade of our shared lock; two such statements at once can
+        // deadlock, and the loser's bookkeeping is then recorded as failed).
+        // Rare: it takes a delete touching the histories of 2,000 items.
         run_cached(
             "SELECT pg_catalog.pg_advisory_xact_lock(-$1, 0)",
             &[source_id.into()],

@@ -756,18 +756,25 @@ fn _events_rewritten(
         Ok::<_, pgrx::spi::Error>(())
     })
     .unwrap_or_else(|e| spi_error(e));
+    let by_user = |visits: Vec<(String, String, f64)>| {
+        let mut m: HashMap<String, Vec<(String, f64)>> = HashMap::new();
+        for (u, i, t) in visits {
+            m.entry(u).or_default().push((i, t));
+        }
+        m
+    };
+    let (mut added, mut removed) = (by_user(added), by_user(removed));
     let mut histories = Vec::with_capacity(after.len());
     for (user, now) in after {
         let mut before = now.clone();
-        for (u, i, t) in added.iter().filter(|v| v.0 == user) {
-            if let Some(pos) = before.iter().rposition(|(bi, bt)| bi == i && bt == t) {
+        for (i, t) in added.remove(&user).unwrap_or_default() {
+            if let Some(pos) = before.iter().rposition(|(bi, bt)| *bi == i && *bt == t) {
                 before.remove(pos);
             }
-            let _ = u;
         }
-        for (_, i, t) in removed.iter().filter(|v| v.0 == user) {
-            let pos = before.partition_point(|(_, bt)| *bt <= *t);
-            before.insert(pos, (i.clone(), *t));
+        for (i, t) in removed.remove(&user).unwrap_or_default() {
+            let pos = before.partition_point(|(_, bt)| *bt <= t);
+            before.insert(pos, (i, t));
         }
         if before != now {
             histories.push((before, now));
