@@ -169,6 +169,8 @@ COMMENT ON FUNCTION interest.attach_events(regclass, name, name, name, name, nam
     'Maintains every user''s time-decayed, multi-interest state from an existing events table (statement triggers with transition tables).';
 COMMENT ON FUNCTION interest.detach_events(regclass) IS 'Removes the triggers and interest state of attach_events; the table and its rows are untouched.';
 COMMENT ON FUNCTION interest.rebuild(regclass) IS 'Recomputes every user''s interest state from the events table, in time order; returns the number of events read.';
+COMMENT ON FUNCTION interest.flush(regclass) IS 'Folds the table''s queued events (from small statements) into the shared state now: user states, counts and co-visitation links; returns how many. The triggers do it every interest.fold_batch events.';
+COMMENT ON TABLE interest.event_queue IS 'Events of small statements waiting to be folded into the shared state (every interest.fold_batch events, or by interest.flush); readers fold a user''s queued events on the fly.';
 COMMENT ON TABLE interest.item_sources IS 'Attached items tables.';
 COMMENT ON TABLE interest.item_embeddings IS 'Item embeddings by attached table and item key.';
 COMMENT ON TABLE interest.event_sources IS 'Attached events tables and their settings (center: the items'' mean embedding that sub-interests are clustered around, fixed at first use).';

@@ -121,6 +121,24 @@ CREATE TABLE interest.pending_events (
 );
 CREATE INDEX pending_events_item ON interest.pending_events (source_id, item_key);
 
+-- Events of small statements, waiting to be folded into the shared state.
+-- A single-row INSERT only appends here (one small row: about the cost of
+-- the bare insert, not ten statements and 8 kB of WAL); every
+-- interest.fold_batch queued events, one statement folds them all at once
+-- (user states, recent lists, counts and co-visitation links, each row
+-- rewritten once per batch). Readers (user_vector, interests, recommend)
+-- fold a user's queued events on the fly, so what they return is current.
+CREATE TABLE interest.event_queue (
+    seq       bigserial,               -- arrival order: the order events are folded in
+    source_id integer NOT NULL,
+    user_key  text NOT NULL,
+    item_key  text,
+    t         double precision NOT NULL,
+    weight    double precision NOT NULL,
+    embedding interest.embedding        -- free-text events: embedded on arrival
+) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0);
+CREATE INDEX event_queue_user ON interest.event_queue (source_id, user_key);
+
 -- Cold start: a text profile acts as one event at the time it was set, so it
 -- seeds a user with no events and fades as real events arrive.
 CREATE TABLE interest.user_profiles (
@@ -144,7 +162,7 @@ CREATE TABLE interest.bookkeeping_errors (
 
 REVOKE ALL ON interest.item_sources, interest.item_embeddings, interest.event_sources, interest.user_states,
     interest.user_interests, interest.pending_events, interest.user_profiles, interest.bookkeeping_errors,
-    interest.user_recent, interest.item_stats FROM PUBLIC;
+    interest.user_recent, interest.item_stats, interest.event_queue FROM PUBLIC;
 GRANT SELECT ON interest.item_sources, interest.event_sources TO PUBLIC;
 
 CREATE FUNCTION interest._require_owner(rel regclass) RETURNS void
@@ -187,6 +205,42 @@ BEGIN
     END;
     RETURN NULL;
 END $f$, body, quote_literal(rel::oid::text), rel::text)
+$$;
+
+-- The events INSERT trigger: _apply_events queues small statements' events
+-- (or applies a large statement's directly) and says when the queue is due
+-- to be folded; the fold runs in a block of its own, so that if it fails the
+-- statement's events stay queued (and the failure is logged, as above).
+CREATE FUNCTION interest._events_insert_body(src integer, list text, rel regclass) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+SELECT format($f$
+DECLARE
+    err_detail text;
+    fold boolean := false;
+BEGIN
+    BEGIN
+        SELECT interest._apply_events(%1$s, array_agg(u), array_agg(i), array_agg(t), array_agg(w), array_agg(x))
+        INTO fold FROM (SELECT %2$s FROM new_rows) s(u, i, t, w, x);
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
+        PERFORM interest._record_error(%3$s::regclass, SQLSTATE, SQLERRM, err_detail);
+        RAISE WARNING 'pg_interest: bookkeeping for %% failed (%%: %%); the rows were stored', %4$L, SQLSTATE, SQLERRM
+            USING DETAIL = coalesce(err_detail, ''),
+                  HINT = 'See interest.bookkeeping_errors; interest.rebuild() recomputes the state.';
+    END;
+    IF fold THEN
+        BEGIN
+            PERFORM interest._fold_queue(%1$s, false);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
+            PERFORM interest._record_error(%3$s::regclass, SQLSTATE, SQLERRM, err_detail);
+            RAISE WARNING 'pg_interest: folding the event queue of %% failed (%%: %%); the events stay queued', %4$L, SQLSTATE, SQLERRM
+                USING DETAIL = coalesce(err_detail, ''),
+                      HINT = 'See interest.bookkeeping_errors; interest.flush() retries, interest.rebuild() recomputes the state.';
+        END;
+    END IF;
+    RETURN NULL;
+END $f$, src, list, quote_literal(rel::oid::text), rel::text)
 $$;
 
 CREATE FUNCTION interest._record_error(rel regclass, state text, message text, detail text) RETURNS void
@@ -342,7 +396,7 @@ BEGIN
     fn := format('interest._events_%s', src);
     -- Inserts: one pass over the statement's rows, grouped per user inside.
     EXECUTE format($f$CREATE FUNCTION %s_ins() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
-        interest._guarded(format('PERFORM interest._apply_events(%s, array_agg(u), array_agg(i), array_agg(t), array_agg(w), array_agg(x)) FROM (SELECT %s FROM new_rows) s(u, i, t, w, x);', src, list), events));
+        interest._events_insert_body(src, list, events));
     -- Deletes and updates: co-visitation takes the old rows back and adds the
     -- new ones; the users concerned are recomputed from the table.
     EXECUTE format($f$CREATE FUNCTION %s_del() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
@@ -383,8 +437,22 @@ BEGIN
         DELETE FROM interest.user_profiles WHERE source_id = src;
         DELETE FROM interest.user_recent WHERE source_id = src;
         DELETE FROM interest.item_stats WHERE source_id = src;
+        DELETE FROM interest.event_queue WHERE source_id = src;
         DELETE FROM interest.event_sources WHERE id = src;
     END IF;
+END $$;
+
+-- Folds every queued event of the table into the shared state now (the
+-- triggers do it every interest.fold_batch events); returns how many.
+CREATE FUNCTION interest.flush(events regclass) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE src integer;
+BEGIN
+    SELECT id INTO src FROM interest.event_sources WHERE relid = events;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000', HINT = 'Call interest.attach_events first.';
+    END IF;
+    RETURN interest._fold_queue(src, true);
 END $$;
 
 CREATE FUNCTION interest.rebuild(events regclass) RETURNS bigint

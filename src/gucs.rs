@@ -17,6 +17,15 @@ pub static MAX_TOKENS: GucSetting<i32> = GucSetting::<i32>::new(256);
 pub static INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(1);
 pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(32);
 
+/// Queued events (from statements of fewer than `interest::DIRECT_APPLY_EVENTS`
+/// rows) after which one statement folds the queue into the shared state;
+/// 0 applies every statement at once (no queue).
+pub static FOLD_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
+/// A backend's small event statement also folds the queue when that backend
+/// has not folded it for this long (milliseconds); 0: only FOLD_BATCH counts.
+pub static FOLD_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+
 pub fn init() {
     GucRegistry::define_string_guc(
         c"interest.onnxruntime_library",
@@ -63,6 +72,26 @@ pub fn init() {
         4096,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"interest.fold_batch",
+        c"Queued events after which a small event statement folds the queue into the shared interest state.",
+        c"Statements of fewer than 64 events only queue theirs (user_vector, interests and recommend see them at once); every fold_batch events one statement folds them all. 0 applies every statement at once.",
+        &FOLD_BATCH,
+        0,
+        1_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"interest.fold_interval",
+        c"A small event statement also folds the queue when its backend has not folded it for this long.",
+        c"Keeps counts and co-visitation links of a quiet table current; 0 folds only every interest.fold_batch events.",
+        &FOLD_INTERVAL_MS,
+        0,
+        86_400_000,
+        GucContext::Userset,
+        GucFlags::UNIT_MS,
     );
     // SAFETY: called from _PG_init with a static C string.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"interest".as_ptr()) };

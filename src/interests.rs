@@ -254,9 +254,47 @@ fn embed_texts(model: &str, texts: &[&str]) -> Vec<Vec<f32>> {
     .unwrap_or_else(|e| crate::errors::raise_encoder_error(model, e))
 }
 
-/// Applies a statement's new events: looks up item vectors (events whose item
-/// has none yet are parked in pending_events), embeds free-text events, then
-/// updates each user's state under a per-user lock.
+/// A statement's (or the queue's) event rows, column by column; `vectors`
+/// holds free-text events' embeddings when they were embedded already
+/// (queued events), else it is empty.
+#[derive(Default)]
+struct EventRows {
+    users: Vec<Option<String>>,
+    items: Vec<Option<String>>,
+    times: Vec<Option<f64>>,
+    weights: Vec<Option<f64>>,
+    texts: Vec<Option<String>>,
+    vectors: Vec<Option<Vec<f32>>>,
+}
+
+impl EventRows {
+    fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    /// Appends `other`'s rows after ours.
+    fn extend(&mut self, other: EventRows) {
+        let (n, m) = (self.len(), other.len());
+        self.vectors.resize(n, None);
+        let mut vectors = other.vectors;
+        vectors.resize(m, None);
+        self.vectors.extend(vectors);
+        self.users.extend(other.users);
+        self.items.extend(other.items);
+        self.times.extend(other.times);
+        self.weights.extend(other.weights);
+        self.texts.extend(other.texts);
+    }
+}
+
+/// Statements with at least this many events apply them at once (a bulk
+/// load is one pass); smaller ones only queue theirs (see `enqueue`).
+pub(crate) const DIRECT_APPLY_EVENTS: usize = 64;
+
+/// A statement's new events. Small statements queue them (returns true when
+/// the queue is due to be folded: the trigger then calls `_fold_queue` in a
+/// block of its own); large ones, or with `interest.fold_batch = 0`, are
+/// applied at once, after the queued events of the same users.
 #[pg_extern(security_definer, volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _apply_events(
@@ -266,18 +304,241 @@ fn _apply_events(
     times: Vec<Option<f64>>,
     weights: Vec<Option<f64>>,
     texts: Vec<Option<String>>,
-) -> i64 {
+) -> bool {
     let src = writable_event_source(source_id, pg_sys::ACL_INSERT, "apply events");
-    apply_event_rows(
-        &src,
+    let rows = EventRows {
         users,
         items,
         times,
         weights,
         texts,
+        vectors: Vec::new(),
+    };
+    check_lengths(&rows);
+    let batch = crate::gucs::FOLD_BATCH.get();
+    if batch == 0 || rows.len() >= DIRECT_APPLY_EVENTS {
+        apply_direct(&src, rows);
+        false
+    } else {
+        enqueue(&src, rows, batch as i64)
+    }
+}
+
+fn check_lengths(rows: &EventRows) {
+    let n = rows.len();
+    let lengths = [
+        rows.items.len(),
+        rows.times.len(),
+        rows.weights.len(),
+        rows.texts.len(),
+    ];
+    if lengths.iter().any(|&l| l != n) || !(rows.vectors.is_empty() || rows.vectors.len() == n) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "event arrays differ in length",
+            format!(
+                "users {n}, items {}, times {}, weights {}, texts {}",
+                lengths[0], lengths[1], lengths[2], lengths[3]
+            ),
+            "Pass one element per event in every array.",
+        );
+    }
+}
+
+/// A large statement: its users' queued events are claimed (under the
+/// users' locks) and applied first, then the statement's, in one pass.
+fn apply_direct(src: &EventSource, rows: EventRows) {
+    let mut users: Vec<String> = rows.users.iter().flatten().cloned().collect();
+    users.sort();
+    users.dedup();
+    let mut items: Vec<String> = rows.items.iter().flatten().cloned().collect();
+    items.sort();
+    items.dedup();
+    let whole_source = lock_users(src.id, &users, &items);
+    let mut all = claim_queued(src.id, Some(&users));
+    all.extend(rows);
+    apply_event_rows(
+        src,
+        all,
         Vec::new(),
         CovisitMode::Full,
-    )
+        Locks::Held { whole_source },
+    );
+}
+
+/// Appends a small statement's events to the queue: one INSERT, no locks.
+/// Free-text events are embedded now (a model error is the statement's, as
+/// for a direct apply). True when a queued event's number is a multiple of
+/// `batch`: then this statement folds the queue.
+fn enqueue(src: &EventSource, rows: EventRows, batch: i64) -> bool {
+    let texts: Vec<(usize, &str)> = (0..rows.len())
+        .filter(|&i| rows.items[i].is_none())
+        .filter_map(|i| rows.texts[i].as_deref().map(|t| (i, t)))
+        .collect();
+    let mut text_vectors: HashMap<usize, Vec<f32>> = if texts.is_empty() {
+        HashMap::new()
+    } else {
+        let refs: Vec<&str> = texts.iter().map(|t| t.1).collect();
+        let vectors = embed_texts(&item_model(src.item_source_id), &refs);
+        texts.iter().map(|t| t.0).zip(vectors).collect()
+    };
+    let (mut u, mut it, mut t, mut w, mut e) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..rows.len() {
+        let (Some(user), Some(time)) = (&rows.users[i], rows.times[i]) else {
+            continue;
+        };
+        let weight = rows.weights[i].unwrap_or(1.0);
+        let vector = text_vectors.remove(&i);
+        // The same rule as applying: an event needs a weight and an item or a text.
+        if weight == 0.0 || (rows.items[i].is_none() && vector.is_none()) {
+            continue;
+        }
+        u.push(user.clone());
+        it.push(rows.items[i].clone());
+        t.push(time);
+        w.push(weight);
+        e.push(vector.map(Embedding::new));
+    }
+    if u.is_empty() {
+        return false;
+    }
+    let seqs: Vec<i64> = run_cached(
+        "INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight, embedding) \
+         SELECT $1, u, i, t, w, e FROM unnest($2::text[], $3::text[], $4::float8[], $5::float8[], $6::interest.embedding[]) \
+         WITH ORDINALITY AS x(u, i, t, w, e, n) ORDER BY n RETURNING seq",
+        &[src.id.into(), u.into(), it.into(), t.into(), w.into(), e.into()],
+        |t| t.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or(0))).collect(),
+    );
+    seqs.iter().any(|s| s % batch == 0) || fold_interval_passed(src.id)
+}
+
+thread_local! {
+    // Per backend and event source: when this backend last folded (or tried
+    // to fold) the queue; `interest.fold_interval` after that, its next
+    // small statement folds, so a quiet table's counts and links are never
+    // far behind even when fold_batch events take long to arrive.
+    static LAST_FOLD: std::cell::RefCell<HashMap<i32, std::time::Instant>> =
+        std::cell::RefCell::new(HashMap::new());
+}
+
+fn fold_interval_passed(source_id: i32) -> bool {
+    let interval = crate::gucs::FOLD_INTERVAL_MS.get();
+    if interval == 0 {
+        return false;
+    }
+    LAST_FOLD.with(|m| {
+        m.borrow()
+            .get(&source_id)
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(interval as u64))
+    })
+}
+
+fn note_fold_attempt(source_id: i32) {
+    LAST_FOLD.with(|m| m.borrow_mut().insert(source_id, std::time::Instant::now()));
+}
+
+/// Claims queued events (all of the source's, or those of `users`, whose
+/// locks the caller holds): deletes and returns them in arrival order.
+fn claim_queued(source_id: i32, users: Option<&[String]>) -> EventRows {
+    let (sql, args): (&str, Vec<pgrx::datum::DatumWithOid>) = match users {
+        Some(u) => (
+            "DELETE FROM interest.event_queue WHERE source_id = $1 AND user_key = ANY($2) \
+             RETURNING seq, user_key, item_key, t, weight, embedding",
+            vec![source_id.into(), u.to_vec().into()],
+        ),
+        None => (
+            "DELETE FROM interest.event_queue WHERE source_id = $1 \
+             RETURNING seq, user_key, item_key, t, weight, embedding",
+            vec![source_id.into()],
+        ),
+    };
+    if users.is_some_and(|u| u.is_empty()) {
+        return EventRows::default();
+    }
+    let mut claimed: Vec<(i64, String, Option<String>, f64, f64, Option<Vec<f32>>)> =
+        run_cached(sql, &args, |t| {
+            t.map(|r| {
+                Ok((
+                    r.get::<i64>(1)?.unwrap_or(0),
+                    r.get::<String>(2)?.unwrap_or_default(),
+                    r.get::<String>(3)?,
+                    r.get::<f64>(4)?.unwrap_or(0.0),
+                    r.get::<f64>(5)?.unwrap_or(0.0),
+                    r.get::<Embedding>(6)?.map(|e| e.into_vec()),
+                ))
+            })
+            .collect()
+        });
+    claimed.sort_by_key(|c| c.0);
+    let mut rows = EventRows::default();
+    for (_, u, i, t, w, v) in claimed {
+        rows.users.push(Some(u));
+        rows.items.push(i);
+        rows.times.push(Some(t));
+        rows.weights.push(Some(w));
+        rows.texts.push(None);
+        rows.vectors.push(v);
+    }
+    rows
+}
+
+/// Folds the source's queued events into the shared state, holding the
+/// source lock exclusively (so no per-user or per-item locks: a fold of a
+/// thousand events would take thousands). With `wait` false (from the
+/// trigger) it gives up at once when the lock is taken: another statement
+/// is folding or writing. Returns the number of events folded.
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _fold_queue(source_id: i32, wait: bool) -> i64 {
+    let src = writable_event_source(source_id, pg_sys::ACL_INSERT, "fold queued events");
+    note_fold_attempt(source_id);
+    let sql = if wait {
+        "SELECT pg_catalog.pg_advisory_xact_lock(-$1, 0) IS NOT NULL"
+    } else {
+        "SELECT pg_catalog.pg_try_advisory_xact_lock(-$1, 0)"
+    };
+    let locked: bool = run_cached(sql, &[source_id.into()], |t| {
+        Ok(t.into_iter()
+            .next()
+            .and_then(|r| r.get::<bool>(1).ok().flatten())
+            .unwrap_or(false))
+    });
+    if !locked {
+        return 0;
+    }
+    let rows = claim_queued(source_id, None);
+    let n = rows.len() as i64;
+    apply_event_rows(
+        &src,
+        rows,
+        Vec::new(),
+        CovisitMode::Full,
+        Locks::Held { whole_source: true },
+    );
+    n
+}
+
+/// Applies the users' queued events now (their locks are held).
+fn fold_users(src: &EventSource, users: &[String], whole_source: bool) {
+    let rows = claim_queued(src.id, Some(users));
+    if rows.len() > 0 {
+        apply_event_rows(
+            src,
+            rows,
+            Vec::new(),
+            CovisitMode::Full,
+            Locks::Held { whole_source },
+        );
+    }
+}
+
+/// Whether `apply_event_rows` takes the users' locks itself or the caller
+/// already holds them (per user, or the whole source exclusively).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Locks {
+    Take,
+    Held { whole_source: bool },
 }
 
 /// What an event batch does to co-visitation: `Full` counts and links it
@@ -294,33 +555,22 @@ enum CovisitMode {
 
 fn apply_event_rows(
     src: &EventSource,
-    users: Vec<Option<String>>,
-    items: Vec<Option<String>>,
-    times: Vec<Option<f64>>,
-    weights: Vec<Option<f64>>,
-    texts: Vec<Option<String>>,
+    rows: EventRows,
     extra: Vec<Resolved>,
     covisit_mode: CovisitMode,
+    locks: Locks,
 ) -> i64 {
     let source_id = src.id;
-    let n = users.len();
-    if [items.len(), times.len(), weights.len(), texts.len()]
-        .iter()
-        .any(|&l| l != n)
-    {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            "event arrays differ in length",
-            format!(
-                "users {n}, items {}, times {}, weights {}, texts {}",
-                items.len(),
-                times.len(),
-                weights.len(),
-                texts.len()
-            ),
-            "",
-        );
-    }
+    check_lengths(&rows);
+    let n = rows.len();
+    let EventRows {
+        users,
+        items,
+        times,
+        weights,
+        texts,
+        vectors: given,
+    } = rows;
     let item_keys: Vec<String> = {
         let mut k: Vec<String> = items.iter().flatten().cloned().collect();
         k.sort();
@@ -331,9 +581,12 @@ fn apply_event_rows(
         Some(item_src) => item_vectors(item_src, &item_keys),
         None => HashMap::new(),
     };
-    // Free-text events (no item): embed their texts in one batch.
+    // Free-text events (no item): embedded already when queued, else
+    // embedded here in one batch.
+    let mut given: Vec<Option<Vec<f32>>> = given;
+    given.resize(n, None);
     let text_events: Vec<usize> = (0..n)
-        .filter(|&i| items[i].is_none() && texts[i].is_some())
+        .filter(|&i| items[i].is_none() && texts[i].is_some() && given[i].is_none())
         .collect();
     let text_refs: Vec<&str> = text_events
         .iter()
@@ -346,6 +599,11 @@ fn apply_event_rows(
     };
     let mut text_vector_of: HashMap<usize, Vec<f32>> =
         text_events.into_iter().zip(text_vectors).collect();
+    for (i, v) in given.into_iter().enumerate() {
+        if let (None, Some(v)) = (&items[i], v) {
+            text_vector_of.insert(i, v);
+        }
+    }
 
     // Every item event is a visit for co-visitation and popularity, whether
     // or not its item has an embedding yet, and whatever its weight's sign.
@@ -402,7 +660,7 @@ fn apply_event_rows(
     }
     let applied = resolved.len() as i64;
     resolved.extend(extra);
-    apply_to_users(src, resolved, visits, covisit_mode);
+    apply_to_users(src, resolved, visits, covisit_mode, locks);
     applied
 }
 
@@ -414,6 +672,7 @@ fn apply_to_users(
     events: Vec<Resolved>,
     visits: Vec<(String, String, f64)>,
     covisit_mode: CovisitMode,
+    locks: Locks,
 ) {
     if events.is_empty() && visits.is_empty() {
         return;
@@ -434,7 +693,10 @@ fn apply_to_users(
     } else {
         Vec::new()
     };
-    let bulk = lock_users(src.id, &all_users, &items);
+    let bulk = match locks {
+        Locks::Take => lock_users(src.id, &all_users, &items),
+        Locks::Held { whole_source } => whole_source,
+    };
     covisit::update(src.id, visits, covisit_mode == CovisitMode::Full, bulk);
     if per_user.is_empty() {
         return;
@@ -448,6 +710,8 @@ fn apply_to_users(
         .iter()
         .map(|(u, s)| (u.clone(), s.centroids.clone()))
         .collect();
+    let mut skipped: Vec<(String, usize, usize)> = Vec::new();
+    let user_of = |u: &str| u.to_string();
     for (user, mut evs) in per_user {
         // Time order within a statement (stable: ties keep arrival order), so
         // incremental maintenance and rebuild see events in the same order.
@@ -458,7 +722,10 @@ fn apply_to_users(
             .or_insert_with(|| InterestState::new(dims, evs[0].t));
         for e in &evs {
             if e.vector.len() != state.total.len() {
-                crate::errors::dimension_mismatch(state.total.len(), e.vector.len());
+                // One bad event must not hold up the others (nor, queued,
+                // every later fold): it is skipped and logged.
+                skipped.push((user_of(&e.user), state.total.len(), e.vector.len()));
+                continue;
             }
             state.apply_centered(
                 &e.vector,
@@ -470,6 +737,33 @@ fn apply_to_users(
         }
     }
     save_states(src.id, &states, &stored);
+    report_skipped(src, &skipped);
+}
+
+/// Events left out of a user's state because their vector's dimension
+/// differs from the state's: a WARNING and a row in bookkeeping_errors.
+fn report_skipped(src: &EventSource, skipped: &[(String, usize, usize)]) {
+    let Some((user, left, right)) = skipped.first() else {
+        return;
+    };
+    let message = format!("different embedding dimensions {left} and {right}");
+    let detail = format!(
+        "{} event(s) were not applied to the users' interests (first: user {user}); the user's state has {left} dimensions, the event's item {right}.",
+        skipped.len()
+    );
+    Spi::run_with_args(
+        "INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail) VALUES ($1::oid::regclass, '22000', $2, $3)",
+        &[src.relid.into(), message.clone().into(), detail.clone().into()],
+    )
+    .unwrap_or_else(|e| spi_error(e));
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+        format!("pg_interest: event of {} not applied ({message}); the rows were stored", src.relname),
+        "pg_interest",
+    )
+    .set_detail(detail)
+    .set_hint("Items and text events of one events table must use one model; interest.rebuild() recomputes the state.")
+    .report(pgrx::PgLogLevel::WARNING);
 }
 
 thread_local! {
@@ -523,6 +817,26 @@ fn event_center(src: &EventSource) -> Option<std::rc::Rc<Vec<f32>>> {
     let center = std::rc::Rc::new(center.into_vec());
     CENTERS.with(|c| current(c).insert(src.id, center.clone()));
     Some(center)
+}
+
+/// The centre as `event_center` gives it, for readers, which write nothing:
+/// before the first fold stores it, the items' mean as it is now.
+fn current_center(src: &EventSource) -> Option<std::rc::Rc<Vec<f32>>> {
+    let item_source = src.item_source_id?;
+    if let Some(c) = CENTERS.with(|c| current(c).get(&src.id).cloned()) {
+        return Some(c);
+    }
+    run_cached(
+        "SELECT coalesce(center, (SELECT interest.avg(embedding) FROM interest.item_embeddings WHERE source_id = $2)) \
+         FROM interest.event_sources WHERE id = $1",
+        &[src.id.into(), item_source.into()],
+        |t| {
+            Ok(t.into_iter()
+                .next()
+                .and_then(|r| r.get::<Embedding>(1).ok().flatten()))
+        },
+    )
+    .map(|c| std::rc::Rc::new(c.into_vec()))
 }
 
 /// Statements touching more keys than this take the source lock exclusively
@@ -733,6 +1047,11 @@ fn _events_rewritten(
         return 0;
     }
     let bulk = lock_users(src.id, &users, &[]);
+    // The users' queued events leave the queue: co-visitation has not
+    // counted them yet, so they are "added" in the histories below (one
+    // round of item locks: a second round could deadlock), and the users'
+    // states are recomputed from the table anyway.
+    let queued = claim_queued(src.id, Some(&users));
     // Each user's visits as the table holds them now, in the order a
     // rebuild replays them; before the statement: without the added rows,
     // with the removed ones (placed after events of the same time).
@@ -763,25 +1082,33 @@ fn _events_rewritten(
         }
         m
     };
+    let mut added = added;
+    for n in 0..queued.len() {
+        if let (Some(u), Some(i), Some(t)) = (&queued.users[n], &queued.items[n], queued.times[n]) {
+            added.push((u.clone(), i.clone(), t));
+        }
+    }
     let (mut added, mut removed) = (by_user(added), by_user(removed));
     let mut histories = Vec::with_capacity(after.len());
     for (user, now) in after {
+        // Removed rows back in first, then added ones out: a queued event
+        // that this statement deleted was never counted, and is not before.
         let mut before = now.clone();
+        for (i, t) in removed.remove(&user).unwrap_or_default() {
+            let pos = before.partition_point(|(_, bt)| *bt <= t);
+            before.insert(pos, (i, t));
+        }
         for (i, t) in added.remove(&user).unwrap_or_default() {
             if let Some(pos) = before.iter().rposition(|(bi, bt)| *bi == i && *bt == t) {
                 before.remove(pos);
             }
-        }
-        for (i, t) in removed.remove(&user).unwrap_or_default() {
-            let pos = before.partition_point(|(_, bt)| *bt <= t);
-            before.insert(pos, (i, t));
         }
         if before != now {
             histories.push((before, now));
         }
     }
     covisit::rewrite_histories(src.id, histories, bulk);
-    replay(&src, Some(users))
+    replay(&src, Some(users), bulk)
 }
 
 /// Recomputes every user's state; only the table's owner may.
@@ -803,10 +1130,13 @@ fn _rebuild_all(source_id: i32) -> i64 {
         &[source_id.into()],
     )
     .unwrap_or_else(|e| spi_error(e));
-    replay(&src, None)
+    replay(&src, None, true)
 }
 
-fn replay(src: &EventSource, users: Option<Vec<String>>) -> i64 {
+/// Recomputes the users' states (all of the source's with `users` None)
+/// from the events table. The callers hold the users' locks, or the whole
+/// source (`whole_source`).
+fn replay(src: &EventSource, users: Option<Vec<String>>, whole_source: bool) -> i64 {
     let source_id = src.id;
     // Clear, then replay the table's events.
     match &users {
@@ -841,13 +1171,22 @@ fn replay(src: &EventSource, users: Option<Vec<String>>) -> i64 {
             }
         }
     }
-    let filter = if users.is_some() {
-        format!("WHERE {} = ANY($1)", src.user_expr)
+    // The queued events being replayed leave the queue in the same statement
+    // (one snapshot): an event is either read from the table here and
+    // dropped from the queue, or committed later and still queued.
+    let (filter, unqueue) = if users.is_some() {
+        (
+            format!("WHERE {} = ANY($1)", src.user_expr),
+            "DELETE FROM interest.event_queue WHERE source_id = $2 AND user_key = ANY($1)",
+        )
     } else {
-        String::new()
+        (
+            String::new(),
+            "DELETE FROM interest.event_queue WHERE source_id = $1",
+        )
     };
     let query = format!(
-        "SELECT {} FROM {} {filter} ORDER BY 3, ctid",
+        "WITH unqueued AS ({unqueue}) SELECT {} FROM {} {filter} ORDER BY 3, ctid",
         src.select_list, src.relname
     );
     let rows: Vec<(
@@ -856,29 +1195,25 @@ fn replay(src: &EventSource, users: Option<Vec<String>>) -> i64 {
         Option<f64>,
         Option<f64>,
         Option<String>,
-    )> = Spi::connect(|c| {
+    )> = Spi::connect_mut(|c| {
         let args: Vec<pgrx::datum::DatumWithOid> = match &users {
-            Some(u) => vec![u.clone().into()],
-            None => vec![],
+            Some(u) => vec![u.clone().into(), source_id.into()],
+            None => vec![source_id.into()],
         };
-        let t = c.select(&query, None, &args)?;
+        let t = c.update(&query, None, &args)?;
         t.map(|r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .unwrap_or_else(|e| spi_error(e));
     let total = rows.len() as i64;
     // Same path as incremental maintenance, on the whole history at once.
-    let mut u = Vec::with_capacity(rows.len());
-    let mut i = Vec::with_capacity(rows.len());
-    let mut t = Vec::with_capacity(rows.len());
-    let mut w = Vec::with_capacity(rows.len());
-    let mut x = Vec::with_capacity(rows.len());
+    let mut events = EventRows::default();
     for r in rows {
-        u.push(r.0);
-        i.push(r.1);
-        t.push(r.2);
-        w.push(r.3);
-        x.push(r.4);
+        events.users.push(r.0);
+        events.items.push(r.1);
+        events.times.push(r.2);
+        events.weights.push(r.3);
+        events.texts.push(r.4);
     }
     let mode = if users.is_some() {
         CovisitMode::RecentOnly
@@ -887,13 +1222,10 @@ fn replay(src: &EventSource, users: Option<Vec<String>>) -> i64 {
     };
     apply_event_rows(
         src,
-        u,
-        i,
-        t,
-        w,
-        x,
+        events,
         load_profiles(src.id, users.as_deref()),
         mode,
+        Locks::Held { whole_source },
     );
     total
 }
@@ -931,7 +1263,8 @@ fn _set_profile(user_key: &str, profile: Option<&str>, source_id: i32) -> bool {
         "set profiles",
     );
     let users = vec![user_key.to_string()];
-    lock_users(src.id, &users, &[]);
+    let bulk = lock_users(src.id, &users, &[]);
+    fold_users(&src, &users, bulk);
     match profile {
         Some(text) => {
             let vector = embed_texts(&item_model(src.item_source_id), &[text]).remove(0);
@@ -952,7 +1285,7 @@ fn _set_profile(user_key: &str, profile: Option<&str>, source_id: i32) -> bool {
             .unwrap_or_else(|e| spi_error(e));
         }
     }
-    replay(&src, Some(users));
+    replay(&src, Some(users), bulk);
     profile.is_some()
 }
 
@@ -1010,8 +1343,123 @@ pub(crate) fn require_read(src: &EventSource) {
     );
 }
 
-pub(crate) fn load_user(src: &EventSource, user_key: &str) -> Option<InterestState> {
-    load_states(src.id, &[user_key.to_string()]).remove(user_key)
+/// What readers see of a user: the stored state and recent items with the
+/// user's queued events folded in, exactly as the next fold will store them.
+pub(crate) struct UserView {
+    pub state: Option<InterestState>,
+    /// Most recent last (the context co-visitation scores from).
+    pub recent: Vec<String>,
+}
+
+pub(crate) fn load_user(src: &EventSource, user_key: &str) -> UserView {
+    // One statement, so one snapshot: a fold that commits meanwhile can
+    // neither hide a queued event nor count it twice.
+    type Queued = (i64, Option<String>, f64, f64, Option<Vec<f32>>);
+    let (state, mut queued, recent): (Option<InterestState>, Vec<Queued>, (Vec<String>, Vec<f64>)) = run_cached(
+        "SELECT 0 AS part, i.slot, s.t_ref, s.total, s.events, i.centroid, i.mass, i.last_seen, i.events, i.weight, \
+                NULL::int8 AS seq, NULL::text, NULL::float8, NULL::float8, NULL::interest.embedding, NULL::text[], NULL::float8[] \
+         FROM interest.user_states s \
+         LEFT JOIN interest.user_interests i ON i.source_id = s.source_id AND i.user_key = s.user_key \
+         WHERE s.source_id = $1 AND s.user_key = $2 \
+         UNION ALL \
+         SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, q.seq, q.item_key, q.t, q.weight, q.embedding, NULL, NULL \
+         FROM interest.event_queue q WHERE q.source_id = $1 AND q.user_key = $2 \
+         UNION ALL \
+         SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, r.items, r.times \
+         FROM interest.user_recent r WHERE r.source_id = $1 AND r.user_key = $2 \
+         ORDER BY part, slot, seq",
+        &[src.id.into(), user_key.into()],
+        |t| {
+            let mut state: Option<InterestState> = None;
+            let mut queued = Vec::new();
+            let mut recent = (Vec::new(), Vec::new());
+            for r in t {
+                match r.get::<i32>(1)?.unwrap_or(-1) {
+                    0 => {
+                        let s = state.get_or_insert_with(|| InterestState {
+                            t_ref: 0.0,
+                            total: Vec::new(),
+                            centroids: Vec::new(),
+                            events: 0,
+                        });
+                        if s.total.is_empty() {
+                            s.t_ref = r.get::<f64>(3)?.unwrap_or(0.0);
+                            s.total = r.get::<Embedding>(4)?.unwrap().into_vec().iter().map(|&v| v as f64).collect();
+                            s.events = r.get::<i64>(5)?.unwrap_or(0) as u64;
+                        }
+                        if let Some(c) = r.get::<Embedding>(6)? {
+                            s.centroids.push(Centroid {
+                                sum: c.into_vec().iter().map(|&v| v as f64).collect(),
+                                mass: r.get::<f64>(7)?.unwrap_or(0.0),
+                                weight: r.get::<f64>(10)?.unwrap_or(0.0),
+                                last_seen: r.get::<f64>(8)?.unwrap_or(0.0),
+                                events: r.get::<i64>(9)?.unwrap_or(0) as u64,
+                            });
+                        }
+                    }
+                    1 => queued.push((
+                        r.get::<i64>(11)?.unwrap_or(0),
+                        r.get::<String>(12)?,
+                        r.get::<f64>(13)?.unwrap_or(0.0),
+                        r.get::<f64>(14)?.unwrap_or(0.0),
+                        r.get::<Embedding>(15)?.map(|e| e.into_vec()),
+                    )),
+                    _ => {
+                        recent = (
+                            r.get::<Vec<String>>(16)?.unwrap_or_default(),
+                            r.get::<Vec<f64>>(17)?.unwrap_or_default(),
+                        )
+                    }
+                }
+            }
+            Ok((state, queued, recent))
+        },
+    );
+    let (mut recent_items, mut recent_times) = recent;
+    let mut state = state;
+    if !queued.is_empty() {
+        // The order a fold applies them in: by time, ties in arrival order.
+        queued.sort_by(|a, b| a.2.total_cmp(&b.2));
+        let keys: Vec<String> = queued.iter().filter_map(|q| q.1.clone()).collect();
+        let vectors = match src.item_source_id {
+            Some(item_src) => item_vectors(item_src, &keys),
+            None => HashMap::new(),
+        };
+        let center = current_center(src);
+        let p = covisit::params();
+        for (_, item, t, weight, text_vector) in &queued {
+            if let Some(item) = item {
+                interest_core::covisit::push_recent(
+                    &mut recent_items,
+                    &mut recent_times,
+                    item.clone(),
+                    *t,
+                    &p,
+                );
+            }
+            // An item without an embedding waits in pending_events, as in a fold.
+            let vector = match item {
+                Some(item) => vectors.get(item),
+                None => text_vector.as_ref(),
+            };
+            let Some(vector) = vector else { continue };
+            let s = state.get_or_insert_with(|| InterestState::new(vector.len(), *t));
+            if vector.len() != s.total.len() {
+                continue; // a fold skips it too (report_skipped)
+            }
+            s.apply_centered(
+                vector,
+                *weight,
+                *t,
+                &src.params,
+                center.as_ref().map(|c| c.as_slice()),
+            );
+        }
+    }
+    UserView {
+        state,
+        recent: recent_items,
+    }
 }
 
 /// The user's interest vector: sub-interests combined by decayed weight.
@@ -1021,7 +1469,7 @@ pub(crate) fn load_user(src: &EventSource, user_key: &str) -> Option<InterestSta
 fn _user_vector(user_key: &str, source_id: i32) -> Option<Embedding> {
     let src = load_event_source(source_id);
     require_read(&src);
-    let state = load_user(&src, user_key)?;
+    let state = load_user(&src, user_key).state?;
     state.user_vector().map(Embedding::new)
 }
 
@@ -1045,7 +1493,7 @@ fn _interests(
 > {
     let src = load_event_source(source_id);
     require_read(&src);
-    let Some(state) = load_user(&src, user_key) else {
+    let Some(state) = load_user(&src, user_key).state else {
         return TableIterator::new(Vec::new());
     };
     // The user's 50 most recent items and their vectors.
@@ -1284,29 +1732,15 @@ fn apply_pending(item_source_id: i32, keys: &[String]) {
             continue;
         }
         let src = load_event_source(source_id);
-        let n = rows.len();
-        let (mut u, mut i, mut t, mut w) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
+        let mut events = EventRows::default();
         for r in rows {
-            u.push(r.0);
-            i.push(r.1);
-            t.push(r.2);
-            w.push(r.3);
+            events.users.push(r.0);
+            events.items.push(r.1);
+            events.times.push(r.2);
+            events.weights.push(r.3);
+            events.texts.push(None);
         }
-        apply_event_rows(
-            &src,
-            u,
-            i,
-            t,
-            w,
-            vec![None; n],
-            Vec::new(),
-            CovisitMode::Skip,
-        );
+        apply_event_rows(&src, events, Vec::new(), CovisitMode::Skip, Locks::Take);
     }
 }
 

@@ -243,12 +243,11 @@ impl Terms {
 
 /// The user's signals plus the per-item co-visitation terms (for reasons).
 fn user_signals(src: &EventSource, ctx: &Context, user_key: &str) -> (UserSignals, Terms) {
-    let interests = interests::load_user(src, user_key)
+    let view = interests::load_user(src, user_key);
+    let interests = view
+        .state
         .map_or_else(Vec::new, |s| s.interests_at(ctx.now, &src.params));
-    let recent = store::load_recent(src.id, &[user_key.to_string()])
-        .remove(user_key)
-        .map(|r| r.0)
-        .unwrap_or_default();
+    let recent = view.recent;
     let terms = ctx.covisit(src, &recent);
     let covisit = terms.totals();
     (UserSignals { interests, covisit }, terms)

@@ -18,10 +18,15 @@ CALL interest.backfill_items('items', 100);
 CREATE TABLE events (user_id int, item_id int, kind text, at timestamptz);
 SELECT interest.attach_events('events', 'user_id', 'item_id', time_column => 'at', type_column => 'kind');
 SQL
-# The loader: 400 statements of 250 events each (100,000 events), each its own transaction.
+# The loader: 400 statements of 250 events each (applied at once) and 2,000
+# single-row statements (queued, folded every interest.fold_batch events),
+# each its own transaction.
 (
   for s in $(seq 1 400); do
     echo "INSERT INTO events SELECT 1 + (random() * 199)::int, 1 + (random() * 299)::int, (ARRAY['view','click','purchase','dislike'])[1 + (random() * 3)::int], timestamptz '2024-01-01' + random() * interval '365 days' FROM generate_series(1, 250);"
+    for r in 1 2 3 4 5; do
+      echo "INSERT INTO events VALUES (1 + (random() * 199)::int, 1 + (random() * 299)::int, 'click', timestamptz '2024-01-01' + random() * interval '365 days');"
+    done
   done | PGAPPNAME=loader psql -X -q > "$PG_INTEREST_RUN/loader.log" 2>&1 || true
 ) &
 loader=$!

@@ -2,6 +2,18 @@
 -- incrementally maintained state with interest.rebuild() of the committed
 -- events. Prints one line per check: "check <name>: ok|FAIL ...".
 \set ON_ERROR_STOP 1
+-- Small statements leave events queued; readers fold them on the fly. What
+-- they read now must be what interest.flush() then stores.
+CREATE TEMP TABLE read_queued AS
+SELECT u::text AS user_key, interest.user_vector(u, 'events') AS v FROM (SELECT DISTINCT user_id AS u FROM events) s;
+SELECT count(*) AS queued_before_flush FROM interest.event_queue q JOIN interest.event_sources es ON es.id = q.source_id
+WHERE es.relid = 'events'::regclass \gset
+SELECT interest.flush('events') AS folded \gset
+SELECT format('check reads fold queued events as flush stores them: %s (%s events were queued, %s folded, max cosine distance %s)',
+              CASE WHEN :queued_before_flush = :folded AND coalesce(max(r.v OPERATOR(interest.<=>) interest.user_vector(r.user_key, 'events')), 0) < 1e-6
+                   THEN 'ok' ELSE 'FAIL' END,
+              :queued_before_flush, :folded, to_char(coalesce(max(r.v OPERATOR(interest.<=>) interest.user_vector(r.user_key, 'events')), 0), '9.99EEEE'))
+FROM read_queued r;
 CREATE TEMP TABLE incremental AS
 SELECT s.user_key, s.t_ref, s.total, s.events FROM interest.user_states s
 JOIN interest.event_sources es ON es.id = s.source_id WHERE es.relid = 'events'::regclass;

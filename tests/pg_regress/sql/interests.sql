@@ -1,5 +1,9 @@
 -- Dynamic user interests on the application's own tables.
 SET search_path = public, interest;
+-- Small statements queue their events (readers fold them on the fly); here
+-- only interest.flush() folds the queue, so the bookkeeping tables below are
+-- read at known points. The queue's own behaviour is tested further down.
+SET interest.fold_interval = 0;
 
 -- the application's items table, with rows before attaching
 CREATE TABLE movies (id int PRIMARY KEY, title text, genres text, year int);
@@ -39,6 +43,8 @@ SELECT regress.err($$SELECT user_vector(1, 'shows')$$);
 INSERT INTO events VALUES
   (1, 1, 'view', '2024-01-01'), (1, 3, 'purchase', '2024-01-02'), (1, 5, 'click', '2024-01-03'),
   (2, 2, 'view', '2024-01-01'), (2, 4, 'purchase', '2024-01-05');
+SELECT user_key, events FROM interest.user_states ORDER BY 1;   -- still queued
+SELECT flush('events') AS folded;
 SELECT user_key, events FROM interest.user_states ORDER BY 1;
 SELECT m.title FROM movies m JOIN interest.item_embeddings e ON e.item_key = m.id::text
  WHERE m.id NOT IN (SELECT movie_id FROM events WHERE user_id = 1)
@@ -63,6 +69,7 @@ SELECT (SELECT embedding FROM interest.item_embeddings WHERE item_key = '6') <=>
 -- an event whose item has no embedding yet is kept, parked, and applied when the item arrives
 INSERT INTO events VALUES (3, 7, 'view', '2024-03-01');
 SELECT count(*) AS events_rows FROM events WHERE user_id = 3;
+SELECT flush('events') AS folded;
 SELECT user_key, item_key, weight FROM interest.pending_events;
 INSERT INTO movies VALUES (7, 'Babe: Pig in the City', 'Children Comedy', 1998);
 SELECT count(*) AS still_pending FROM interest.pending_events;
@@ -72,6 +79,7 @@ SELECT user_key, events FROM interest.user_states WHERE user_key = '3';
 INSERT INTO events VALUES (4, 1, 'view', '2024-05-01');
 INSERT INTO events VALUES (4, 2, 'view', '2024-01-01');
 INSERT INTO events VALUES (4, 3, 'click', '2024-03-01');
+SELECT flush('events') AS folded;
 CREATE TEMP TABLE incremental AS SELECT user_key, t_ref, total FROM interest.user_states;
 SELECT rebuild('events') AS events_replayed;
 SELECT i.user_key,
@@ -105,6 +113,8 @@ GRANT INSERT, SELECT ON events TO regress_app_writer;
 SET ROLE regress_app_writer;
 INSERT INTO events VALUES (5, 1, 'view', '2024-06-01');
 SELECT regress.err($$SELECT count(*) FROM interest.user_states$$);
+SELECT dims(user_vector(5)) AS app_role_reads_its_users;
+SELECT flush('events') AS app_role_folds;
 RESET ROLE;
 SELECT user_key, events FROM interest.user_states WHERE user_key = '5';
 -- a role that cannot write the events table cannot forge state
@@ -129,8 +139,11 @@ CREATE TABLE tiny_events (u text, i text);
 SELECT attach_events('tiny_events', 'u', 'i', items => 'tiny_items') > 0 AS attached;
 INSERT INTO tiny_events VALUES ('x', 'a');
 SELECT dims(user_vector('x', 'tiny_events')) AS byo_dims;
+SELECT flush('tiny_events') AS folded;
 UPDATE tiny_items SET e = '{1,0}' WHERE id = 'a';
 INSERT INTO tiny_events VALUES ('x', 'a');
+SELECT dims(user_vector('x', 'tiny_events')) AS mismatch_skipped_on_read;
+SELECT flush('tiny_events') AS folded;
 SELECT count(*) AS rows_kept FROM tiny_events;
 SELECT sqlstate, message FROM interest.bookkeeping_errors ORDER BY id;
 
@@ -163,6 +176,56 @@ SELECT regress.err($$SELECT interest.rebuild('events')$$);
 RESET ROLE;
 REVOKE USAGE ON SCHEMA public FROM regress_not_owner;
 DROP ROLE regress_not_owner;
+
+-- the queue: small statements only append their events; user_vector,
+-- interests and recommend fold a user's queued events on the fly, and give
+-- what a fold then stores
+CREATE TABLE clicks (user_id int, movie_id int, at timestamptz);
+SELECT attach_events('clicks', 'user_id', 'movie_id', time_column => 'at', items => 'movies', join_similarity => 0.3) > 0 AS attached;
+INSERT INTO clicks VALUES (1, 1, '2024-01-01'), (1, 2, '2024-01-02'), (2, 3, '2024-01-03');
+INSERT INTO clicks VALUES (1, 4, '2023-12-30');   -- out of order
+INSERT INTO clicks VALUES (2, 99, '2024-01-04');  -- no such item yet: waits
+CREATE TEMP TABLE queued_reads AS
+SELECT u, user_vector(u, 'clicks') AS v, (SELECT array_agg(round(weight::numeric, 6) ORDER BY slot) FROM interests(u, 'clicks')) AS shares
+FROM (VALUES (1), (2)) x(u);
+SELECT (SELECT count(*) FROM interest.event_queue q JOIN interest.event_sources s ON s.id = q.source_id
+        WHERE s.relid = 'clicks'::regclass) AS queued,
+       (SELECT count(*) FROM interest.user_states s JOIN interest.event_sources es ON es.id = s.source_id
+        WHERE es.relid = 'clicks'::regclass) AS stored_states;
+SELECT flush('clicks') AS folded, flush('clicks') AS folded_again;
+SELECT q.u, (q.v <=> user_vector(q.u, 'clicks')) < 1e-6 AS read_equals_fold,
+       q.shares = (SELECT array_agg(round(weight::numeric, 6) ORDER BY slot) FROM interests(q.u, 'clicks')) AS same_sub_interests
+FROM queued_reads q ORDER BY 1;
+SELECT user_key, item_key FROM interest.pending_events p JOIN interest.event_sources s ON s.id = p.source_id
+WHERE s.relid = 'clicks'::regclass;
+-- every interest.fold_batch events one small statement folds the queue
+SET interest.fold_batch = 2;
+INSERT INTO clicks VALUES (3, 1, '2024-02-01');
+INSERT INTO clicks VALUES (3, 2, '2024-02-02');
+SELECT count(*) <= 1 AS folded_by_batch FROM interest.event_queue q JOIN interest.event_sources s ON s.id = q.source_id
+WHERE s.relid = 'clicks'::regclass;
+-- ... and so does the first small statement after interest.fold_interval
+SET interest.fold_batch = 1000000;
+SET interest.fold_interval = '50ms';
+SELECT pg_sleep(0.1);
+INSERT INTO clicks VALUES (3, 3, '2024-02-03');
+SELECT count(*) AS queued_after_interval FROM interest.event_queue q JOIN interest.event_sources s ON s.id = q.source_id
+WHERE s.relid = 'clicks'::regclass;
+-- interest.fold_batch = 0: no queue, every statement applied at once
+SET interest.fold_interval = 0;
+SET interest.fold_batch = 0;
+INSERT INTO clicks VALUES (4, 1, '2024-03-01');
+SELECT user_key, events FROM interest.user_states s JOIN interest.event_sources es ON es.id = s.source_id
+WHERE es.relid = 'clicks'::regclass AND user_key = '4';
+RESET interest.fold_batch;
+-- a statement of 64 events or more is applied at once, after its users' queued events
+INSERT INTO clicks VALUES (5, 5, '2024-04-01');
+INSERT INTO clicks SELECT 5, 1 + g % 6, timestamptz '2024-04-02' + g * interval '1 hour' FROM generate_series(1, 70) g;
+SELECT user_key, events FROM interest.user_states s JOIN interest.event_sources es ON es.id = s.source_id
+WHERE es.relid = 'clicks'::regclass AND user_key = '5';
+SELECT flush('clicks') AS nothing_left;
+SELECT regress.err($$SELECT flush('shows')$$);
+SELECT detach_events('clicks');
 
 -- detaching removes triggers and bookkeeping, never the application's data
 SELECT detach_events('events'), detach_events('events');

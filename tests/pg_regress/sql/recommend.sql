@@ -1,5 +1,6 @@
 -- recommend(), explain(), similar_items(), evaluate() on a small shop.
 SET search_path = public, interest;
+SET interest.fold_interval = 0;   -- the queue is folded by flush() below
 CREATE TABLE shop_items (sku int PRIMARY KEY, title text, price numeric);
 INSERT INTO shop_items VALUES
   (1, 'Dune, a science fiction novel', 12), (2, 'Foundation, a science fiction novel', 9),
@@ -18,6 +19,7 @@ FROM generate_series(1, 5) c, unnest(ARRAY[1, 2, 3]) WITH ORDINALITY AS x(s, o);
 INSERT INTO shop_events VALUES ('d1', 4, '2026-01-01 03:00'), ('d1', 5, '2026-01-01 03:01'),
                                ('d2', 4, '2026-01-01 03:02'), ('d2', 5, '2026-01-01 03:03'),
                                ('alice', 1, '2026-01-01 04:00');
+SELECT flush('shop_events') AS folded;
 SELECT count(*) AS items_with_stats, sum(cardinality(interest._link_keys(links))) AS links,
        bool_and(cardinality(interest._link_keys(links)) = cardinality(interest._link_weights(links))) AS weight_per_link
 FROM interest.item_stats;
@@ -54,6 +56,8 @@ SELECT bool_or(item = '9') AS new_item_recommended
 FROM recommend('carol', 3, events => 'shop_events', popularity => 0, covisit => 0);
 -- a user with two tastes sees both
 INSERT INTO shop_events VALUES ('bob', 1, '2026-01-01 06:00'), ('bob', 7, '2026-01-01 06:01'), ('bob', 2, '2026-01-01 06:02');
+SELECT count(*) FROM interests('bob', 'shop_events');   -- read while queued
+SELECT flush('shop_events') AS folded;
 SELECT count(*) FROM interests('bob', 'shop_events');
 SELECT array_agg(item ORDER BY item) AS both_tastes
 FROM recommend('bob', 2, events => 'shop_events', covisit => 0, popularity => 0, freshness => 0, content => 1);
