@@ -52,6 +52,8 @@ CREATE TABLE interest.event_sources (
     -- the items' mean embedding, fixed at the first event that needs it: the
     -- point sub-interests are clustered around (see interest_state.rs)
     center          interest.embedding,
+    -- when the event queue was last folded (interest.fold_interval counts from here)
+    folded_at       timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
 

@@ -20,11 +20,11 @@ pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(32);
 /// Queued events (from statements of fewer than `interest::DIRECT_APPLY_EVENTS`
 /// rows) after which one statement folds the queue into the shared state;
 /// 0 applies every statement at once (no queue).
-pub static FOLD_BATCH: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static FOLD_BATCH: GucSetting<i32> = GucSetting::<i32>::new(20_000);
 
-/// A backend's small event statement also folds the queue when that backend
-/// has not folded it for this long (milliseconds); 0: only FOLD_BATCH counts.
-pub static FOLD_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+/// A small event statement also folds the queue when it was last folded at
+/// least this long ago (milliseconds); 0: only FOLD_BATCH counts.
+pub static FOLD_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 
 pub fn init() {
     GucRegistry::define_string_guc(
@@ -85,7 +85,7 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"interest.fold_interval",
-        c"A small event statement also folds the queue when its backend has not folded it for this long.",
+        c"A small event statement also folds the queue when it was last folded at least this long ago.",
         c"Keeps counts and co-visitation links of a quiet table current; 0 folds only every interest.fold_batch events.",
         &FOLD_INTERVAL_MS,
         0,

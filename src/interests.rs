@@ -414,28 +414,46 @@ fn enqueue(src: &EventSource, rows: EventRows, batch: i64) -> bool {
 }
 
 thread_local! {
-    // Per backend and event source: when this backend last folded (or tried
-    // to fold) the queue; `interest.fold_interval` after that, its next
-    // small statement folds, so a quiet table's counts and links are never
-    // far behind even when fold_batch events take long to arrive.
-    static LAST_FOLD: std::cell::RefCell<HashMap<i32, std::time::Instant>> =
+    // Per backend and event source: when this backend last looked at the
+    // source's folded_at (or folded). It looks again `interest.fold_interval`
+    // later, so the check costs one query per backend per interval, and a
+    // quiet table's counts and links are never far behind even when
+    // fold_batch events take long to arrive.
+    static LAST_FOLD_CHECK: std::cell::RefCell<HashMap<i32, std::time::Instant>> =
         std::cell::RefCell::new(HashMap::new());
 }
 
+/// True when the source's queue was last folded (by any backend) at least
+/// `interest.fold_interval` ago.
 fn fold_interval_passed(source_id: i32) -> bool {
     let interval = crate::gucs::FOLD_INTERVAL_MS.get();
     if interval == 0 {
         return false;
     }
-    LAST_FOLD.with(|m| {
+    let checked_recently = LAST_FOLD_CHECK.with(|m| {
         m.borrow()
             .get(&source_id)
-            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(interval as u64))
-    })
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_millis(interval as u64))
+    });
+    if checked_recently {
+        return false;
+    }
+    note_fold_check(source_id);
+    run_cached(
+        "SELECT coalesce(extract(epoch FROM clock_timestamp() - folded_at) * 1000 >= $2, true) \
+         FROM interest.event_sources WHERE id = $1",
+        &[source_id.into(), (interval as f64).into()],
+        |t| {
+            Ok(t.into_iter()
+                .next()
+                .and_then(|r| r.get::<bool>(1).ok().flatten())
+                .unwrap_or(false))
+        },
+    )
 }
 
-fn note_fold_attempt(source_id: i32) {
-    LAST_FOLD.with(|m| m.borrow_mut().insert(source_id, std::time::Instant::now()));
+fn note_fold_check(source_id: i32) {
+    LAST_FOLD_CHECK.with(|m| m.borrow_mut().insert(source_id, std::time::Instant::now()));
 }
 
 /// Claims queued events (all of the source's, or those of `users`, whose
@@ -492,7 +510,7 @@ fn claim_queued(source_id: i32, users: Option<&[String]>) -> EventRows {
 #[search_path(pg_catalog, interest)]
 fn _fold_queue(source_id: i32, wait: bool) -> i64 {
     let src = writable_event_source(source_id, pg_sys::ACL_INSERT, "fold queued events");
-    note_fold_attempt(source_id);
+    note_fold_check(source_id);
     let sql = if wait {
         "SELECT pg_catalog.pg_advisory_xact_lock(-$1, 0) IS NOT NULL"
     } else {
@@ -509,6 +527,11 @@ fn _fold_queue(source_id: i32, wait: bool) -> i64 {
     }
     let rows = claim_queued(source_id, None);
     let n = rows.len() as i64;
+    run_cached(
+        "UPDATE interest.event_sources SET folded_at = clock_timestamp() WHERE id = $1",
+        &[source_id.into()],
+        |_| Ok(()),
+    );
     apply_event_rows(
         &src,
         rows,
@@ -963,9 +986,8 @@ fn save_states(
            SET t_ref = excluded.t_ref, total = excluded.total, events = excluded.events, updated_at = excluded.updated_at \
            RETURNING 1), \
          gone AS ( \
-           DELETE FROM interest.user_interests i \
-           WHERE i.source_id = $1 AND i.user_key = ANY($2::text[]) \
-             AND i.slot >= (SELECT k.n FROM unnest($2::text[], $6::int4[]) AS k(u, n) WHERE k.u = i.user_key) \
+           DELETE FROM interest.user_interests i USING unnest($2::text[], $6::int4[]) AS k(u, n) \
+           WHERE i.source_id = $1 AND i.user_key = k.u AND i.slot >= k.n \
            RETURNING 1) \
          INSERT INTO interest.user_interests (source_id, user_key, slot, centroid, mass, weight, last_seen, events) \
          SELECT $1, u, s, c, m, w, l, n \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 8 concurrent clients insert (single rows and multi-row statements), dislike
 # and delete events for the same users, in random time order, against a real
-# server. Then every user's state must equal interest.rebuild() of the table:
+# server; small folds (every 50 queued events or 200 ms) race with the rest. Then every user's state must equal interest.rebuild() of the table:
 # no lost update, no deadlock, no bookkeeping error.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
@@ -33,7 +33,8 @@ for c in $(seq 1 "$CLIENTS"); do
         *) # single-row inserts
            echo "INSERT INTO events (user_id, item_id, kind, at) VALUES (1 + (random() * 29)::int, 1 + (random() * 299)::int, 'view', timestamptz '2024-01-01' + random() * interval '200 days');" ;;
       esac
-    done | psql -X -q -v ON_ERROR_STOP=1 > "$PG_INTEREST_RUN/client_$c.log" 2>&1
+    done | PGOPTIONS="-c interest.fold_batch=50 -c interest.fold_interval=200" \
+      psql -X -q -v ON_ERROR_STOP=1 > "$PG_INTEREST_RUN/client_$c.log" 2>&1
   ) &
   pids+=($!)
 done
