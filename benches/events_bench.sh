@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Event ingestion with and without pg_interest's triggers, side by side:
 #   - COPY of the 100,000 MovieLens-100K ratings as events (one statement),
-#   - single-row INSERTs from 4 concurrent clients (pgbench, 20 s each),
+#   - single-row INSERTs from 4 concurrent clients (pgbench, 20 s each), with
+#     durable commits and with synchronous_commit off,
 # and the per-event cost of the bookkeeping.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
@@ -47,13 +48,22 @@ INSERT INTO plain_events (user_id, item_id, rating, ts) VALUES (:u, :i, 4, 89328
 S
 sed 's/plain_events/events/' "$PG_INTEREST_RUN/insert_plain.sql" > "$PG_INTEREST_RUN/insert_events.sql"
 chmod 644 "$PG_INTEREST_RUN"/insert_*.sql
-tps() { # script
-  pgbench -n -c 4 -j 2 -T "$DURATION" -f "$1" 2>/dev/null | awk '/^tps/ {print $3; exit}'
+tps() { # script [PGOPTIONS]
+  PGOPTIONS="${2:-}" pgbench -n -c 4 -j 2 -T "$DURATION" -f "$1" 2>/dev/null | awk '/^tps/ {print $3; exit}'
 }
-plain_tps=$(tps "$PG_INTEREST_RUN/insert_plain.sql")
-events_tps=$(tps "$PG_INTEREST_RUN/insert_events.sql")
+# Durable commits wait for the WAL flush (the disk sets the pace); with
+# synchronous_commit off the CPU does, which shows the bookkeeping's own cost.
+for mode in "synchronous_commit = on (durable commits)" "synchronous_commit = off (CPU-bound)"; do
+  opts=""; [[ "$mode" == *off* ]] && opts="-c synchronous_commit=off"
+  psql -X -q -c "SELECT interest.flush('events')" >/dev/null
+  plain_tps=$(tps "$PG_INTEREST_RUN/insert_plain.sql" "$opts")
+  events_tps=$(tps "$PG_INTEREST_RUN/insert_events.sql" "$opts")
+  echo
+  echo "single-row INSERTs, 4 concurrent clients (pgbench, ${DURATION} s each), $mode"
+  printf "  %-28s %10.0f inserts/s\n" "without triggers" "$plain_tps"
+  printf "  %-28s %10.0f inserts/s   (%.2f of the plain rate)\n" "with pg_interest triggers" "$events_tps" "$(calc "$events_tps / $plain_tps")"
+  printf "  %-28s %8.1f us per event (2 cores)\n" "bookkeeping cost" "$(calc "(1 / $events_tps - 1 / $plain_tps) * 2 * 1000000")"
+done
+folded=$(psql -X -At -c "SELECT interest.flush('events')")
 echo
-echo "single-row INSERTs, 4 concurrent clients (pgbench, ${DURATION} s each)"
-printf "  %-28s %10.0f inserts/s\n" "without triggers" "$plain_tps"
-printf "  %-28s %10.0f inserts/s   (%.2f of the plain rate)\n" "with pg_interest triggers" "$events_tps" "$(calc "$events_tps / $plain_tps")"
-printf "  %-28s %8.1f us per event (2 cores)\n" "bookkeeping cost" "$(calc "(1 / $events_tps - 1 / $plain_tps) * 2 * 1000000")"
+echo "queue: fold_batch $(psql -X -At -c "LOAD 'pg_interest'" -c 'SHOW interest.fold_batch'), fold_interval $(psql -X -At -c "LOAD 'pg_interest'" -c 'SHOW interest.fold_interval'); $folded events still queued at the end, folded by interest.flush()"

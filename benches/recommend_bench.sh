@@ -54,6 +54,10 @@ echo
 echo "1. MovieLens-100K (1,682 items, 100,000 events, 943 users)"
 echo "  recommend(u, 10)                        $(latency "SELECT array_agg(user_id::text) FROM (SELECT DISTINCT user_id FROM ratings) s" "SELECT * FROM interest.recommend(\$1, 10, as_of => '1998-04-23')")"
 echo "  recommend(u, 10, diversity => 0.3)      $(latency "SELECT array_agg(user_id::text) FROM (SELECT DISTINCT user_id FROM ratings) s" "SELECT * FROM interest.recommend(\$1, 10, diversity => 0.3, as_of => '1998-04-23')")"
+# 5,000 single-row events stay queued (about 5 per user): readers fold them.
+psql -X -q -v ON_ERROR_STOP=1 -c "SET interest.fold_interval = 0" \
+  -c "DO \$\$ BEGIN FOR g IN 1..5000 LOOP INSERT INTO ratings (user_id, item_id, rating, ts) VALUES (1 + (g * 7919) % 943, 1 + (g * 104729) % 1682, 4, 893286638 + g); END LOOP; END \$\$"
+echo "  recommend(u, 10), 5,000 events queued   $(latency "SELECT array_agg(user_id::text) FROM (SELECT DISTINCT user_id FROM ratings) s" "SELECT * FROM interest.recommend(\$1, 10, as_of => '1998-04-23')")"
 echo "  baseline: ORDER BY e <=> (SELECT user_vector(u)) $(latency "SELECT array_agg(user_id::text) FROM (SELECT DISTINCT user_id FROM ratings) s" "SELECT item_key FROM interest.item_embeddings ORDER BY embedding <=> (SELECT interest.user_vector(\$1)) LIMIT 10")"
 
 [[ -z "${SKIP_SYNTHETIC:-}" ]] || exit 0
