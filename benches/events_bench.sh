@@ -7,7 +7,10 @@
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
 DURATION=${DURATION:-20}
-cluster_start events_bench 55438 "max_wal_size = 4GB" "checkpoint_timeout = 30min"
+# FOLD_WORKER=1: the queue folder (background worker) folds, not the triggers.
+worker=()
+[[ -z "${FOLD_WORKER:-}" ]] || worker=("shared_preload_libraries = 'pg_interest'" "interest.fold_database = 'postgres'")
+cluster_start events_bench 55438 "max_wal_size = 4GB" "checkpoint_timeout = 30min" "${worker[@]}"
 trap 'cluster_stop events_bench' EXIT
 
 write_ml_bench_files
@@ -34,7 +37,7 @@ copy_secs() { # table
 plain=$(copy_secs plain_events)
 attached=$(copy_secs events)
 users=$(psql -X -At -c "SELECT count(*) FROM interest.user_states")
-echo "setup: MovieLens-100K, 1,682 items embedded (all-MiniLM-L6-v2), 100,000 rating events, 943 users; 2 cores"
+echo "setup: MovieLens-100K, 1,682 items embedded (all-MiniLM-L6-v2), 100,000 rating events, 943 users; 2 cores; queue folded by $([[ -n "${FOLD_WORKER:-}" ]] && echo "the queue folder (background worker)" || echo "the triggers")"
 echo
 echo "COPY of 100,000 events in one statement"
 printf "  %-28s %8.2f s %10.0f events/s\n" "without triggers" "$plain" "$(calc "100000 / $plain")"

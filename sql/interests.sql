@@ -457,6 +457,35 @@ BEGIN
     RETURN interest._fold_queue(src, true);
 END $$;
 
+-- The queue folder's round (background worker): every table with queued
+-- events, each in a block of its own so that one failure holds up no other.
+CREATE FUNCTION interest._fold_all() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    s record;
+    n bigint := 0;
+    err_detail text;
+BEGIN
+    FOR s IN SELECT es.id, es.relid FROM interest.event_sources es
+             WHERE EXISTS (SELECT 1 FROM interest.event_queue q WHERE q.source_id = es.id) ORDER BY es.id LOOP
+        BEGIN
+            n := n + interest._fold_queue(s.id, false);
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
+            PERFORM interest._record_error(s.relid, SQLSTATE, SQLERRM, err_detail);
+            RAISE WARNING 'pg_interest: folding the event queue of % failed (%: %); the events stay queued', s.relid, SQLSTATE, SQLERRM
+                USING DETAIL = coalesce(err_detail, ''), HINT = 'See interest.bookkeeping_errors.';
+        END;
+    END LOOP;
+    -- Queues empty as far as we can see (their events may be uncommitted):
+    -- folded now all the same, so small statements leave folding to us.
+    UPDATE interest.event_sources SET folded_at = clock_timestamp()
+    WHERE id IN (SELECT id FROM interest.event_sources FOR UPDATE SKIP LOCKED)
+      AND (folded_at IS NULL OR folded_at < clock_timestamp() - interval '100 ms');
+    RETURN n;
+END $$;
+REVOKE ALL ON FUNCTION interest._fold_all() FROM PUBLIC;
+
 CREATE FUNCTION interest.rebuild(events regclass) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE src integer;

@@ -26,6 +26,10 @@ pub static FOLD_BATCH: GucSetting<i32> = GucSetting::<i32>::new(20_000);
 /// least this long ago (milliseconds); 0: only FOLD_BATCH counts.
 pub static FOLD_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 
+/// The database the queue folder (background worker) works in; empty: no
+/// worker, the triggers fold. Needs pg_interest in shared_preload_libraries.
+pub static FOLD_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
 pub fn init() {
     GucRegistry::define_string_guc(
         c"interest.onnxruntime_library",
@@ -92,6 +96,14 @@ pub fn init() {
         86_400_000,
         GucContext::Userset,
         GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_string_guc(
+        c"interest.fold_database",
+        c"Database whose event queues a background worker folds (needs pg_interest in shared_preload_libraries).",
+        c"Empty: no worker; the first small event statement after interest.fold_batch events or interest.fold_interval folds instead.",
+        &FOLD_DATABASE,
+        GucContext::Postmaster,
+        GucFlags::default(),
     );
     // SAFETY: called from _PG_init with a static C string.
     unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"interest".as_ptr()) };

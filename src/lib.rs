@@ -10,6 +10,7 @@ mod covisit;
 mod embed;
 mod embedding_type;
 mod errors;
+mod fold_worker;
 mod gucs;
 mod interests;
 mod models;
@@ -27,9 +28,11 @@ pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
-    // Only settings here: ONNX Runtime and models load lazily in each backend,
-    // so nothing is created in the postmaster or before fork.
+    // Only settings (and, when preloaded, the optional queue folder's
+    // registration) here: ONNX Runtime and models load lazily in each
+    // backend, so nothing is created in the postmaster or before fork.
     gucs::init();
+    fold_worker::register();
 }
 
 #[cfg(any(test, feature = "pg_test"))]
