@@ -180,6 +180,8 @@ COMMENT ON TABLE interest.pending_events IS 'Events whose item had no embedding 
 COMMENT ON TABLE interest.bookkeeping_errors IS 'Bookkeeping failures; the application''s rows were kept; interest.rebuild() repairs.';
 CREATE VIEW interest.item_status AS SELECT * FROM interest._item_status();
 COMMENT ON VIEW interest.item_status IS 'Attached items tables: estimated rows, embedded items, events waiting for their item''s embedding.';
+CREATE VIEW interest.event_status AS SELECT * FROM interest._event_status();
+COMMENT ON VIEW interest.event_status IS 'Attached events tables: users with an interest state, events queued by small statements (not yet folded), events waiting for their item''s embedding, and when the queue was last folded.';
 COMMENT ON PROCEDURE interest.backfill_items(regclass, integer) IS
     'Embeds existing rows of an attached items table that have no embedding, committing per batch with a NOTICE; CALL it again to resume.';
 

@@ -102,7 +102,9 @@ pub fn init() {
         c"Database whose event queues a background worker folds (needs pg_interest in shared_preload_libraries).",
         c"Empty: no worker; the first small event statement after interest.fold_batch events or interest.fold_interval folds instead.",
         &FOLD_DATABASE,
-        GucContext::Postmaster,
+        // (Postmaster context cannot be defined when the library is loaded
+        // after startup; the worker reads it once, at server start.)
+        GucContext::Sighup,
         GucFlags::default(),
     );
     // SAFETY: called from _PG_init with a static C string.

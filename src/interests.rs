@@ -1830,3 +1830,43 @@ fn _item_status() -> TableIterator<
     .unwrap_or_else(|e| spi_error(e));
     TableIterator::new(rows)
 }
+
+/// Per attached events table: users with a state, queued events, events
+/// waiting for their item, the last fold.
+#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _event_status() -> TableIterator<
+    'static,
+    (
+        name!(events, String),
+        name!(users, i64),
+        name!(queued_events, i64),
+        name!(pending_events, i64),
+        name!(folded_at, Option<pgrx::datum::TimestampWithTimeZone>),
+    ),
+> {
+    let rows = Spi::connect(|c| {
+        c.select(
+            "SELECT s.relid::regclass::text, \
+                    (SELECT count(*) FROM interest.user_states u WHERE u.source_id = s.id), \
+                    (SELECT count(*) FROM interest.event_queue q WHERE q.source_id = s.id), \
+                    (SELECT count(*) FROM interest.pending_events p WHERE p.source_id = s.id), \
+                    s.folded_at \
+             FROM interest.event_sources s ORDER BY 1",
+            None,
+            &[],
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i64>(2)?.unwrap_or(0),
+                r.get::<i64>(3)?.unwrap_or(0),
+                r.get::<i64>(4)?.unwrap_or(0),
+                r.get::<pgrx::datum::TimestampWithTimeZone>(5)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| spi_error(e));
+    TableIterator::new(rows)
+}

@@ -192,7 +192,9 @@ SELECT (SELECT count(*) FROM interest.event_queue q JOIN interest.event_sources 
         WHERE s.relid = 'clicks'::regclass) AS queued,
        (SELECT count(*) FROM interest.user_states s JOIN interest.event_sources es ON es.id = s.source_id
         WHERE es.relid = 'clicks'::regclass) AS stored_states;
+SELECT events, users, queued_events, pending_events, folded_at IS NOT NULL AS folded_before FROM event_status ORDER BY 1;
 SELECT flush('clicks') AS folded, flush('clicks') AS folded_again;
+SELECT events, users, queued_events, pending_events, folded_at IS NOT NULL AS folded_before FROM event_status WHERE events = 'public.clicks';
 SELECT q.u, (q.v <=> user_vector(q.u, 'clicks')) < 1e-6 AS read_equals_fold,
        q.shares = (SELECT array_agg(round(weight::numeric, 6) ORDER BY slot) FROM interests(q.u, 'clicks')) AS same_sub_interests
 FROM queued_reads q ORDER BY 1;
