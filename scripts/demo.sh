@@ -147,7 +147,7 @@ SELECT 1, m.id, 5, (SELECT max(ts) FROM ml_ratings WHERE user_id = 1) + 86400 + 
 FROM ml_movies m WHERE m.genres LIKE '%Horror%' AND m.id NOT IN (SELECT movie_id FROM ml_ratings WHERE user_id = 1)
 ORDER BY m.id LIMIT 5;
 \echo '-- the five single-row-sized events are queued (one small row each); readers fold them on the fly'
-SELECT events, users, queued_events FROM interest.event_status WHERE events = 'ml_ratings';
+SELECT events, users, queued_events FROM interest.event_status WHERE events::regclass = 'ml_ratings'::regclass;
 \echo '-- after (same transaction-visible state, no batch job)'
 SELECT i.slot, round(i.weight::numeric, 3) AS share, i.last_seen::date, i.events FROM interests(1, 'ml_ratings') i;
 SELECT * FROM recs_for_1;
