@@ -10,17 +10,7 @@ source scripts/cluster.sh
 CLIENTS=${CLIENTS:-8}; ROUNDS=${ROUNDS:-60}
 cluster_start concurrency 55436 "max_connections = 40" "deadlock_timeout = 100ms"
 trap 'cluster_stop concurrency' EXIT
-psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
-CREATE EXTENSION pg_interest;
-CREATE TABLE items (id int PRIMARY KEY, e real[]);
--- 300 items with 32-d vectors in 5 taste clusters (no model needed here)
-INSERT INTO items SELECT i, (SELECT array_agg(CASE WHEN d % 5 = i % 5 THEN 1 ELSE 0 END + random()::real * 0.3) FROM generate_series(1, 32) d WHERE i > 0)
-FROM generate_series(1, 300) i;
-SELECT interest.attach_items('items', 'id', embedding_column => 'e');
-CALL interest.backfill_items('items', 100);
-CREATE TABLE events (id bigserial PRIMARY KEY, user_id int, item_id int, kind text, at timestamptz);
-SELECT interest.attach_events('events', 'user_id', 'item_id', time_column => 'at', type_column => 'kind');
-SQL
+psql -X -q -v event_id_column='id bigserial PRIMARY KEY,' -f tests/interest_fixture.sql
 pids=()
 for c in $(seq 1 "$CLIENTS"); do
   (

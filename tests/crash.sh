@@ -8,16 +8,7 @@ export PG_INTEREST_RUN=/tmp/pg_interest_run
 source scripts/cluster.sh
 cluster_start crash 55437
 trap 'cluster_stop crash' EXIT
-psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
-CREATE EXTENSION pg_interest;
-CREATE TABLE items (id int PRIMARY KEY, e real[]);
-INSERT INTO items SELECT i, (SELECT array_agg(CASE WHEN d % 5 = i % 5 THEN 1 ELSE 0 END + random()::real * 0.3) FROM generate_series(1, 32) d WHERE i > 0)
-FROM generate_series(1, 300) i;
-SELECT interest.attach_items('items', 'id', embedding_column => 'e');
-CALL interest.backfill_items('items', 100);
-CREATE TABLE events (user_id int, item_id int, kind text, at timestamptz);
-SELECT interest.attach_events('events', 'user_id', 'item_id', time_column => 'at', type_column => 'kind');
-SQL
+psql -X -q -v event_id_column='' -f tests/interest_fixture.sql
 # The loader: 400 statements of 250 events each (applied at once) and 2,000
 # single-row statements (queued, folded every interest.fold_batch events),
 # each its own transaction.

@@ -10,16 +10,7 @@ source scripts/cluster.sh
 cluster_start fold_worker 55439 "shared_preload_libraries = 'pg_interest'" \
   "interest.fold_database = 'postgres'" "interest.fold_interval = '400ms'"
 trap 'cluster_stop fold_worker' EXIT
-psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
-CREATE EXTENSION pg_interest;
-CREATE TABLE items (id int PRIMARY KEY, e real[]);
-INSERT INTO items SELECT i, (SELECT array_agg(CASE WHEN d % 5 = i % 5 THEN 1 ELSE 0 END + random()::real * 0.3) FROM generate_series(1, 32) d WHERE i > 0)
-FROM generate_series(1, 300) i;
-SELECT interest.attach_items('items', 'id', embedding_column => 'e');
-CALL interest.backfill_items('items', 100);
-CREATE TABLE events (user_id int, item_id int, kind text, at timestamptz);
-SELECT interest.attach_events('events', 'user_id', 'item_id', time_column => 'at', type_column => 'kind');
-SQL
+psql -X -q -v event_id_column='' -f tests/interest_fixture.sql
 running=$(psql -X -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_interest queue folder'")
 echo "check the queue folder runs: $([[ $running == 1 ]] && echo ok || echo FAIL) ($running worker)"
 # 4 clients x 100 single-row statements
