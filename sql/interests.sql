@@ -233,7 +233,9 @@ BEGIN
     IF fold THEN
         BEGIN
             PERFORM interest._fold_queue(%1$s, false);
-        EXCEPTION WHEN OTHERS THEN
+        -- The fold is optional work: even a statement_timeout that fires
+        -- during it cancels only the fold, never the application's rows.
+        EXCEPTION WHEN query_canceled OR OTHERS THEN
             GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
             PERFORM interest._record_error(%3$s::regclass, SQLSTATE, SQLERRM, err_detail);
             RAISE WARNING 'pg_interest: folding the event queue of %% failed (%%: %%); the events stay queued', %4$L, SQLSTATE, SQLERRM
