@@ -69,4 +69,4 @@ for mode in "synchronous_commit = on (durable commits)" "synchronous_commit = of
 done
 folded=$(psql -X -At -c "SELECT interest.flush('events')")
 echo
-echo "queue: fold_batch $(psql -X -At -c "LOAD 'pg_interest'" -c 'SHOW interest.fold_batch'), fold_interval $(psql -X -At -c "LOAD 'pg_interest'" -c 'SHOW interest.fold_interval'); $folded events still queued at the end, folded by interest.flush()"
+echo "queue: fold_batch $(psql -X -q -At -c "LOAD 'pg_interest'" -c 'SHOW interest.fold_batch'), fold_interval $(psql -X -q -At -c "LOAD 'pg_interest'" -c 'SHOW interest.fold_interval'); $folded events still queued at the end, folded by interest.flush()"

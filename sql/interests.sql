@@ -140,6 +140,16 @@ CREATE TABLE interest.event_queue (
     embedding interest.embedding        -- free-text events: embedded on arrival
 ) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0);
 CREATE INDEX event_queue_user ON interest.event_queue (source_id, user_key);
+-- The triggers append item events here with the inserting role's rights: a
+-- role may queue events only for a table it may insert into, and never a
+-- vector (free-text events are embedded and queued by _apply_events). Such a
+-- role could as well call _apply_events; a rebuild recomputes from the table.
+-- Reading and deleting stay with the extension's SECURITY DEFINER functions.
+ALTER TABLE interest.event_queue ENABLE ROW LEVEL SECURITY;
+CREATE POLICY queue_for_writable_tables ON interest.event_queue FOR INSERT TO PUBLIC
+    WITH CHECK (embedding IS NULL AND EXISTS (
+        SELECT 1 FROM interest.event_sources s
+        WHERE s.id = source_id AND pg_catalog.has_any_column_privilege(s.relid, 'INSERT')));
 
 -- Cold start: a text profile acts as one event at the time it was set, so it
 -- seeds a user with no events and fades as real events arrive.
@@ -166,6 +176,8 @@ REVOKE ALL ON interest.item_sources, interest.item_embeddings, interest.event_so
     interest.user_interests, interest.pending_events, interest.user_profiles, interest.bookkeeping_errors,
     interest.user_recent, interest.item_stats, interest.event_queue FROM PUBLIC;
 GRANT SELECT ON interest.item_sources, interest.event_sources TO PUBLIC;
+GRANT INSERT (source_id, user_key, item_key, t, weight) ON interest.event_queue TO PUBLIC;
+GRANT USAGE ON SEQUENCE interest.event_queue_seq_seq TO PUBLIC;
 
 CREATE FUNCTION interest._require_owner(rel regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
@@ -209,20 +221,41 @@ BEGIN
 END $f$, body, quote_literal(rel::oid::text), rel::text)
 $$;
 
--- The events INSERT trigger: _apply_events queues small statements' events
--- (or applies a large statement's directly) and says when the queue is due
--- to be folded; the fold runs in a block of its own, so that if it fails the
--- statement's events stay queued (and the failure is logged, as above).
+-- The events INSERT trigger. A small statement of item events (the common
+-- single-row INSERT) appends them to interest.event_queue in plain SQL, with
+-- the inserting role's rights (the queue's row-level policy admits rows only
+-- for tables that role may insert into): no call into the extension's
+-- library, no locks. Large statements, free-text events (which need an
+-- embedding) and interest.fold_batch = 0 go through _apply_events. Either way
+-- the statement may then be due to fold the queue (_fold_due); the fold runs
+-- in a block of its own, so that if it fails the statement's events stay
+-- queued (and the failure is logged, as above).
 CREATE FUNCTION interest._events_insert_body(src integer, list text, rel regclass) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
 SELECT format($f$
 DECLARE
     err_detail text;
     fold boolean := false;
+    n bigint;
+    has_text boolean;
+    queued bigint;
 BEGIN
     BEGIN
-        SELECT interest._apply_events(%1$s, array_agg(u), array_agg(i), array_agg(t), array_agg(w), array_agg(x))
-        INTO fold FROM (SELECT %2$s FROM new_rows) s(u, i, t, w, x);
+        SELECT count(*), coalesce(bool_or(i IS NULL AND x IS NOT NULL), false) INTO n, has_text
+        FROM (SELECT %2$s FROM new_rows) s(u, i, t, w, x);
+        -- 64: interest._apply_events applies statements this large at once
+        IF n >= 64 OR has_text OR coalesce(current_setting('interest.fold_batch', true), '') = '0' THEN
+            SELECT interest._apply_events(%1$s, array_agg(u), array_agg(i), array_agg(t), array_agg(w), array_agg(x))
+            INTO fold FROM (SELECT %2$s FROM new_rows) s(u, i, t, w, x);
+        ELSE
+            INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight)
+            SELECT %1$s, u, i, t, coalesce(w, 1) FROM (SELECT %2$s FROM new_rows) s(u, i, t, w, x)
+            WHERE u IS NOT NULL AND i IS NOT NULL AND t IS NOT NULL AND coalesce(w, 1) <> 0;
+            GET DIAGNOSTICS queued = ROW_COUNT;
+            IF queued > 0 THEN
+                fold := interest._fold_due(%1$s, pg_catalog.currval('interest.event_queue_seq_seq'), queued);
+            END IF;
+        END IF;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
         PERFORM interest._record_error(%3$s::regclass, SQLSTATE, SQLERRM, err_detail);

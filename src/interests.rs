@@ -410,7 +410,28 @@ fn enqueue(src: &EventSource, rows: EventRows, batch: i64) -> bool {
         &[src.id.into(), u.into(), it.into(), t.into(), w.into(), e.into()],
         |t| t.map(|r| r.get::<i64>(1).map(|v| v.unwrap_or(0))).collect(),
     );
-    seqs.iter().any(|s| s % batch == 0) || fold_interval_passed(src.id)
+    let last = seqs.iter().copied().max().unwrap_or(0);
+    fold_due(src.id, last, seqs.len() as i64, batch)
+}
+
+/// Whether a statement that has just queued `queued` events, the last one
+/// numbered `last_seq`, should fold the queue: it crossed a multiple of
+/// `interest.fold_batch`, or the queue was last folded `interest.fold_interval`
+/// ago. Called by the triggers' SQL fast path; runs a query at most once per
+/// backend and interval.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _fold_due(source_id: i32, last_seq: i64, queued: i64) -> bool {
+    fold_due(
+        source_id,
+        last_seq,
+        queued,
+        crate::gucs::FOLD_BATCH.get() as i64,
+    )
+}
+
+fn fold_due(source_id: i32, last_seq: i64, queued: i64, batch: i64) -> bool {
+    let crossed = batch > 0 && queued > 0 && last_seq / batch != (last_seq - queued) / batch;
+    crossed || fold_interval_passed(source_id)
 }
 
 thread_local! {

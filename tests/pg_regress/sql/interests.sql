@@ -121,6 +121,12 @@ SELECT user_key, events FROM interest.user_states WHERE user_key = '5';
 CREATE ROLE regress_outsider;
 SET ROLE regress_outsider;
 SELECT regress.err($$SELECT interest._apply_events(1, ARRAY['5'], ARRAY['1'], ARRAY[0::float8], ARRAY[1::float8], ARRAY[NULL::text])$$);
+SELECT regress.err($$INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight) VALUES (1, '5', '1', 0, 1)$$);
+RESET ROLE;
+-- ... while the writer's own queue rows pass the queue's policy, vectors never do
+SET ROLE regress_app_writer;
+SELECT regress.err($$INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight, embedding) VALUES (1, '5', '1', 0, 1, '[1,2]')$$);
+SELECT regress.err($$SELECT count(*) FROM interest.event_queue$$);
 RESET ROLE;
 
 -- free-text events (searches) with uuid users: the text's embedding is the signal
