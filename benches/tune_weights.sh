@@ -8,11 +8,11 @@
 #   GRID="content=0.03,0.05,0.1 popularity=0.05,0.1" benches/tune_weights.sh
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
-GRID=${GRID:-"content=0,0.03,0.05,0.1,0.2 popularity=0.02,0.05,0.1 freshness=0,0.05"}
+GRID=${GRID:-"content=0,0.05,0.1,0.2,0.3 popularity=0.05,0.1,0.2 freshness=0,0.05"}
 cluster_start tune_bench 55441
 trap 'cluster_stop tune_bench' EXIT
 
-# Item texts exactly as scripts/demo.sh attaches them.
+# Items embedded exactly as scripts/demo.sh attaches them (by genres).
 tail -n +2 "$ml_dir/ml-100k.item" | awk -F'\t' '{ g=$4; gsub(/ /, ", ", g); printf "%s\t%s\t%s\t%s\n", $1, $2, $3, g }' > "$PG_INTEREST_RUN/tune_items.tsv"
 chmod 644 "$PG_INTEREST_RUN/tune_items.tsv"
 rm -f "$PG_INTEREST_RUN/tune_vectors.tsv"
@@ -20,7 +20,7 @@ psql -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE EXTENSION pg_interest;
 CREATE TABLE ml_movies (id int PRIMARY KEY, title text, year text, genres text);
 \copy ml_movies FROM '$PG_INTEREST_RUN/tune_items.tsv'
-\copy (SELECT id, interest.embed(title || ' (' || year || ') ' || genres)::text FROM ml_movies ORDER BY id) TO '$PG_INTEREST_RUN/tune_vectors.tsv'
+\copy (SELECT id, interest.embed(genres)::text FROM ml_movies ORDER BY id) TO '$PG_INTEREST_RUN/tune_vectors.tsv'
 SQL
 
 cargo build --release -q -p interest-core --example tune_movielens

@@ -79,7 +79,9 @@ SET search_path = public, interest;
 \echo '== 6. Attach MovieLens-100K: items (title, year, genres) and ratings as events'
 CREATE TABLE ml_movies (id int PRIMARY KEY, title text, year text, genres text);
 \copy ml_movies FROM '$PG_INTEREST_RUN/demo_all_items.tsv'
-SELECT attach_items('ml_movies', 'id', text => \$\$title || ' (' || year || ') ' || genres\$\$) AS item_source;
+-- Embedded by their genres: on MovieLens-100K, titles add noise to the content
+-- signal (validation HR@10 0.2503 by genres, 0.2418 by title, year and genres).
+SELECT attach_items('ml_movies', 'id', text => 'genres') AS item_source;
 \timing on
 CALL backfill_items('ml_movies', 512);
 \timing off

@@ -200,7 +200,7 @@ COMMENT ON TABLE interest.user_profiles IS 'Users'' text profiles (cold start) a
 -- holdout => 2) on MovieLens-100K (validation split; see README).
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION interest.recommend(user_key text, k integer DEFAULT 10, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
+    content double precision DEFAULT 0.1, covisit double precision DEFAULT 1.0,
     popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
     diversity double precision DEFAULT 0, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
     filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL, balance double precision DEFAULT 0.5)
@@ -229,7 +229,7 @@ BEGIN
                              exclude_seen, exclude, allowed, extract(epoch FROM as_of)::float8, balance) r;
 END $$;
 CREATE FUNCTION interest.recommend(user_key anyelement, k integer DEFAULT 10, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
+    content double precision DEFAULT 0.1, covisit double precision DEFAULT 1.0,
     popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
     diversity double precision DEFAULT 0, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
     filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL, balance double precision DEFAULT 0.5)
@@ -243,14 +243,14 @@ COMMENT ON FUNCTION interest.recommend(anyelement, integer, regclass, double pre
     'recommend for int, bigint or uuid user keys.';
 
 CREATE FUNCTION interest.explain(user_key text, item text, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
+    content double precision DEFAULT 0.1, covisit double precision DEFAULT 1.0,
     popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (component text, detail text, contribution double precision)
 LANGUAGE sql STABLE AS $$
     SELECT * FROM interest._explain(interest._event_source($3::oid), $1, $2, $4, $5, $6, $7, extract(epoch FROM $8)::float8)
 $$;
 CREATE FUNCTION interest.explain(user_key anyelement, item anyelement, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
+    content double precision DEFAULT 0.1, covisit double precision DEFAULT 1.0,
     popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (component text, detail text, contribution double precision)
 LANGUAGE sql STABLE AS $$ SELECT * FROM interest.explain($1::text, $2::text, $3, $4, $5, $6, $7, $8) $$;
@@ -273,7 +273,7 @@ COMMENT ON FUNCTION interest.similar_items(anyelement, integer, regclass, double
     'similar_items for int, bigint or uuid item keys.';
 
 CREATE FUNCTION interest.evaluate(events regclass, k integer DEFAULT 10, holdout integer DEFAULT 1,
-    content double precision DEFAULT 0.05, covisit double precision DEFAULT 1.0,
+    content double precision DEFAULT 0.1, covisit double precision DEFAULT 1.0,
     popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
     diversity double precision DEFAULT 0, ablations boolean DEFAULT true, balance double precision DEFAULT 0.5)
 RETURNS TABLE (method text, users bigint, hit_rate double precision, ndcg double precision,
