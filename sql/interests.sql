@@ -137,7 +137,9 @@ CREATE TABLE interest.event_queue (
     item_key  text,
     t         double precision NOT NULL,
     weight    double precision NOT NULL,
-    embedding interest.embedding        -- free-text events: embedded on arrival
+    embedding interest.embedding,       -- free-text events: embedded on arrival
+    CHECK (weight <> 0),
+    CHECK (item_key IS NOT NULL OR embedding IS NOT NULL)
 ) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0);
 CREATE INDEX event_queue_user ON interest.event_queue (source_id, user_key);
 -- The triggers append item events here with the inserting role's rights: a
@@ -149,7 +151,7 @@ ALTER TABLE interest.event_queue ENABLE ROW LEVEL SECURITY;
 CREATE POLICY queue_for_writable_tables ON interest.event_queue FOR INSERT TO PUBLIC
     WITH CHECK (embedding IS NULL AND EXISTS (
         SELECT 1 FROM interest.event_sources s
-        WHERE s.id = source_id AND pg_catalog.has_any_column_privilege(s.relid, 'INSERT')));
+        WHERE s.id = source_id AND pg_catalog.has_table_privilege(s.relid, 'INSERT')));
 
 -- Cold start: a text profile acts as one event at the time it was set, so it
 -- seeds a user with no events and fades as real events arrive.
@@ -480,7 +482,10 @@ BEGIN
 END $$;
 
 -- Folds every queued event of the table into the shared state now (the
--- triggers do it every interest.fold_batch events); returns how many.
+-- triggers do it every interest.fold_batch events); returns how many. It
+-- waits for the table's bookkeeping lock exclusively: call it alone or first
+-- in a transaction (after other bookkeeping in the same transaction, two such
+-- callers can deadlock, and one is aborted).
 CREATE FUNCTION interest.flush(events regclass) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE src integer;
@@ -500,12 +505,14 @@ DECLARE
     s record;
     n bigint := 0;
     err_detail text;
+    failed integer[] := '{}';
 BEGIN
     FOR s IN SELECT es.id, es.relid FROM interest.event_sources es
              WHERE EXISTS (SELECT 1 FROM interest.event_queue q WHERE q.source_id = es.id) ORDER BY es.id LOOP
         BEGIN
             n := n + interest._fold_queue(s.id, false);
-        EXCEPTION WHEN OTHERS THEN
+        EXCEPTION WHEN query_canceled OR OTHERS THEN
+            failed := failed || s.id;
             GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
             PERFORM interest._record_error(s.relid, SQLSTATE, SQLERRM, err_detail);
             RAISE WARNING 'pg_interest: folding the event queue of % failed (%: %); the events stay queued', s.relid, SQLSTATE, SQLERRM
@@ -516,6 +523,7 @@ BEGIN
     -- folded now all the same, so small statements leave folding to us.
     UPDATE interest.event_sources SET folded_at = clock_timestamp()
     WHERE id IN (SELECT id FROM interest.event_sources FOR UPDATE SKIP LOCKED)
+      AND id <> ALL (failed)
       AND (folded_at IS NULL OR folded_at < clock_timestamp() - interval '100 ms');
     RETURN n;
 END $$;

@@ -563,20 +563,6 @@ fn _fold_queue(source_id: i32, wait: bool) -> i64 {
     n
 }
 
-/// Applies the users' queued events now (their locks are held).
-fn fold_users(src: &EventSource, users: &[String], whole_source: bool) {
-    let rows = claim_queued(src.id, Some(users));
-    if rows.len() > 0 {
-        apply_event_rows(
-            src,
-            rows,
-            Vec::new(),
-            CovisitMode::Full,
-            Locks::Held { whole_source },
-        );
-    }
-}
-
 /// Whether `apply_event_rows` takes the users' locks itself or the caller
 /// already holds them (per user, or the whole source exclusively).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -1090,34 +1076,25 @@ fn _events_rewritten(
         return 0;
     }
     let bulk = lock_users(src.id, &users, &[]);
-    // The users' queued events leave the queue: co-visitation has not
-    // counted them yet, so they are "added" in the histories below (one
-    // round of item locks: a second round could deadlock), and the users'
-    // states are recomputed from the table anyway.
-    let queued = claim_queued(src.id, Some(&users));
+    // The users' queued events leave the queue, read with the table in one
+    // snapshot: co-visitation has not counted them yet, so they are "added"
+    // in the histories below (one round of item locks: a second round could
+    // deadlock); an event queued after that snapshot stays queued.
+    let (queued, history) = claim_and_read(&src, &users);
     // Each user's visits as the table holds them now, in the order a
     // rebuild replays them; before the statement: without the added rows,
     // with the removed ones (placed after events of the same time).
     let mut after: BTreeMap<String, Vec<(String, f64)>> =
         users.iter().map(|u| (u.clone(), Vec::new())).collect();
-    let query = format!(
-        "SELECT {} FROM {} WHERE {} = ANY($1) ORDER BY 3, ctid",
-        src.select_list, src.relname, src.user_expr
-    );
-    Spi::connect(|c| {
-        for r in c.select(&query, None, &[users.clone().into()])? {
-            let (Some(u), Some(i), Some(t)) =
-                (r.get::<String>(1)?, r.get::<String>(2)?, r.get::<f64>(3)?)
-            else {
-                continue;
-            };
-            if r.get::<f64>(4)?.unwrap_or(1.0) != 0.0 {
-                after.entry(u).or_default().push((i, t));
-            }
+    for n in 0..history.len() {
+        let (Some(u), Some(i), Some(t)) = (&history.users[n], &history.items[n], history.times[n])
+        else {
+            continue;
+        };
+        if history.weights[n].unwrap_or(1.0) != 0.0 {
+            after.entry(u.clone()).or_default().push((i.clone(), t));
         }
-        Ok::<_, pgrx::spi::Error>(())
-    })
-    .unwrap_or_else(|e| spi_error(e));
+    }
     let by_user = |visits: Vec<(String, String, f64)>| {
         let mut m: HashMap<String, Vec<(String, f64)>> = HashMap::new();
         for (u, i, t) in visits {
@@ -1151,7 +1128,76 @@ fn _events_rewritten(
         }
     }
     covisit::rewrite_histories(src.id, histories, bulk);
-    replay(&src, Some(users), bulk)
+    replay_users(&src, &users, history, bulk)
+}
+
+/// In one statement (one snapshot): claims the users' queued events and
+/// reads their events from the table, in the order a rebuild replays them.
+fn claim_and_read(src: &EventSource, users: &[String]) -> (EventRows, EventRows) {
+    let query = format!(
+        "WITH claimed AS (DELETE FROM interest.event_queue WHERE source_id = $2 AND user_key = ANY($1) \
+                          RETURNING seq, user_key, item_key, t, weight, embedding) \
+         SELECT 0 AS part, seq, user_key, item_key, t, weight, NULL::text, embedding, NULL::tid AS row_id FROM claimed \
+         UNION ALL \
+         SELECT 1, NULL, h.* FROM (SELECT {list}, NULL::interest.embedding, ctid FROM {rel} WHERE {user} = ANY($1)) h \
+         ORDER BY part, seq, t, row_id",
+        list = src.select_list,
+        rel = src.relname,
+        user = src.user_expr
+    );
+    let (mut queued, mut history) = (EventRows::default(), EventRows::default());
+    Spi::connect_mut(|c| {
+        for r in c.update(&query, None, &[users.to_vec().into(), src.id.into()])? {
+            let rows = if r.get::<i32>(1)? == Some(0) {
+                &mut queued
+            } else {
+                &mut history
+            };
+            rows.users.push(r.get::<String>(3)?);
+            rows.items.push(r.get::<String>(4)?);
+            rows.times.push(r.get::<f64>(5)?);
+            rows.weights.push(r.get::<f64>(6)?);
+            rows.texts.push(r.get::<String>(7)?);
+            rows.vectors
+                .push(r.get::<Embedding>(8)?.map(|e| e.into_vec()));
+        }
+        Ok::<_, pgrx::spi::Error>(())
+    })
+    .unwrap_or_else(|e| spi_error(e));
+    history.vectors.clear(); // table rows: free text is embedded when applied
+    (queued, history)
+}
+
+/// Recomputes the users' states and recent lists from `history` (their
+/// events as `claim_and_read` read them) plus their profiles; their locks
+/// are held.
+fn replay_users(
+    src: &EventSource,
+    users: &[String],
+    history: EventRows,
+    whole_source: bool,
+) -> i64 {
+    for table in [
+        "user_interests",
+        "user_states",
+        "pending_events",
+        "user_recent",
+    ] {
+        Spi::run_with_args(
+            &format!("DELETE FROM interest.{table} WHERE source_id = $1 AND user_key = ANY($2)"),
+            &[src.id.into(), users.to_vec().into()],
+        )
+        .unwrap_or_else(|e| spi_error(e));
+    }
+    let total = history.len() as i64;
+    apply_event_rows(
+        src,
+        history,
+        load_profiles(src.id, Some(users)),
+        CovisitMode::RecentOnly,
+        Locks::Held { whole_source },
+    );
+    total
 }
 
 /// Recomputes every user's state; only the table's owner may.
@@ -1173,102 +1219,54 @@ fn _rebuild_all(source_id: i32) -> i64 {
         &[source_id.into()],
     )
     .unwrap_or_else(|e| spi_error(e));
-    replay(&src, None, true)
+    replay_all(&src)
 }
 
-/// Recomputes the users' states (all of the source's with `users` None)
-/// from the events table. The callers hold the users' locks, or the whole
-/// source (`whole_source`).
-fn replay(src: &EventSource, users: Option<Vec<String>>, whole_source: bool) -> i64 {
+/// Recomputes every user's state, the counts and the links from the events
+/// table, in time order; the caller holds the source lock exclusively.
+fn replay_all(src: &EventSource) -> i64 {
     let source_id = src.id;
-    // Clear, then replay the table's events.
-    match &users {
-        None => {
-            for table in ["user_interests", "user_states", "user_recent", "item_stats"] {
-                Spi::run_with_args(
-                    &format!("DELETE FROM interest.{table} WHERE source_id = $1"),
-                    &[source_id.into()],
-                )
-                .unwrap_or_else(|e| spi_error(e));
-            }
-            Spi::run_with_args(
-                "DELETE FROM interest.pending_events WHERE source_id = $1",
-                &[source_id.into()],
-            )
-            .unwrap_or_else(|e| spi_error(e));
-        }
-        Some(u) => {
-            for table in [
-                "user_interests",
-                "user_states",
-                "pending_events",
-                "user_recent",
-            ] {
-                Spi::run_with_args(
-                    &format!(
-                        "DELETE FROM interest.{table} WHERE source_id = $1 AND user_key = ANY($2)"
-                    ),
-                    &[source_id.into(), u.clone().into()],
-                )
-                .unwrap_or_else(|e| spi_error(e));
-            }
-        }
+    for table in [
+        "user_interests",
+        "user_states",
+        "user_recent",
+        "item_stats",
+        "pending_events",
+    ] {
+        Spi::run_with_args(
+            &format!("DELETE FROM interest.{table} WHERE source_id = $1"),
+            &[source_id.into()],
+        )
+        .unwrap_or_else(|e| spi_error(e));
     }
-    // The queued events being replayed leave the queue in the same statement
-    // (one snapshot): an event is either read from the table here and
-    // dropped from the queue, or committed later and still queued.
-    let (filter, unqueue) = if users.is_some() {
-        (
-            format!("WHERE {} = ANY($1)", src.user_expr),
-            "DELETE FROM interest.event_queue WHERE source_id = $2 AND user_key = ANY($1)",
-        )
-    } else {
-        (
-            String::new(),
-            "DELETE FROM interest.event_queue WHERE source_id = $1",
-        )
-    };
+    // The queue empties in the same statement that reads the table (one
+    // snapshot): an event is either read here and dropped from the queue,
+    // or committed later and still queued.
     let query = format!(
-        "WITH unqueued AS ({unqueue}) SELECT {} FROM {} {filter} ORDER BY 3, ctid",
+        "WITH unqueued AS (DELETE FROM interest.event_queue WHERE source_id = $1) \
+         SELECT {} FROM {} ORDER BY 3, ctid",
         src.select_list, src.relname
     );
-    let rows: Vec<(
-        Option<String>,
-        Option<String>,
-        Option<f64>,
-        Option<f64>,
-        Option<String>,
-    )> = Spi::connect_mut(|c| {
-        let args: Vec<pgrx::datum::DatumWithOid> = match &users {
-            Some(u) => vec![u.clone().into(), source_id.into()],
-            None => vec![source_id.into()],
-        };
-        let t = c.update(&query, None, &args)?;
-        t.map(|r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
-            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    let mut events = EventRows::default();
+    Spi::connect_mut(|c| {
+        for r in c.update(&query, None, &[source_id.into()])? {
+            events.users.push(r.get::<String>(1)?);
+            events.items.push(r.get::<String>(2)?);
+            events.times.push(r.get::<f64>(3)?);
+            events.weights.push(r.get::<f64>(4)?);
+            events.texts.push(r.get::<String>(5)?);
+        }
+        Ok::<_, pgrx::spi::Error>(())
     })
     .unwrap_or_else(|e| spi_error(e));
-    let total = rows.len() as i64;
+    let total = events.len() as i64;
     // Same path as incremental maintenance, on the whole history at once.
-    let mut events = EventRows::default();
-    for r in rows {
-        events.users.push(r.0);
-        events.items.push(r.1);
-        events.times.push(r.2);
-        events.weights.push(r.3);
-        events.texts.push(r.4);
-    }
-    let mode = if users.is_some() {
-        CovisitMode::RecentOnly
-    } else {
-        CovisitMode::Full
-    };
     apply_event_rows(
         src,
         events,
-        load_profiles(src.id, users.as_deref()),
-        mode,
-        Locks::Held { whole_source },
+        load_profiles(src.id, None),
+        CovisitMode::Full,
+        Locks::Held { whole_source: true },
     );
     total
 }
@@ -1307,7 +1305,18 @@ fn _set_profile(user_key: &str, profile: Option<&str>, source_id: i32) -> bool {
     );
     let users = vec![user_key.to_string()];
     let bulk = lock_users(src.id, &users, &[]);
-    fold_users(&src, &users, bulk);
+    // The user's queued events: counted for co-visitation now (the state is
+    // recomputed below from the same snapshot's table rows).
+    let (queued, history) = claim_and_read(&src, &users);
+    if queued.len() > 0 {
+        apply_event_rows(
+            &src,
+            queued,
+            Vec::new(),
+            CovisitMode::Full,
+            Locks::Held { whole_source: bulk },
+        );
+    }
     match profile {
         Some(text) => {
             let vector = embed_texts(&item_model(src.item_source_id), &[text]).remove(0);
@@ -1328,7 +1337,7 @@ fn _set_profile(user_key: &str, profile: Option<&str>, source_id: i32) -> bool {
             .unwrap_or_else(|e| spi_error(e));
         }
     }
-    replay(&src, Some(users), bulk);
+    replay_users(&src, &users, history, bulk);
     profile.is_some()
 }
 
@@ -1471,6 +1480,9 @@ pub(crate) fn load_user(src: &EventSource, user_key: &str) -> UserView {
         let center = current_center(src);
         let p = covisit::params();
         for (_, item, t, weight, text_vector) in &queued {
+            if *weight == 0.0 {
+                continue; // as a fold: a zero weight is no event
+            }
             if let Some(item) = item {
                 interest_core::covisit::push_recent(
                     &mut recent_items,

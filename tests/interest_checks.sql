@@ -14,6 +14,10 @@ SELECT format('check reads fold queued events as flush stores them: %s (%s event
                    THEN 'ok' ELSE 'FAIL' END,
               :queued_before_flush, :folded, to_char(coalesce(max(r.v OPERATOR(interest.<=>) interest.user_vector(r.user_key, 'events')), 0), '9.99EEEE'))
 FROM read_queued r;
+-- decayed event count per item at a common time (t = 1.7e9 s), 90-day half-life
+CREATE TEMP TABLE counts_incremental AS
+SELECT st.item_key, st.events * 2 ^ ((st.t_ref - 1.7e9) / 7776000) AS n FROM interest.item_stats st
+JOIN interest.event_sources es ON es.id = st.source_id WHERE es.relid = 'events'::regclass;
 CREATE TEMP TABLE incremental AS
 SELECT s.user_key, s.t_ref, s.total, s.events FROM interest.user_states s
 JOIN interest.event_sources es ON es.id = s.source_id WHERE es.relid = 'events'::regclass;
@@ -38,5 +42,11 @@ SELECT format('check no lost update (event counts equal): %s (%s events in state
 SELECT format('check decayed totals agree within 1e-5: %s (max cosine distance %s, max relative magnitude error %s)',
               CASE WHEN max(cos_dist) < 1e-5 AND max(rel_mag) < 1e-5 THEN 'ok' ELSE 'FAIL' END,
               to_char(max(cos_dist), '9.99EEEE'), to_char(max(rel_mag), '9.99EEEE')) FROM cmp;
+SELECT format('check every visit counted once for co-visitation and popularity: %s (%s items, max relative error %s)',
+              CASE WHEN coalesce(max(abs(coalesce(i.n, 0) - coalesce(r.n, 0)) / greatest(r.n, 1e-12)), 0) < 1e-6 THEN 'ok' ELSE 'FAIL' END,
+              count(*), to_char(coalesce(max(abs(coalesce(i.n, 0) - coalesce(r.n, 0)) / greatest(r.n, 1e-12)), 0), '9.99EEEE'))
+FROM counts_incremental i FULL JOIN (
+  SELECT st.item_key, st.events * 2 ^ ((st.t_ref - 1.7e9) / 7776000) AS n FROM interest.item_stats st
+  JOIN interest.event_sources es ON es.id = st.source_id WHERE es.relid = 'events'::regclass) r USING (item_key);
 SELECT format('check no bookkeeping errors: %s (%s)', CASE WHEN count(*) = 0 THEN 'ok' ELSE 'FAIL' END, count(*))
 FROM interest.bookkeeping_errors;
