@@ -214,13 +214,10 @@ BEGIN
         %s
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
-        PERFORM interest._record_error(%s::regclass, SQLSTATE, SQLERRM, err_detail);
-        RAISE WARNING 'pg_interest: bookkeeping for %% failed (%%: %%); the rows were stored', %L, SQLSTATE, SQLERRM
-            USING DETAIL = coalesce(err_detail, ''),
-                  HINT = 'See interest.bookkeeping_errors; interest.rebuild() recomputes the state.';
+        PERFORM interest._bookkeeping_failed(%s::regclass, false, SQLSTATE, SQLERRM, err_detail);
     END;
     RETURN NULL;
-END $f$, body, quote_literal(rel::oid::text), rel::text)
+END $f$, body, quote_literal(rel::oid::text))
 $$;
 
 -- The events INSERT trigger. A small statement of item events (the common
@@ -260,10 +257,7 @@ BEGIN
         END IF;
     EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
-        PERFORM interest._record_error(%3$s::regclass, SQLSTATE, SQLERRM, err_detail);
-        RAISE WARNING 'pg_interest: bookkeeping for %% failed (%%: %%); the rows were stored', %4$L, SQLSTATE, SQLERRM
-            USING DETAIL = coalesce(err_detail, ''),
-                  HINT = 'See interest.bookkeeping_errors; interest.rebuild() recomputes the state.';
+        PERFORM interest._bookkeeping_failed(%3$s::regclass, false, SQLSTATE, SQLERRM, err_detail);
     END;
     IF fold THEN
         BEGIN
@@ -272,20 +266,30 @@ BEGIN
         -- during it cancels only the fold, never the application's rows.
         EXCEPTION WHEN query_canceled OR OTHERS THEN
             GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
-            PERFORM interest._record_error(%3$s::regclass, SQLSTATE, SQLERRM, err_detail);
-            RAISE WARNING 'pg_interest: folding the event queue of %% failed (%%: %%); the events stay queued', %4$L, SQLSTATE, SQLERRM
-                USING DETAIL = coalesce(err_detail, ''),
-                      HINT = 'See interest.bookkeeping_errors; interest.flush() retries, interest.rebuild() recomputes the state.';
+            PERFORM interest._bookkeeping_failed(%3$s::regclass, true, SQLSTATE, SQLERRM, err_detail);
         END;
     END IF;
     RETURN NULL;
-END $f$, src, list, quote_literal(rel::oid::text), rel::text)
+END $f$, src, list, quote_literal(rel::oid::text))
 $$;
 
-CREATE FUNCTION interest._record_error(rel regclass, state text, message text, detail text) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
+-- Every caught bookkeeping failure: a row in interest.bookkeeping_errors and
+-- a WARNING; `fold` tells a failed fold of the queue (its events stay
+-- queued) from failed bookkeeping of a statement (its rows were stored).
+CREATE FUNCTION interest._bookkeeping_failed(rel regclass, fold boolean, state text, message text, detail text)
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
+BEGIN
     INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail) VALUES (rel, state, message, detail);
-$$;
+    IF fold THEN
+        RAISE WARNING 'pg_interest: folding the event queue of % failed (%: %); the events stay queued', rel, state, message
+            USING DETAIL = coalesce(detail, ''),
+                  HINT = 'See interest.bookkeeping_errors; interest.flush() retries, interest.rebuild() recomputes the state.';
+    ELSE
+        RAISE WARNING 'pg_interest: bookkeeping for % failed (%: %); the rows were stored', rel, state, message
+            USING DETAIL = coalesce(detail, ''),
+                  HINT = 'See interest.bookkeeping_errors; CALL interest.backfill_items() embeds items that were missed, interest.rebuild() recomputes interest states.';
+    END IF;
+END $$;
 
 CREATE FUNCTION interest.attach_items(items regclass, id_column name, text text DEFAULT NULL,
                                       model text DEFAULT 'all-MiniLM-L6-v2', embedding_column name DEFAULT NULL)
@@ -514,9 +518,7 @@ BEGIN
         EXCEPTION WHEN query_canceled OR OTHERS THEN
             failed := failed || s.id;
             GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
-            PERFORM interest._record_error(s.relid, SQLSTATE, SQLERRM, err_detail);
-            RAISE WARNING 'pg_interest: folding the event queue of % failed (%: %); the events stay queued', s.relid, SQLSTATE, SQLERRM
-                USING DETAIL = coalesce(err_detail, ''), HINT = 'See interest.bookkeeping_errors.';
+            PERFORM interest._bookkeeping_failed(s.relid, true, SQLSTATE, SQLERRM, err_detail);
         END;
     END LOOP;
     -- Queues empty as far as we can see (their events may be uncommitted):

@@ -152,6 +152,12 @@ SELECT dims(user_vector('x', 'tiny_events')) AS mismatch_skipped_on_read;
 SELECT flush('tiny_events') AS folded;
 SELECT count(*) AS rows_kept FROM tiny_events;
 SELECT sqlstate, message FROM interest.bookkeeping_errors ORDER BY id;
+-- ... nor does an items text expression that fails: a WARNING, the row is kept
+CREATE TABLE fragile (id int PRIMARY KEY);
+SELECT attach_items('fragile', 'id', text => $$(10 / (id - 1))::text$$) > 0 AS attached;
+INSERT INTO fragile VALUES (1), (2);
+SELECT count(*) AS rows_kept, (SELECT count(*) FROM interest.bookkeeping_errors WHERE relid = 'fragile'::regclass) AS errors_logged FROM fragile;
+SELECT detach_items('fragile');
 
 -- UPDATE of an event is delete plus insert: the user is recomputed from the table
 UPDATE events SET kind = 'dislike' WHERE user_id = 2 AND movie_id = 4;
