@@ -272,6 +272,23 @@ impl EventRows {
         self.users.len()
     }
 
+    /// Appends the event in columns `first..first + 6` of an SPI row:
+    /// user, item, time, weight, text, embedding.
+    fn push_spi(
+        &mut self,
+        r: &pgrx::spi::SpiHeapTupleData<'_>,
+        first: usize,
+    ) -> Result<(), pgrx::spi::Error> {
+        self.users.push(r.get::<String>(first)?);
+        self.items.push(r.get::<String>(first + 1)?);
+        self.times.push(r.get::<f64>(first + 2)?);
+        self.weights.push(r.get::<f64>(first + 3)?);
+        self.texts.push(r.get::<String>(first + 4)?);
+        self.vectors
+            .push(r.get::<Embedding>(first + 5)?.map(|e| e.into_vec()));
+        Ok(())
+    }
+
     /// Appends `other`'s rows after ours.
     fn extend(&mut self, other: EventRows) {
         let (n, m) = (self.len(), other.len());
@@ -480,46 +497,26 @@ fn note_fold_check(source_id: i32) {
 /// Claims queued events (all of the source's, or those of `users`, whose
 /// locks the caller holds): deletes and returns them in arrival order.
 fn claim_queued(source_id: i32, users: Option<&[String]>) -> EventRows {
-    let (sql, args): (&str, Vec<pgrx::datum::DatumWithOid>) = match users {
+    const RETURNED: &str = "RETURNING seq, user_key, item_key, t, weight, embedding) \
+         SELECT user_key, item_key, t, weight, NULL::text, embedding FROM claimed ORDER BY seq";
+    let (sql, args): (String, Vec<pgrx::datum::DatumWithOid>) = match users {
+        Some([]) => return EventRows::default(),
         Some(u) => (
-            "DELETE FROM interest.event_queue WHERE source_id = $1 AND user_key = ANY($2) \
-             RETURNING seq, user_key, item_key, t, weight, embedding",
+            format!("WITH claimed AS (DELETE FROM interest.event_queue WHERE source_id = $1 AND user_key = ANY($2) {RETURNED}"),
             vec![source_id.into(), u.to_vec().into()],
         ),
         None => (
-            "DELETE FROM interest.event_queue WHERE source_id = $1 \
-             RETURNING seq, user_key, item_key, t, weight, embedding",
+            format!("WITH claimed AS (DELETE FROM interest.event_queue WHERE source_id = $1 {RETURNED}"),
             vec![source_id.into()],
         ),
     };
-    if users.is_some_and(|u| u.is_empty()) {
-        return EventRows::default();
-    }
-    let mut claimed: Vec<(i64, String, Option<String>, f64, f64, Option<Vec<f32>>)> =
-        run_cached(sql, &args, |t| {
-            t.map(|r| {
-                Ok((
-                    r.get::<i64>(1)?.unwrap_or(0),
-                    r.get::<String>(2)?.unwrap_or_default(),
-                    r.get::<String>(3)?,
-                    r.get::<f64>(4)?.unwrap_or(0.0),
-                    r.get::<f64>(5)?.unwrap_or(0.0),
-                    r.get::<Embedding>(6)?.map(|e| e.into_vec()),
-                ))
-            })
-            .collect()
-        });
-    claimed.sort_by_key(|c| c.0);
-    let mut rows = EventRows::default();
-    for (_, u, i, t, w, v) in claimed {
-        rows.users.push(Some(u));
-        rows.items.push(i);
-        rows.times.push(Some(t));
-        rows.weights.push(Some(w));
-        rows.texts.push(None);
-        rows.vectors.push(v);
-    }
-    rows
+    run_cached(&sql, &args, |t| {
+        let mut rows = EventRows::default();
+        for r in t {
+            rows.push_spi(&r, 1)?;
+        }
+        Ok(rows)
+    })
 }
 
 /// Folds the source's queued events into the shared state, holding the
@@ -741,33 +738,47 @@ fn apply_to_users(
         .map(|(u, s)| (u.clone(), s.centroids.clone()))
         .collect();
     let mut skipped: Vec<(String, usize, usize)> = Vec::new();
-    let user_of = |u: &str| u.to_string();
     for (user, mut evs) in per_user {
-        // Time order within a statement (stable: ties keep arrival order), so
-        // incremental maintenance and rebuild see events in the same order.
-        evs.sort_by(|a, b| a.t.total_cmp(&b.t));
-        let dims = evs[0].vector.len();
-        let state = states
-            .entry(user)
-            .or_insert_with(|| InterestState::new(dims, evs[0].t));
-        for e in &evs {
-            if e.vector.len() != state.total.len() {
-                // One bad event must not hold up the others (nor, queued,
-                // every later fold): it is skipped and logged.
-                skipped.push((user_of(&e.user), state.total.len(), e.vector.len()));
-                continue;
-            }
-            state.apply_centered(
-                &e.vector,
-                e.weight,
-                e.t,
-                &src.params,
-                center.as_ref().map(|c| c.as_slice()),
-            );
+        let mut state = states.remove(&user);
+        for (left, right) in apply_user_events(
+            &mut state,
+            &mut evs,
+            src,
+            center.as_deref().map(|c| c.as_slice()),
+        ) {
+            skipped.push((user.clone(), left, right));
+        }
+        if let Some(state) = state {
+            states.insert(user, state);
         }
     }
     save_states(src.id, &states, &stored);
     report_skipped(src, &skipped);
+}
+
+/// Applies one user's events to their state (made at the first event if
+/// there is none), in time order, ties in arrival order: the one rule for
+/// direct applies, folds and reads of queued events, so that incremental
+/// maintenance, rebuild and readers agree. Returns the events skipped for a
+/// dimension different from the state's, as (state's, event's): one bad
+/// event must not hold up the others (nor, queued, every later fold).
+fn apply_user_events(
+    state: &mut Option<InterestState>,
+    evs: &mut [Resolved],
+    src: &EventSource,
+    center: Option<&[f32]>,
+) -> Vec<(usize, usize)> {
+    evs.sort_by(|a, b| a.t.total_cmp(&b.t));
+    let mut skipped = Vec::new();
+    for e in evs.iter() {
+        let state = state.get_or_insert_with(|| InterestState::new(e.vector.len(), e.t));
+        if e.vector.len() != state.total.len() {
+            skipped.push((state.total.len(), e.vector.len()));
+            continue;
+        }
+        state.apply_centered(&e.vector, e.weight, e.t, &src.params, center);
+    }
+    skipped
 }
 
 /// Events left out of a user's state because their vector's dimension
@@ -1153,13 +1164,7 @@ fn claim_and_read(src: &EventSource, users: &[String]) -> (EventRows, EventRows)
             } else {
                 &mut history
             };
-            rows.users.push(r.get::<String>(3)?);
-            rows.items.push(r.get::<String>(4)?);
-            rows.times.push(r.get::<f64>(5)?);
-            rows.weights.push(r.get::<f64>(6)?);
-            rows.texts.push(r.get::<String>(7)?);
-            rows.vectors
-                .push(r.get::<Embedding>(8)?.map(|e| e.into_vec()));
+            rows.push_spi(&r, 3)?;
         }
         Ok::<_, pgrx::spi::Error>(())
     })
@@ -1477,39 +1482,42 @@ pub(crate) fn load_user(src: &EventSource, user_key: &str) -> UserView {
             Some(item_src) => item_vectors(item_src, &keys),
             None => HashMap::new(),
         };
-        let center = current_center(src);
         let p = covisit::params();
-        for (_, item, t, weight, text_vector) in &queued {
-            if *weight == 0.0 {
+        let mut resolved = Vec::with_capacity(queued.len());
+        for (_, item, t, weight, text_vector) in queued {
+            if weight == 0.0 {
                 continue; // as a fold: a zero weight is no event
             }
-            if let Some(item) = item {
+            if let Some(item) = &item {
                 interest_core::covisit::push_recent(
                     &mut recent_items,
                     &mut recent_times,
                     item.clone(),
-                    *t,
+                    t,
                     &p,
                 );
             }
             // An item without an embedding waits in pending_events, as in a fold.
-            let vector = match item {
-                Some(item) => vectors.get(item),
-                None => text_vector.as_ref(),
+            let vector = match &item {
+                Some(item) => vectors.get(item).cloned(),
+                None => text_vector,
             };
-            let Some(vector) = vector else { continue };
-            let s = state.get_or_insert_with(|| InterestState::new(vector.len(), *t));
-            if vector.len() != s.total.len() {
-                continue; // a fold skips it too (report_skipped)
+            if let Some(vector) = vector {
+                resolved.push(Resolved {
+                    user: user_key.to_string(),
+                    vector,
+                    weight,
+                    t,
+                });
             }
-            s.apply_centered(
-                vector,
-                *weight,
-                *t,
-                &src.params,
-                center.as_ref().map(|c| c.as_slice()),
-            );
         }
+        // Skipped events are a fold's to report (report_skipped).
+        apply_user_events(
+            &mut state,
+            &mut resolved,
+            src,
+            current_center(src).as_deref().map(|c| c.as_slice()),
+        );
     }
     UserView {
         state,
