@@ -275,14 +275,15 @@ COMMENT ON FUNCTION interest.similar_items(anyelement, integer, regclass, double
 CREATE FUNCTION interest.evaluate(events regclass, k integer DEFAULT 10, holdout integer DEFAULT 1,
     content double precision DEFAULT 0.1, covisit double precision DEFAULT 1.0,
     popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
-    diversity double precision DEFAULT 0, ablations boolean DEFAULT true, balance double precision DEFAULT 0.5)
+    diversity double precision DEFAULT 0, ablations boolean DEFAULT true, balance double precision DEFAULT 0.5,
+    new_items double precision DEFAULT 0.1)
 RETURNS TABLE (method text, users bigint, hit_rate double precision, ndcg double precision,
                coverage double precision, diversity double precision)
 LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM interest._evaluate(interest._event_source($1::oid), $2, $3, $4, $5, $6, $7, $8, $9, $10)
+    SELECT * FROM interest._evaluate(interest._event_source($1::oid), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 $$;
-COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precision, double precision, double precision, double precision, double precision, boolean, double precision) IS
-    'Leave-last-out offline evaluation: replays each user''s events but the held-out one (holdout 1 = last, 2 = second-to-last for validation), ranks the full catalog with recommend''s code (seen items excluded) and returns HR@k, NDCG@k, item coverage and intra-list diversity, with ablations and popularity and item-kNN baselines.';
+COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precision, double precision, double precision, double precision, double precision, boolean, double precision, double precision) IS
+    'Leave-last-out offline evaluation: replays each user''s events but the held-out one (holdout 1 = last, 2 = second-to-last for validation), ranks the full catalog with recommend''s code (seen items excluded) and returns HR@k, NDCG@k, item coverage and intra-list diversity, with ablations and popularity and item-kNN baselines. With new_items > 0 (default 0.1) it also runs the new-item protocol: that share of the items (a fixed hash of the key) loses all its events, each user is tested on one of them among the new items only, where only content can rank ("new items: recommend"), against a random order ("new items: random", what recommend without content amounts to there).';
 COMMENT ON TABLE interest.user_recent IS 'Per user: the last items, which new events link with (co-visitation) and recommend() scores from.';
 COMMENT ON TABLE interest.item_stats IS 'Per item: decayed event count, first and last event, and its strongest co-visitation links.';
 

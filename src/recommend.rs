@@ -567,6 +567,7 @@ fn _evaluate(
     diversity: f64,
     ablations: bool,
     balance: f64,
+    new_items: f64,
 ) -> TableIterator<
     'static,
     (
@@ -585,6 +586,14 @@ fn _evaluate(
             "holdout must be between 1 and 10",
             format!("Got holdout => {holdout}."),
             "1 tests on each user's last event; 2 validates on the second-to-last (the last is never seen).",
+        );
+    }
+    if !(0.0..1.0).contains(&new_items) {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            "new_items must be at least 0 and less than 1",
+            format!("Got new_items => {new_items}."),
+            "It is the share of the items made new for the new-item protocol, for example 0.1; 0 skips it.",
         );
     }
     let w = weights(content, covisit, popularity, freshness, diversity, balance);
@@ -644,7 +653,11 @@ fn _evaluate(
         freshness_half_life_secs: FRESHNESS_HALF_LIFE_SECS,
         ablations,
     };
-    let rows: Vec<_> = evaluation::evaluate(&users, &vectors, &cfg)
+    let new_items: Vec<bool> = keys
+        .iter()
+        .map(|key| evaluation::is_new_item(key, new_items))
+        .collect();
+    let rows: Vec<_> = evaluation::evaluate(&users, &vectors, &new_items, &cfg)
         .into_iter()
         .map(|(m, r)| {
             (

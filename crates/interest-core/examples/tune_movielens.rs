@@ -10,10 +10,10 @@
 //! Each key takes a comma-separated list; every combination is evaluated.
 //! Keys: holdout k content covisit popularity freshness balance window backward
 //! distance_power covisit_half_life_days max_links recent_kept recency_decay
-//! half_life_days max_interests join_similarity rating_offset.
+//! half_life_days max_interests join_similarity rating_offset new_items.
 
 use interest_core::covisit::CovisitParams;
-use interest_core::evaluation::{evaluate, EvalConfig, EvalEvent};
+use interest_core::evaluation::{evaluate, is_new_item, EvalConfig, EvalEvent};
 use interest_core::interest_state::InterestParams;
 use interest_core::ranking::RankWeights;
 use std::collections::{BTreeMap, HashMap};
@@ -37,6 +37,7 @@ const KEYS: &[(&str, f64)] = &[
     ("max_interests", f64::NAN),
     ("join_similarity", f64::NAN),
     ("rating_offset", 2.5),
+    ("new_items", interest_core::evaluation::NEW_ITEMS_SHARE),
 ];
 
 fn main() {
@@ -137,7 +138,11 @@ fn main() {
         };
         let users = user_sequences(&raw, &index, get("rating_offset"));
         let t0 = std::time::Instant::now();
-        let results = evaluate(&users, &vectors, &cfg);
+        let mut new_items = vec![false; vectors.len()];
+        for (key, &i) in &index {
+            new_items[i] = is_new_item(key, get("new_items"));
+        }
+        let results = evaluate(&users, &vectors, &new_items, &cfg);
         let label: Vec<String> = varied.iter().map(|k| format!("{k}={}", get(k))).collect();
         println!(
             "# {} ({:.1} s)",
@@ -146,7 +151,7 @@ fn main() {
         );
         for (method, m) in results {
             println!(
-                "  {method:<34} HR@{} {:.4}  NDCG@{} {:.4}  coverage {:.3}  ILD {:.3}  users {}",
+                "  {method:<44} HR@{} {:.4}  NDCG@{} {:.4}  coverage {:.3}  ILD {:.3}  users {}",
                 cfg.k, m.hit_rate, cfg.k, m.ndcg, m.coverage, m.diversity, m.users
             );
         }

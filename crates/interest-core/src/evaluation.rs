@@ -12,7 +12,7 @@ use crate::covisit::{self, CovisitParams, ItemGraph};
 use crate::interest_state::{InterestParams, InterestState};
 use crate::metrics::{Metrics, MetricsAccumulator};
 use crate::ranking::{self, Catalog, RankWeights, UserSignals};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy)]
 pub struct EvalEvent {
@@ -32,6 +32,9 @@ pub struct EvalConfig {
     /// Also score the ablations (fused ranking without each signal).
     pub ablations: bool,
 }
+
+/// Share of the catalog the new-item protocol makes new, by default.
+pub const NEW_ITEMS_SHARE: f64 = 0.1;
 
 /// Item-kNN needs an items x items matrix; above this catalog size it is skipped.
 pub const ITEM_KNN_MAX_ITEMS: usize = 20_000;
@@ -60,18 +63,146 @@ pub fn freshness_score(first_seen: Option<f64>, now: f64, half_life: f64) -> f64
     }
 }
 
+/// The shared model of one replay, built exactly as the triggers build it:
+/// co-visitation graph, decayed counts, popularity, freshness, and each
+/// replayed user's recent items and interest state.
+struct Model {
+    now: f64,
+    stats: HashMap<usize, covisit::ItemStats<usize>>,
+    counts: Vec<f64>,
+    popularity: Vec<f64>,
+    freshness: Vec<f64>,
+    user_recent: Vec<Vec<usize>>,
+    states: Vec<Option<InterestState>>,
+}
+
+impl Model {
+    fn build(histories: &[&[EvalEvent]], vectors: &[Option<Vec<f32>>], cfg: &EvalConfig) -> Model {
+        let n_items = vectors.len();
+        let dims = vectors
+            .iter()
+            .flatten()
+            .map(|v| v.len())
+            .next()
+            .unwrap_or(0);
+        let now = histories
+            .iter()
+            .flat_map(|h| h.iter().map(|e| e.t))
+            .fold(f64::NEG_INFINITY, f64::max);
+        let center = catalog_center(vectors);
+        let mut graph: ItemGraph<usize> = ItemGraph::default();
+        let mut user_recent = Vec::with_capacity(histories.len());
+        let mut states = Vec::with_capacity(histories.len());
+        for history in histories {
+            let (mut recent, mut times) = (Vec::new(), Vec::new());
+            let mut state: Option<InterestState> = None;
+            for e in history.iter() {
+                if e.weight == 0.0 {
+                    continue;
+                }
+                graph.observe(&mut recent, &mut times, &e.item, e.t, &cfg.covisit);
+                if let Some(v) = &vectors[e.item] {
+                    state
+                        .get_or_insert_with(|| InterestState::new(dims, e.t))
+                        .apply_centered(v, e.weight, e.t, &cfg.interest, center.as_deref());
+                }
+            }
+            user_recent.push(recent);
+            states.push(state);
+        }
+        let stats = graph.finish(&cfg.covisit);
+        let counts: Vec<f64> = (0..n_items)
+            .map(|i| stats.get(&i).map_or(0.0, |s| s.count_at(now, &cfg.covisit)))
+            .collect();
+        let popularity = popularity_scores(&counts);
+        let freshness = (0..n_items)
+            .map(|i| {
+                freshness_score(
+                    stats.get(&i).map(|s| s.first_seen),
+                    now,
+                    cfg.freshness_half_life_secs,
+                )
+            })
+            .collect();
+        Model {
+            now,
+            stats,
+            counts,
+            popularity,
+            freshness,
+            user_recent,
+            states,
+        }
+    }
+
+    fn catalog<'a>(&'a self, vectors: &'a [Option<Vec<f32>>]) -> Catalog<'a> {
+        Catalog {
+            vectors,
+            popularity: &self.popularity,
+            freshness: &self.freshness,
+        }
+    }
+
+    /// What recommend() knows about replayed user `u`.
+    fn signals(&self, u: usize, cfg: &EvalConfig) -> UserSignals {
+        let now = self.now;
+        UserSignals {
+            interests: self.states[u]
+                .as_ref()
+                .map_or_else(Vec::new, |s| s.interests_at(now, &cfg.interest)),
+            covisit: covisit::covisit_scores(
+                &self.user_recent[u],
+                |i| {
+                    self.stats.get(i).map(|s| {
+                        (
+                            s.count_at(now, &cfg.covisit),
+                            links_at(s, now, &cfg.covisit),
+                        )
+                    })
+                },
+                |j| self.counts[*j],
+                &cfg.covisit,
+            )
+            .into_iter()
+            .map(|(j, parts)| (j, parts.iter().map(|c| c.value).sum()))
+            .collect(),
+        }
+    }
+}
+
+/// recommend() and, with `cfg.ablations`, its ablations: each without one signal.
+fn variants(cfg: &EvalConfig) -> Vec<(&'static str, RankWeights)> {
+    let w = cfg.weights;
+    let mut v = vec![("recommend", w)];
+    if cfg.ablations {
+        v.push((
+            "recommend without content",
+            RankWeights { content: 0.0, ..w },
+        ));
+        v.push((
+            "recommend without co-visitation",
+            RankWeights { covisit: 0.0, ..w },
+        ));
+        v.push((
+            "recommend without popularity",
+            RankWeights {
+                popularity: 0.0,
+                ..w
+            },
+        ));
+    }
+    v
+}
+
+/// Leave-last-out evaluation of recommend() over the full catalog, then
+/// (when `new_items` marks any item) the new-item protocol of `evaluate_new_items`.
 pub fn evaluate(
     users: &[Vec<EvalEvent>],
     vectors: &[Option<Vec<f32>>],
+    new_items: &[bool],
     cfg: &EvalConfig,
 ) -> Vec<(String, Metrics)> {
     let n_items = vectors.len();
-    let dims = vectors
-        .iter()
-        .flatten()
-        .map(|v| v.len())
-        .next()
-        .unwrap_or(0);
     // Users with enough events, and their training prefix / target.
     let split: Vec<(&[EvalEvent], usize)> = users
         .iter()
@@ -83,74 +214,19 @@ pub fn evaluate(
             )
         })
         .collect();
-    let now = split
-        .iter()
-        .flat_map(|(tr, _)| tr.iter().map(|e| e.t))
-        .fold(f64::NEG_INFINITY, f64::max);
-
-    let center = catalog_center(vectors);
-    // Shared model, built exactly as the triggers build it.
-    let mut graph: ItemGraph<usize> = ItemGraph::default();
-    let mut user_recent: Vec<Vec<usize>> = Vec::with_capacity(split.len());
-    let mut states: Vec<Option<InterestState>> = Vec::with_capacity(split.len());
+    let histories: Vec<&[EvalEvent]> = split.iter().map(|(train, _)| *train).collect();
+    let model = Model::build(&histories, vectors, cfg);
+    let catalog = model.catalog(vectors);
     let mut raw_counts = vec![0.0f64; n_items];
-    for (train, _) in &split {
-        let (mut recent, mut times) = (Vec::new(), Vec::new());
-        let mut state: Option<InterestState> = None;
-        for e in train.iter() {
-            if e.weight == 0.0 {
-                continue;
-            }
-            graph.observe(&mut recent, &mut times, &e.item, e.t, &cfg.covisit);
-            raw_counts[e.item] += 1.0;
-            if let Some(v) = &vectors[e.item] {
-                state
-                    .get_or_insert_with(|| InterestState::new(dims, e.t))
-                    .apply_centered(v, e.weight, e.t, &cfg.interest, center.as_deref());
-            }
-        }
-        user_recent.push(recent);
-        states.push(state);
+    for e in histories
+        .iter()
+        .flat_map(|h| h.iter())
+        .filter(|e| e.weight != 0.0)
+    {
+        raw_counts[e.item] += 1.0;
     }
-    let stats = graph.finish(&cfg.covisit);
-    let counts: Vec<f64> = (0..n_items)
-        .map(|i| stats.get(&i).map_or(0.0, |s| s.count_at(now, &cfg.covisit)))
-        .collect();
-    let popularity = popularity_scores(&counts);
-    let freshness: Vec<f64> = (0..n_items)
-        .map(|i| {
-            freshness_score(
-                stats.get(&i).map(|s| s.first_seen),
-                now,
-                cfg.freshness_half_life_secs,
-            )
-        })
-        .collect();
-    let catalog = Catalog {
-        vectors,
-        popularity: &popularity,
-        freshness: &freshness,
-    };
 
-    let w = cfg.weights;
-    let mut variants: Vec<(String, RankWeights)> = vec![("recommend".into(), w)];
-    if cfg.ablations {
-        variants.push((
-            "recommend without content".into(),
-            RankWeights { content: 0.0, ..w },
-        ));
-        variants.push((
-            "recommend without co-visitation".into(),
-            RankWeights { covisit: 0.0, ..w },
-        ));
-        variants.push((
-            "recommend without popularity".into(),
-            RankWeights {
-                popularity: 0.0,
-                ..w
-            },
-        ));
-    }
+    let variants = variants(cfg);
     let mut acc: Vec<MetricsAccumulator> = variants
         .iter()
         .map(|_| MetricsAccumulator::new(cfg.k, n_items))
@@ -161,27 +237,7 @@ pub fn evaluate(
 
     for (u, (train, target)) in split.iter().enumerate() {
         let seen: HashSet<usize> = train.iter().map(|e| e.item).collect();
-        let signals = UserSignals {
-            interests: states[u]
-                .as_ref()
-                .map_or_else(Vec::new, |s| s.interests_at(now, &cfg.interest)),
-            covisit: covisit::covisit_scores(
-                &user_recent[u],
-                |i| {
-                    stats.get(i).map(|s| {
-                        (
-                            s.count_at(now, &cfg.covisit),
-                            links_at(s, now, &cfg.covisit),
-                        )
-                    })
-                },
-                |j| counts[*j],
-                &cfg.covisit,
-            )
-            .into_iter()
-            .map(|(j, parts)| (j, parts.iter().map(|c| c.value).sum()))
-            .collect(),
-        };
+        let signals = model.signals(u, cfg);
         for (a, (_, weights)) in acc.iter_mut().zip(&variants) {
             let list: Vec<usize> =
                 ranking::rank(&catalog, &signals, |i| !seen.contains(&i), cfg.k, weights)
@@ -197,14 +253,112 @@ pub fn evaluate(
     }
     let mut out: Vec<(String, Metrics)> = variants
         .into_iter()
-        .map(|(n, _)| n)
+        .map(|(n, _)| n.to_string())
         .zip(acc.iter().map(|a| a.finish()))
         .collect();
     out.push(("popularity".into(), pop_acc.finish()));
     if knn.is_some() {
         out.push(("item-kNN".into(), knn_acc.finish()));
     }
+    if new_items.iter().any(|&n| n) {
+        out.extend(evaluate_new_items(users, vectors, new_items, cfg));
+    }
     out
+}
+
+/// Whether the item with this key is one of the `share` of the catalog made
+/// new by the new-item protocol: a fixed hash of the key (FNV-1a), so the SQL
+/// function and the offline tuner pick the same items whatever their order.
+pub fn is_new_item(key: &str, share: f64) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    // Finalise (splitmix64) so that near keys ("1", "2") spread out.
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    ((h >> 11) as f64 / (1u64 << 53) as f64) < share
+}
+
+/// New-item protocol: how well recommend() ranks items nobody has an event
+/// on yet, which only content can rank. The items marked in `new_items` lose
+/// all their events; each user who has some is tested on one of them (the
+/// holdout-th from the end), replaying the user's other events before it and
+/// every other user's other events in full. recommend() ranks the new items
+/// only (a "new arrivals for you" list: `filter =>` items without events),
+/// excluding the user's other new items. Without content every new item
+/// scores the same (no co-visitation, popularity or freshness yet), so the
+/// ablation is a random order: "new items: random" is its expected HR and
+/// NDCG (coverage and diversity of one shuffle, fixed seed).
+fn evaluate_new_items(
+    users: &[Vec<EvalEvent>],
+    vectors: &[Option<Vec<f32>>],
+    new_items: &[bool],
+    cfg: &EvalConfig,
+) -> Vec<(String, Metrics)> {
+    let n_items = vectors.len();
+    let is_new = |i: usize| new_items.get(i).copied().unwrap_or(false);
+    let mut histories: Vec<Vec<EvalEvent>> = Vec::with_capacity(users.len());
+    // (user index, target, the user's other new items)
+    let mut tests: Vec<(usize, usize, HashSet<usize>)> = Vec::new();
+    for evs in users {
+        let positions: Vec<usize> = (0..evs.len()).filter(|&p| is_new(evs[p].item)).collect();
+        let old = |e: &&EvalEvent| !is_new(e.item);
+        if positions.len() < cfg.holdout {
+            histories.push(evs.iter().filter(old).copied().collect());
+            continue;
+        }
+        let at = positions[positions.len() - cfg.holdout];
+        let others = positions
+            .iter()
+            .map(|&p| evs[p].item)
+            .filter(|&i| i != evs[at].item)
+            .collect();
+        tests.push((histories.len(), evs[at].item, others));
+        histories.push(evs[..at].iter().filter(old).copied().collect());
+    }
+    let refs: Vec<&[EvalEvent]> = histories.iter().map(|h| h.as_slice()).collect();
+    let model = Model::build(&refs, vectors, cfg);
+    let catalog = model.catalog(vectors);
+    let mut acc = MetricsAccumulator::new(cfg.k, n_items);
+    let mut random_acc = MetricsAccumulator::new(cfg.k, n_items);
+    let mut rng: u64 = 0x5eed;
+    for (u, target, others) in &tests {
+        let signals = model.signals(*u, cfg);
+        let eligible = |i: usize| is_new(i) && !others.contains(&i);
+        let list: Vec<usize> = ranking::rank(&catalog, &signals, eligible, cfg.k, &cfg.weights)
+            .iter()
+            .map(|s| s.item)
+            .collect();
+        acc.add(&list, *target, vectors);
+        // A uniform random list of k from n candidates holds the target with
+        // probability k/n, at each rank with probability 1/n.
+        let mut pool: Vec<usize> = (0..n_items).filter(|&i| eligible(i)).collect();
+        let n = pool.len() as f64;
+        let places = cfg.k.min(pool.len());
+        let expected_ndcg = (0..places)
+            .map(|r| 1.0 / ((r + 2) as f64).log2())
+            .sum::<f64>()
+            / n;
+        for p in 0..places {
+            // Partial Fisher-Yates with a 64-bit LCG: the first k of a shuffle.
+            rng = rng
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let q = p + ((rng >> 33) as usize) % (pool.len() - p);
+            pool.swap(p, q);
+        }
+        pool.truncate(places);
+        random_acc.add_with(&pool, places as f64 / n, expected_ndcg, vectors);
+    }
+    vec![
+        ("new items: recommend".into(), acc.finish()),
+        ("new items: random".into(), random_acc.finish()),
+    ]
 }
 
 /// The mean of the catalog's vectors (the centre sub-interests cluster around).
@@ -286,7 +440,6 @@ impl ItemKnn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
     /// A synthetic world where users walk a chain 0 -> 1 -> 2 -> ...: the
     /// next item is predictable from the last, which co-visitation learns and
@@ -320,11 +473,81 @@ mod tests {
             freshness_half_life_secs: 86_400.0,
             ablations: true,
         };
-        let r: HashMap<String, Metrics> = evaluate(&users, &vectors, &cfg).into_iter().collect();
+        let r: HashMap<String, Metrics> =
+            evaluate(&users, &vectors, &[], &cfg).into_iter().collect();
         assert_eq!(r["recommend"].users, 200);
         assert!(r["recommend"].hit_rate > 0.95, "{:?}", r["recommend"]);
         assert!(r["popularity"].hit_rate < 0.5, "{:?}", r["popularity"]);
         assert!(r["recommend without co-visitation"].hit_rate < r["recommend"].hit_rate);
         assert!(r.contains_key("item-kNN"));
+    }
+
+    /// Two kinds of items (vectors x or y); each user only ever picks
+    /// one kind. On new items (no events) only content can tell the kinds
+    /// apart: recommend finds the user's kind, a random order does not.
+    #[test]
+    fn content_ranks_new_items_random_cannot() {
+        let n_items = 200;
+        let vectors: Vec<Option<Vec<f32>>> = (0..n_items)
+            .map(|i| {
+                Some(if i % 2 == 0 {
+                    vec![1.0, 0.0]
+                } else {
+                    vec![0.0, 1.0]
+                })
+            })
+            .collect();
+        let new_items: Vec<bool> = (0..n_items)
+            .map(|i| is_new_item(&i.to_string(), 0.2))
+            .collect();
+        let mut users = Vec::new();
+        for u in 0..100usize {
+            users.push(
+                (0..12)
+                    .map(|p| EvalEvent {
+                        item: (u * 13 + p * 6) % (n_items / 2) * 2 + u % 2,
+                        t: (u * 100 + p) as f64,
+                        weight: 1.0,
+                    })
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let cfg = EvalConfig {
+            k: 5,
+            holdout: 1,
+            weights: RankWeights::default(),
+            interest: InterestParams::default(),
+            covisit: CovisitParams::default(),
+            freshness_half_life_secs: 86_400.0,
+            ablations: false,
+        };
+        let r: HashMap<String, Metrics> = evaluate(&users, &vectors, &new_items, &cfg)
+            .into_iter()
+            .collect();
+        let (rec, random) = (&r["new items: recommend"], &r["new items: random"]);
+        assert!(rec.users > 50, "most users have a new item: {rec:?}");
+        assert_eq!(rec.users, random.users);
+        // About 40 new items, half of each kind: knowing the kind doubles the odds.
+        assert!(
+            rec.hit_rate > 1.5 * random.hit_rate,
+            "{rec:?} vs {random:?}"
+        );
+        assert!(r.contains_key("recommend") && !r.contains_key("recommend without content"));
+        // Without any new item the protocol is skipped.
+        let r = evaluate(&users, &vectors, &[], &cfg);
+        assert!(r.iter().all(|(m, _)| !m.starts_with("new items")));
+    }
+
+    #[test]
+    fn new_items_are_a_fixed_share_picked_by_key() {
+        let picked = (0..10_000)
+            .filter(|i| is_new_item(&i.to_string(), 0.1))
+            .count();
+        assert!((900..1100).contains(&picked), "{picked}");
+        assert_eq!(is_new_item("42", 0.1), is_new_item("42", 0.1));
+        assert!(!is_new_item("42", 0.0) && is_new_item("42", 1.0));
+        let nested = (0..1000)
+            .all(|i| !is_new_item(&i.to_string(), 0.05) || is_new_item(&i.to_string(), 0.1));
+        assert!(nested, "a smaller share picks a subset");
     }
 }

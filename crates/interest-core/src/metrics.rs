@@ -69,9 +69,16 @@ impl MetricsAccumulator {
 
     pub fn add(&mut self, list: &[usize], target: usize, vectors: &[Option<Vec<f32>>]) {
         let list = &list[..list.len().min(self.k)];
+        self.add_with(list, hit(list, target), ndcg(list, target), vectors);
+    }
+
+    /// Counts a list whose hit and NDCG are given (e.g. their expectation
+    /// for a random list), and its coverage and diversity.
+    pub fn add_with(&mut self, list: &[usize], hit: f64, ndcg: f64, vectors: &[Option<Vec<f32>>]) {
+        let list = &list[..list.len().min(self.k)];
         self.users += 1;
-        self.hits += hit(list, target);
-        self.ndcg += ndcg(list, target);
+        self.hits += hit;
+        self.ndcg += ndcg;
         for &i in list {
             self.covered[i] = true;
         }

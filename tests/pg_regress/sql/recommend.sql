@@ -82,6 +82,8 @@ RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_s
 -- (the figures on MovieLens-100K are in the demo; here: the shape and the ranges)
 SELECT method, users, hit_rate BETWEEN 0 AND 1 AND ndcg BETWEEN 0 AND hit_rate AND coverage BETWEEN 0 AND 1 AS sane
 FROM evaluate('shop_events', k => 2) ORDER BY method;
+-- new_items => 0 skips the new-item protocol
+SELECT count(*) AS new_item_rows FROM evaluate('shop_events', k => 2, new_items => 0) WHERE method LIKE 'new items:%';
 
 -- bad input
 SELECT regress.err($$SELECT * FROM recommend('alice', 0, events => 'shop_events')$$);
@@ -94,6 +96,7 @@ SELECT regress.err($$SELECT * FROM similar_items(999, 3, events => 'shop_events'
 SELECT regress.err($$SELECT * FROM recommend('alice', 3, events => 'shop_items')$$);
 SELECT regress.err($$SELECT * FROM recommend('alice', 3, events => 'shop_events', filter => 'no_such_column > 1')$$);
 SELECT regress.err($$SELECT * FROM evaluate('shop_events', holdout => 0)$$);
+SELECT regress.err($$SELECT * FROM evaluate('shop_events', new_items => 1)$$);
 SELECT regress.err($$SELECT interest._link_keys('\x0500000061'::bytea)$$);
 
 -- DELETE and UPDATE take events back from user states and from co-visitation
