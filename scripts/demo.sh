@@ -133,6 +133,7 @@ SELECT method, users, round(hit_rate::numeric, 4) AS "HR@10", round(ndcg::numeri
        round(coverage::numeric, 3) AS coverage, round(diversity::numeric, 3) AS diversity
 FROM evaluate('ml_ratings', k => 10, holdout => 2);
 \echo '-- test split (last event held out); published on this protocol: GRU4Rec 0.110 / 0.051, popularity about 0.086 / 0.045'
+\echo '-- "new items": a tenth of the films lose their events; each user is tested on their last one among them, where only content can rank'
 SELECT method, users, round(hit_rate::numeric, 4) AS "HR@10", round(ndcg::numeric, 4) AS "NDCG@10",
        round(coverage::numeric, 3) AS coverage, round(diversity::numeric, 3) AS diversity
 FROM evaluate('ml_ratings', k => 10);

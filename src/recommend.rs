@@ -176,6 +176,7 @@ impl Context {
             vectors: self.vectors(),
             popularity: &self.popularity,
             freshness: &self.freshness,
+            tie_order: None,
         }
     }
 

@@ -10,7 +10,7 @@
 
 use crate::covisit::{self, CovisitParams, ItemGraph};
 use crate::interest_state::{InterestParams, InterestState};
-use crate::metrics::{Metrics, MetricsAccumulator};
+use crate::metrics::{self, Metrics, MetricsAccumulator};
 use crate::ranking::{self, Catalog, RankWeights, UserSignals};
 use std::collections::{HashMap, HashSet};
 
@@ -135,11 +135,16 @@ impl Model {
         }
     }
 
-    fn catalog<'a>(&'a self, vectors: &'a [Option<Vec<f32>>]) -> Catalog<'a> {
+    fn catalog<'a>(
+        &'a self,
+        vectors: &'a [Option<Vec<f32>>],
+        tie_order: Option<&'a [u32]>,
+    ) -> Catalog<'a> {
         Catalog {
             vectors,
             popularity: &self.popularity,
             freshness: &self.freshness,
+            tie_order,
         }
     }
 
@@ -216,7 +221,7 @@ pub fn evaluate(
         .collect();
     let histories: Vec<&[EvalEvent]> = split.iter().map(|(train, _)| *train).collect();
     let model = Model::build(&histories, vectors, cfg);
-    let catalog = model.catalog(vectors);
+    let catalog = model.catalog(vectors, None);
     let mut raw_counts = vec![0.0f64; n_items];
     for e in histories
         .iter()
@@ -323,18 +328,40 @@ fn evaluate_new_items(
     }
     let refs: Vec<&[EvalEvent]> = histories.iter().map(|h| h.as_slice()).collect();
     let model = Model::build(&refs, vectors, cfg);
-    let catalog = model.catalog(vectors);
+    let mut rng = Lcg(0x5eed);
+    // Items with equal embeddings (MovieLens genres: 1,682 films, 216 genre
+    // sets) tie; ranked by catalog order they would inherit whatever that
+    // order means (low MovieLens ids are popular films). Each list is ranked
+    // under several random tie orders and its hit and NDCG averaged.
+    let tie_orders: Vec<Vec<u32>> = (0..NEW_ITEM_TIE_ORDERS)
+        .map(|_| {
+            let mut o: Vec<u32> = (0..n_items as u32).collect();
+            rng.shuffle(&mut o, n_items);
+            o
+        })
+        .collect();
+    let catalogs: Vec<Catalog> = tie_orders
+        .iter()
+        .map(|o| model.catalog(vectors, Some(o)))
+        .collect();
     let mut acc = MetricsAccumulator::new(cfg.k, n_items);
     let mut random_acc = MetricsAccumulator::new(cfg.k, n_items);
-    let mut rng: u64 = 0x5eed;
     for (u, target, others) in &tests {
         let signals = model.signals(*u, cfg);
         let eligible = |i: usize| is_new(i) && !others.contains(&i);
-        let list: Vec<usize> = ranking::rank(&catalog, &signals, eligible, cfg.k, &cfg.weights)
-            .iter()
-            .map(|s| s.item)
-            .collect();
-        acc.add(&list, *target, vectors);
+        let (mut hit, mut ndcg, mut first) = (0.0, 0.0, Vec::new());
+        for catalog in &catalogs {
+            let list: Vec<usize> = ranking::rank(catalog, &signals, eligible, cfg.k, &cfg.weights)
+                .iter()
+                .map(|s| s.item)
+                .collect();
+            hit += metrics::hit(&list, *target) / catalogs.len() as f64;
+            ndcg += metrics::ndcg(&list, *target) / catalogs.len() as f64;
+            if first.is_empty() {
+                first = list;
+            }
+        }
+        acc.add_with(&first, hit, ndcg, vectors);
         // A uniform random list of k from n candidates holds the target with
         // probability k/n, at each rank with probability 1/n.
         let mut pool: Vec<usize> = (0..n_items).filter(|&i| eligible(i)).collect();
@@ -344,14 +371,7 @@ fn evaluate_new_items(
             .map(|r| 1.0 / ((r + 2) as f64).log2())
             .sum::<f64>()
             / n;
-        for p in 0..places {
-            // Partial Fisher-Yates with a 64-bit LCG: the first k of a shuffle.
-            rng = rng
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            let q = p + ((rng >> 33) as usize) % (pool.len() - p);
-            pool.swap(p, q);
-        }
+        rng.shuffle(&mut pool, places);
         pool.truncate(places);
         random_acc.add_with(&pool, places as f64 / n, expected_ndcg, vectors);
     }
@@ -359,6 +379,32 @@ fn evaluate_new_items(
         ("new items: recommend".into(), acc.finish()),
         ("new items: random".into(), random_acc.finish()),
     ]
+}
+
+/// Random tie orders per list in the new-item protocol.
+const NEW_ITEM_TIE_ORDERS: usize = 8;
+
+/// A 64-bit linear congruential generator (Knuth's MMIX constants): enough
+/// for reproducible shuffles, no dependency.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((self.0 >> 33) as usize) % n
+    }
+
+    /// Partial Fisher-Yates: the first `places` of `v` become a uniform
+    /// random selection, in random order.
+    fn shuffle<T>(&mut self, v: &mut [T], places: usize) {
+        for p in 0..places.min(v.len()) {
+            let q = p + self.below(v.len() - p);
+            v.swap(p, q);
+        }
+    }
 }
 
 /// The mean of the catalog's vectors (the centre sub-interests cluster around).

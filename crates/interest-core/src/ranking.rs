@@ -46,6 +46,22 @@ pub struct Catalog<'a> {
     pub vectors: &'a [Option<Vec<f32>>],
     pub popularity: &'a [f64],
     pub freshness: &'a [f64],
+    /// Which of two equal scores comes first: the lower `tie_order[item]`;
+    /// None = the lower item index. The evaluation shuffles it, so that items
+    /// with equal embeddings are not ranked by catalog order.
+    pub tie_order: Option<&'a [u32]>,
+}
+
+impl Catalog<'_> {
+    fn tie_key(&self, item: usize) -> usize {
+        self.tie_order.map_or(item, |o| o[item] as usize)
+    }
+
+    fn by_score(&self, a: &Scored, b: &Scored) -> std::cmp::Ordering {
+        b.score
+            .total_cmp(&a.score)
+            .then(self.tie_key(a.item).cmp(&self.tie_key(b.item)))
+    }
 }
 
 /// What the ranker knows about the user.
@@ -134,7 +150,7 @@ pub fn rank(
         .filter(|&i| eligible(i))
         .map(|i| score_item(cat, user, scale, i, w))
         .collect();
-    let by_score = |a: &Scored, b: &Scored| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item));
+    let by_score = |a: &Scored, b: &Scored| cat.by_score(a, b);
     let quotas = interest_quotas(user, k, w);
     if w.diversity <= 0.0 && quotas.is_none() {
         top_k(&mut all, k, by_score);
@@ -216,7 +232,7 @@ fn select(
     diversity: f64,
     quotas: Option<Vec<usize>>,
 ) -> Vec<Scored> {
-    pool.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+    pool.sort_by(|a, b| cat.by_score(a, b));
     let mut chosen: Vec<Scored> = Vec::with_capacity(k);
     let mut used = vec![0usize; quotas.as_ref().map_or(0, |q| q.len())];
     let mut max_sim = vec![f64::NEG_INFINITY; pool.len()];
@@ -283,6 +299,7 @@ mod tests {
             vectors: &vectors,
             popularity: &[1.0, 0.5, 0.0],
             freshness: &[0.0, 0.0, 1.0],
+            tie_order: None,
         };
         let user = UserSignals {
             interests: vec![(unit(&[1.0, 0.0]), 1.0)],
@@ -333,6 +350,7 @@ mod tests {
             vectors: &vectors,
             popularity: &pop,
             freshness: &[0.0; 20],
+            tie_order: None,
         };
         let user = UserSignals {
             interests: vec![
@@ -378,6 +396,7 @@ mod tests {
             vectors: &vectors,
             popularity: &[1.0, 0.9, 0.5],
             freshness: &[0.0; 3],
+            tie_order: None,
         };
         let user = UserSignals::default();
         let w = RankWeights {
