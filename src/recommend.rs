@@ -654,10 +654,7 @@ fn _evaluate(
         freshness_half_life_secs: FRESHNESS_HALF_LIFE_SECS,
         ablations,
     };
-    let new_items: Vec<bool> = keys
-        .iter()
-        .map(|key| evaluation::is_new_item(key, new_items))
-        .collect();
+    let new_items = evaluation::NewItems::from_keys(keys.iter().map(|k| k.as_str()), new_items);
     let rows: Vec<_> = evaluation::evaluate(&users, &vectors, &new_items, &cfg)
         .into_iter()
         .map(|(m, r)| {

@@ -13,7 +13,7 @@
 //! half_life_days max_interests join_similarity rating_offset new_items.
 
 use interest_core::covisit::CovisitParams;
-use interest_core::evaluation::{evaluate, is_new_item, EvalConfig, EvalEvent};
+use interest_core::evaluation::{evaluate, EvalConfig, EvalEvent, NewItems};
 use interest_core::interest_state::InterestParams;
 use interest_core::ranking::RankWeights;
 use std::collections::{BTreeMap, HashMap};
@@ -138,10 +138,11 @@ fn main() {
         };
         let users = user_sequences(&raw, &index, get("rating_offset"));
         let t0 = std::time::Instant::now();
-        let mut new_items = vec![false; vectors.len()];
+        let mut keys = vec![""; vectors.len()];
         for (key, &i) in &index {
-            new_items[i] = is_new_item(key, get("new_items"));
+            keys[i] = key.as_str();
         }
+        let new_items = NewItems::from_keys(keys, get("new_items"));
         let results = evaluate(&users, &vectors, &new_items, &cfg);
         let label: Vec<String> = varied.iter().map(|k| format!("{k}={}", get(k))).collect();
         println!(

@@ -204,7 +204,7 @@ fn variants(cfg: &EvalConfig) -> Vec<(&'static str, RankWeights)> {
 pub fn evaluate(
     users: &[Vec<EvalEvent>],
     vectors: &[Option<Vec<f32>>],
-    new_items: &[bool],
+    new_items: &NewItems,
     cfg: &EvalConfig,
 ) -> Vec<(String, Metrics)> {
     let n_items = vectors.len();
@@ -265,28 +265,71 @@ pub fn evaluate(
     if knn.is_some() {
         out.push(("item-kNN".into(), knn_acc.finish()));
     }
-    if new_items.iter().any(|&n| n) {
+    if new_items.any() {
         out.extend(evaluate_new_items(users, vectors, new_items, cfg));
     }
     out
 }
 
-/// Whether the item with this key is one of the `share` of the catalog made
-/// new by the new-item protocol: a fixed hash of the key (FNV-1a), so the SQL
-/// function and the offline tuner pick the same items whatever their order.
-pub fn is_new_item(key: &str, share: f64) -> bool {
+/// A fixed 64-bit hash of an item key (FNV-1a, then splitmix64's finaliser so
+/// that near keys such as "1" and "2" spread out). The new-item protocol picks
+/// and orders items by it, so the SQL function and the offline tuner agree
+/// whatever order their catalogs are in.
+pub fn key_hash(key: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in key.bytes() {
         h ^= b as u64;
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    // Finalise (splitmix64) so that near keys ("1", "2") spread out.
+    mix(h)
+}
+
+fn mix(mut h: u64) -> u64 {
     h ^= h >> 30;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h ^= h >> 27;
     h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^= h >> 31;
-    ((h >> 11) as f64 / (1u64 << 53) as f64) < share
+    h ^ (h >> 31)
+}
+
+/// The items the new-item protocol makes new, by catalog index.
+#[derive(Debug, Clone, Default)]
+pub struct NewItems {
+    /// key_hash of each item's key.
+    pub hashes: Vec<u64>,
+    pub is_new: Vec<bool>,
+}
+
+impl NewItems {
+    /// The `share` of the items whose key hash falls lowest (0 = none).
+    pub fn from_keys<'a>(keys: impl IntoIterator<Item = &'a str>, share: f64) -> NewItems {
+        let hashes: Vec<u64> = keys.into_iter().map(key_hash).collect();
+        let is_new = hashes
+            .iter()
+            .map(|h| ((h >> 11) as f64 / (1u64 << 53) as f64) < share)
+            .collect();
+        NewItems { hashes, is_new }
+    }
+
+    fn any(&self) -> bool {
+        self.is_new.iter().any(|&n| n)
+    }
+
+    /// The `rep`-th pseudo-random order of the catalog: a rank per item.
+    fn tie_order(&self, rep: u64) -> Vec<u32> {
+        let keys: Vec<u64> = self
+            .hashes
+            .iter()
+            .map(|h| mix(h ^ rep.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            .collect();
+        let mut idx: Vec<usize> = (0..keys.len()).collect();
+        idx.sort_by_key(|&i| (keys[i], i));
+        let mut order = vec![0u32; keys.len()];
+        for (rank, i) in idx.into_iter().enumerate() {
+            order[i] = rank as u32;
+        }
+        order
+    }
 }
 
 /// New-item protocol: how well recommend() ranks items nobody has an event
@@ -302,11 +345,11 @@ pub fn is_new_item(key: &str, share: f64) -> bool {
 fn evaluate_new_items(
     users: &[Vec<EvalEvent>],
     vectors: &[Option<Vec<f32>>],
-    new_items: &[bool],
+    new_items: &NewItems,
     cfg: &EvalConfig,
 ) -> Vec<(String, Metrics)> {
     let n_items = vectors.len();
-    let is_new = |i: usize| new_items.get(i).copied().unwrap_or(false);
+    let is_new = |i: usize| new_items.is_new.get(i).copied().unwrap_or(false);
     let mut histories: Vec<Vec<EvalEvent>> = Vec::with_capacity(users.len());
     // (user index, target, the user's other new items)
     let mut tests: Vec<(usize, usize, HashSet<usize>)> = Vec::new();
@@ -333,12 +376,8 @@ fn evaluate_new_items(
     // sets) tie; ranked by catalog order they would inherit whatever that
     // order means (low MovieLens ids are popular films). Each list is ranked
     // under several random tie orders and its hit and NDCG averaged.
-    let tie_orders: Vec<Vec<u32>> = (0..NEW_ITEM_TIE_ORDERS)
-        .map(|_| {
-            let mut o: Vec<u32> = (0..n_items as u32).collect();
-            rng.shuffle(&mut o, n_items);
-            o
-        })
+    let tie_orders: Vec<Vec<u32>> = (0..NEW_ITEM_TIE_ORDERS as u64)
+        .map(|rep| new_items.tie_order(rep))
         .collect();
     let catalogs: Vec<Catalog> = tie_orders
         .iter()
@@ -365,6 +404,7 @@ fn evaluate_new_items(
         // A uniform random list of k from n candidates holds the target with
         // probability k/n, at each rank with probability 1/n.
         let mut pool: Vec<usize> = (0..n_items).filter(|&i| eligible(i)).collect();
+        pool.sort_by_key(|&i| tie_orders[0][i]); // independent of catalog order
         let n = pool.len() as f64;
         let places = cfg.k.min(pool.len());
         let expected_ndcg = (0..places)
@@ -519,8 +559,9 @@ mod tests {
             freshness_half_life_secs: 86_400.0,
             ablations: true,
         };
-        let r: HashMap<String, Metrics> =
-            evaluate(&users, &vectors, &[], &cfg).into_iter().collect();
+        let r: HashMap<String, Metrics> = evaluate(&users, &vectors, &NewItems::default(), &cfg)
+            .into_iter()
+            .collect();
         assert_eq!(r["recommend"].users, 200);
         assert!(r["recommend"].hit_rate > 0.95, "{:?}", r["recommend"]);
         assert!(r["popularity"].hit_rate < 0.5, "{:?}", r["popularity"]);
@@ -543,9 +584,8 @@ mod tests {
                 })
             })
             .collect();
-        let new_items: Vec<bool> = (0..n_items)
-            .map(|i| is_new_item(&i.to_string(), 0.2))
-            .collect();
+        let keys: Vec<String> = (0..n_items).map(|i| i.to_string()).collect();
+        let new_items = NewItems::from_keys(keys.iter().map(|k| k.as_str()), 0.2);
         let mut users = Vec::new();
         for u in 0..100usize {
             users.push(
@@ -580,20 +620,31 @@ mod tests {
         );
         assert!(r.contains_key("recommend") && !r.contains_key("recommend without content"));
         // Without any new item the protocol is skipped.
-        let r = evaluate(&users, &vectors, &[], &cfg);
+        let r = evaluate(&users, &vectors, &NewItems::default(), &cfg);
         assert!(r.iter().all(|(m, _)| !m.starts_with("new items")));
     }
 
     #[test]
     fn new_items_are_a_fixed_share_picked_by_key() {
-        let picked = (0..10_000)
-            .filter(|i| is_new_item(&i.to_string(), 0.1))
-            .count();
+        let keys: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+        let pick = |share| NewItems::from_keys(keys.iter().map(|k| k.as_str()), share);
+        let tenth = pick(0.1);
+        let picked = tenth.is_new.iter().filter(|&&n| n).count();
         assert!((900..1100).contains(&picked), "{picked}");
-        assert_eq!(is_new_item("42", 0.1), is_new_item("42", 0.1));
-        assert!(!is_new_item("42", 0.0) && is_new_item("42", 1.0));
-        let nested = (0..1000)
-            .all(|i| !is_new_item(&i.to_string(), 0.05) || is_new_item(&i.to_string(), 0.1));
-        assert!(nested, "a smaller share picks a subset");
+        let twentieth = pick(0.05);
+        assert!(
+            (0..keys.len()).all(|i| !twentieth.is_new[i] || tenth.is_new[i]),
+            "a smaller share picks a subset"
+        );
+        assert!(!pick(0.0).any());
+        // Picks and tie orders follow the keys, not the catalog order.
+        let reversed: Vec<&str> = keys.iter().rev().map(|k| k.as_str()).collect();
+        let rev = NewItems::from_keys(reversed, 0.1);
+        let (o, ro) = (tenth.tie_order(3), rev.tie_order(3));
+        for i in 0..keys.len() {
+            assert_eq!(tenth.is_new[i], rev.is_new[keys.len() - 1 - i]);
+            assert_eq!(o[i], ro[keys.len() - 1 - i]);
+        }
+        assert_ne!(tenth.tie_order(0), tenth.tie_order(1));
     }
 }
