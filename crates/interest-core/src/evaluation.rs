@@ -338,7 +338,7 @@ impl NewItems {
 /// holdout-th from the end), replaying the user's other events before it and
 /// every other user's other events in full. recommend() ranks the new items
 /// only (a "new arrivals for you" list: `filter =>` items without events),
-/// excluding the user's other new items. Without content every new item
+/// excluding the new items the user had before. Without content every new item
 /// scores the same (no co-visitation, popularity or freshness yet), so the
 /// ablation is a random order: "new items: random" is its expected HR and
 /// NDCG (coverage and diversity of one shuffle, fixed seed).
@@ -351,7 +351,7 @@ fn evaluate_new_items(
     let n_items = vectors.len();
     let is_new = |i: usize| new_items.is_new.get(i).copied().unwrap_or(false);
     let mut histories: Vec<Vec<EvalEvent>> = Vec::with_capacity(users.len());
-    // (user index, target, the user's other new items)
+    // (user index, target, the new items the user had before it)
     let mut tests: Vec<(usize, usize, HashSet<usize>)> = Vec::new();
     for evs in users {
         let positions: Vec<usize> = (0..evs.len()).filter(|&p| is_new(evs[p].item)).collect();
@@ -361,12 +361,15 @@ fn evaluate_new_items(
             continue;
         }
         let at = positions[positions.len() - cfg.holdout];
-        let others = positions
+        // Seen before the target: excluded like any seen item (later ones
+        // are not known yet and stay candidates).
+        let seen_new = positions
             .iter()
+            .take_while(|&&p| p < at)
             .map(|&p| evs[p].item)
             .filter(|&i| i != evs[at].item)
             .collect();
-        tests.push((histories.len(), evs[at].item, others));
+        tests.push((histories.len(), evs[at].item, seen_new));
         histories.push(evs[..at].iter().filter(old).copied().collect());
     }
     let refs: Vec<&[EvalEvent]> = histories.iter().map(|h| h.as_slice()).collect();
@@ -385,9 +388,9 @@ fn evaluate_new_items(
         .collect();
     let mut acc = MetricsAccumulator::new(cfg.k, n_items);
     let mut random_acc = MetricsAccumulator::new(cfg.k, n_items);
-    for (u, target, others) in &tests {
+    for (u, target, seen_new) in &tests {
         let signals = model.signals(*u, cfg);
-        let eligible = |i: usize| is_new(i) && !others.contains(&i);
+        let eligible = |i: usize| is_new(i) && !seen_new.contains(&i);
         let (mut hit, mut ndcg, mut first) = (0.0, 0.0, Vec::new());
         for catalog in &catalogs {
             let list: Vec<usize> = ranking::rank(catalog, &signals, eligible, cfg.k, &cfg.weights)
