@@ -33,7 +33,7 @@ pub struct EvalConfig {
     pub ablations: bool,
 }
 
-/// Share of the catalog the new-item protocol makes new, by default.
+/// About this share of the embedded items is made new by the new-item protocol, by default.
 pub const NEW_ITEMS_SHARE: f64 = 0.1;
 
 /// Item-kNN needs an items x items matrix; above this catalog size it is skipped.
@@ -138,7 +138,7 @@ impl Model {
     fn catalog<'a>(
         &'a self,
         vectors: &'a [Option<Vec<f32>>],
-        tie_order: Option<&'a [u32]>,
+        tie_order: Option<&'a [u64]>,
     ) -> Catalog<'a> {
         Catalog {
             vectors,
@@ -315,33 +315,31 @@ impl NewItems {
         self.is_new.iter().any(|&n| n)
     }
 
-    /// The `rep`-th pseudo-random order of the catalog: a rank per item.
-    fn tie_order(&self, rep: u64) -> Vec<u32> {
-        let keys: Vec<u64> = self
-            .hashes
-            .iter()
-            .map(|h| mix(h ^ rep.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
-            .collect();
-        let mut idx: Vec<usize> = (0..keys.len()).collect();
-        idx.sort_by_key(|&i| (keys[i], i));
-        let mut order = vec![0u32; keys.len()];
-        for (rank, i) in idx.into_iter().enumerate() {
-            order[i] = rank as u32;
+    /// Pseudo-random tie-break keys for the new items (others are left
+    /// alone: they are never candidates), one draw per seed.
+    fn tie_keys(&self, seed: u64, keys: &mut [u64]) {
+        for (i, key) in keys.iter_mut().enumerate() {
+            if self.is_new[i] {
+                *key = mix(self.hashes[i] ^ seed);
+            }
         }
-        order
     }
 }
 
 /// New-item protocol: how well recommend() ranks items nobody has an event
-/// on yet, which only content can rank. The items marked in `new_items` lose
-/// all their events; each user who has some is tested on one of them (the
-/// holdout-th from the end), replaying the user's other events before it and
-/// every other user's other events in full. recommend() ranks the new items
-/// only (a "new arrivals for you" list: `filter =>` items without events),
-/// excluding the new items the user had before. Without content every new item
-/// scores the same (no co-visitation, popularity or freshness yet), so the
-/// ablation is a random order: "new items: random" is its expected HR and
-/// NDCG (coverage and diversity of one shuffle, fixed seed).
+/// on yet, which only content can rank. The items marked in `new_items` (and
+/// embedded: an item without a vector is not in a live catalog) lose all
+/// their events. Each user is tested on the holdout-th from the end of the
+/// new items they have (each counted at its first event), with their events
+/// before it replayed, if at least one of those is of an old item; the
+/// shared model holds every user's replayed events (untested users: all
+/// their old events). recommend() ranks the new items only (a "new arrivals
+/// for you" list: `filter =>` items without events), excluding the new items
+/// the user had before the target; later ones are not known yet and stay
+/// candidates. Without content every new item scores the same (no
+/// co-visitation, popularity or freshness yet), so the ablation is a random
+/// order: "new items: random" is its expected HR and NDCG (coverage and
+/// diversity of one shuffle). Coverage here is the share of the new items.
 fn evaluate_new_items(
     users: &[Vec<EvalEvent>],
     vectors: &[Option<Vec<f32>>],
@@ -349,56 +347,34 @@ fn evaluate_new_items(
     cfg: &EvalConfig,
 ) -> Vec<(String, Metrics)> {
     let n_items = vectors.len();
-    let is_new = |i: usize| new_items.is_new.get(i).copied().unwrap_or(false);
-    let mut histories: Vec<Vec<EvalEvent>> = Vec::with_capacity(users.len());
-    // (user index, target, the new items the user had before it)
-    let mut tests: Vec<(usize, usize, HashSet<usize>)> = Vec::new();
-    for evs in users {
-        let positions: Vec<usize> = (0..evs.len()).filter(|&p| is_new(evs[p].item)).collect();
-        let old = |e: &&EvalEvent| !is_new(e.item);
-        if positions.len() < cfg.holdout {
-            histories.push(evs.iter().filter(old).copied().collect());
-            continue;
-        }
-        let at = positions[positions.len() - cfg.holdout];
-        // Seen before the target: excluded like any seen item (later ones
-        // are not known yet and stay candidates).
-        let seen_new = positions
-            .iter()
-            .take_while(|&&p| p < at)
-            .map(|&p| evs[p].item)
-            .filter(|&i| i != evs[at].item)
-            .collect();
-        tests.push((histories.len(), evs[at].item, seen_new));
-        histories.push(evs[..at].iter().filter(old).copied().collect());
-    }
+    debug_assert_eq!(new_items.is_new.len(), n_items);
+    let is_new =
+        |i: usize| new_items.is_new.get(i).copied().unwrap_or(false) && vectors[i].is_some();
+    let n_new = (0..n_items).filter(|&i| is_new(i)).count();
+    let (histories, tests) = plan_new_item_tests(users, is_new, cfg.holdout);
     let refs: Vec<&[EvalEvent]> = histories.iter().map(|h| h.as_slice()).collect();
     let model = Model::build(&refs, vectors, cfg);
     let mut rng = Lcg(0x5eed);
     // Items with equal embeddings (MovieLens genres: 1,682 films, 216 genre
-    // sets) tie; ranked by catalog order they would inherit whatever that
-    // order means (low MovieLens ids are popular films). Each list is ranked
-    // under several random tie orders and its hit and NDCG averaged.
-    let tie_orders: Vec<Vec<u32>> = (0..NEW_ITEM_TIE_ORDERS as u64)
-        .map(|rep| new_items.tie_order(rep))
-        .collect();
-    let catalogs: Vec<Catalog> = tie_orders
-        .iter()
-        .map(|o| model.catalog(vectors, Some(o)))
-        .collect();
+    // sets) tie; by catalog order they would inherit whatever that order
+    // means (low MovieLens ids are popular films). Each user's list is
+    // ranked under several tie orders of its own and its hit and NDCG averaged.
+    let mut tie_keys = vec![0u64; n_items];
     let mut acc = MetricsAccumulator::new(cfg.k, n_items);
     let mut random_acc = MetricsAccumulator::new(cfg.k, n_items);
-    for (u, target, seen_new) in &tests {
-        let signals = model.signals(*u, cfg);
-        let eligible = |i: usize| is_new(i) && !seen_new.contains(&i);
+    for (t, test) in tests.iter().enumerate() {
+        let signals = model.signals(test.user, cfg);
+        let eligible = |i: usize| is_new(i) && !test.seen.contains(&i);
         let (mut hit, mut ndcg, mut first) = (0.0, 0.0, Vec::new());
-        for catalog in &catalogs {
-            let list: Vec<usize> = ranking::rank(catalog, &signals, eligible, cfg.k, &cfg.weights)
+        for rep in 0..NEW_ITEM_TIE_ORDERS {
+            new_items.tie_keys(mix((t * NEW_ITEM_TIE_ORDERS + rep) as u64), &mut tie_keys);
+            let catalog = model.catalog(vectors, Some(&tie_keys));
+            let list: Vec<usize> = ranking::rank(&catalog, &signals, eligible, cfg.k, &cfg.weights)
                 .iter()
                 .map(|s| s.item)
                 .collect();
-            hit += metrics::hit(&list, *target) / catalogs.len() as f64;
-            ndcg += metrics::ndcg(&list, *target) / catalogs.len() as f64;
+            hit += metrics::hit(&list, test.target) / NEW_ITEM_TIE_ORDERS as f64;
+            ndcg += metrics::ndcg(&list, test.target) / NEW_ITEM_TIE_ORDERS as f64;
             if first.is_empty() {
                 first = list;
             }
@@ -407,7 +383,7 @@ fn evaluate_new_items(
         // A uniform random list of k from n candidates holds the target with
         // probability k/n, at each rank with probability 1/n.
         let mut pool: Vec<usize> = (0..n_items).filter(|&i| eligible(i)).collect();
-        pool.sort_by_key(|&i| tie_orders[0][i]); // independent of catalog order
+        pool.sort_by_key(|&i| tie_keys[i]); // independent of catalog order
         let n = pool.len() as f64;
         let places = cfg.k.min(pool.len());
         let expected_ndcg = (0..places)
@@ -418,10 +394,62 @@ fn evaluate_new_items(
         pool.truncate(places);
         random_acc.add_with(&pool, places as f64 / n, expected_ndcg, vectors);
     }
+    let of_new = |mut m: Metrics| {
+        m.coverage *= n_items as f64 / n_new.max(1) as f64;
+        m
+    };
     vec![
-        ("new items: recommend".into(), acc.finish()),
-        ("new items: random".into(), random_acc.finish()),
+        ("new items: recommend".into(), of_new(acc.finish())),
+        ("new items: random".into(), of_new(random_acc.finish())),
     ]
+}
+
+/// The new-item protocol's replayed histories (one per user, new items
+/// removed) and its tests; see `evaluate_new_items`.
+fn plan_new_item_tests(
+    users: &[Vec<EvalEvent>],
+    is_new: impl Fn(usize) -> bool,
+    holdout: usize,
+) -> (Vec<Vec<EvalEvent>>, Vec<NewItemTest>) {
+    let mut histories: Vec<Vec<EvalEvent>> = Vec::with_capacity(users.len());
+    let mut tests: Vec<NewItemTest> = Vec::new();
+    for evs in users {
+        let old = |e: &&EvalEvent| !is_new(e.item);
+        let mut firsts = HashSet::new();
+        let positions: Vec<usize> = (0..evs.len())
+            .filter(|&p| is_new(evs[p].item) && firsts.insert(evs[p].item))
+            .collect();
+        let at = positions
+            .len()
+            .checked_sub(holdout)
+            .map(|i| positions[i])
+            .filter(|&at| evs[..at].iter().any(|e| !is_new(e.item) && e.weight != 0.0));
+        let Some(at) = at else {
+            histories.push(evs.iter().filter(old).copied().collect());
+            continue;
+        };
+        tests.push(NewItemTest {
+            user: histories.len(),
+            target: evs[at].item,
+            seen: positions
+                .iter()
+                .take_while(|&&p| p < at)
+                .map(|&p| evs[p].item)
+                .collect(),
+        });
+        histories.push(evs[..at].iter().filter(old).copied().collect());
+    }
+    (histories, tests)
+}
+
+/// One user's test in the new-item protocol.
+struct NewItemTest {
+    /// Index into the replayed histories.
+    user: usize,
+    target: usize,
+    /// New items the user had before the target (the target is never one:
+    /// each new item counts at its first event).
+    seen: HashSet<usize>,
 }
 
 /// Random tie orders per list in the new-item protocol.
@@ -640,14 +668,70 @@ mod tests {
             "a smaller share picks a subset"
         );
         assert!(!pick(0.0).any());
-        // Picks and tie orders follow the keys, not the catalog order.
+        // Picks and tie keys follow the keys, not the catalog order.
         let reversed: Vec<&str> = keys.iter().rev().map(|k| k.as_str()).collect();
         let rev = NewItems::from_keys(reversed, 0.1);
-        let (o, ro) = (tenth.tie_order(3), rev.tie_order(3));
+        let (mut o, mut ro, mut o2) = (
+            vec![0; keys.len()],
+            vec![0; keys.len()],
+            vec![0; keys.len()],
+        );
+        tenth.tie_keys(3, &mut o);
+        rev.tie_keys(3, &mut ro);
+        tenth.tie_keys(4, &mut o2);
         for i in 0..keys.len() {
             assert_eq!(tenth.is_new[i], rev.is_new[keys.len() - 1 - i]);
             assert_eq!(o[i], ro[keys.len() - 1 - i]);
         }
-        assert_ne!(tenth.tie_order(0), tenth.tie_order(1));
+        assert_ne!(o, o2, "another seed, another order");
+    }
+
+    #[test]
+    fn new_item_tests_use_no_future_and_count_each_item_once() {
+        let ev = |item: usize, t: f64| EvalEvent {
+            item,
+            t,
+            weight: 1.0,
+        };
+        // New items: 10, 11, 12. Old: 1, 2, 3.
+        let is_new = |i: usize| i >= 10;
+        let users = vec![
+            // 11 is repeated: counted at its first event.
+            vec![
+                ev(1, 1.0),
+                ev(10, 2.0),
+                ev(2, 3.0),
+                ev(11, 4.0),
+                ev(3, 5.0),
+                ev(12, 6.0),
+                ev(11, 7.0),
+            ],
+            // Only new items before the target: nothing to go on, not tested.
+            vec![ev(10, 1.0), ev(11, 2.0), ev(1, 3.0)],
+            // No new item: replayed in full, not tested.
+            vec![ev(1, 1.0), ev(2, 2.0)],
+        ];
+        let (histories, tests) = plan_new_item_tests(&users, is_new, 1);
+        let items = |h: &[EvalEvent]| h.iter().map(|e| e.item).collect::<Vec<_>>();
+        assert_eq!(tests.len(), 1);
+        assert_eq!((tests[0].user, tests[0].target), (0, 12));
+        assert_eq!(tests[0].seen, HashSet::from([10, 11]));
+        assert_eq!(
+            items(&histories[0]),
+            vec![1, 2, 3],
+            "only old events before the target"
+        );
+        assert_eq!(items(&histories[1]), vec![1]);
+        assert_eq!(items(&histories[2]), vec![1, 2]);
+        // Validation: the second-to-last new item (11 at t=4); 12 comes later
+        // and stays a candidate.
+        let (histories, tests) = plan_new_item_tests(&users, is_new, 2);
+        assert_eq!(tests[0].target, 11);
+        assert_eq!(tests[0].seen, HashSet::from([10]));
+        assert_eq!(items(&histories[0]), vec![1, 2]);
+        // holdout 3: the target 10 has only old item 1 before it.
+        let (_, tests) = plan_new_item_tests(&users, is_new, 3);
+        assert_eq!((tests[0].target, tests[0].seen.len()), (10, 0));
+        assert!(plan_new_item_tests(&users, is_new, 4).1.is_empty());
     }
 }

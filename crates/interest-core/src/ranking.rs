@@ -47,14 +47,14 @@ pub struct Catalog<'a> {
     pub popularity: &'a [f64],
     pub freshness: &'a [f64],
     /// Which of two equal scores comes first: the lower `tie_order[item]`;
-    /// None = the lower item index. The evaluation shuffles it, so that items
-    /// with equal embeddings are not ranked by catalog order.
-    pub tie_order: Option<&'a [u32]>,
+    /// None = the lower item index. The evaluation draws it at random, so
+    /// that items with equal embeddings are not ranked by catalog order.
+    pub tie_order: Option<&'a [u64]>,
 }
 
 impl Catalog<'_> {
-    fn tie_key(&self, item: usize) -> usize {
-        self.tie_order.map_or(item, |o| o[item] as usize)
+    fn tie_key(&self, item: usize) -> u64 {
+        self.tie_order.map_or(item as u64, |o| o[item])
     }
 
     fn by_score(&self, a: &Scored, b: &Scored) -> std::cmp::Ordering {
@@ -423,5 +423,31 @@ mod tests {
         .map(|s| s.item)
         .collect();
         assert_eq!(diverse, vec![0, 2], "the near-duplicate gives way");
+    }
+
+    #[test]
+    fn equal_scores_follow_the_tie_order() {
+        let vectors: Vec<Option<Vec<f32>>> = vec![Some(vec![1.0, 0.0]); 4];
+        let zeros = vec![0.0; 4];
+        let user = UserSignals {
+            interests: vec![(vec![1.0, 0.0], 1.0)],
+            covisit: HashMap::new(),
+        };
+        let w = RankWeights::default();
+        let order = |tie_order: Option<&[u64]>| {
+            let cat = Catalog {
+                vectors: &vectors,
+                popularity: &zeros,
+                freshness: &zeros,
+                tie_order,
+            };
+            rank(&cat, &user, |_| true, 3, &w)
+                .iter()
+                .map(|s| s.item)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(order(None), vec![0, 1, 2], "live: the lower index first");
+        assert_eq!(order(Some(&[40, 30, 20, 10])), vec![3, 2, 1]);
+        assert_eq!(order(Some(&[5, 1, 9, 3])), vec![1, 3, 0]);
     }
 }
