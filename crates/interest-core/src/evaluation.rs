@@ -348,10 +348,11 @@ fn evaluate_new_items(
 ) -> Vec<(String, Metrics)> {
     let n_items = vectors.len();
     debug_assert_eq!(new_items.is_new.len(), n_items);
-    let is_new =
-        |i: usize| new_items.is_new.get(i).copied().unwrap_or(false) && vectors[i].is_some();
-    let n_new = (0..n_items).filter(|&i| is_new(i)).count();
-    let (histories, tests) = plan_new_item_tests(users, is_new, cfg.holdout);
+    let is_new: Vec<bool> = (0..n_items)
+        .map(|i| new_items.is_new.get(i).copied().unwrap_or(false) && vectors[i].is_some())
+        .collect();
+    let new_list: Vec<usize> = (0..n_items).filter(|&i| is_new[i]).collect();
+    let (histories, tests) = plan_new_item_tests(users, |i| is_new[i], cfg.holdout);
     let refs: Vec<&[EvalEvent]> = histories.iter().map(|h| h.as_slice()).collect();
     let model = Model::build(&refs, vectors, cfg);
     let mut rng = Lcg(0x5eed);
@@ -364,7 +365,7 @@ fn evaluate_new_items(
     let mut random_acc = MetricsAccumulator::new(cfg.k, n_items);
     for (t, test) in tests.iter().enumerate() {
         let signals = model.signals(test.user, cfg);
-        let eligible = |i: usize| is_new(i) && !test.seen.contains(&i);
+        let eligible = |i: usize| is_new[i] && !test.seen.contains(&i);
         let (mut hit, mut ndcg, mut first) = (0.0, 0.0, Vec::new());
         for rep in 0..NEW_ITEM_TIE_ORDERS {
             new_items.tie_keys(mix((t * NEW_ITEM_TIE_ORDERS + rep) as u64), &mut tie_keys);
@@ -382,7 +383,7 @@ fn evaluate_new_items(
         acc.add_with(&first, hit, ndcg, vectors);
         // A uniform random list of k from n candidates holds the target with
         // probability k/n, at each rank with probability 1/n.
-        let mut pool: Vec<usize> = (0..n_items).filter(|&i| eligible(i)).collect();
+        let mut pool: Vec<usize> = new_list.iter().copied().filter(|&i| eligible(i)).collect();
         pool.sort_by_key(|&i| tie_keys[i]); // independent of catalog order
         let n = pool.len() as f64;
         let places = cfg.k.min(pool.len());
@@ -395,7 +396,7 @@ fn evaluate_new_items(
         random_acc.add_with(&pool, places as f64 / n, expected_ndcg, vectors);
     }
     let of_new = |mut m: Metrics| {
-        m.coverage *= n_items as f64 / n_new.max(1) as f64;
+        m.coverage *= n_items as f64 / new_list.len().max(1) as f64;
         m
     };
     vec![

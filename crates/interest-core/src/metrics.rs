@@ -68,7 +68,7 @@ impl MetricsAccumulator {
     }
 
     pub fn add(&mut self, list: &[usize], target: usize, vectors: &[Option<Vec<f32>>]) {
-        let list = &list[..list.len().min(self.k)];
+        let list = &list[..list.len().min(self.k)]; // a hit below k does not count
         self.add_with(list, hit(list, target), ndcg(list, target), vectors);
     }
 
