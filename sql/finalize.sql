@@ -238,7 +238,7 @@ LANGUAGE sql STABLE AS $$
     SELECT * FROM interest.recommend($1::text, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 $$;
 COMMENT ON FUNCTION interest.recommend(text, integer, regclass, double precision, double precision, double precision, double precision, double precision, boolean, text[], text, timestamptz, double precision) IS
-    'Top-k items for a user: content (balance: the fraction of the list that follows the sub-interests'' shares; a taste with at least 20% of the recent mass is guaranteed floor(balance * k * share) places), co-visitation from the user''s recent items, popularity and freshness, with an MMR diversity knob; seen and excluded items left out; filter is a SQL predicate on the items table applied before ranking. Returns the item key, the score (the sum of interest.explain''s parts) and a reason.';
+    'Top-k items for a user: content (the cosine to each sub-interest, weighted by its share; balance: the fraction of the list that follows the sub-interests'' shares; a taste with at least 20% of the recent mass is guaranteed floor(balance * k * share) places), co-visitation from the user''s recent items, popularity and freshness, with an MMR diversity knob; seen and excluded items left out; filter is a SQL predicate on the items table applied before ranking. Returns the item key, the score (the sum of interest.explain''s parts) and a reason.';
 COMMENT ON FUNCTION interest.recommend(anyelement, integer, regclass, double precision, double precision, double precision, double precision, double precision, boolean, text[], text, timestamptz, double precision) IS
     'recommend for int, bigint or uuid user keys.';
 
@@ -255,7 +255,7 @@ CREATE FUNCTION interest.explain(user_key anyelement, item anyelement, events re
 RETURNS TABLE (component text, detail text, contribution double precision)
 LANGUAGE sql STABLE AS $$ SELECT * FROM interest.explain($1::text, $2::text, $3, $4, $5, $6, $7, $8) $$;
 COMMENT ON FUNCTION interest.explain(text, text, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
-    'Why an item scores what it does for a user: the content part (which sub-interest), one row per co-visitation link from the user''s recent items, popularity and freshness; the contributions add up to recommend''s score.';
+    'Why an item scores what it does for a user: one content row per sub-interest (its share times its cosine; the closest one marked), one row per co-visitation link from the user''s recent items, popularity and freshness; the contributions add up to recommend''s score.';
 COMMENT ON FUNCTION interest.explain(anyelement, anyelement, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
     'explain for int, bigint or uuid keys (user and item of the same type).';
 

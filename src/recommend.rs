@@ -471,22 +471,24 @@ fn _explain(
     let (user, terms) = user_signals(&src, &ctx, user_key);
     let s = ranking::score_item(&ctx.catalog(), &user, user.covisit_scale(), item, &w);
     let mut rows = Vec::new();
-    if let Some(i) = s.interest {
-        let (v, share) = &user.interests[i];
-        let cos = ctx.vectors()[item]
-            .as_ref()
-            .map_or(0.0, |x| interest_core::kernels::dot(v, x) as f64);
-        rows.push((
-            "content".to_string(),
-            format!(
-                "closest to interest {} of {} (share {:.3}), cosine {:.3}",
-                i + 1,
-                user.interests.len(),
-                share,
-                cos
-            ),
-            s.content,
-        ));
+    // One content row per sub-interest: its share times its cosine, which add
+    // up to the content part of the score.
+    if let (Some(closest), Some(v)) = (s.interest, ctx.vectors()[item].as_ref()) {
+        for (i, part) in ranking::content_parts(&user, v).into_iter().enumerate() {
+            let (u, share) = &user.interests[i];
+            rows.push((
+                "content".to_string(),
+                format!(
+                    "interest {} of {} (share {:.3}), cosine {:.3}{}",
+                    i + 1,
+                    user.interests.len(),
+                    share,
+                    interest_core::kernels::dot(u, v),
+                    if i == closest { ", the closest" } else { "" }
+                ),
+                w.content * part,
+            ));
+        }
     }
     let scale = user.covisit_scale();
     for c in terms.by_item.get(&item).into_iter().flatten() {

@@ -61,6 +61,14 @@ SELECT flush('shop_events') AS folded;
 SELECT count(*) FROM interests('bob', 'shop_events');
 SELECT array_agg(item ORDER BY item) AS both_tastes
 FROM recommend('bob', 2, events => 'shop_events', covisit => 0, popularity => 0, freshness => 0, content => 1);
+-- with two sub-interests, explain shows one content row each (share x cosine, the
+-- closest marked); the rows still add up to the score
+SELECT count(*) FILTER (WHERE component = 'content') AS content_rows,
+       count(*) FILTER (WHERE detail LIKE '%, the closest') AS closest_marked
+FROM explain('bob', '8', events => 'shop_events');
+SELECT abs(e.total - r.score) < 1e-9 AS two_interests_add_up
+FROM (SELECT sum(contribution) AS total FROM explain('bob', '8', events => 'shop_events')) e,
+     (SELECT score FROM recommend('bob', 8, events => 'shop_events') WHERE item = '8') r;
 -- diversity trades score for variety
 SELECT count(DISTINCT item) AS k FROM recommend('alice', 4, events => 'shop_events', diversity => 0.7, as_of => '2026-01-01 05:00');
 -- similar items: co-visitation plus embedding similarity
