@@ -474,8 +474,7 @@ fn _explain(
     // One content row per sub-interest: its share times its cosine, which add
     // up to the content part of the score.
     if let (Some(closest), Some(v)) = (s.interest, ctx.vectors()[item].as_ref()) {
-        for (i, part) in ranking::content_parts(&user, v).into_iter().enumerate() {
-            let (u, share) = &user.interests[i];
+        for (i, (share, cos)) in ranking::interest_cosines(&user, v).enumerate() {
             rows.push((
                 "content".to_string(),
                 format!(
@@ -483,10 +482,10 @@ fn _explain(
                     i + 1,
                     user.interests.len(),
                     share,
-                    interest_core::kernels::dot(u, v),
+                    cos,
                     if i == closest { ", the closest" } else { "" }
                 ),
-                w.content * part,
+                w.content * share * cos,
             ));
         }
     }
