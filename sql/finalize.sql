@@ -196,14 +196,14 @@ COMMENT ON FUNCTION interest.set_profile(anyelement, text, regclass) IS 'set_pro
 COMMENT ON TABLE interest.user_profiles IS 'Users'' text profiles (cold start) and their embeddings.';
 
 -- ---------------------------------------------------------------------------
--- Recommendations. Default weights were tuned with interest.evaluate(...,
--- holdout => 2) on MovieLens-100K (validation split; see README).
+-- Recommendations. A weight left NULL takes its default, defined once in Rust
+-- (RankWeights::default; see README "Recommendations").
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION interest.recommend(user_key text, k integer DEFAULT 10, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.1, covisit double precision DEFAULT 1.0,
-    popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
-    diversity double precision DEFAULT 0, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
-    filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL, balance double precision DEFAULT 0.5)
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
+    popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL,
+    diversity double precision DEFAULT NULL, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
+    filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL, balance double precision DEFAULT NULL)
 RETURNS TABLE (item text, score double precision, reason text)
 -- Invoker rights and the caller's search_path: `filter` is the caller's own
 -- SQL over the items table, so it runs exactly as if they had typed it.
@@ -229,10 +229,10 @@ BEGIN
                              exclude_seen, exclude, allowed, extract(epoch FROM as_of)::float8, balance) r;
 END $$;
 CREATE FUNCTION interest.recommend(user_key anyelement, k integer DEFAULT 10, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.1, covisit double precision DEFAULT 1.0,
-    popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
-    diversity double precision DEFAULT 0, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
-    filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL, balance double precision DEFAULT 0.5)
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
+    popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL,
+    diversity double precision DEFAULT NULL, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
+    filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL, balance double precision DEFAULT NULL)
 RETURNS TABLE (item text, score double precision, reason text)
 LANGUAGE sql STABLE AS $$
     SELECT * FROM interest.recommend($1::text, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
@@ -243,15 +243,15 @@ COMMENT ON FUNCTION interest.recommend(anyelement, integer, regclass, double pre
     'recommend for int, bigint or uuid user keys.';
 
 CREATE FUNCTION interest.explain(user_key text, item text, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.1, covisit double precision DEFAULT 1.0,
-    popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05, as_of timestamptz DEFAULT NULL)
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
+    popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (component text, detail text, contribution double precision)
 LANGUAGE sql STABLE AS $$
     SELECT * FROM interest._explain(interest._event_source($3::oid), $1, $2, $4, $5, $6, $7, extract(epoch FROM $8)::float8)
 $$;
 CREATE FUNCTION interest.explain(user_key anyelement, item anyelement, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.1, covisit double precision DEFAULT 1.0,
-    popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05, as_of timestamptz DEFAULT NULL)
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
+    popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (component text, detail text, contribution double precision)
 LANGUAGE sql STABLE AS $$ SELECT * FROM interest.explain($1::text, $2::text, $3, $4, $5, $6, $7, $8) $$;
 COMMENT ON FUNCTION interest.explain(text, text, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
@@ -260,11 +260,11 @@ COMMENT ON FUNCTION interest.explain(anyelement, anyelement, regclass, double pr
     'explain for int, bigint or uuid keys (user and item of the same type).';
 
 CREATE FUNCTION interest.similar_items(item text, k integer DEFAULT 10, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.2, covisit double precision DEFAULT 1.0, as_of timestamptz DEFAULT NULL)
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (item text, score double precision)
 LANGUAGE sql STABLE AS $$ SELECT * FROM interest._similar_items(interest._event_source($3::oid), $1, $2, $4, $5, extract(epoch FROM $6)::float8) $$;
 CREATE FUNCTION interest.similar_items(item anyelement, k integer DEFAULT 10, events regclass DEFAULT NULL,
-    content double precision DEFAULT 0.2, covisit double precision DEFAULT 1.0, as_of timestamptz DEFAULT NULL)
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (item text, score double precision)
 LANGUAGE sql STABLE AS $$ SELECT * FROM interest.similar_items($1::text, $2, $3, $4, $5, $6) $$;
 COMMENT ON FUNCTION interest.similar_items(text, integer, regclass, double precision, double precision, timestamptz) IS
@@ -273,9 +273,9 @@ COMMENT ON FUNCTION interest.similar_items(anyelement, integer, regclass, double
     'similar_items for int, bigint or uuid item keys.';
 
 CREATE FUNCTION interest.evaluate(events regclass, k integer DEFAULT 10, holdout integer DEFAULT 1,
-    content double precision DEFAULT 0.1, covisit double precision DEFAULT 1.0,
-    popularity double precision DEFAULT 0.1, freshness double precision DEFAULT 0.05,
-    diversity double precision DEFAULT 0, ablations boolean DEFAULT true, balance double precision DEFAULT 0.5,
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
+    popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL,
+    diversity double precision DEFAULT NULL, ablations boolean DEFAULT true, balance double precision DEFAULT NULL,
     new_items double precision DEFAULT 0.1)
 RETURNS TABLE (method text, users bigint, hit_rate double precision, ndcg double precision,
                coverage double precision, diversity double precision)

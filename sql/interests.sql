@@ -202,77 +202,6 @@ BEGIN
     RETURN col;
 END $$;
 
--- Statements the trigger functions run, with the failure guard: an error in
--- bookkeeping is logged and reported as a WARNING, never raised to the application.
-CREATE FUNCTION interest._guarded(body text, rel regclass) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-SELECT format($f$
-DECLARE
-    err_detail text;
-BEGIN
-    BEGIN
-        %s
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
-        PERFORM interest._bookkeeping_failed(%s::regclass, false, SQLSTATE, SQLERRM, err_detail);
-    END;
-    RETURN NULL;
-END $f$, body, quote_literal(rel::oid::text))
-$$;
-
--- The events INSERT trigger. A small statement of item events (the common
--- single-row INSERT) appends them to interest.event_queue in plain SQL, with
--- the inserting role's rights (the queue's row-level policy admits rows only
--- for tables that role may insert into): no call into the extension's
--- library, no locks. Large statements, free-text events (which need an
--- embedding) and interest.fold_batch = 0 go through _apply_events. Either way
--- the statement may then be due to fold the queue (_fold_due); the fold runs
--- in a block of its own, so that if it fails the statement's events stay
--- queued (and the failure is logged, as above).
-CREATE FUNCTION interest._events_insert_body(src integer, list text, rel regclass) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-SELECT format($f$
-DECLARE
-    err_detail text;
-    fold boolean := false;
-    n bigint;
-    has_text boolean;
-    queued bigint;
-BEGIN
-    BEGIN
-        SELECT count(*), coalesce(bool_or(i IS NULL AND x IS NOT NULL), false) INTO n, has_text
-        FROM (SELECT %2$s FROM new_rows) s(u, i, t, w, x);
-        -- 64: interest._apply_events applies statements this large at once
-        IF n >= 64 OR has_text OR coalesce(current_setting('interest.fold_batch', true), '') = '0' THEN
-            SELECT interest._apply_events(%1$s, array_agg(u), array_agg(i), array_agg(t), array_agg(w), array_agg(x))
-            INTO fold FROM (SELECT %2$s FROM new_rows) s(u, i, t, w, x);
-        ELSE
-            INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight)
-            SELECT %1$s, u, i, t, coalesce(w, 1) FROM (SELECT %2$s FROM new_rows) s(u, i, t, w, x)
-            WHERE u IS NOT NULL AND i IS NOT NULL AND t IS NOT NULL AND coalesce(w, 1) <> 0;
-            GET DIAGNOSTICS queued = ROW_COUNT;
-            IF queued > 0 THEN
-                fold := interest._fold_due(%1$s, pg_catalog.currval('interest.event_queue_seq_seq'), queued);
-            END IF;
-        END IF;
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
-        PERFORM interest._bookkeeping_failed(%3$s::regclass, false, SQLSTATE, SQLERRM, err_detail);
-    END;
-    IF fold THEN
-        BEGIN
-            PERFORM interest._fold_queue(%1$s, false);
-        -- The fold is optional work: even a statement_timeout that fires
-        -- during it cancels only the fold, never the application's rows.
-        EXCEPTION WHEN query_canceled OR OTHERS THEN
-            GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
-            PERFORM interest._bookkeeping_failed(%3$s::regclass, true, SQLSTATE, SQLERRM, err_detail);
-        END;
-    END IF;
-    RETURN NULL;
-END $f$, src, list, quote_literal(rel::oid::text))
-$$;
-
 -- Every caught bookkeeping failure: a row in interest.bookkeeping_errors and
 -- a WARNING; `fold` tells a failed fold of the queue (its events stay
 -- queued) from failed bookkeeping of a statement (its rows were stored).
@@ -292,7 +221,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION interest.attach_items(items regclass, id_column name, text text DEFAULT NULL,
-                                      model text DEFAULT 'all-MiniLM-L6-v2', embedding_column name DEFAULT NULL)
+                                      model text DEFAULT NULL, embedding_column name DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     src integer;
@@ -300,7 +229,9 @@ DECLARE
     val_expr text;
     fn text;
     call text;
+    stmt text;
 BEGIN
+    model := coalesce(model, interest._default_model());
     PERFORM interest._require_owner(items);
     PERFORM interest._column(items, id_column, 'id');
     PERFORM interest._column(items, embedding_column, 'embedding');
@@ -328,18 +259,10 @@ BEGIN
                      ELSE format('(%I)::interest.embedding::text', embedding_column) END;
     call := CASE WHEN text IS NOT NULL THEN 'interest._items_changed' ELSE 'interest._items_set' END;
     fn := format('interest._items_%s', src);
-    EXECUTE format($f$CREATE FUNCTION %s_ins() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public AS %L$f$, fn,
-        interest._guarded(format('PERFORM %s(%s, array_agg(k), array_agg(v)) FROM (SELECT %s, %s FROM new_rows) s(k, v);',
-                                 call, src, id_expr, val_expr), items));
-    -- Only rows whose text (or embedding) changed are embedded again.
-    EXECUTE format($f$CREATE FUNCTION %s_upd() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public AS %L$f$, fn,
-        interest._guarded(format('PERFORM %s(%s, array_agg(n.k), array_agg(n.v)) FROM (SELECT %s, %s FROM new_rows) n(k, v) '
-                                 'WHERE NOT EXISTS (SELECT 1 FROM (SELECT %s, (%s)::text FROM old_rows) o(k, v) WHERE o.k = n.k AND o.v IS NOT DISTINCT FROM n.v::text);'
-                                 'PERFORM interest._items_deleted(%s, array_agg(o.k)) FROM (SELECT %s FROM old_rows) o(k) '
-                                 'WHERE NOT EXISTS (SELECT 1 FROM (SELECT %s FROM new_rows) n(k) WHERE n.k = o.k);',
-                                 call, src, id_expr, val_expr, id_expr, val_expr, src, id_expr, id_expr), items));
-    EXECUTE format($f$CREATE FUNCTION %s_del() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, public AS %L$f$, fn,
-        interest._guarded(format('PERFORM interest._items_deleted(%s, array_agg(k)) FROM (SELECT %s FROM old_rows) s(k);', src, id_expr), items));
+    -- The trigger functions (see src/triggers/items.rs).
+    FOREACH stmt IN ARRAY interest._item_trigger_functions(src, id_expr, val_expr, call, items::oid) LOOP
+        EXECUTE stmt;
+    END LOOP;
     EXECUTE format('CREATE TRIGGER interest_items_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', items, fn);
     EXECUTE format('CREATE TRIGGER interest_items_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_upd()', items, fn);
     EXECUTE format('CREATE TRIGGER interest_items_del AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_del()', items, fn);
@@ -381,6 +304,7 @@ DECLARE
     item_src integer;
     user_expr text; user_match text; item_expr text; time_expr text; weight_expr text; text_expr text; list text;
     fn text;
+    stmt text;
 BEGIN
     PERFORM interest._require_owner(events);
     PERFORM interest._column(events, user_column, 'user');
@@ -430,25 +354,19 @@ BEGIN
         CASE WHEN type_column IS NOT NULL THEN format('coalesce((%L::jsonb ->> (%I)::text)::float8, 1)', weights, type_column) END);
     IF weight_expr = '' THEN weight_expr := '1'; END IF;
     text_expr := CASE WHEN text_column IS NULL THEN 'NULL::text' ELSE format('(%I)::text', text_column) END;
-    list := format('%s, %s, extract(epoch FROM %s)::float8, (%s)::float8, %s', user_expr, item_expr, time_expr, weight_expr, text_expr);
+    list := interest._event_select_list(user_expr, item_expr, time_expr, weight_expr, text_expr);
 
     INSERT INTO interest.event_sources (relid, item_source_id, user_expr, user_match, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity)
     VALUES (events, item_src, user_expr, user_match, item_expr, time_expr, list, weights, half_life, max_interests, join_similarity)
     RETURNING id INTO src;
 
     fn := format('interest._events_%s', src);
-    -- Inserts: one pass over the statement's rows, grouped per user inside.
-    EXECUTE format($f$CREATE FUNCTION %s_ins() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
-        interest._events_insert_body(src, list, events));
-    -- Deletes and updates: co-visitation takes the old rows back and adds the
-    -- new ones; the users concerned are recomputed from the table.
-    EXECUTE format($f$CREATE FUNCTION %s_del() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
-        interest._guarded(format('PERFORM interest._events_rewritten(%s, array_agg(u), array_agg(i), array_agg(t), array_agg(w), NULL, NULL, NULL, NULL) '
-                                 'FROM (SELECT %s FROM old_rows) s(u, i, t, w, x);', src, list), events));
-    EXECUTE format($f$CREATE FUNCTION %s_upd() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS %L$f$, fn,
-        interest._guarded(format('PERFORM interest._events_rewritten(%s, o.u, o.i, o.t, o.w, n.u, n.i, n.t, n.w) '
-                                 'FROM (SELECT array_agg(u) u, array_agg(i) i, array_agg(t) t, array_agg(w) w FROM (SELECT %s FROM old_rows) s(u, i, t, w, x)) o, '
-                                 '(SELECT array_agg(u) u, array_agg(i) i, array_agg(t) t, array_agg(w) w FROM (SELECT %s FROM new_rows) s(u, i, t, w, x)) n;', src, list, list), events));
+    -- The trigger functions (see src/triggers/events.rs): inserts are queued
+    -- or applied in one pass; deletes and updates rewrite co-visitation and
+    -- recompute the users concerned from the table.
+    FOREACH stmt IN ARRAY interest._event_trigger_functions(src, list, events::oid) LOOP
+        EXECUTE stmt;
+    END LOOP;
     EXECUTE format('CREATE TRIGGER interest_events_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', events, fn);
     EXECUTE format('CREATE TRIGGER interest_events_del AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_del()', events, fn);
     EXECUTE format('CREATE TRIGGER interest_events_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_upd()', events, fn);

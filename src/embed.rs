@@ -3,12 +3,10 @@
 use crate::embedding_type::Embedding;
 use crate::errors::raise;
 use crate::gucs;
-use crate::models::{self, ModelEntry};
+use crate::models::{self, ModelEntry, DEFAULT_MODEL};
 use interest_core::encoder::{self, Pooling};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
-
-const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
 
 fn max_tokens() -> usize {
     gucs::MAX_TOKENS.get().max(2) as usize

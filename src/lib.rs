@@ -1,21 +1,32 @@
 //! pg_interest: in-database text embeddings, an embedding type with
-//! similarity operators, and (later) dynamic user interests.
+//! similarity operators, dynamic user interests and recommendations.
 //!
-//! This crate is the thin Postgres layer; the algorithms live in
-//! `crates/interest-core` and are tested there without a server.
+//! This crate is the Postgres layer: types, SQL functions, triggers,
+//! settings and storage. The algorithms live in `crates/interest-core` and
+//! are tested there without a server.
 
 use pgrx::prelude::*;
 
-mod covisit;
+// The embedding type, its operators, and the encoder.
 mod embed;
 mod embedding_type;
-mod errors;
-mod fold_worker;
-mod gucs;
-mod interests;
 mod models;
 mod operators;
+// Plumbing.
+mod errors;
+mod gucs;
+mod locks;
+mod spi;
+// User interests: attached tables, their bookkeeping, and the read side.
+mod evaluate;
+mod fold_worker;
+mod ingest;
+mod maintenance;
+mod read;
 mod recommend;
+mod sources;
+mod store;
+mod triggers;
 
 ::pgrx::pg_module_magic!();
 
@@ -68,6 +79,69 @@ mod tests {
             back,
             Some(crate::embedding_type::Embedding::new(vec![1.0, 2.0]))
         );
+    }
+
+    /// The triggers' SQL fast path queues item events with
+    /// `events::sql_item_event_rule`; it must accept exactly what
+    /// `EventRow::accept` accepts.
+    #[pg_test]
+    fn sql_event_rule_agrees_with_the_rust_rule() {
+        use interest_core::events::{sql_item_event_rule, EventRow};
+        let users = [None, Some("u")];
+        let times = [None, Some(1.0)];
+        let weights = [None, Some(0.0), Some(-3.0), Some(2.0)];
+        let mut checked = 0;
+        for user in users {
+            for t in times {
+                for weight in weights {
+                    let row = EventRow {
+                        user: user.map(str::to_string),
+                        item: Some("i".into()),
+                        t,
+                        weight,
+                        ..Default::default()
+                    };
+                    let sql = format!(
+                        "SELECT {} FROM (SELECT $1::text, 'i'::text, $2::float8, $3::float8) s(u, i, t, w)",
+                        sql_item_event_rule("u", "i", "t", "w")
+                    );
+                    let in_sql = Spi::get_one_with_args::<bool>(
+                        &sql,
+                        &[user.into(), t.into(), weight.into()],
+                    )
+                    .unwrap()
+                    .unwrap_or(false);
+                    assert_eq!(
+                        in_sql,
+                        row.accept().is_some(),
+                        "user {user:?}, t {t:?}, weight {weight:?}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 16);
+    }
+
+    /// The default model is named once in Rust; the SQL default of embed()
+    /// (a pgrx literal) and the built-in registry row must agree with it.
+    #[pg_test]
+    fn default_model_is_one_name() {
+        let default = crate::models::DEFAULT_MODEL;
+        let args = Spi::get_one::<String>(
+            "SELECT pg_get_function_arguments('interest.embed(text, text)'::regprocedure)",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(
+            args.contains(&format!("'{default}'")),
+            "embed's default: {args}"
+        );
+        let builtin =
+            Spi::get_one::<String>("SELECT name FROM interest.models WHERE builtin").unwrap();
+        assert_eq!(builtin.as_deref(), Some(default));
+        let sql_default = Spi::get_one::<String>("SELECT interest._default_model()").unwrap();
+        assert_eq!(sql_default.as_deref(), Some(default));
     }
 
     #[pg_test]

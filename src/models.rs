@@ -11,6 +11,32 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// The model `interest.embed` and attached items tables use unless told
+/// otherwise (its files are the built-in row of `interest.models`).
+pub const DEFAULT_MODEL: &str = "all-MiniLM-L6-v2";
+
+/// The default model's name, for SQL defaults (`attach_items`).
+#[pg_extern(immutable, parallel_safe)]
+fn _default_model() -> &'static str {
+    DEFAULT_MODEL
+}
+
+/// Embeds texts with a registered model, in batches of
+/// `interest.batch_size`: the bookkeeping's path (items, free-text events,
+/// profiles).
+pub(crate) fn embed_texts(model: &str, texts: &[&str]) -> Vec<Vec<f32>> {
+    if texts.is_empty() {
+        return Vec::new();
+    }
+    let entry = lookup(model);
+    let max_tokens = gucs::MAX_TOKENS.get().max(2) as usize;
+    let batch = gucs::BATCH_SIZE.get().max(1) as usize;
+    with_encoder(&entry, |enc| {
+        enc.embed_many(texts, max_tokens, batch, || {})
+    })
+    .unwrap_or_else(|e| raise_encoder_error(model, e))
+}
+
 /// One row of interest.models.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelEntry {

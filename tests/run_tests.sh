@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # The one test command: sets up a fresh machine (scripts/setup.sh), then runs
+#   0. style gates: cargo fmt --check and clippy -D warnings over the workspace,
 #   1. pure-Rust unit tests (crates/interest-core; the encoder test loads the real model),
 #   2. pg_regress SQL tests against a real server run by an unprivileged user,
 #   3. #[pg_test] tests through cargo pgrx test,
@@ -37,6 +38,16 @@ record() {
 }
 
 [[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
+
+# ---- 0. style gates ----------------------------------------------------------
+set +e
+{ cargo fmt --all --check && cargo clippy --release --workspace --all-targets -- -D warnings; } \
+  > /tmp/pg_interest_lint.log 2>&1
+status=$?
+set -e
+if [[ $status == 0 ]]; then verdict=ok; else tail -40 /tmp/pg_interest_lint.log; verdict=FAIL; fi
+echo "check cargo fmt --check and clippy -D warnings: $verdict" | tee -a /tmp/pg_interest_lint.log
+record "style gates" "$status" /tmp/pg_interest_lint.log
 
 # ---- 1. unit tests ---------------------------------------------------------
 share="$(pg_config --sharedir)"; pkglib="$(pg_config --pkglibdir)"

@@ -12,6 +12,7 @@ use crate::covisit::{self, CovisitParams, ItemGraph};
 use crate::interest_state::{InterestParams, InterestState};
 use crate::metrics::{self, Metrics, MetricsAccumulator};
 use crate::ranking::{self, Catalog, RankWeights, UserSignals};
+use crate::signals::{freshness_score, popularity_scores};
 use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, Copy)]
@@ -38,30 +39,6 @@ pub const NEW_ITEMS_SHARE: f64 = 0.1;
 
 /// Item-kNN needs an items x items matrix; above this catalog size it is skipped.
 pub const ITEM_KNN_MAX_ITEMS: usize = 20_000;
-
-/// Popularity in [0, 1]: log(1 + count) / log(1 + max count).
-pub fn popularity_scores(counts: &[f64]) -> Vec<f64> {
-    let max = counts.iter().cloned().fold(0.0, f64::max);
-    let d = (1.0 + max).ln();
-    counts
-        .iter()
-        .map(|c| {
-            if d > 0.0 {
-                (1.0 + c.max(0.0)).ln() / d
-            } else {
-                0.0
-            }
-        })
-        .collect()
-}
-
-/// Freshness in [0, 1]: halves every `half_life` since the item first appeared.
-pub fn freshness_score(first_seen: Option<f64>, now: f64, half_life: f64) -> f64 {
-    match first_seen {
-        Some(t) => (-(now - t).max(0.0) / half_life).exp2(),
-        None => 0.0,
-    }
-}
 
 /// The shared model of one replay, built exactly as the triggers build it:
 /// co-visitation graph, decayed counts, popularity, freshness, and each
@@ -356,9 +333,9 @@ fn evaluate_new_items(
     let refs: Vec<&[EvalEvent]> = histories.iter().map(|h| h.as_slice()).collect();
     let model = Model::build(&refs, vectors, cfg);
     let mut rng = Lcg(0x5eed);
-    // Items with equal embeddings (MovieLens genres: 1,682 films, 216 genre
-    // sets) tie; by catalog order they would inherit whatever that order
-    // means (low MovieLens ids are popular films). Each user's list is
+    // Items with equal embeddings (films embedded by their genres, say) tie;
+    // by catalog order they would inherit whatever that order means (low ids
+    // are often the popular items). Each user's list is
     // ranked under several tie orders of its own and its hit and NDCG averaged.
     let mut tie_keys = vec![0u64; n_items];
     let mut acc = MetricsAccumulator::new(cfg.k, n_items);

@@ -14,6 +14,7 @@
 //! capacity, the two closest centroids merge. Unlike the total, the split into
 //! centroids depends on event order, as any online clustering does.
 
+use crate::decay;
 use crate::kernels;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,9 +63,6 @@ pub struct InterestState {
     pub events: u64,
 }
 
-/// Rebase once factors pass 2^32, keeping f32 storage far from overflow.
-const REBASE_EXPONENT: f64 = 32.0;
-
 impl InterestState {
     pub fn new(dims: usize, t_ref: f64) -> InterestState {
         InterestState {
@@ -76,19 +74,16 @@ impl InterestState {
     }
 
     fn factor(&self, t: f64, p: &InterestParams) -> f64 {
-        ((t - self.t_ref) / p.half_life_secs).exp2()
+        decay::growth(self.t_ref, t, p.half_life_secs)
     }
 
     /// Moves t_ref forward by whole half-lives so that time t has a factor
     /// below 2^REBASE_EXPONENT; exact, because it scales by a power of two.
     fn rebase_for(&mut self, t: f64, p: &InterestParams) {
-        let exponent = (t - self.t_ref) / p.half_life_secs;
-        if exponent <= REBASE_EXPONENT {
+        let Some((t_ref, scale)) = decay::rebase(self.t_ref, t, p.half_life_secs) else {
             return;
-        }
-        let shift = exponent.floor();
-        let scale = (-shift).exp2();
-        self.t_ref += shift * p.half_life_secs;
+        };
+        self.t_ref = t_ref;
         self.total.iter_mut().for_each(|v| *v *= scale);
         for c in &mut self.centroids {
             c.sum.iter_mut().for_each(|v| *v *= scale);
@@ -106,10 +101,9 @@ impl InterestState {
     /// clustering decisions (which centroid an event joins, which pair merges)
     /// compare positions relative to `center`, the catalog's mean vector when
     /// known: sentence embeddings of one kind of text share a dominant common
-    /// direction (MiniLM film titles: cosine ~0.4 between unrelated films), so
-    /// raw cosines put nearly every event into one centroid (MovieLens-100K:
-    /// the largest centroid holds 89% of a user's events on average; 62%
-    /// centred).
+    /// direction (unrelated texts of one kind are far from orthogonal), so raw
+    /// cosines put nearly every event into one centroid; relative to the centre
+    /// the tastes separate (README, "Dynamic user interests").
     pub fn apply_centered(
         &mut self,
         x: &[f32],
@@ -271,6 +265,38 @@ impl InterestState {
     }
 }
 
+/// One event as a user's state sees it: a vector, a signed weight, a time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateEvent {
+    pub vector: Vec<f32>,
+    pub weight: f64,
+    pub t: f64,
+}
+
+/// Applies one user's events to their state (made at the first event when
+/// there is none) in time order, ties in arrival order: the one rule for
+/// direct applies, folds, rebuilds and reads of queued events, so that they
+/// agree. Returns the events skipped for a dimension different from the
+/// state's, as (state's, event's): one bad event must not hold up the others.
+pub fn apply_in_order(
+    state: &mut Option<InterestState>,
+    events: &mut [StateEvent],
+    p: &InterestParams,
+    center: Option<&[f32]>,
+) -> Vec<(usize, usize)> {
+    events.sort_by(|a, b| a.t.total_cmp(&b.t));
+    let mut skipped = Vec::new();
+    for e in events.iter() {
+        let state = state.get_or_insert_with(|| InterestState::new(e.vector.len(), e.t));
+        if e.vector.len() != state.total.len() {
+            skipped.push((state.total.len(), e.vector.len()));
+            continue;
+        }
+        state.apply_centered(&e.vector, e.weight, e.t, p, center);
+    }
+    skipped
+}
+
 fn cosine_f64(a: &[f64], b: &[f32]) -> f32 {
     let a32: Vec<f32> = a.iter().map(|v| *v as f32).collect();
     let d = kernels::cosine_distance(&a32, b);
@@ -396,5 +422,36 @@ mod tests {
         );
         let w = s.centroid_weights(500.0, &p());
         assert!((w[0] - 1.0 / 32.0).abs() < 1e-9 && (w[1] - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn apply_in_order_sorts_by_time_and_skips_other_dimensions() {
+        let p = p();
+        let mut events = vec![
+            StateEvent {
+                vector: vec![0.0, 1.0],
+                weight: 1.0,
+                t: 20.0,
+            },
+            StateEvent {
+                vector: vec![1.0, 0.0, 0.0],
+                weight: 1.0,
+                t: 15.0,
+            },
+            StateEvent {
+                vector: vec![1.0, 0.0],
+                weight: 1.0,
+                t: 10.0,
+            },
+        ];
+        let mut state = None;
+        let skipped = apply_in_order(&mut state, &mut events, &p, None);
+        assert_eq!(skipped, vec![(2, 3)]);
+        let state = state.unwrap();
+        assert_eq!(state.events, 2);
+        let mut by_hand = InterestState::new(2, 10.0);
+        by_hand.apply(&[1.0, 0.0], 1.0, 10.0, &p);
+        by_hand.apply(&[0.0, 1.0], 1.0, 20.0, &p);
+        assert_eq!(state, by_hand);
     }
 }

@@ -1,17 +1,34 @@
 //! pg_interest's algorithms, kept free of Postgres so they can be tested and
-//! benchmarked with plain `cargo test`: distance kernels, the embedding text
-//! format, pooling, the ONNX sentence encoder, interest states, co-visitation,
-//! ranking, metrics and offline evaluation.
+//! benchmarked with plain `cargo test`.
+//!
+//! - vectors and text: `kernels` (distances), `text_format`, `pooling`,
+//!   `encoder` (the ONNX sentence encoder);
+//! - events and state: `events` (the one validity rule), `decay`,
+//!   `interest_state` (sub-interests), `queued_overlay` (reads of queued
+//!   events), `fold_policy`;
+//! - co-visitation: `covisit`, `covisit_history` (DELETE/UPDATE), `interner`,
+//!   `link_codec`, `array_literal`;
+//! - ranking: `signals` (popularity, freshness), `ranking`, `explain`,
+//!   `metrics`, `evaluation`.
 
+pub mod array_literal;
 pub mod covisit;
+pub mod covisit_history;
+pub mod decay;
 pub mod encoder;
 pub mod evaluation;
+pub mod events;
+pub mod explain;
+pub mod fold_policy;
 pub mod interest_state;
+pub mod interner;
 pub mod kernels;
 pub mod link_codec;
 pub mod metrics;
 pub mod pooling;
+pub mod queued_overlay;
 pub mod ranking;
+pub mod signals;
 pub mod text_format;
 
 // The extension names ort types (the environment) without depending on ort twice.

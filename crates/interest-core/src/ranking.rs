@@ -33,9 +33,23 @@ impl Default for RankWeights {
             freshness: 0.05,
             diversity: 0.0,
             // Half the list follows the tastes, so that a user with two sees
-            // both; on MovieLens-100K validation it costs nothing (balance 0:
-            // HR@10 0.2492, 0.5: 0.2503, 1: 0.2428).
+            // both (the validation figures are in the README).
             balance: 0.5,
+        }
+    }
+}
+
+impl RankWeights {
+    /// similar_items(): an item plays the user, so content (its own
+    /// direction) weighs more than in recommend(); no popularity or freshness.
+    pub fn similar_items() -> Self {
+        RankWeights {
+            content: 0.2,
+            covisit: 1.0,
+            popularity: 0.0,
+            freshness: 0.0,
+            diversity: 0.0,
+            balance: 0.0,
         }
     }
 }
@@ -101,10 +115,8 @@ pub struct Scored {
 
 /// Each sub-interest's share and cosine to the item. The content score is the
 /// sum of share × cosine, so the interests are recombined by recency share (a minor interest built from a
-/// stray event moves the score by its small share only). On MovieLens-100K's
-/// new-item validation splits this takes HR@10 from 0.085 (the closest
-/// interest's cosine alone) to 0.128, against 0.068 for a random order, and
-/// warm items are unchanged; see benches/content_ranking_research.md.
+/// stray event moves the score by its small share only). Why this scorer and
+/// not the closest interest's cosine: benches/content_ranking_research.md.
 pub fn interest_cosines<'a>(
     user: &'a UserSignals,
     item_vector: &'a [f32],

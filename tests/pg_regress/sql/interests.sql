@@ -82,10 +82,11 @@ INSERT INTO events VALUES (4, 3, 'click', '2024-03-01');
 SELECT flush('events') AS folded;
 CREATE TEMP TABLE incremental AS SELECT user_key, t_ref, total FROM interest.user_states;
 SELECT rebuild('events') AS events_replayed;
+SELECT extract(epoch FROM half_life) AS interest_half_life FROM interest.event_sources WHERE relid = 'events'::regclass \gset
 SELECT i.user_key,
        (i.total <=> s.total) < 1e-5 AS same_direction,
-       abs(norm(i.total) * 2 ^ (-(1.7e9 - i.t_ref) / 2592000) - norm(s.total) * 2 ^ (-(1.7e9 - s.t_ref) / 2592000))
-         / greatest(norm(s.total) * 2 ^ (-(1.7e9 - s.t_ref) / 2592000), 1e-12) < 1e-5 AS same_magnitude
+       abs(norm(i.total) * 2 ^ (-(1.7e9 - i.t_ref) / :interest_half_life) - norm(s.total) * 2 ^ (-(1.7e9 - s.t_ref) / :interest_half_life))
+         / greatest(norm(s.total) * 2 ^ (-(1.7e9 - s.t_ref) / :interest_half_life), 1e-12) < 1e-5 AS same_magnitude
 FROM incremental i JOIN interest.user_states s USING (user_key) ORDER BY 1;
 
 -- DELETE removes an event's contribution: state equals a rebuild without it

@@ -1,51 +1,44 @@
-//! Co-visitation bookkeeping in the event triggers: loads the users' recent
-//! lists and the touched items' stats, applies `interest_core::covisit`, saves.
-//! Called with the users (and, per key or for the whole source, the items)
-//! already locked by `interests::lock_users`.
+//! `user_recent` and `item_stats`: each user's last items, and each item's
+//! decayed count and strongest co-visitation links. Loads them, applies
+//! `interest_core::covisit`, saves. The caller holds the users' locks
+//! (`crate::locks`); item locks are taken here, after them.
 
 use crate::errors::raise;
-use crate::interests::run_cached;
+use crate::locks::{self, Held};
+use crate::spi::run_cached;
+use interest_core::array_literal::{float_array_literal, text_array_literal};
 use interest_core::covisit::{push_recent, CovisitParams, ItemGraph, ItemStats};
+use interest_core::events::group_by_user;
+use interest_core::interner::Interner;
 use interest_core::link_codec;
 use pgrx::prelude::*;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+
+/// A visit for co-visitation and popularity: (user, item, time).
+pub(crate) type Visit = (String, String, f64);
 
 pub(crate) fn params() -> CovisitParams {
     CovisitParams::default()
 }
 
-/// `visits` are (user, item, time). With `count_links`, items are counted
-/// and linked; otherwise only the users' recent lists move. `whole_source`:
-/// the caller holds the source lock exclusively, so no per-item locks.
-pub(crate) fn update(
-    source_id: i32,
-    visits: Vec<(String, String, f64)>,
-    count_links: bool,
-    whole_source: bool,
-) {
+/// Each user's visits in apply order (by time, ties in arrival order).
+fn per_user(visits: Vec<Visit>) -> std::collections::BTreeMap<String, Vec<(String, f64)>> {
+    group_by_user(visits, |v| v.0.as_str(), |v| v.2)
+        .into_iter()
+        .map(|(u, vs)| (u, vs.into_iter().map(|(_, i, t)| (i, t)).collect()))
+        .collect()
+}
+
+/// New visits: counted, linked with each user's recent items, and appended
+/// to the recent lists.
+pub(crate) fn count_visits(source_id: i32, visits: Vec<Visit>, held: Held) {
     if visits.is_empty() {
         return;
     }
     let p = params();
-    let mut per_user: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
-    for (u, i, t) in visits {
-        per_user.entry(u).or_default().push((i, t));
-    }
-    for evs in per_user.values_mut() {
-        evs.sort_by(|a, b| a.1.total_cmp(&b.1)); // stable: ties keep table order
-    }
+    let per_user = per_user(visits);
     let users: Vec<String> = per_user.keys().cloned().collect();
     let mut recent = load_recent(source_id, &users);
-    if !count_links {
-        for (user, evs) in per_user {
-            let (items, times) = recent.entry(user).or_default();
-            for (item, t) in evs {
-                push_recent(items, times, item, t, &p);
-            }
-        }
-        save_recent(source_id, recent);
-        return;
-    }
     let mut keys: Vec<String> = per_user
         .values()
         .flatten()
@@ -58,52 +51,48 @@ pub(crate) fn update(
     }
     keys.sort();
     keys.dedup();
-    if !whole_source {
-        lock_items(source_id, &keys);
-    }
+    locks::lock_items(source_id, &keys, held);
     // Item keys become small integers for the statement: the graph then
-    // hashes and copies integers, not strings (a COPY makes millions of links).
+    // hashes and copies integers, not strings.
     let mut ids = Interner::default();
     let mut graph: ItemGraph<u32> = ItemGraph::default();
     for (k, s) in load_item_stats(source_id, &keys, |j| ids.id_of(j)) {
         graph.insert(ids.id(k), s);
     }
-    let mut recent_ids: HashMap<String, (Vec<u32>, Vec<f64>)> =
+    let mut recent_after: HashMap<String, (Vec<String>, Vec<f64>)> =
         HashMap::with_capacity(per_user.len());
     for (user, evs) in per_user {
-        let (items, times) = recent.remove(&user).unwrap_or_default();
+        let (items, mut times) = recent.remove(&user).unwrap_or_default();
         let mut items: Vec<u32> = items.into_iter().map(|k| ids.id(k)).collect();
-        let mut times = times;
         for (item, t) in evs {
             let item = ids.id(item);
             graph.observe(&mut items, &mut times, &item, t, &p);
         }
-        recent_ids.insert(user, (items, times));
+        let items = items.into_iter().map(|i| ids.key(i).to_string()).collect();
+        recent_after.insert(user, (items, times));
     }
-    let recent: HashMap<String, (Vec<String>, Vec<f64>)> = recent_ids
-        .into_iter()
-        .map(|(u, (items, times))| {
-            (
-                u,
-                (
-                    items.into_iter().map(|i| ids.key(i).to_string()).collect(),
-                    times,
-                ),
-            )
-        })
-        .collect();
-    save_recent(source_id, recent);
+    save_recent(source_id, recent_after);
     save_graph(source_id, graph, &ids, &p);
 }
 
-/// Per-item locks, in lock-key order (after the users' locks).
-fn lock_items(source_id: i32, keys: &[String]) {
-    run_cached(
-        "SELECT count(pg_catalog.pg_advisory_xact_lock(-1000000 - $1, h)) \
-         FROM (SELECT DISTINCT pg_catalog.hashtext(k) AS h FROM unnest($2::text[]) k ORDER BY 1) s",
-        &[source_id.into(), keys.to_vec().into()],
-        |_| Ok(()),
-    );
+/// Visits already counted (a user replayed after a DELETE or UPDATE, whose
+/// counts and links `rewrite_histories` has rewritten): only the users'
+/// recent lists move.
+pub(crate) fn move_recent_lists(source_id: i32, visits: Vec<Visit>) {
+    if visits.is_empty() {
+        return;
+    }
+    let p = params();
+    let per_user = per_user(visits);
+    let users: Vec<String> = per_user.keys().cloned().collect();
+    let mut recent = load_recent(source_id, &users);
+    for (user, evs) in per_user {
+        let (items, times) = recent.entry(user).or_default();
+        for (item, t) in evs {
+            push_recent(items, times, item, t, &p);
+        }
+    }
+    save_recent(source_id, recent);
 }
 
 /// Deleted or updated events: each user's visit history went from `before`
@@ -112,7 +101,7 @@ fn lock_items(source_id: i32, keys: &[String]) {
 pub(crate) fn rewrite_histories(
     source_id: i32,
     histories: Vec<(Vec<(String, f64)>, Vec<(String, f64)>)>,
-    whole_source: bool,
+    held: Held,
 ) {
     let p = params();
     let mut keys: Vec<String> = histories
@@ -124,19 +113,15 @@ pub(crate) fn rewrite_histories(
     if keys.is_empty() {
         return;
     }
-    if !whole_source && keys.len() <= 2_000 {
-        lock_items(source_id, &keys);
+    // Too many keys for per-item locks: the whole source, exclusively (an
+    // upgrade of our shared lock; two such statements at once can deadlock,
+    // and the loser's bookkeeping is then recorded as failed).
+    let held = if keys.len() > locks::BULK_LOCK_KEYS {
+        locks::lock_source_exclusive(source_id)
     } else {
-        // Too many keys for per-item locks: the whole source, exclusively
-        // (an upgrade of our shared lock; two such statements at once can
-        // deadlock, and the loser's bookkeeping is then recorded as failed).
-        // Rare: it takes a delete touching the histories of 2,000 items.
-        run_cached(
-            "SELECT pg_catalog.pg_advisory_xact_lock(-$1, 0)",
-            &[source_id.into()],
-            |_| Ok(()),
-        );
-    }
+        held
+    };
+    locks::lock_items(source_id, &keys, held);
     let mut ids = Interner::default();
     let mut graph: ItemGraph<u32> = ItemGraph::default();
     for (k, s) in load_item_stats(source_id, &keys, |j| ids.id_of(j)) {
@@ -160,49 +145,17 @@ fn save_graph(source_id: i32, graph: ItemGraph<u32>, ids: &Interner, p: &Covisit
                 .into_iter()
                 .map(|(j, w)| (ids.key(j).to_string(), w))
                 .collect();
-            (
-                ids.key(k).to_string(),
-                ItemStats {
-                    t_ref: s.t_ref,
-                    count: s.count,
-                    first_seen: s.first_seen,
-                    last_seen: s.last_seen,
-                    links,
-                },
-            )
+            let stats = ItemStats {
+                t_ref: s.t_ref,
+                count: s.count,
+                first_seen: s.first_seen,
+                last_seen: s.last_seen,
+                links,
+            };
+            (ids.key(k).to_string(), stats)
         })
         .collect();
     save_item_stats(source_id, stats);
-}
-
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<String, u32>,
-    keys: Vec<String>,
-}
-
-impl Interner {
-    fn id(&mut self, key: String) -> u32 {
-        if let Some(&i) = self.ids.get(&key) {
-            return i;
-        }
-        let i = self.keys.len() as u32;
-        self.keys.push(key.clone());
-        self.ids.insert(key, i);
-        i
-    }
-
-    /// As `id`, allocating only for a key not seen before.
-    fn id_of(&mut self, key: &str) -> u32 {
-        match self.ids.get(key) {
-            Some(&i) => i,
-            None => self.id(key.to_string()),
-        }
-    }
-
-    fn key(&self, id: u32) -> &str {
-        &self.keys[id as usize]
-    }
 }
 
 pub(crate) fn load_recent(
@@ -215,7 +168,7 @@ pub(crate) fn load_recent(
         |t| {
             t.map(|r| {
                 Ok((
-                    r.get::<String>(1)?.unwrap(),
+                    r.get::<String>(1)?.unwrap_or_default(),
                     (
                         r.get::<Vec<String>>(2)?.unwrap_or_default(),
                         r.get::<Vec<f64>>(3)?.unwrap_or_default(),
@@ -245,33 +198,6 @@ fn save_recent(source_id: i32, recent: HashMap<String, (Vec<String>, Vec<f64>)>)
     );
 }
 
-/// `{"a","b\"c"}`: a Postgres array literal with every element quoted.
-fn text_array_literal(items: &[String]) -> String {
-    let mut out = String::with_capacity(2 + items.iter().map(|s| s.len() + 3).sum::<usize>());
-    out.push('{');
-    for (n, s) in items.iter().enumerate() {
-        if n > 0 {
-            out.push(',');
-        }
-        out.push('"');
-        for c in s.chars() {
-            if c == '"' || c == '\\' {
-                out.push('\\');
-            }
-            out.push(c);
-        }
-        out.push('"');
-    }
-    out.push('}');
-    out
-}
-
-/// `{1.5e0,2.5e-3}`: exponent form keeps tiny decayed values short; exact round trip.
-fn float_array_literal<T: std::fmt::LowerExp>(values: &[T]) -> String {
-    let body: Vec<String> = values.iter().map(|v| format!("{v:e}")).collect();
-    format!("{{{}}}", body.join(","))
-}
-
 /// The stats rows of `keys`, with each link's key mapped by `link_key`
 /// straight from the packed bytes (no String per link).
 pub(crate) fn load_item_stats<K>(
@@ -291,12 +217,12 @@ pub(crate) fn load_item_stats<K>(
                     .map(|(k, w)| (link_key(k), w as f64))
                     .collect();
                 Ok((
-                    r.get::<String>(1)?.unwrap(),
+                    r.get::<String>(1)?.unwrap_or_default(),
                     ItemStats {
-                        t_ref: r.get::<f64>(2)?.unwrap(),
-                        count: r.get::<f64>(3)?.unwrap(),
-                        first_seen: r.get::<f64>(4)?.unwrap(),
-                        last_seen: r.get::<f64>(5)?.unwrap(),
+                        t_ref: r.get::<f64>(2)?.unwrap_or(0.0),
+                        count: r.get::<f64>(3)?.unwrap_or(0.0),
+                        first_seen: r.get::<f64>(4)?.unwrap_or(0.0),
+                        last_seen: r.get::<f64>(5)?.unwrap_or(0.0),
                         links,
                     },
                 ))
@@ -308,15 +234,14 @@ pub(crate) fn load_item_stats<K>(
 
 fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
     let n = stats.len();
-    let (mut keys, mut t_refs, mut counts, mut firsts, mut lasts) = (
+    let (mut keys, mut t_refs, mut counts, mut firsts, mut lasts, mut links) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
+        Vec::<Vec<u8>>::with_capacity(n),
     );
-    // Each item's links are stored packed (link_codec).
-    let mut links: Vec<Vec<u8>> = Vec::with_capacity(n);
     for (k, s) in stats {
         keys.push(k);
         t_refs.push(s.t_ref);
@@ -346,10 +271,42 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
     );
 }
 
+/// Every item's stored count, reference time and first appearance (for
+/// popularity, freshness and the normalisation of co-visitation scores).
+pub(crate) fn load_all_counts(source_id: i32) -> Vec<(String, ItemStats<String>)> {
+    run_cached(
+        "SELECT item_key, t_ref, events, first_seen, last_seen FROM interest.item_stats WHERE source_id = $1",
+        &[source_id.into()],
+        |t| {
+            t.map(|r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    ItemStats {
+                        t_ref: r.get::<f64>(2)?.unwrap_or(0.0),
+                        count: r.get::<f64>(3)?.unwrap_or(0.0),
+                        first_seen: r.get::<f64>(4)?.unwrap_or(0.0),
+                        last_seen: r.get::<f64>(5)?.unwrap_or(0.0),
+                        links: Vec::new(),
+                    },
+                ))
+            })
+            .collect()
+        },
+    )
+}
+
+/// Forgets the users' recent lists (`None`: the source's, with every item's stats).
+pub(crate) fn delete(source_id: i32, users: Option<&[String]>) {
+    super::states::delete_rows("user_recent", source_id, users);
+    if users.is_none() {
+        super::states::delete_rows("item_stats", source_id, None);
+    }
+}
+
 fn unpack(packed: &[u8]) -> Vec<(&str, f32)> {
     link_codec::decode(packed).unwrap_or_else(|| {
         raise(
-            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            pgrx::PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
             "malformed packed co-visitation links",
             format!(
                 "{} bytes that are not (length, key, weight) records.",
@@ -376,22 +333,9 @@ fn _link_weights(packed: &[u8]) -> Vec<f32> {
     unpack(packed).into_iter().map(|(_, w)| w).collect()
 }
 
-/// Every item's decayed count and first appearance (for popularity,
-/// freshness and the normalisation of co-visitation scores).
-pub(crate) fn load_all_counts(source_id: i32) -> Vec<(String, f64, f64, f64)> {
-    run_cached(
-        "SELECT item_key, t_ref, events, first_seen FROM interest.item_stats WHERE source_id = $1",
-        &[source_id.into()],
-        |t| {
-            t.map(|r| {
-                Ok((
-                    r.get::<String>(1)?.unwrap(),
-                    r.get::<f64>(2)?.unwrap(),
-                    r.get::<f64>(3)?.unwrap(),
-                    r.get::<f64>(4)?.unwrap(),
-                ))
-            })
-            .collect()
-        },
-    )
+/// The co-visitation half-life in seconds: tests and tools that compare
+/// stored counts (each relative to its own t_ref) decay them with it.
+#[pg_extern(immutable, parallel_safe)]
+fn _covisit_half_life_secs() -> f64 {
+    params().half_life_secs
 }

@@ -1,0 +1,56 @@
+//! Item signals that do not depend on the user: popularity and freshness,
+//! each in [0, 1] so that ranking weights are comparable.
+
+/// Freshness halves every week after an item first appears.
+pub const FRESHNESS_HALF_LIFE_SECS: f64 = 7.0 * 86_400.0;
+
+/// Popularity in [0, 1]: log(1 + count) / log(1 + max count).
+pub fn popularity_scores(counts: &[f64]) -> Vec<f64> {
+    let max = counts.iter().cloned().fold(0.0, f64::max);
+    let d = (1.0 + max).ln();
+    counts
+        .iter()
+        .map(|c| {
+            if d > 0.0 {
+                (1.0 + c.max(0.0)).ln() / d
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Freshness in [0, 1]: halves every `half_life` since the item first appeared.
+pub fn freshness_score(first_seen: Option<f64>, now: f64, half_life: f64) -> f64 {
+    match first_seen {
+        Some(t) => (-(now - t).max(0.0) / half_life).exp2(),
+        None => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn popularity_is_log_scaled_to_the_most_popular_item() {
+        let p = popularity_scores(&[0.0, 1.0, 3.0, -2.0]);
+        assert_eq!(p[0], 0.0);
+        assert!((p[1] - 2f64.ln() / 4f64.ln()).abs() < 1e-12);
+        assert_eq!(p[2], 1.0);
+        assert_eq!(p[3], 0.0, "negative counts are no popularity");
+        assert_eq!(popularity_scores(&[0.0, 0.0]), [0.0, 0.0]);
+    }
+
+    #[test]
+    fn freshness_halves_per_half_life_and_never_exceeds_one() {
+        assert_eq!(freshness_score(Some(100.0), 100.0, 10.0), 1.0);
+        assert_eq!(freshness_score(Some(100.0), 120.0, 10.0), 0.25);
+        assert_eq!(
+            freshness_score(Some(200.0), 100.0, 10.0),
+            1.0,
+            "an item from the future is new"
+        );
+        assert_eq!(freshness_score(None, 100.0, 10.0), 0.0);
+    }
+}

@@ -1,0 +1,252 @@
+//! The read side of user interests: what a reader sees of a user (state and
+//! recent items with their queued events folded in), `user_vector`,
+//! `interests`, and the status views.
+
+use crate::embedding_type::Embedding;
+use crate::sources::{decode_event, readable_event_source, EventSource};
+use crate::spi::{run_cached, spi_error};
+use crate::store::{center, covisit, items, states};
+use interest_core::interest_state::InterestState;
+use interest_core::queued_overlay::{overlay_queued, QueuedEvent};
+use pgrx::prelude::*;
+use std::collections::HashMap;
+
+/// What readers see of a user: the stored state and recent items with the
+/// user's queued events folded in, exactly as the next fold will store them.
+pub(crate) struct UserView {
+    pub state: Option<InterestState>,
+    /// Most recent last (the context co-visitation scores from).
+    pub recent: Vec<String>,
+}
+
+pub(crate) fn load_user(src: &EventSource, user_key: &str) -> UserView {
+    // One statement, so one snapshot: a fold that commits meanwhile can
+    // neither hide a queued event nor count it twice.
+    let sql = format!(
+        "SELECT 0 AS part, i.slot, {state}, \
+                NULL::int8 AS seq, NULL::text AS user_key, NULL::text AS item_key, NULL::float8 AS t, \
+                NULL::float8 AS weight, NULL::text AS event_text, NULL::interest.embedding AS embedding, \
+                NULL::text[] AS recent_items, NULL::float8[] AS recent_times \
+         FROM interest.user_states s \
+         LEFT JOIN interest.user_interests i ON i.source_id = s.source_id AND i.user_key = s.user_key \
+         WHERE s.source_id = $1 AND s.user_key = $2 \
+         UNION ALL \
+         SELECT 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+                q.seq, q.user_key, q.item_key, q.t, q.weight, NULL, q.embedding, NULL, NULL \
+         FROM interest.event_queue q WHERE q.source_id = $1 AND q.user_key = $2 \
+         UNION ALL \
+         SELECT 2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+                NULL, NULL, NULL, NULL, NULL, NULL, NULL, r.items, r.times \
+         FROM interest.user_recent r WHERE r.source_id = $1 AND r.user_key = $2 \
+         ORDER BY part, slot, seq",
+        state = states::STATE_COLUMNS
+    );
+    let (mut state, queued, (mut recent_items, mut recent_times)) =
+        run_cached(&sql, &[src.id.into(), user_key.into()], |t| {
+            let mut state: Option<InterestState> = None;
+            let mut queued = Vec::new();
+            let mut recent = (Vec::new(), Vec::new());
+            for r in t {
+                match r.get_by_name::<i32, _>("part")? {
+                    Some(0) => states::add_state_row(&mut state, &r)?,
+                    Some(1) => {
+                        let e = decode_event(&r)?;
+                        queued.push(QueuedEvent {
+                            item: e.item,
+                            t: e.t.unwrap_or(0.0),
+                            weight: e.weight.unwrap_or(0.0),
+                            vector: e.vector,
+                        });
+                    }
+                    _ => {
+                        recent = (
+                            r.get_by_name::<Vec<String>, _>("recent_items")?
+                                .unwrap_or_default(),
+                            r.get_by_name::<Vec<f64>, _>("recent_times")?
+                                .unwrap_or_default(),
+                        )
+                    }
+                }
+            }
+            Ok((state, queued, recent))
+        });
+    if !queued.is_empty() {
+        let keys: Vec<String> = queued.iter().filter_map(|q| q.item.clone()).collect();
+        let vectors = match src.item_source_id {
+            Some(item_source) => items::vectors(item_source, &keys),
+            None => HashMap::new(),
+        };
+        let center = center::peek(src);
+        overlay_queued(
+            &mut state,
+            &mut recent_items,
+            &mut recent_times,
+            queued,
+            |item| vectors.get(item).cloned(),
+            &src.params,
+            &covisit::params(),
+            center.as_deref().map(Vec::as_slice),
+        );
+    }
+    UserView {
+        state,
+        recent: recent_items,
+    }
+}
+
+/// The user's interest vector: sub-interests combined by decayed weight.
+/// NULL for a user with no (applied) events.
+#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _user_vector(user_key: &str, source_id: i32) -> Option<Embedding> {
+    let src = readable_event_source(source_id);
+    let state = load_user(&src, user_key).state?;
+    state.user_vector().map(Embedding::new)
+}
+
+/// Each sub-interest of a user: its vector, share of the decayed weight, last
+/// event, event count, and the user's recent items nearest to it.
+#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _interests(
+    user_key: &str,
+    source_id: i32,
+) -> TableIterator<
+    'static,
+    (
+        name!(slot, i32),
+        name!(weight, f64),
+        name!(last_seen_epoch, f64),
+        name!(events, i64),
+        name!(centroid, Embedding),
+        name!(recent_items, Vec<String>),
+    ),
+> {
+    let src = readable_event_source(source_id);
+    let Some(state) = load_user(&src, user_key).state else {
+        return TableIterator::new(Vec::new());
+    };
+    // The user's 50 most recent items and their vectors.
+    let recent_sql = format!(
+        "SELECT i FROM (SELECT {item} AS i, max({time}) AS t FROM {rel} WHERE {user} = $1 AND {item} IS NOT NULL \
+         GROUP BY 1 ORDER BY 2 DESC LIMIT 50) s",
+        item = src.item_expr,
+        time = src.time_expr,
+        rel = src.relname,
+        user = src.user_expr
+    );
+    let recent: Vec<String> = crate::spi::column(&recent_sql, &[user_key.into()]);
+    let vectors = match src.item_source_id {
+        Some(item_source) => items::vectors(item_source, &recent),
+        None => HashMap::new(),
+    };
+    let total_mass: f64 = state.centroids.iter().map(|c| c.mass).sum();
+    let rows: Vec<_> = state
+        .centroids
+        .iter()
+        .enumerate()
+        .map(|(slot, c)| {
+            let dir: Vec<f32> = c.sum.iter().map(|&v| v as f32).collect();
+            let mut near: Vec<(f64, &String)> = recent
+                .iter()
+                .filter_map(|k| {
+                    vectors
+                        .get(k)
+                        .map(|v| (interest_core::kernels::cosine_distance(&dir, v), k))
+                })
+                .filter(|(d, _)| !d.is_nan())
+                .collect();
+            near.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let mut unit = dir.clone();
+            interest_core::kernels::normalize_in_place(&mut unit);
+            (
+                slot as i32,
+                if total_mass > 0.0 {
+                    c.mass / total_mass
+                } else {
+                    0.0
+                },
+                c.last_seen,
+                c.events as i64,
+                Embedding::new(unit),
+                near.into_iter().take(3).map(|(_, k)| k.clone()).collect(),
+            )
+        })
+        .collect();
+    TableIterator::new(rows)
+}
+
+/// Per attached items table: rows (estimate), embedded items, events waiting for items.
+#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _item_status() -> TableIterator<
+    'static,
+    (
+        name!(items, String),
+        name!(row_estimate, i64),
+        name!(embedded, i64),
+        name!(pending_events, i64),
+    ),
+> {
+    let rows = Spi::connect(|c| {
+        c.select(
+            "SELECT s.relid::regclass::text, greatest(c.reltuples, 0)::int8, \
+                    (SELECT count(*) FROM interest.item_embeddings e WHERE e.source_id = s.id), \
+                    (SELECT count(*) FROM interest.pending_events p JOIN interest.event_sources es ON es.id = p.source_id WHERE es.item_source_id = s.id) \
+             FROM interest.item_sources s JOIN pg_class c ON c.oid = s.relid ORDER BY 1",
+            None,
+            &[],
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i64>(2)?.unwrap_or(0),
+                r.get::<i64>(3)?.unwrap_or(0),
+                r.get::<i64>(4)?.unwrap_or(0),
+            ))
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| spi_error(e));
+    TableIterator::new(rows)
+}
+
+/// Per attached events table: users with a state, queued events, events
+/// waiting for their item, the last fold.
+#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _event_status() -> TableIterator<
+    'static,
+    (
+        name!(events, String),
+        name!(users, i64),
+        name!(queued_events, i64),
+        name!(pending_events, i64),
+        name!(folded_at, Option<pgrx::datum::TimestampWithTimeZone>),
+    ),
+> {
+    let rows = Spi::connect(|c| {
+        c.select(
+            "SELECT s.relid::regclass::text, \
+                    (SELECT count(*) FROM interest.user_states u WHERE u.source_id = s.id), \
+                    (SELECT count(*) FROM interest.event_queue q WHERE q.source_id = s.id), \
+                    (SELECT count(*) FROM interest.pending_events p WHERE p.source_id = s.id), \
+                    s.folded_at \
+             FROM interest.event_sources s ORDER BY 1",
+            None,
+            &[],
+        )?
+        .map(|r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<i64>(2)?.unwrap_or(0),
+                r.get::<i64>(3)?.unwrap_or(0),
+                r.get::<i64>(4)?.unwrap_or(0),
+                r.get::<pgrx::datum::TimestampWithTimeZone>(5)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+    })
+    .unwrap_or_else(|e| spi_error(e));
+    TableIterator::new(rows)
+}

@@ -1,0 +1,122 @@
+//! SPI plumbing shared by every bookkeeping module: the per-backend plan
+//! cache, caches scoped to the extension's lifetime, one-value helpers and
+//! the error a failed bookkeeping query raises. Knows no domain module.
+
+use crate::errors::raise;
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::{Error as SpiError, SpiTupleTable};
+use pgrx::PgSqlErrorCode;
+use std::cell::{Cell, RefCell, RefMut};
+use std::collections::HashMap;
+
+/// A per-backend map that is emptied when the extension's OID changes
+/// (DROP/CREATE EXTENSION in the same backend), so nothing in it outlives
+/// the objects it refers to.
+pub(crate) type ExtensionCache<K, V> = RefCell<(pg_sys::Oid, HashMap<K, V>)>;
+
+/// An empty cache, for `thread_local!` initialisers.
+pub(crate) fn extension_cache<K, V>() -> ExtensionCache<K, V> {
+    RefCell::new((pg_sys::InvalidOid, HashMap::new()))
+}
+
+/// The cache's map, for the extension as it is now.
+pub(crate) fn current<K, V>(cache: &ExtensionCache<K, V>) -> RefMut<'_, HashMap<K, V>> {
+    let ext = extension_oid();
+    let mut c = cache.borrow_mut();
+    if c.0 != ext {
+        c.1.clear();
+        c.0 = ext;
+    }
+    RefMut::map(c, |c| &mut c.1)
+}
+
+thread_local! {
+    // Prepared plans of the hot statements, by SQL text.
+    static PLANS: ExtensionCache<String, pgrx::spi::OwnedPreparedStatement> = extension_cache();
+    // (local transaction id, extension OID): the OID can only change by
+    // DROP/CREATE EXTENSION, so one catalog scan per transaction is enough.
+    static EXTENSION_OID: Cell<(pg_sys::LocalTransactionId, pg_sys::Oid)> =
+        const { Cell::new((0, pg_sys::InvalidOid)) };
+}
+
+pub(crate) fn extension_oid() -> pg_sys::Oid {
+    // SAFETY: MyProc is set in every backend that runs SQL functions.
+    let lxid = unsafe { (*pg_sys::MyProc).lxid };
+    let (cached_lxid, cached) = EXTENSION_OID.get();
+    if cached_lxid == lxid && cached != pg_sys::InvalidOid {
+        return cached;
+    }
+    // SAFETY: a catalog lookup by name.
+    let oid = unsafe { pg_sys::get_extension_oid(c"pg_interest".as_ptr(), true) };
+    EXTENSION_OID.set((lxid, oid));
+    oid
+}
+
+/// Runs a fixed statement through a plan prepared once per backend (argument
+/// types from the first call), and hands the result to `f`.
+pub(crate) fn run_cached<T>(
+    sql: &str,
+    args: &[DatumWithOid],
+    f: impl FnOnce(SpiTupleTable<'_>) -> Result<T, SpiError>,
+) -> T {
+    Spi::connect_mut(|client| {
+        PLANS.with(|plans| {
+            let mut plans = current(plans);
+            if !plans.contains_key(sql) {
+                let oids: Vec<pgrx::PgOid> =
+                    args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
+                let stmt = client.prepare_mut(sql, &oids)?.keep();
+                plans.insert(sql.to_string(), stmt);
+            }
+            let stmt = plans.get(sql).expect("plan was just prepared");
+            let table = client.update(stmt, None, args)?;
+            f(table)
+        })
+    })
+    .unwrap_or_else(|e| spi_error(e))
+}
+
+/// A cached statement run for its effect.
+pub(crate) fn exec_cached(sql: &str, args: &[DatumWithOid]) {
+    run_cached(sql, args, |_| Ok(()))
+}
+
+/// The first column of the first row of a cached statement, if any.
+pub(crate) fn one_cached<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Option<T> {
+    run_cached(sql, args, |t| {
+        Ok(t.into_iter()
+            .next()
+            .and_then(|r| r.get::<T>(1).ok().flatten()))
+    })
+}
+
+/// A statement built at run time (it names an application table), run for its effect.
+pub(crate) fn exec(sql: &str, args: &[DatumWithOid]) {
+    Spi::run_with_args(sql, args).unwrap_or_else(|e| spi_error(e))
+}
+
+/// Every first-column value of a one-off query.
+pub(crate) fn column<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Vec<T> {
+    Spi::connect(|c| {
+        c.select(sql, None, args)?
+            .filter_map(|r| r.get::<T>(1).transpose())
+            .collect::<Result<Vec<T>, SpiError>>()
+    })
+    .unwrap_or_else(|e| spi_error(e))
+}
+
+pub(crate) fn spi_error(e: SpiError) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        "pg_interest bookkeeping query failed",
+        e.to_string(),
+        "",
+    )
+}

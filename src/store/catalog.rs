@@ -1,0 +1,91 @@
+//! An items table's embeddings as recommend() ranks them, cached per backend
+//! until the table's version moves (`store::items` bumps it on every change).
+
+use crate::embedding_type::Embedding;
+use crate::spi::{extension_oid, one_cached, run_cached};
+use pgrx::pg_sys;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+pub(crate) struct Catalog {
+    ext: pg_sys::Oid,
+    version: i64,
+    pub keys: Vec<String>,
+    pub index: HashMap<String, usize>,
+    /// Unit vectors, or None for items known only from events.
+    pub vectors: Vec<Option<Vec<f32>>>,
+    /// When each item was first embedded (epoch seconds; +inf when unknown).
+    pub created: Vec<f64>,
+}
+
+impl Catalog {
+    /// A catalog of items known only by key (events without an items table).
+    pub(crate) fn of_keys(mut keys: Vec<String>) -> Catalog {
+        keys.sort();
+        let n = keys.len();
+        Catalog {
+            ext: pg_sys::InvalidOid,
+            version: -1,
+            index: keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), i))
+                .collect(),
+            keys,
+            vectors: vec![None; n],
+            created: vec![f64::INFINITY; n],
+        }
+    }
+}
+
+thread_local! {
+    static CATALOGS: RefCell<HashMap<i32, Rc<Catalog>>> = RefCell::new(HashMap::new());
+}
+
+pub(crate) fn cached(item_source: i32) -> Rc<Catalog> {
+    let ext = extension_oid();
+    let version = one_cached::<i64>(
+        "SELECT version FROM interest.item_sources WHERE id = $1",
+        &[item_source.into()],
+    )
+    .unwrap_or(-1);
+    if let Some(c) = CATALOGS.with(|c| c.borrow().get(&item_source).cloned()) {
+        if c.ext == ext && c.version == version {
+            return c;
+        }
+    }
+    let rows: Vec<(String, Vec<f32>, f64)> = run_cached(
+        "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
+         WHERE source_id = $1 ORDER BY item_key",
+        &[item_source.into()],
+        |t| {
+            t.map(|r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<Embedding>(2)?.map(Embedding::into_vec).unwrap_or_default(),
+                    r.get::<f64>(3)?.unwrap_or(f64::INFINITY),
+                ))
+            })
+            .collect()
+        },
+    );
+    let mut c = Catalog {
+        ext,
+        version,
+        keys: Vec::with_capacity(rows.len()),
+        index: HashMap::with_capacity(rows.len()),
+        vectors: Vec::with_capacity(rows.len()),
+        created: Vec::with_capacity(rows.len()),
+    };
+    for (k, mut v, t) in rows {
+        interest_core::kernels::normalize_in_place(&mut v);
+        c.index.insert(k.clone(), c.keys.len());
+        c.keys.push(k);
+        c.vectors.push(Some(v));
+        c.created.push(t);
+    }
+    let c = Rc::new(c);
+    CATALOGS.with(|m| m.borrow_mut().insert(item_source, c.clone()));
+    c
+}

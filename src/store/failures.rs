@@ -1,0 +1,33 @@
+//! `bookkeeping_errors`, for failures found inside the Rust bookkeeping
+//! (the triggers log the errors they catch through `interest._bookkeeping_failed`).
+
+use crate::sources::EventSource;
+use crate::spi::exec;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::PgSqlErrorCode;
+
+/// Events left out of users' states because their vector's dimension
+/// differs from the state's, as (user, state's, event's): a WARNING and a
+/// row in bookkeeping_errors. One bad event must not hold up the others.
+pub(crate) fn report_skipped(src: &EventSource, skipped: &[(String, usize, usize)]) {
+    let Some((user, left, right)) = skipped.first() else {
+        return;
+    };
+    let message = format!("different embedding dimensions {left} and {right}");
+    let detail = format!(
+        "{} event(s) were not applied to the users' interests (first: user {user}); the user's state has {left} dimensions, the event's item {right}.",
+        skipped.len()
+    );
+    exec(
+        "INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail) VALUES ($1::oid::regclass, '22000', $2, $3)",
+        &[src.relid.into(), message.clone().into(), detail.clone().into()],
+    );
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+        format!("pg_interest: event of {} not applied ({message}); the rows were stored", src.relname),
+        "pg_interest",
+    )
+    .set_detail(detail)
+    .set_hint("Items and text events of one events table must use one model; interest.rebuild() recomputes the state.")
+    .report(pgrx::PgLogLevel::WARNING);
+}

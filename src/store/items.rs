@@ -1,0 +1,74 @@
+//! `item_embeddings`: each attached items table's embeddings, and the
+//! version number that tells recommend()'s per-backend catalog to reload.
+
+use crate::embedding_type::Embedding;
+use crate::spi::{column, exec, exec_cached, run_cached};
+use std::collections::{HashMap, HashSet};
+
+/// The embeddings of `keys` that exist.
+pub(crate) fn vectors(item_source: i32, keys: &[String]) -> HashMap<String, Vec<f32>> {
+    if keys.is_empty() {
+        return HashMap::new();
+    }
+    run_cached(
+        "SELECT item_key, embedding FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2)",
+        &[item_source.into(), keys.to_vec().into()],
+        |t| {
+            t.filter_map(|row| {
+                let key = row.get::<String>(1).transpose()?;
+                let vector = row.get::<Embedding>(2).transpose()?;
+                Some(key.and_then(|k| vector.map(|v| (k, v.into_vec()))))
+            })
+            .collect::<Result<HashMap<_, _>, _>>()
+        },
+    )
+}
+
+/// Of `keys`, those that have an embedding.
+pub(crate) fn present(item_source: i32, keys: &[Option<String>]) -> HashSet<String> {
+    column::<String>(
+        "SELECT item_key FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2)",
+        &[item_source.into(), keys.to_vec().into()],
+    )
+    .into_iter()
+    .collect()
+}
+
+/// Upserts embeddings; returns how many.
+pub(crate) fn upsert(item_source: i32, keys: Vec<String>, vectors: Vec<Embedding>) -> i64 {
+    let n = keys.len() as i64;
+    if keys.is_empty() {
+        return 0;
+    }
+    bump_version(item_source);
+    exec(
+        "INSERT INTO interest.item_embeddings (source_id, item_key, embedding, updated_at) \
+         SELECT $1, k, e, now() FROM unnest($2::text[], $3::interest.embedding[]) AS x(k, e) \
+         ON CONFLICT (source_id, item_key) DO UPDATE SET embedding = excluded.embedding, updated_at = excluded.updated_at",
+        &[item_source.into(), keys.into(), vectors.into()],
+    );
+    n
+}
+
+/// Removes embeddings; returns how many existed. Users keep what these
+/// items contributed: the events happened.
+pub(crate) fn remove(item_source: i32, keys: Vec<String>) -> i64 {
+    if keys.is_empty() {
+        return 0;
+    }
+    bump_version(item_source);
+    crate::spi::one_cached::<i64>(
+        "WITH d AS (DELETE FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2) RETURNING 1) \
+         SELECT count(*) FROM d",
+        &[item_source.into(), keys.into()],
+    )
+    .unwrap_or(0)
+}
+
+/// recommend() caches each catalog per backend; this tells it to reload.
+fn bump_version(item_source: i32) {
+    exec_cached(
+        "UPDATE interest.item_sources SET version = version + 1 WHERE id = $1",
+        &[item_source.into()],
+    );
+}

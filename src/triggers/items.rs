@@ -1,0 +1,155 @@
+//! The items table's triggers: their functions' PL/pgSQL, and the entry
+//! points they (and `interest.backfill_items`) call. Only rows whose text
+//! (or embedding) changed are embedded again; events that were waiting for
+//! an item's embedding are applied when it arrives.
+
+use super::{guarded, trigger_function};
+use crate::embedding_type::Embedding;
+use crate::ingest;
+use crate::models::embed_texts;
+use crate::sources::writable_item_source;
+use crate::store::items;
+use pgrx::prelude::*;
+
+/// The CREATE FUNCTION statements of an items table's trigger functions
+/// (`interest._items_<source>_ins/_upd/_del`). `id_expr` and `val_expr` give
+/// the key and the text (or the embedding as text) of a row; `call` is the
+/// entry point that stores them.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn _item_trigger_functions(
+    source_id: i32,
+    id_expr: &str,
+    val_expr: &str,
+    call: &str,
+    rel: pg_sys::Oid,
+) -> Vec<String> {
+    let insert = format!(
+        "PERFORM {call}({source_id}, array_agg(k), array_agg(v)) FROM (SELECT {id_expr}, {val_expr} FROM new_rows) s(k, v);"
+    );
+    let update = format!(
+        "PERFORM {call}({source_id}, array_agg(n.k), array_agg(n.v)) FROM (SELECT {id_expr}, {val_expr} FROM new_rows) n(k, v) \
+         WHERE NOT EXISTS (SELECT 1 FROM (SELECT {id_expr}, ({val_expr})::text FROM old_rows) o(k, v) \
+                           WHERE o.k = n.k AND o.v IS NOT DISTINCT FROM n.v::text);\n        \
+         PERFORM interest._items_deleted({source_id}, array_agg(o.k)) FROM (SELECT {id_expr} FROM old_rows) o(k) \
+         WHERE NOT EXISTS (SELECT 1 FROM (SELECT {id_expr} FROM new_rows) n(k) WHERE n.k = o.k);"
+    );
+    let delete =
+        format!("PERFORM interest._items_deleted({source_id}, array_agg(k)) FROM (SELECT {id_expr} FROM old_rows) s(k);");
+    // `public` too: the text expression is the owner's SQL over the row.
+    let name = |op: &str| format!("interest._items_{source_id}_{op}");
+    vec![
+        trigger_function(&name("ins"), "pg_catalog, public", &guarded(&insert, rel)),
+        trigger_function(&name("upd"), "pg_catalog, public", &guarded(&update, rel)),
+        trigger_function(&name("del"), "pg_catalog, public", &guarded(&delete, rel)),
+    ]
+}
+
+/// Embeds changed item texts (NULL text removes the embedding) and applies
+/// the events that were waiting for these items.
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<String>>) -> i64 {
+    let src = writable_item_source(
+        source_id,
+        pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
+        "embed items",
+    );
+    let mut keys = Vec::new();
+    let mut present = Vec::new();
+    let mut removed = Vec::new();
+    for (k, t) in ids.into_iter().zip(&texts) {
+        match (k, t.as_deref()) {
+            (Some(k), Some(t)) => {
+                keys.push(k);
+                present.push(t);
+            }
+            (Some(k), None) => removed.push(k),
+            _ => {}
+        }
+    }
+    let vectors = embed_texts(&src.model, &present);
+    store(
+        source_id,
+        keys,
+        vectors.into_iter().map(Embedding::new).collect(),
+        removed,
+    )
+}
+
+/// Stores precomputed embeddings (bring your own); NULL removes one.
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<String>>) -> i64 {
+    writable_item_source(
+        source_id,
+        pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
+        "store item embeddings",
+    );
+    let mut keys = Vec::new();
+    let mut vecs = Vec::new();
+    let mut removed = Vec::new();
+    for (k, e) in ids.into_iter().zip(embeddings) {
+        match (k, e) {
+            (Some(k), Some(e)) => {
+                // The trigger passes the column cast to interest.embedding, as text.
+                let values = interest_core::text_format::parse(&e)
+                    .unwrap_or_else(|err| crate::errors::raise_vector_error(err));
+                keys.push(k);
+                vecs.push(Embedding::new(values));
+            }
+            (Some(k), None) => removed.push(k),
+            _ => {}
+        }
+    }
+    store(source_id, keys, vecs, removed)
+}
+
+/// Upserts and removes embeddings, then applies the events waiting for the
+/// upserted items; returns how many were upserted.
+fn store(source_id: i32, keys: Vec<String>, vectors: Vec<Embedding>, removed: Vec<String>) -> i64 {
+    let n = items::upsert(source_id, keys.clone(), vectors);
+    items::remove(source_id, removed);
+    if !keys.is_empty() {
+        ingest::apply_pending(source_id, &keys);
+    }
+    n
+}
+
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _items_deleted(source_id: i32, ids: Vec<Option<String>>) -> i64 {
+    writable_item_source(
+        source_id,
+        pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
+        "remove item embeddings",
+    );
+    items::remove(source_id, ids.into_iter().flatten().collect())
+}
+
+/// Of the given keys (and values), those whose item has no embedding yet.
+#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _missing_items(
+    source_id: i32,
+    keys: Vec<Option<String>>,
+    vals: Vec<Option<String>>,
+) -> TableIterator<
+    'static,
+    (
+        name!(keys, Vec<Option<String>>),
+        name!(vals, Vec<Option<String>>),
+    ),
+> {
+    writable_item_source(
+        source_id,
+        pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
+        "embed items",
+    );
+    let present = items::present(source_id, &keys);
+    let (k, v): (Vec<_>, Vec<_>) = keys
+        .into_iter()
+        .zip(vals)
+        .filter(|(k, _)| k.as_ref().is_some_and(|k| !present.contains(k)))
+        .unzip();
+    TableIterator::new(vec![(k, v)])
+}
