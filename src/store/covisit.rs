@@ -8,6 +8,7 @@ use crate::locks::{self, Held};
 use crate::spi::run_cached;
 use interest_core::array_literal::{float_array_literal, text_array_literal};
 use interest_core::covisit::{push_recent, CovisitParams, ItemGraph, ItemStats};
+use interest_core::covisit_history::HistoryChange;
 use interest_core::events::group_by_user;
 use interest_core::interner::Interner;
 use interest_core::link_codec;
@@ -98,11 +99,7 @@ pub(crate) fn move_recent_lists(source_id: i32, visits: Vec<Visit>) {
 /// Deleted or updated events: each user's visit history went from `before`
 /// to `after` ((item, time) in order); their counts and links are taken back
 /// or added (`ItemGraph::rewrite_history`). Users are locked by the caller.
-pub(crate) fn rewrite_histories(
-    source_id: i32,
-    histories: Vec<(Vec<(String, f64)>, Vec<(String, f64)>)>,
-    held: Held,
-) {
+pub(crate) fn rewrite_histories(source_id: i32, histories: Vec<HistoryChange>, held: Held) {
     let p = params();
     let mut keys: Vec<String> = histories
         .iter()

@@ -127,6 +127,7 @@ fn _items_deleted(source_id: i32, ids: Vec<Option<String>>) -> i64 {
 }
 
 /// Of the given keys (and values), those whose item has no embedding yet.
+#[allow(clippy::type_complexity)]
 #[pg_extern(security_definer, stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _missing_items(

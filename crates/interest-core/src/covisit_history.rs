@@ -7,6 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 /// An (item, time) visit in a user's history.
 pub type Visit = (String, f64);
 
+/// A user's visit history before and after a statement.
+pub type HistoryChange = (Vec<Visit>, Vec<Visit>);
+
 /// `now`: each touched user's visits as the table holds them after the
 /// statement, in replay order (every touched user present, perhaps with
 /// none). `removed` and `added`: the (user, item, time) visits the statement
@@ -16,7 +19,7 @@ pub fn changed_histories(
     now: BTreeMap<String, Vec<Visit>>,
     removed: Vec<(String, String, f64)>,
     added: Vec<(String, String, f64)>,
-) -> Vec<(Vec<Visit>, Vec<Visit>)> {
+) -> Vec<HistoryChange> {
     let by_user = |visits: Vec<(String, String, f64)>| {
         let mut m: HashMap<String, Vec<Visit>> = HashMap::new();
         for (u, i, t) in visits {

@@ -4,7 +4,7 @@
 
 use interest_core::encoder::{self, Encoder, EncoderConfig, EncoderError, Pooling};
 use interest_core::kernels;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn required_env(name: &str) -> PathBuf {
     PathBuf::from(
@@ -13,7 +13,7 @@ fn required_env(name: &str) -> PathBuf {
     )
 }
 
-fn config(dir: &PathBuf) -> EncoderConfig {
+fn config(dir: &Path) -> EncoderConfig {
     EncoderConfig {
         model_path: dir.join("model.onnx"),
         tokenizer_path: dir.join("tokenizer.json"),
