@@ -2,7 +2,7 @@
 //! `interest_core::evaluation` (the live ranking code) over it.
 
 use crate::errors::raise;
-use crate::recommend::{check_k, WeightArgs};
+use crate::recommend::{check_k, weights};
 use crate::sources::{decode_event, readable_event_source};
 use crate::spi::spi_error;
 use crate::store::{catalog, covisit};
@@ -10,6 +10,7 @@ use interest_core::evaluation::{self, EvalConfig, EvalEvent};
 use interest_core::events::DEFAULT_WEIGHT;
 use interest_core::ranking::RankWeights;
 use interest_core::signals::FRESHNESS_HALF_LIFE_SECS;
+use interest_core::weights::WeightOverrides;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use std::collections::HashMap;
@@ -57,15 +58,17 @@ fn _evaluate(
             "It is the share of the items made new for the new-item protocol, for example 0.1; 0 skips it.",
         );
     }
-    let w = WeightArgs {
-        content,
-        covisit,
-        popularity,
-        freshness,
-        diversity,
-        balance,
-    }
-    .resolve(RankWeights::default());
+    let w = weights(
+        RankWeights::default(),
+        WeightOverrides {
+            content,
+            covisit,
+            popularity,
+            freshness,
+            diversity,
+            balance,
+        },
+    );
     let src = readable_event_source(source_id);
     // Catalog: the embedded items, plus items that only have events.
     let (mut keys, mut vectors): (Vec<String>, Vec<Option<Vec<f32>>>) = match src.item_source_id {

@@ -7,6 +7,7 @@ use crate::sources::{decode_event, readable_event_source, EventSource};
 use crate::spi::{run_cached, spi_error};
 use crate::store::{center, covisit, items, states};
 use interest_core::interest_state::InterestState;
+use interest_core::interest_summary::summarize;
 use interest_core::queued_overlay::{overlay_queued, QueuedEvent};
 use pgrx::prelude::*;
 use std::collections::HashMap;
@@ -104,6 +105,9 @@ fn _user_vector(user_key: &str, source_id: i32) -> Option<Embedding> {
     state.user_vector().map(Embedding::new)
 }
 
+/// Recent items `interests()` names per sub-interest.
+const NEAREST_RECENT_ITEMS: usize = 3;
+
 /// Each sub-interest of a user: its vector, share of the decayed weight, last
 /// event, event count, and the user's recent items nearest to it.
 #[pg_extern(security_definer, stable, parallel_unsafe)]
@@ -140,36 +144,21 @@ fn _interests(
         Some(item_source) => items::vectors(item_source, &recent),
         None => HashMap::new(),
     };
-    let total_mass: f64 = state.centroids.iter().map(|c| c.mass).sum();
-    let rows: Vec<_> = state
-        .centroids
-        .iter()
-        .enumerate()
-        .map(|(slot, c)| {
-            let dir: Vec<f32> = c.sum.iter().map(|&v| v as f32).collect();
-            let mut near: Vec<(f64, &String)> = recent
-                .iter()
-                .filter_map(|k| {
-                    vectors
-                        .get(k)
-                        .map(|v| (interest_core::kernels::cosine_distance(&dir, v), k))
-                })
-                .filter(|(d, _)| !d.is_nan())
-                .collect();
-            near.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let mut unit = dir.clone();
-            interest_core::kernels::normalize_in_place(&mut unit);
+    let recent: Vec<(String, Vec<f32>)> = recent
+        .into_iter()
+        .filter_map(|k| vectors.get(&k).cloned().map(|v| (k, v)))
+        .collect();
+    let rows: Vec<_> = summarize(&state, &recent, NEAREST_RECENT_ITEMS)
+        .into_iter()
+        .map(|s| {
+            let row = (s.slot as i32, s.share, s.last_seen, s.events as i64);
             (
-                slot as i32,
-                if total_mass > 0.0 {
-                    c.mass / total_mass
-                } else {
-                    0.0
-                },
-                c.last_seen,
-                c.events as i64,
-                Embedding::new(unit),
-                near.into_iter().take(3).map(|(_, k)| k.clone()).collect(),
+                row.0,
+                row.1,
+                row.2,
+                row.3,
+                Embedding::new(s.direction),
+                s.nearest_recent,
             )
         })
         .collect();

@@ -8,9 +8,11 @@ use crate::sources::{readable_event_source, EventSource};
 use crate::spi::one_cached;
 use crate::store::catalog::{self, Catalog};
 use crate::store::covisit as store;
-use interest_core::covisit::{covisit_scores, CovisitContribution};
+use interest_core::covisit::CovisitContribution;
+use interest_core::covisit_context::{self, catalog_covisit_scores, RecentStats};
 use interest_core::ranking::{self, RankWeights, Scored, UserSignals};
-use interest_core::signals::{freshness_score, popularity_scores, FRESHNESS_HALF_LIFE_SECS};
+use interest_core::signals::{catalog_signals, FRESHNESS_HALF_LIFE_SECS};
+use interest_core::weights::{WeightError, WeightOverrides};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 use std::collections::{HashMap, HashSet};
@@ -53,17 +55,8 @@ impl Context {
                 first_seen[i] = first_seen[i].min(s.first_seen);
             }
         }
-        let popularity = popularity_scores(&counts);
-        let freshness = first_seen
-            .iter()
-            .map(|&first| {
-                freshness_score(
-                    first.is_finite().then_some(first),
-                    now,
-                    FRESHNESS_HALF_LIFE_SECS,
-                )
-            })
-            .collect();
+        let (popularity, freshness) =
+            catalog_signals(&counts, &first_seen, now, FRESHNESS_HALF_LIFE_SECS);
         Context {
             catalog,
             popularity,
@@ -99,7 +92,6 @@ impl Context {
     /// so scoring hashes integers, not strings.
     fn covisit(&self, src: &EventSource, recent: &[String]) -> Terms {
         let p = store::params();
-        let n = self.keys().len();
         let by_key: HashMap<String, (f64, Vec<(usize, f64)>)> =
             store::load_item_stats(src.id, recent, |j| self.index().get(j).copied())
                 .into_iter()
@@ -113,27 +105,9 @@ impl Context {
                     (k, (s.count * f, links))
                 })
                 .collect();
-        // Recent item at position q is "n + q": never confused with a candidate.
-        let ids: Vec<usize> = (0..recent.len()).map(|q| n + q).collect();
-        let by_item = covisit_scores(
-            &ids,
-            |&id| by_key.get(&recent[id - n]).cloned(),
-            |&j| if j < n { self.counts[j] } else { 0.0 },
-            &p,
-        )
-        .into_iter()
-        .filter(|(j, _)| *j < n)
-        .map(|(j, parts)| {
-            let parts = parts
-                .into_iter()
-                .map(|c| CovisitContribution {
-                    via: c.via - n,
-                    value: c.value,
-                })
-                .collect();
-            (j, parts)
-        })
-        .collect();
+        let recent_stats: Vec<Option<RecentStats>> =
+            recent.iter().map(|k| by_key.get(k).cloned()).collect();
+        let by_item = catalog_covisit_scores(&recent_stats, &self.counts, &p);
         Terms {
             recent: recent.to_vec(),
             by_item,
@@ -149,10 +123,7 @@ struct Terms {
 
 impl Terms {
     fn totals(&self) -> HashMap<usize, f64> {
-        self.by_item
-            .iter()
-            .map(|(&i, parts)| (i, parts.iter().map(|c| c.value).sum()))
-            .collect()
+        covisit_context::totals(&self.by_item)
     }
 
     /// The item's contributions as (recent item, value), for its reason.
@@ -200,64 +171,26 @@ pub(crate) fn check_k(k: i32) -> usize {
     k as usize
 }
 
-/// The weights a call asks for, NULL meaning `defaults`'; each checked.
-pub(crate) struct WeightArgs {
-    pub content: Option<f64>,
-    pub covisit: Option<f64>,
-    pub popularity: Option<f64>,
-    pub freshness: Option<f64>,
-    pub diversity: Option<f64>,
-    pub balance: Option<f64>,
-}
-
-impl WeightArgs {
-    pub(crate) fn resolve(self, defaults: RankWeights) -> RankWeights {
-        let w = RankWeights {
-            content: self.content.unwrap_or(defaults.content),
-            covisit: self.covisit.unwrap_or(defaults.covisit),
-            popularity: self.popularity.unwrap_or(defaults.popularity),
-            freshness: self.freshness.unwrap_or(defaults.freshness),
-            diversity: self.diversity.unwrap_or(defaults.diversity),
-            balance: self.balance.unwrap_or(defaults.balance),
-        };
-        for (name, v) in [
-            ("content", w.content),
-            ("covisit", w.covisit),
-            ("popularity", w.popularity),
-            ("freshness", w.freshness),
-        ] {
-            if !v.is_finite() || v < 0.0 {
-                raise(
-                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!("weight {name} must be a non-negative number"),
-                    format!("Got {name} => {v}."),
-                    "Weights are non-negative; 0 turns a signal off.",
-                );
-            }
-        }
-        for (name, v, hint) in [
-            (
-                "diversity",
-                w.diversity,
-                "0 ranks by score only; 0.3 is a mild push towards variety.",
-            ),
-            (
-                "balance",
-                w.balance,
-                "0 ranks by score only; 1 gives each taste its full share of the list.",
-            ),
-        ] {
-            if !(0.0..=1.0).contains(&v) {
-                raise(
-                    PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                    format!("{name} must be between 0 and 1"),
-                    format!("Got {name} => {v}."),
-                    hint,
-                );
-            }
-        }
-        w
-    }
+/// The call's weights over `defaults`, or an error naming the bad one.
+pub(crate) fn weights(defaults: RankWeights, overrides: WeightOverrides) -> RankWeights {
+    defaults.overridden(&overrides).unwrap_or_else(|e| match e {
+        WeightError::NotNonNegative { name, value } => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("weight {name} must be a non-negative number"),
+            format!("Got {name} => {value}."),
+            "Weights are non-negative; 0 turns a signal off.",
+        ),
+        WeightError::NotAFraction { name, value } => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{name} must be between 0 and 1"),
+            format!("Got {name} => {value}."),
+            if name == "diversity" {
+                "0 ranks by score only; 0.3 is a mild push towards variety."
+            } else {
+                "0 ranks by score only; 1 gives each taste its full share of the list."
+            },
+        ),
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -286,15 +219,17 @@ fn _recommend(
     ),
 > {
     let k = check_k(k);
-    let w = WeightArgs {
-        content,
-        covisit,
-        popularity,
-        freshness,
-        diversity,
-        balance,
-    }
-    .resolve(RankWeights::default());
+    let w = weights(
+        RankWeights::default(),
+        WeightOverrides {
+            content,
+            covisit,
+            popularity,
+            freshness,
+            diversity,
+            balance,
+        },
+    );
     let src = readable_event_source(source_id);
     let ctx = Context::load(&src, as_of);
     let (user, terms) = user_signals(&src, &ctx, user_key);
@@ -357,15 +292,16 @@ fn _explain(
         balance: 0.0,
         ..RankWeights::default()
     };
-    let w = WeightArgs {
-        content,
-        covisit,
-        popularity,
-        freshness,
-        diversity: None,
-        balance: None,
-    }
-    .resolve(defaults);
+    let w = weights(
+        defaults,
+        WeightOverrides {
+            content,
+            covisit,
+            popularity,
+            freshness,
+            ..Default::default()
+        },
+    );
     let src = readable_event_source(source_id);
     let ctx = Context::load(&src, as_of);
     let Some(&item) = ctx.index().get(item_key) else {
@@ -439,16 +375,14 @@ fn _similar_items(
     as_of: Option<f64>,
 ) -> TableIterator<'static, (name!(item, String), name!(score, f64))> {
     let k = check_k(k);
-    let none = None;
-    let w = WeightArgs {
-        content,
-        covisit,
-        popularity: none,
-        freshness: none,
-        diversity: none,
-        balance: none,
-    }
-    .resolve(RankWeights::similar_items());
+    let w = weights(
+        RankWeights::similar_items(),
+        WeightOverrides {
+            content,
+            covisit,
+            ..Default::default()
+        },
+    );
     let src = readable_event_source(source_id);
     let ctx = Context::load(&src, as_of);
     let Some(&item) = ctx.index().get(item_key) else {

@@ -4,15 +4,17 @@
 //! - vectors and text: `kernels` (distances), `text_format`, `pooling`,
 //!   `encoder` (the ONNX sentence encoder);
 //! - events and state: `events` (the one validity rule), `decay`,
-//!   `interest_state` (sub-interests), `queued_overlay` (reads of queued
+//!   `interest_state` (sub-interests), `interest_summary`, `queued_overlay` (reads of queued
 //!   events), `fold_policy`;
-//! - co-visitation: `covisit`, `covisit_history` (DELETE/UPDATE), `interner`,
+//! - co-visitation: `covisit`, `covisit_history` (DELETE/UPDATE),
+//!   `covisit_context` (scores from a user's recent items), `interner`,
 //!   `link_codec`, `array_literal`;
-//! - ranking: `signals` (popularity, freshness), `ranking`, `explain`,
-//!   `metrics`, `evaluation`.
+//! - ranking: `signals` (popularity, freshness), `ranking`, `weights`,
+//!   `explain`, `metrics`, `evaluation`.
 
 pub mod array_literal;
 pub mod covisit;
+pub mod covisit_context;
 pub mod covisit_history;
 pub mod decay;
 pub mod encoder;
@@ -21,6 +23,7 @@ pub mod events;
 pub mod explain;
 pub mod fold_policy;
 pub mod interest_state;
+pub mod interest_summary;
 pub mod interner;
 pub mod kernels;
 pub mod link_codec;
@@ -30,6 +33,7 @@ pub mod queued_overlay;
 pub mod ranking;
 pub mod signals;
 pub mod text_format;
+pub mod weights;
 
 // The extension names ort types (the environment) without depending on ort twice.
 pub use ort;

@@ -28,6 +28,22 @@ pub fn freshness_score(first_seen: Option<f64>, now: f64, half_life: f64) -> f64
     }
 }
 
+/// Popularity and freshness of every catalog item at `now`, from decayed
+/// event counts and first appearances (infinite when unknown).
+pub fn catalog_signals(
+    counts: &[f64],
+    first_seen: &[f64],
+    now: f64,
+    freshness_half_life: f64,
+) -> (Vec<f64>, Vec<f64>) {
+    let popularity = popularity_scores(counts);
+    let freshness = first_seen
+        .iter()
+        .map(|&first| freshness_score(first.is_finite().then_some(first), now, freshness_half_life))
+        .collect();
+    (popularity, freshness)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +68,12 @@ mod tests {
             "an item from the future is new"
         );
         assert_eq!(freshness_score(None, 100.0, 10.0), 0.0);
+    }
+
+    #[test]
+    fn catalog_signals_leave_unknown_items_stale() {
+        let (p, f) = catalog_signals(&[1.0, 0.0], &[50.0, f64::INFINITY], 50.0, 10.0);
+        assert_eq!(p, [1.0, 0.0]);
+        assert_eq!(f, [1.0, 0.0]);
     }
 }
