@@ -19,7 +19,7 @@ use crate::sources::{load_event_source, text_model, EventSource};
 use crate::store::covisit::{self, Visit};
 use crate::store::{center, failures, items, pending, profiles, queue, states};
 use interest_core::covisit_history::changed_histories;
-use interest_core::events::{group_by_user, Event, EventRow, Subject};
+use interest_core::events::{group_by_user, Event, EventRow, Rejected, Subject};
 use interest_core::fold_policy::crossed_fold_batch;
 use interest_core::interest_state::{apply_in_order, Centroid, StateEvent};
 use std::collections::{BTreeMap, HashMap};
@@ -39,7 +39,7 @@ struct Resolved {
 /// Accepts the rows (`EventRow::accept`, the one validity rule), finds the
 /// items' embeddings and embeds free texts in one batch.
 fn resolve(src: &EventSource, rows: Vec<EventRow>) -> Resolved {
-    let events: Vec<Event> = rows.into_iter().filter_map(EventRow::accept).collect();
+    let events = accept(src, rows);
     let mut keys: Vec<String> = events
         .iter()
         .filter_map(|e| e.item().map(str::to_string))
@@ -80,6 +80,28 @@ fn resolve(src: &EventSource, rows: Vec<EventRow>) -> Resolved {
         }
     }
     out
+}
+
+/// The rows that are events (`EventRow::check`, the one validity rule);
+/// rows with an infinite or NaN time or weight are logged and skipped.
+fn accept(src: &EventSource, rows: Vec<EventRow>) -> Vec<Event> {
+    let mut events = Vec::with_capacity(rows.len());
+    let (mut bad, mut first_bad) = (0, String::new());
+    for row in rows {
+        let user = row.user.clone();
+        match row.check() {
+            Ok(e) => events.push(e),
+            Err(Rejected::NotFinite) => {
+                if bad == 0 {
+                    first_bad = user.unwrap_or_default();
+                }
+                bad += 1;
+            }
+            Err(_) => {}
+        }
+    }
+    failures::report_not_finite(src, bad, &first_bad);
+    events
 }
 
 /// Free-text events become vector events, embedded in one batch with the
@@ -162,7 +184,7 @@ fn apply_batch(src: &EventSource, batch: Resolved, held: Held) {
 /// now, so a model error is the statement's). True when the statement is
 /// due to fold the queue.
 pub(crate) fn queue_new_events(src: &EventSource, rows: Vec<EventRow>, fold_batch: i64) -> bool {
-    let events = rows.into_iter().filter_map(EventRow::accept).collect();
+    let events = accept(src, rows);
     let seqs = queue::append(src.id, embed_free_texts(src, events));
     let Some(&last) = seqs.iter().max() else {
         return false;

@@ -25,17 +25,11 @@ mod maintenance;
 mod read;
 mod recommend;
 mod sources;
+mod sql_install;
 mod store;
 mod triggers;
 
 ::pgrx::pg_module_magic!();
-
-// The type and its I/O functions must exist before any function that uses it.
-pgrx::extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
-// Bookkeeping tables and attach/detach (PL/pgSQL; calls into src/interests.rs).
-pgrx::extension_sql_file!("../sql/interests.sql", name = "interests");
-// Operators, casts, aggregates, the model registry and COMMENTs: after everything.
-pgrx::extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
@@ -88,8 +82,15 @@ mod tests {
     fn sql_event_rule_agrees_with_the_rust_rule() {
         use interest_core::events::{sql_item_event_rule, EventRow};
         let users = [None, Some("u")];
-        let times = [None, Some(1.0)];
-        let weights = [None, Some(0.0), Some(-3.0), Some(2.0)];
+        let times = [None, Some(1.0), Some(f64::INFINITY), Some(f64::NAN)];
+        let weights = [
+            None,
+            Some(0.0),
+            Some(-3.0),
+            Some(2.0),
+            Some(f64::NEG_INFINITY),
+            Some(f64::NAN),
+        ];
         let mut checked = 0;
         for user in users {
             for t in times {
@@ -120,7 +121,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 16);
+        assert_eq!(checked, 48);
     }
 
     /// The default model is named once in Rust; the SQL default of embed()

@@ -31,3 +31,29 @@ pub(crate) fn report_skipped(src: &EventSource, skipped: &[(String, usize, usize
     .set_hint("Items and text events of one events table must use one model; interest.rebuild() recomputes the state.")
     .report(pgrx::PgLogLevel::WARNING);
 }
+
+/// Rows skipped for an infinite or NaN time or weight: a WARNING and a row
+/// in bookkeeping_errors. The application's rows are stored; the rest of the
+/// statement's events are applied.
+pub(crate) fn report_not_finite(src: &EventSource, count: usize, first_user: &str) {
+    if count == 0 {
+        return;
+    }
+    let message = "event with an infinite or NaN time or weight skipped".to_string();
+    let detail = format!(
+        "{count} event(s) of {} were not applied (first: user {first_user}); interests need finite times and weights.",
+        src.relname
+    );
+    exec(
+        "INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail) VALUES ($1::oid::regclass, '22000', $2, $3)",
+        &[src.relid.into(), message.clone().into(), detail.clone().into()],
+    );
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+        format!("pg_interest: {message}; the rows were stored"),
+        "pg_interest",
+    )
+    .set_detail(detail)
+    .set_hint("Store finite times and weights (not 'infinity' or NaN); fix the rows to have them counted.")
+    .report(pgrx::PgLogLevel::WARNING);
+}

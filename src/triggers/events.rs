@@ -13,7 +13,9 @@ use super::{guarded, trigger_function};
 use crate::errors::raise;
 use crate::ingest;
 use crate::sources::writable_event_source;
-use interest_core::events::{sql_item_event_rule, EventRow, DEFAULT_WEIGHT, DIRECT_APPLY_EVENTS};
+use interest_core::events::{
+    sql_item_event_rule, sql_not_finite, EventRow, DEFAULT_WEIGHT, DIRECT_APPLY_EVENTS,
+};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
 
@@ -25,6 +27,7 @@ fn _event_trigger_functions(source_id: i32, list: &str, rel: pg_sys::Oid) -> Vec
     let new_rows = rows("new_rows");
     let old_rows = rows("old_rows");
     let rule = sql_item_event_rule("u", "i", "t", "w");
+    let not_finite = sql_not_finite("t", "w");
     let oid = rel.to_u32();
     let insert = format!(
         r#"
@@ -33,11 +36,15 @@ DECLARE
     fold boolean := false;
     n bigint;
     has_text boolean;
+    has_bad boolean;
     queued bigint;
 BEGIN
     BEGIN
-        SELECT count(*), coalesce(bool_or(i IS NULL AND x IS NOT NULL), false) INTO n, has_text FROM {new_rows};
-        IF n >= {DIRECT_APPLY_EVENTS} OR has_text OR coalesce(current_setting('interest.fold_batch', true), '') = '0' THEN
+        -- Free texts need embedding and bad values a log entry: not the fast path.
+        SELECT count(*), coalesce(bool_or(i IS NULL AND x IS NOT NULL), false), coalesce(bool_or({not_finite}), false)
+        INTO n, has_text, has_bad FROM {new_rows};
+        IF n >= {DIRECT_APPLY_EVENTS} OR has_text OR has_bad
+           OR coalesce(current_setting('interest.fold_batch', true), '') = '0' THEN
             SELECT interest._apply_events({source_id}, array_agg(u), array_agg(i), array_agg(t), array_agg(w), array_agg(x))
             INTO fold FROM {new_rows};
         ELSE
@@ -48,7 +55,9 @@ BEGIN
                 fold := interest._fold_due({source_id}, pg_catalog.currval('interest.event_queue_seq_seq'), queued);
             END IF;
         END IF;
-    EXCEPTION WHEN OTHERS THEN
+    -- Bookkeeping never fails the application's statement: not even a
+    -- statement_timeout that fires inside it (the rows stay stored).
+    EXCEPTION WHEN query_canceled OR OTHERS THEN
         GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
         PERFORM interest._bookkeeping_failed({oid}::oid::regclass, false, SQLSTATE, SQLERRM, err_detail);
     END;

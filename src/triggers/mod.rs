@@ -15,7 +15,8 @@ DECLARE
 BEGIN
     BEGIN
         {body}
-    EXCEPTION WHEN OTHERS THEN
+    -- Not even a statement_timeout inside bookkeeping fails the statement.
+    EXCEPTION WHEN query_canceled OR OTHERS THEN
         GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
         PERFORM interest._bookkeeping_failed({rel}::oid::regclass, false, SQLSTATE, SQLERRM, err_detail);
     END;

@@ -44,27 +44,51 @@ pub struct Event {
     pub weight: f64,
 }
 
+/// Why a row is not an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// No user, no time, or neither an item nor a text: not an event at all.
+    Incomplete,
+    /// A zero weight: no event either (a neutral signal).
+    ZeroWeight,
+    /// An infinite or NaN time or weight: a bad value, logged and skipped
+    /// (one such value must never stop a table's bookkeeping).
+    NotFinite,
+}
+
 impl EventRow {
-    /// The validity rule: an event needs a user, a time, a non-zero weight
-    /// (NULL counts as `DEFAULT_WEIGHT`) and a subject: its item when it has
-    /// one (an item wins over a text), else its embedded or raw free text.
-    pub fn accept(self) -> Option<Event> {
+    /// The validity rule: an event needs a user, a finite time, a finite
+    /// non-zero weight (NULL counts as `DEFAULT_WEIGHT`) and a subject: its
+    /// item when it has one (an item wins over a text), else its embedded or
+    /// raw free text.
+    pub fn check(self) -> Result<Event, Rejected> {
         let weight = self.weight.unwrap_or(DEFAULT_WEIGHT);
+        let (Some(user), Some(t)) = (self.user, self.t) else {
+            return Err(Rejected::Incomplete);
+        };
+        if !t.is_finite() || !weight.is_finite() {
+            return Err(Rejected::NotFinite);
+        }
         if weight == 0.0 {
-            return None;
+            return Err(Rejected::ZeroWeight);
         }
         let subject = match (self.item, self.vector, self.text) {
             (Some(item), _, _) => Subject::Item(item),
             (None, Some(v), _) => Subject::Vector(v),
             (None, None, Some(text)) => Subject::Text(text),
-            (None, None, None) => return None,
+            (None, None, None) => return Err(Rejected::Incomplete),
         };
-        Some(Event {
-            user: self.user?,
+        Ok(Event {
+            user,
             subject,
-            t: self.t?,
+            t,
             weight,
         })
+    }
+
+    /// `check`, for callers that only need the event.
+    pub fn accept(self) -> Option<Event> {
+        self.check().ok()
     }
 }
 
@@ -78,12 +102,20 @@ impl Event {
     }
 }
 
-/// `accept`'s rule for item events, as a SQL predicate over the columns
-/// named `user`, `item`, `t` and `weight` (the triggers' fast path).
+/// `accept`'s rule for item events, as a SQL predicate over the float8
+/// columns named `user`, `item`, `t` and `weight` (the triggers' fast path).
+/// In SQL, NaN is larger than infinity, so `abs(x) < 'infinity'` is finiteness.
 pub fn sql_item_event_rule(user: &str, item: &str, t: &str, weight: &str) -> String {
     format!(
-        "{user} IS NOT NULL AND {item} IS NOT NULL AND {t} IS NOT NULL AND coalesce({weight}, {DEFAULT_WEIGHT}) <> 0"
+        "{user} IS NOT NULL AND {item} IS NOT NULL AND abs({t}) < 'infinity' \
+         AND coalesce({weight}, {DEFAULT_WEIGHT}) <> 0 AND abs(coalesce({weight}, {DEFAULT_WEIGHT})) < 'infinity'"
     )
+}
+
+/// True (in SQL) when a row has an infinite or NaN time or weight: such rows
+/// leave the triggers' fast path so that `check` rejects and logs them.
+pub fn sql_not_finite(t: &str, weight: &str) -> String {
+    format!("(NOT abs({t}) < 'infinity' OR NOT abs({weight}) < 'infinity')")
 }
 
 /// Groups events per user (users in key order) in apply order: by time,
@@ -175,7 +207,30 @@ mod tests {
     fn the_sql_rule_names_the_columns_and_the_default_weight() {
         assert_eq!(
             sql_item_event_rule("u", "i", "t", "w"),
-            "u IS NOT NULL AND i IS NOT NULL AND t IS NOT NULL AND coalesce(w, 1) <> 0"
+            "u IS NOT NULL AND i IS NOT NULL AND abs(t) < 'infinity' \
+             AND coalesce(w, 1) <> 0 AND abs(coalesce(w, 1)) < 'infinity'"
+        );
+    }
+
+    #[test]
+    fn infinite_or_nan_times_and_weights_are_rejected_as_bad_values() {
+        for x in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+            assert_eq!(
+                row(Some("u"), Some("i"), Some(x), None).check(),
+                Err(Rejected::NotFinite)
+            );
+            assert_eq!(
+                row(Some("u"), Some("i"), Some(1.0), Some(x)).check(),
+                Err(Rejected::NotFinite)
+            );
+        }
+        assert_eq!(
+            row(None, Some("i"), Some(f64::NAN), None).check(),
+            Err(Rejected::Incomplete)
+        );
+        assert_eq!(
+            row(Some("u"), Some("i"), Some(1.0), Some(0.0)).check(),
+            Err(Rejected::ZeroWeight)
         );
     }
 

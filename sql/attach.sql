@@ -1,185 +1,10 @@
 -- ---------------------------------------------------------------------------
--- Dynamic user interests: bookkeeping tables and attach/detach.
---
--- Security design: the trigger functions that attach_* installs on the
--- application's tables run with the rights of the role that inserts (so a
--- user-supplied text expression never runs with more rights than its author),
--- read only the transition tables, and hand arrays to interest._apply_events /
--- interest._items_changed. Those are SECURITY DEFINER with a pinned
--- search_path; they check that the *calling* role may write the source table,
--- so an application role needs no rights on these tables.
+-- attach.sql: attaching and detaching application tables (the triggers that
+-- keep item embeddings and interest state current), the failure log helper,
+-- and backfill_items. PL/pgSQL that calls into the Rust functions only at
+-- run time (src/sources.rs, src/triggers/*), so it needs only the tables of
+-- schema.sql. Security design: see the header of schema.sql.
 -- ---------------------------------------------------------------------------
-GRANT USAGE ON SCHEMA interest TO PUBLIC;
-
-CREATE TABLE interest.item_sources (
-    id               serial PRIMARY KEY,
-    relid            regclass NOT NULL UNIQUE,
-    id_column        name NOT NULL,
-    text_expr        text,
-    embedding_column name,
-    model            text NOT NULL,
-    -- bumped by every change to the source's embeddings: recommend() caches
-    -- the catalog per backend and reloads it when this moves
-    version          bigint NOT NULL DEFAULT 0,
-    created_at       timestamptz NOT NULL DEFAULT now(),
-    CHECK ((text_expr IS NULL) <> (embedding_column IS NULL))
-);
-
-CREATE TABLE interest.item_embeddings (
-    source_id  integer NOT NULL,
-    item_key   text NOT NULL,
-    embedding  interest.embedding NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),  -- for freshness
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (source_id, item_key)
-);
-
-CREATE TABLE interest.event_sources (
-    id              serial PRIMARY KEY,
-    relid           regclass NOT NULL UNIQUE,
-    item_source_id  integer REFERENCES interest.item_sources ON DELETE SET NULL,
-    user_expr       text NOT NULL,
-    -- "column = $1::type" on the native column, so the application's index on it is used
-    user_match      text NOT NULL,
-    item_expr       text NOT NULL,
-    time_expr       text NOT NULL,
-    -- user, item, epoch seconds, weight, free text: shared by triggers and rebuild
-    select_list     text NOT NULL,
-    weights         jsonb NOT NULL,
-    half_life       interval NOT NULL CHECK (half_life > interval '0'),
-    max_interests   integer NOT NULL CHECK (max_interests BETWEEN 1 AND 32),
-    join_similarity real NOT NULL CHECK (join_similarity BETWEEN -1 AND 1),
-    -- the items' mean embedding, fixed at the first event that needs it: the
-    -- point sub-interests are clustered around (see interest_state.rs)
-    center          interest.embedding,
-    -- when the event queue was last folded (interest.fold_interval counts from here)
-    folded_at       timestamptz,
-    created_at      timestamptz NOT NULL DEFAULT now()
-);
-
--- One row per user, one per sub-interest: each holds one 384-d vector (1.5 kB),
--- below the TOAST threshold, so an event rewrites small rows in place.
--- No foreign keys on these hot tables: an FK check takes a KEY SHARE row lock
--- on the parent that the same transaction has just updated, which creates a
--- MultiXact per event (measured: a third of the per-event CPU). Detach and
--- rebuild delete the rows explicitly instead.
-CREATE TABLE interest.user_states (
-    source_id  integer NOT NULL,
-    user_key   text NOT NULL,
-    t_ref      double precision NOT NULL,
-    total      interest.embedding NOT NULL,
-    events     bigint NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (source_id, user_key)
-) WITH (fillfactor = 50);  -- room on the page for HOT updates: every event rewrites the row
-
-CREATE TABLE interest.user_interests (
-    source_id integer NOT NULL,
-    user_key  text NOT NULL,
-    slot      integer NOT NULL,
-    centroid  interest.embedding NOT NULL,
-    mass      double precision NOT NULL,
-    -- signed decayed weight: centroid - weight * centre is its position
-    -- relative to the catalog's centre (for clustering)
-    weight    double precision NOT NULL,
-    last_seen double precision NOT NULL,
-    events    bigint NOT NULL,
-    PRIMARY KEY (source_id, user_key, slot)
-) WITH (fillfactor = 50);
-
--- Co-visitation: each user's last items (the context new events link with).
-CREATE TABLE interest.user_recent (
-    source_id integer NOT NULL,
-    user_key  text NOT NULL,
-    items     text[] NOT NULL,
-    times     double precision[] NOT NULL,
-    PRIMARY KEY (source_id, user_key)
-) WITH (fillfactor = 50);
-
--- Per item of an events source: decayed event count, first/last event and its
--- strongest co-visitation links (bounded), all relative to t_ref.
-CREATE TABLE interest.item_stats (
-    source_id    integer NOT NULL,
-    item_key     text NOT NULL,
-    t_ref        double precision NOT NULL,
-    events       double precision NOT NULL,
-    first_seen   double precision NOT NULL,
-    last_seen    double precision NOT NULL,
-    -- strongest links first, packed (key length u32, key, weight f32, little
-    -- endian; weights relative to t_ref): read with interest._link_keys(links)
-    -- and interest._link_weights(links)
-    links        bytea NOT NULL,
-    PRIMARY KEY (source_id, item_key)
-) WITH (fillfactor = 50);
-
--- Events whose item has no embedding yet: kept, counted, applied when it arrives.
-CREATE TABLE interest.pending_events (
-    source_id  integer NOT NULL,
-    user_key   text NOT NULL,
-    item_key   text NOT NULL,
-    t          double precision NOT NULL,
-    weight     double precision NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX pending_events_item ON interest.pending_events (source_id, item_key);
-
--- Events of small statements, waiting to be folded into the shared state.
--- A single-row INSERT only appends here (one small row: about the cost of
--- the bare insert, not ten statements and 8 kB of WAL); every
--- interest.fold_batch queued events, one statement folds them all at once
--- (user states, recent lists, counts and co-visitation links, each row
--- rewritten once per batch). Readers (user_vector, interests, recommend)
--- fold a user's queued events on the fly, so what they return is current.
-CREATE TABLE interest.event_queue (
-    seq       bigserial,               -- arrival order: the order events are folded in
-    source_id integer NOT NULL,
-    user_key  text NOT NULL,
-    item_key  text,
-    t         double precision NOT NULL,
-    weight    double precision NOT NULL,
-    embedding interest.embedding,       -- free-text events: embedded on arrival
-    CHECK (weight <> 0),
-    CHECK (item_key IS NOT NULL OR embedding IS NOT NULL)
-) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0);
-CREATE INDEX event_queue_user ON interest.event_queue (source_id, user_key);
--- The triggers append item events here with the inserting role's rights: a
--- role may queue events only for a table it may insert into, and never a
--- vector (free-text events are embedded and queued by _apply_events). Such a
--- role could as well call _apply_events; a rebuild recomputes from the table.
--- Reading and deleting stay with the extension's SECURITY DEFINER functions.
-ALTER TABLE interest.event_queue ENABLE ROW LEVEL SECURITY;
-CREATE POLICY queue_for_writable_tables ON interest.event_queue FOR INSERT TO PUBLIC
-    WITH CHECK (embedding IS NULL AND EXISTS (
-        SELECT 1 FROM interest.event_sources s
-        WHERE s.id = source_id AND pg_catalog.has_table_privilege(s.relid, 'INSERT')));
-
--- Cold start: a text profile acts as one event at the time it was set, so it
--- seeds a user with no events and fades as real events arrive.
-CREATE TABLE interest.user_profiles (
-    source_id integer NOT NULL,
-    user_key  text NOT NULL,
-    profile   text NOT NULL,
-    embedding interest.embedding NOT NULL,
-    set_at    double precision NOT NULL,
-    PRIMARY KEY (source_id, user_key)
-);
-
--- Bookkeeping that failed; the application's rows were kept. interest.rebuild() repairs.
-CREATE TABLE interest.bookkeeping_errors (
-    id         bigserial PRIMARY KEY,
-    relid      regclass,
-    sqlstate   text NOT NULL,
-    message    text NOT NULL,
-    detail     text,
-    at         timestamptz NOT NULL DEFAULT now()
-);
-
-REVOKE ALL ON interest.item_sources, interest.item_embeddings, interest.event_sources, interest.user_states,
-    interest.user_interests, interest.pending_events, interest.user_profiles, interest.bookkeeping_errors,
-    interest.user_recent, interest.item_stats, interest.event_queue FROM PUBLIC;
-GRANT SELECT ON interest.item_sources, interest.event_sources TO PUBLIC;
-GRANT INSERT (source_id, user_key, item_key, t, weight) ON interest.event_queue TO PUBLIC;
-GRANT USAGE ON SEQUENCE interest.event_queue_seq_seq TO PUBLIC;
 
 CREATE FUNCTION interest._require_owner(rel regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
@@ -269,6 +94,8 @@ BEGIN
     RAISE NOTICE 'attached %; rows that already exist are embedded by CALL interest.backfill_items(%)', items, quote_literal(items::text);
     RETURN src;
 END $$;
+COMMENT ON FUNCTION interest.attach_items(regclass, name, text, text, name) IS
+    'Keeps item embeddings current for an existing table (statement triggers): text is a column or SQL expression over the row, or embedding_column holds your own embeddings.';
 
 -- Shared by detach_items and detach_events: drops the triggers and their
 -- functions, then the bookkeeping; the application's table is untouched.
@@ -292,6 +119,7 @@ END $$;
 
 CREATE FUNCTION interest.detach_items(items regclass) RETURNS boolean
 LANGUAGE sql AS $$ SELECT interest._detach('item', items) $$;
+COMMENT ON FUNCTION interest.detach_items(regclass) IS 'Removes the triggers and bookkeeping of attach_items; the table and its rows are untouched.';
 
 CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_column name DEFAULT NULL,
     time_column name DEFAULT NULL, type_column name DEFAULT NULL, weight_column name DEFAULT NULL,
@@ -372,9 +200,12 @@ BEGIN
     EXECUTE format('CREATE TRIGGER interest_events_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_upd()', events, fn);
     RETURN src;
 END $$;
+COMMENT ON FUNCTION interest.attach_events(regclass, name, name, name, name, name, jsonb, name, interval, regclass, integer, real) IS
+    'Maintains every user''s time-decayed, multi-interest state from an existing events table (statement triggers with transition tables).';
 
 CREATE FUNCTION interest.detach_events(events regclass) RETURNS boolean
 LANGUAGE sql AS $$ SELECT interest._detach('event', events) $$;
+COMMENT ON FUNCTION interest.detach_events(regclass) IS 'Removes the triggers and interest state of attach_events; the table and its rows are untouched.';
 
 CREATE FUNCTION interest._forget_source(kind text, src integer) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
@@ -401,64 +232,6 @@ BEGIN
         DELETE FROM interest.event_queue WHERE source_id = src;
         DELETE FROM interest.event_sources WHERE id = src;
     END IF;
-END $$;
-
--- Folds every queued event of the table into the shared state now (the
--- triggers do it every interest.fold_batch events); returns how many. It
--- waits for the table's bookkeeping lock exclusively: call it alone or first
--- in a transaction (after other bookkeeping in the same transaction, two such
--- callers can deadlock, and one is aborted).
-CREATE FUNCTION interest.flush(events regclass) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-DECLARE src integer;
-BEGIN
-    SELECT id INTO src FROM interest.event_sources WHERE relid = events;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000', HINT = 'Call interest.attach_events first.';
-    END IF;
-    RETURN interest._fold_queue(src, true);
-END $$;
-
--- The queue folder's round (background worker): every table with queued
--- events, each in a block of its own so that one failure holds up no other.
-CREATE FUNCTION interest._fold_all() RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-DECLARE
-    s record;
-    n bigint := 0;
-    err_detail text;
-    failed integer[] := '{}';
-BEGIN
-    FOR s IN SELECT es.id, es.relid FROM interest.event_sources es
-             WHERE EXISTS (SELECT 1 FROM interest.event_queue q WHERE q.source_id = es.id) ORDER BY es.id LOOP
-        BEGIN
-            n := n + interest._fold_queue(s.id, false);
-        EXCEPTION WHEN query_canceled OR OTHERS THEN
-            failed := failed || s.id;
-            GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
-            PERFORM interest._bookkeeping_failed(s.relid, true, SQLSTATE, SQLERRM, err_detail);
-        END;
-    END LOOP;
-    -- Queues empty as far as we can see (their events may be uncommitted):
-    -- folded now all the same, so small statements leave folding to us.
-    UPDATE interest.event_sources SET folded_at = clock_timestamp()
-    WHERE id IN (SELECT id FROM interest.event_sources FOR UPDATE SKIP LOCKED)
-      AND id <> ALL (failed)
-      AND (folded_at IS NULL OR folded_at < clock_timestamp() - interval '100 ms');
-    RETURN n;
-END $$;
-REVOKE ALL ON FUNCTION interest._fold_all() FROM PUBLIC;
-
-CREATE FUNCTION interest.rebuild(events regclass) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
-DECLARE src integer;
-BEGIN
-    PERFORM interest._require_owner(events);
-    SELECT id INTO src FROM interest.event_sources WHERE relid = events;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000', HINT = 'Call interest.attach_events first.';
-    END IF;
-    RETURN interest._rebuild_all(src);
 END $$;
 
 -- Embeds the rows that have no embedding yet, batch by batch in key order,
@@ -505,3 +278,5 @@ BEGIN
         COMMIT;
     END LOOP;
 END $$;
+COMMENT ON PROCEDURE interest.backfill_items(regclass, integer) IS
+    'Embeds existing rows of an attached items table that have no embedding, committing per batch with a NOTICE; CALL it again to resume.';

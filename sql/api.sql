@@ -1,0 +1,210 @@
+-- ---------------------------------------------------------------------------
+-- api.sql: the public read and write API (user_vector, interests,
+-- set_profile, recommend, explain, similar_items, evaluate, flush, rebuild),
+-- the queue folder's round, the status views and plan settings, each
+-- function followed by its COMMENT. The `finalize` block: its LANGUAGE sql
+-- bodies are checked at creation, so it runs after every Rust function.
+-- ---------------------------------------------------------------------------
+
+-- ---------------------------------------------------------------------------
+-- Read side (keys of type int, bigint, text, uuid...).
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION interest.user_vector(user_key text, events regclass DEFAULT NULL) RETURNS interest.embedding
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT interest._user_vector($1, interest._event_source($2::oid)) $$;
+COMMENT ON FUNCTION interest.user_vector(text, regclass) IS
+    'A user''s interest vector: sub-interests combined by time-decayed weight; use in ORDER BY e <=> interest.user_vector(u) LIMIT k. NULL for a user with no events.';
+CREATE FUNCTION interest.user_vector(user_key anyelement, events regclass DEFAULT NULL) RETURNS interest.embedding
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT interest._user_vector($1::text, interest._event_source($2::oid)) $$;
+COMMENT ON FUNCTION interest.user_vector(anyelement, regclass) IS 'user_vector for int, bigint or uuid user keys.';
+CREATE FUNCTION interest.interests(user_key text, events regclass DEFAULT NULL)
+RETURNS TABLE (slot integer, weight double precision, last_seen timestamptz, events bigint, centroid interest.embedding, recent_items text[])
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $$
+    SELECT slot, weight, to_timestamp(last_seen_epoch), events, centroid, recent_items
+    FROM interest._interests($1, interest._event_source($2::oid)) ORDER BY weight DESC, slot
+$$;
+COMMENT ON FUNCTION interest.interests(text, regclass) IS
+    'A user''s sub-interests: share of the decayed weight, last event, event count, unit vector, and the recent items nearest to it.';
+CREATE FUNCTION interest.interests(user_key anyelement, events regclass DEFAULT NULL)
+RETURNS TABLE (slot integer, weight double precision, last_seen timestamptz, events bigint, centroid interest.embedding, recent_items text[])
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT * FROM interest.interests($1::text, $2) $$;
+COMMENT ON FUNCTION interest.interests(anyelement, regclass) IS 'interests for int, bigint or uuid user keys.';
+
+-- Cold start.
+CREATE FUNCTION interest.set_profile(user_key text, profile text, events regclass DEFAULT NULL) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$ SELECT interest._set_profile($1, $2, interest._event_source($3::oid)) $$;
+COMMENT ON FUNCTION interest.set_profile(text, text, regclass) IS
+    'Cold start: a text profile counts as one event at the time it is set, so it seeds a user with no events and fades as events arrive; NULL removes it.';
+CREATE FUNCTION interest.set_profile(user_key anyelement, profile text, events regclass DEFAULT NULL) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$ SELECT interest._set_profile($1::text, $2, interest._event_source($3::oid)) $$;
+COMMENT ON FUNCTION interest.set_profile(anyelement, text, regclass) IS 'set_profile for int, bigint or uuid user keys.';
+
+-- ---------------------------------------------------------------------------
+-- Recommendations. A weight left NULL takes its default, defined once in Rust
+-- (RankWeights::default; see README "Recommendations").
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION interest.recommend(user_key text, k integer DEFAULT 10, events regclass DEFAULT NULL,
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
+    popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL,
+    diversity double precision DEFAULT NULL, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
+    filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL, balance double precision DEFAULT NULL)
+RETURNS TABLE (item text, score double precision, reason text)
+-- Invoker rights and the caller's search_path: `filter` is the caller's own
+-- SQL over the items table, so it runs exactly as if they had typed it.
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    src integer := interest._event_source(events::oid);
+    allowed text[];
+    q text;
+BEGIN
+    IF filter IS NOT NULL THEN
+        SELECT format('SELECT array_agg((%I)::text) FROM %s WHERE (%s)', s.id_column, s.relid, filter) INTO q
+        FROM interest.event_sources e JOIN interest.item_sources s ON s.id = e.item_source_id WHERE e.id = src;
+        IF q IS NULL THEN
+            RAISE EXCEPTION 'filter needs an attached items table' USING ERRCODE = '55000',
+                DETAIL = 'The events table has no items table to apply the predicate to.',
+                HINT = 'Attach the items table with interest.attach_items, or leave filter out.';
+        END IF;
+        EXECUTE q INTO allowed;
+        allowed := coalesce(allowed, '{}');
+    END IF;
+    RETURN QUERY SELECT r.item, r.score, r.reason
+    FROM interest._recommend(src, user_key, k, content, covisit, popularity, freshness, diversity,
+                             exclude_seen, exclude, allowed, extract(epoch FROM as_of)::float8, balance) r;
+END $$;
+COMMENT ON FUNCTION interest.recommend(text, integer, regclass, double precision, double precision, double precision, double precision, double precision, boolean, text[], text, timestamptz, double precision) IS
+    'Top-k items for a user: content (the cosine to each sub-interest, weighted by its share; balance: the fraction of the list that follows the sub-interests'' shares; a taste with at least 20% of the recent mass is guaranteed floor(balance * k * share) places), co-visitation from the user''s recent items, popularity and freshness, with an MMR diversity knob; seen and excluded items left out; filter is a SQL predicate on the items table applied before ranking. Returns the item key, the score (the sum of interest.explain''s parts) and a reason.';
+
+CREATE FUNCTION interest.recommend(user_key anyelement, k integer DEFAULT 10, events regclass DEFAULT NULL,
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
+    popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL,
+    diversity double precision DEFAULT NULL, exclude_seen boolean DEFAULT true, exclude text[] DEFAULT NULL,
+    filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL, balance double precision DEFAULT NULL)
+RETURNS TABLE (item text, score double precision, reason text)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM interest.recommend($1::text, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+$$;
+COMMENT ON FUNCTION interest.recommend(anyelement, integer, regclass, double precision, double precision, double precision, double precision, double precision, boolean, text[], text, timestamptz, double precision) IS
+    'recommend for int, bigint or uuid user keys.';
+
+CREATE FUNCTION interest.explain(user_key text, item text, events regclass DEFAULT NULL,
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
+    popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
+RETURNS TABLE (component text, detail text, contribution double precision)
+LANGUAGE sql STABLE AS $$
+    SELECT * FROM interest._explain(interest._event_source($3::oid), $1, $2, $4, $5, $6, $7, extract(epoch FROM $8)::float8)
+$$;
+COMMENT ON FUNCTION interest.explain(text, text, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
+    'Why an item scores what it does for a user: one content row per sub-interest (its share times its cosine; the closest one marked), one row per co-visitation link from the user''s recent items, popularity and freshness; the contributions add up to recommend''s score.';
+
+CREATE FUNCTION interest.explain(user_key anyelement, item anyelement, events regclass DEFAULT NULL,
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
+    popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
+RETURNS TABLE (component text, detail text, contribution double precision)
+LANGUAGE sql STABLE AS $$ SELECT * FROM interest.explain($1::text, $2::text, $3, $4, $5, $6, $7, $8) $$;
+COMMENT ON FUNCTION interest.explain(anyelement, anyelement, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
+    'explain for int, bigint or uuid keys (user and item of the same type).';
+
+CREATE FUNCTION interest.similar_items(item text, k integer DEFAULT 10, events regclass DEFAULT NULL,
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
+RETURNS TABLE (item text, score double precision)
+LANGUAGE sql STABLE AS $$ SELECT * FROM interest._similar_items(interest._event_source($3::oid), $1, $2, $4, $5, extract(epoch FROM $6)::float8) $$;
+COMMENT ON FUNCTION interest.similar_items(text, integer, regclass, double precision, double precision, timestamptz) IS
+    'Items like a given one: its co-visitation links (normalised by popularity) plus embedding similarity.';
+
+CREATE FUNCTION interest.similar_items(item anyelement, k integer DEFAULT 10, events regclass DEFAULT NULL,
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
+RETURNS TABLE (item text, score double precision)
+LANGUAGE sql STABLE AS $$ SELECT * FROM interest.similar_items($1::text, $2, $3, $4, $5, $6) $$;
+COMMENT ON FUNCTION interest.similar_items(anyelement, integer, regclass, double precision, double precision, timestamptz) IS
+    'similar_items for int, bigint or uuid item keys.';
+
+CREATE FUNCTION interest.evaluate(events regclass, k integer DEFAULT 10, holdout integer DEFAULT 1,
+    content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
+    popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL,
+    diversity double precision DEFAULT NULL, ablations boolean DEFAULT true, balance double precision DEFAULT NULL,
+    new_items double precision DEFAULT 0.1)
+RETURNS TABLE (method text, users bigint, hit_rate double precision, ndcg double precision,
+               coverage double precision, diversity double precision)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM interest._evaluate(interest._event_source($1::oid), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+$$;
+COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precision, double precision, double precision, double precision, double precision, boolean, double precision, double precision) IS
+    'Leave-last-out offline evaluation: replays each user''s events but the held-out one (holdout 1 = last, 2 = second-to-last for validation), ranks the full catalog with recommend''s code (seen items excluded) and returns HR@k, NDCG@k, item coverage and intra-list diversity, with ablations and popularity and item-kNN baselines. With new_items > 0 (default 0.1) it also runs the new-item protocol: that share of the items (a fixed hash of the key) loses all its events, each user is tested on one of them among the new items only, where only content can rank ("new items: recommend"), against a random order ("new items: random", what recommend without content amounts to there).';
+-- ---------------------------------------------------------------------------
+-- Queue folding and repair.
+-- ---------------------------------------------------------------------------
+-- Folds every queued event of the table into the shared state now (the
+-- triggers do it every interest.fold_batch events); returns how many. It
+-- waits for the table's bookkeeping lock exclusively: call it alone or first
+-- in a transaction (after other bookkeeping in the same transaction, two such
+-- callers can deadlock, and one is aborted).
+CREATE FUNCTION interest.flush(events regclass) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE src integer;
+BEGIN
+    SELECT id INTO src FROM interest.event_sources WHERE relid = events;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000', HINT = 'Call interest.attach_events first.';
+    END IF;
+    RETURN interest._fold_queue(src, true);
+END $$;
+COMMENT ON FUNCTION interest.flush(regclass) IS 'Folds the table''s queued events (from small statements) into the shared state now: user states, counts and co-visitation links; returns how many. The triggers do it every interest.fold_batch events.';
+
+-- The queue folder's round (background worker): every table with queued
+-- events, each in a block of its own so that one failure holds up no other.
+CREATE FUNCTION interest._fold_all() RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    s record;
+    n bigint := 0;
+    err_detail text;
+    failed integer[] := '{}';
+BEGIN
+    FOR s IN SELECT es.id, es.relid FROM interest.event_sources es
+             WHERE EXISTS (SELECT 1 FROM interest.event_queue q WHERE q.source_id = es.id) ORDER BY es.id LOOP
+        BEGIN
+            n := n + interest._fold_queue(s.id, false);
+        EXCEPTION WHEN query_canceled OR OTHERS THEN
+            failed := failed || s.id;
+            GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
+            PERFORM interest._bookkeeping_failed(s.relid, true, SQLSTATE, SQLERRM, err_detail);
+        END;
+    END LOOP;
+    -- Queues empty as far as we can see (their events may be uncommitted):
+    -- folded now all the same, so small statements leave folding to us.
+    UPDATE interest.event_sources SET folded_at = clock_timestamp()
+    WHERE id IN (SELECT id FROM interest.event_sources FOR UPDATE SKIP LOCKED)
+      AND id <> ALL (failed)
+      AND (folded_at IS NULL OR folded_at < clock_timestamp() - interval '100 ms');
+    RETURN n;
+END $$;
+REVOKE ALL ON FUNCTION interest._fold_all() FROM PUBLIC;
+
+CREATE FUNCTION interest.rebuild(events regclass) RETURNS bigint
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE src integer;
+BEGIN
+    PERFORM interest._require_owner(events);
+    SELECT id INTO src FROM interest.event_sources WHERE relid = events;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000', HINT = 'Call interest.attach_events first.';
+    END IF;
+    RETURN interest._rebuild_all(src);
+END $$;
+COMMENT ON FUNCTION interest.rebuild(regclass) IS 'Recomputes every user''s interest state from the events table, in time order; returns the number of events read.';
+
+-- ---------------------------------------------------------------------------
+-- Status views.
+-- ---------------------------------------------------------------------------
+CREATE VIEW interest.item_status AS SELECT * FROM interest._item_status();
+COMMENT ON VIEW interest.item_status IS 'Attached items tables: estimated rows, embedded items, events waiting for their item''s embedding.';
+CREATE VIEW interest.event_status AS SELECT * FROM interest._event_status();
+COMMENT ON VIEW interest.event_status IS 'Attached events tables: users with an interest state, events queued by small statements (not yet folded), events waiting for their item''s embedding, and when the queue was last folded.';
+
+-- The trigger entry points run a handful of fixed statements per event
+-- statement through plans cached per backend. Their `= ANY($n)` arguments
+-- made the plan cache re-plan on every call (a custom plan looked cheaper):
+-- about 15% of a single-row insert. The generic plan (index probes) is right
+-- for one key and for a COPY's thousands alike.
+ALTER FUNCTION interest._apply_events SET plan_cache_mode = force_generic_plan;
+ALTER FUNCTION interest._events_rewritten SET plan_cache_mode = force_generic_plan;

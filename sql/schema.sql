@@ -1,0 +1,197 @@
+-- ---------------------------------------------------------------------------
+-- schema.sql: the bookkeeping tables of dynamic user interests, their
+-- indexes, the event queue's row-level policy, and the rights on them.
+-- Plain DDL, no function bodies: it runs right after bootstrap.sql (it needs
+-- only the type interest.embedding). Each table's COMMENT follows it.
+--
+-- Security design: the trigger functions that attach_* installs on the
+-- application's tables run with the rights of the role that inserts (so a
+-- user-supplied text expression never runs with more rights than its author),
+-- read only the transition tables, and hand arrays to interest._apply_events /
+-- interest._items_changed. Those are SECURITY DEFINER with a pinned
+-- search_path; they check that the *calling* role may write the source table,
+-- so an application role needs no rights on these tables.
+-- ---------------------------------------------------------------------------
+GRANT USAGE ON SCHEMA interest TO PUBLIC;
+
+CREATE TABLE interest.item_sources (
+    id               serial PRIMARY KEY,
+    relid            regclass NOT NULL UNIQUE,
+    id_column        name NOT NULL,
+    text_expr        text,
+    embedding_column name,
+    model            text NOT NULL,
+    -- bumped by every change to the source's embeddings: recommend() caches
+    -- the catalog per backend and reloads it when this moves
+    version          bigint NOT NULL DEFAULT 0,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    CHECK ((text_expr IS NULL) <> (embedding_column IS NULL))
+);
+COMMENT ON TABLE interest.item_sources IS 'Attached items tables.';
+
+CREATE TABLE interest.item_embeddings (
+    source_id  integer NOT NULL,
+    item_key   text NOT NULL,
+    embedding  interest.embedding NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),  -- for freshness
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_id, item_key)
+);
+COMMENT ON TABLE interest.item_embeddings IS 'Item embeddings by attached table and item key.';
+
+CREATE TABLE interest.event_sources (
+    id              serial PRIMARY KEY,
+    relid           regclass NOT NULL UNIQUE,
+    item_source_id  integer REFERENCES interest.item_sources ON DELETE SET NULL,
+    user_expr       text NOT NULL,
+    -- "column = $1::type" on the native column, so the application's index on it is used
+    user_match      text NOT NULL,
+    item_expr       text NOT NULL,
+    time_expr       text NOT NULL,
+    -- user, item, epoch seconds, weight, free text: shared by triggers and rebuild
+    select_list     text NOT NULL,
+    weights         jsonb NOT NULL,
+    half_life       interval NOT NULL CHECK (half_life > interval '0'),
+    max_interests   integer NOT NULL CHECK (max_interests BETWEEN 1 AND 32),
+    join_similarity real NOT NULL CHECK (join_similarity BETWEEN -1 AND 1),
+    -- the items' mean embedding, fixed at the first event that needs it: the
+    -- point sub-interests are clustered around (see interest_state.rs)
+    center          interest.embedding,
+    -- when the event queue was last folded (interest.fold_interval counts from here)
+    folded_at       timestamptz,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE interest.event_sources IS 'Attached events tables and their settings (center: the items'' mean embedding that sub-interests are clustered around, fixed at first use).';
+
+-- One row per user, one per sub-interest: each holds one 384-d vector (1.5 kB),
+-- below the TOAST threshold, so an event rewrites small rows in place.
+-- No foreign keys on these hot tables: an FK check takes a KEY SHARE row lock
+-- on the parent that the same transaction has just updated, which creates a
+-- MultiXact per event (measured: a third of the per-event CPU). Detach and
+-- rebuild delete the rows explicitly instead.
+CREATE TABLE interest.user_states (
+    source_id  integer NOT NULL,
+    user_key   text NOT NULL,
+    t_ref      double precision NOT NULL,
+    total      interest.embedding NOT NULL,
+    events     bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_id, user_key)
+) WITH (fillfactor = 50);  -- room on the page for HOT updates: every event rewrites the row
+COMMENT ON TABLE interest.user_states IS 'Per user: reference time, decayed total vector, event count.';
+
+CREATE TABLE interest.user_interests (
+    source_id integer NOT NULL,
+    user_key  text NOT NULL,
+    slot      integer NOT NULL,
+    centroid  interest.embedding NOT NULL,
+    mass      double precision NOT NULL,
+    -- signed decayed weight: centroid - weight * centre is its position
+    -- relative to the catalog's centre (for clustering)
+    weight    double precision NOT NULL,
+    last_seen double precision NOT NULL,
+    events    bigint NOT NULL,
+    PRIMARY KEY (source_id, user_key, slot)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE interest.user_interests IS 'Per user and slot: a sub-interest''s decayed sum, mass, signed weight and last event.';
+
+-- Co-visitation: each user's last items (the context new events link with).
+CREATE TABLE interest.user_recent (
+    source_id integer NOT NULL,
+    user_key  text NOT NULL,
+    items     text[] NOT NULL,
+    times     double precision[] NOT NULL,
+    PRIMARY KEY (source_id, user_key)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE interest.user_recent IS 'Per user: the last items, which new events link with (co-visitation) and recommend() scores from.';
+
+-- Per item of an events source: decayed event count, first/last event and its
+-- strongest co-visitation links (bounded), all relative to t_ref.
+CREATE TABLE interest.item_stats (
+    source_id    integer NOT NULL,
+    item_key     text NOT NULL,
+    t_ref        double precision NOT NULL,
+    events       double precision NOT NULL,
+    first_seen   double precision NOT NULL,
+    last_seen    double precision NOT NULL,
+    -- strongest links first, packed (key length u32, key, weight f32, little
+    -- endian; weights relative to t_ref): read with interest._link_keys(links)
+    -- and interest._link_weights(links)
+    links        bytea NOT NULL,
+    PRIMARY KEY (source_id, item_key)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE interest.item_stats IS 'Per item: decayed event count, first and last event, and its strongest co-visitation links.';
+
+-- Events whose item has no embedding yet: kept, counted, applied when it arrives.
+CREATE TABLE interest.pending_events (
+    source_id  integer NOT NULL,
+    user_key   text NOT NULL,
+    item_key   text NOT NULL,
+    t          double precision NOT NULL,
+    weight     double precision NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE interest.pending_events IS 'Events whose item had no embedding yet; applied when it arrives.';
+CREATE INDEX pending_events_item ON interest.pending_events (source_id, item_key);
+
+-- Events of small statements, waiting to be folded into the shared state.
+-- A single-row INSERT only appends here (one small row: about the cost of
+-- the bare insert, not ten statements and 8 kB of WAL); every
+-- interest.fold_batch queued events, one statement folds them all at once
+-- (user states, recent lists, counts and co-visitation links, each row
+-- rewritten once per batch). Readers (user_vector, interests, recommend)
+-- fold a user's queued events on the fly, so what they return is current.
+CREATE TABLE interest.event_queue (
+    seq       bigserial,               -- arrival order: the order events are folded in
+    source_id integer NOT NULL,
+    user_key  text NOT NULL,
+    item_key  text,
+    t         double precision NOT NULL,
+    weight    double precision NOT NULL,
+    embedding interest.embedding,       -- free-text events: embedded on arrival
+    CHECK (weight <> 0),
+    CHECK (item_key IS NOT NULL OR embedding IS NOT NULL)
+) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0);
+COMMENT ON TABLE interest.event_queue IS 'Events of small statements waiting to be folded into the shared state (every interest.fold_batch events, or by interest.flush); readers fold a user''s queued events on the fly.';
+CREATE INDEX event_queue_user ON interest.event_queue (source_id, user_key);
+
+-- The triggers append item events here with the inserting role's rights: a
+-- role may queue events only for a table it may insert into, and never a
+-- vector (free-text events are embedded and queued by _apply_events). Such a
+-- role could as well call _apply_events; a rebuild recomputes from the table.
+-- Reading and deleting stay with the extension's SECURITY DEFINER functions.
+ALTER TABLE interest.event_queue ENABLE ROW LEVEL SECURITY;
+CREATE POLICY queue_for_writable_tables ON interest.event_queue FOR INSERT TO PUBLIC
+    WITH CHECK (embedding IS NULL AND EXISTS (
+        SELECT 1 FROM interest.event_sources s
+        WHERE s.id = source_id AND pg_catalog.has_table_privilege(s.relid, 'INSERT')));
+
+-- Cold start: a text profile acts as one event at the time it was set, so it
+-- seeds a user with no events and fades as real events arrive.
+CREATE TABLE interest.user_profiles (
+    source_id integer NOT NULL,
+    user_key  text NOT NULL,
+    profile   text NOT NULL,
+    embedding interest.embedding NOT NULL,
+    set_at    double precision NOT NULL,
+    PRIMARY KEY (source_id, user_key)
+);
+COMMENT ON TABLE interest.user_profiles IS 'Users'' text profiles (cold start) and their embeddings.';
+
+-- Bookkeeping that failed; the application's rows were kept. interest.rebuild() repairs.
+CREATE TABLE interest.bookkeeping_errors (
+    id         bigserial PRIMARY KEY,
+    relid      regclass,
+    sqlstate   text NOT NULL,
+    message    text NOT NULL,
+    detail     text,
+    at         timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE interest.bookkeeping_errors IS 'Bookkeeping failures; the application''s rows were kept; interest.rebuild() repairs.';
+
+REVOKE ALL ON interest.item_sources, interest.item_embeddings, interest.event_sources, interest.user_states,
+    interest.user_interests, interest.pending_events, interest.user_profiles, interest.bookkeeping_errors,
+    interest.user_recent, interest.item_stats, interest.event_queue FROM PUBLIC;
+GRANT SELECT ON interest.item_sources, interest.event_sources TO PUBLIC;
+GRANT INSERT (source_id, user_key, item_key, t, weight) ON interest.event_queue TO PUBLIC;
+GRANT USAGE ON SEQUENCE interest.event_queue_seq_seq TO PUBLIC;
