@@ -1,5 +1,5 @@
 //! Distances, arithmetic and aggregates over `interest.embedding`. Operator,
-//! cast and aggregate definitions are in sql/finalize.sql.
+//! cast and aggregate definitions are in sql/type_objects.sql.
 
 use crate::embedding_type::{check_same_dims, Embedding, EmbeddingRef};
 use crate::errors::raise;
