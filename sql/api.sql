@@ -203,8 +203,8 @@ COMMENT ON VIEW interest.event_status IS 'Attached events tables: users with an 
 
 -- The trigger entry points run a handful of fixed statements per event
 -- statement through plans cached per backend. Their `= ANY($n)` arguments
--- made the plan cache re-plan on every call (a custom plan looked cheaper):
--- about 15% of a single-row insert. The generic plan (index probes) is right
+-- made the plan cache re-plan on every call (a custom plan looked cheaper),
+-- a real share of a single-row insert. The generic plan (index probes) is right
 -- for one key and for a COPY's thousands alike.
 ALTER FUNCTION interest._apply_events SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION interest._events_rewritten SET plan_cache_mode = force_generic_plan;

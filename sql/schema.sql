@@ -67,7 +67,7 @@ COMMENT ON TABLE interest.event_sources IS 'Attached events tables and their set
 -- below the TOAST threshold, so an event rewrites small rows in place.
 -- No foreign keys on these hot tables: an FK check takes a KEY SHARE row lock
 -- on the parent that the same transaction has just updated, which creates a
--- MultiXact per event (measured: a third of the per-event CPU). Detach and
+-- MultiXact per event (a large share of the per-event CPU). Detach and
 -- rebuild delete the rows explicitly instead.
 CREATE TABLE interest.user_states (
     source_id  integer NOT NULL,
@@ -135,8 +135,8 @@ COMMENT ON TABLE interest.pending_events IS 'Events whose item had no embedding 
 CREATE INDEX pending_events_item ON interest.pending_events (source_id, item_key);
 
 -- Events of small statements, waiting to be folded into the shared state.
--- A single-row INSERT only appends here (one small row: about the cost of
--- the bare insert, not ten statements and 8 kB of WAL); every
+-- A single-row INSERT only appends here (one small row, not ten statements
+-- and a page of WAL; README "Performance" has the figures); every
 -- interest.fold_batch queued events, one statement folds them all at once
 -- (user states, recent lists, counts and co-visitation links, each row
 -- rewritten once per batch). Readers (user_vector, interests, recommend)

@@ -1,7 +1,7 @@
 //! A compact binary form of one item's co-visitation links, for handing
 //! many items' ragged link lists to a single SQL statement as a `bytea[]`
 //! (one element per item) instead of text array literals, whose formatting
-//! and parsing cost about a third of a single-row insert.
+//! and parsing were a large share of a single-row insert.
 //!
 //! Layout, repeated per link: key length (u32 LE), key bytes (UTF-8),
 //! weight (f32 LE).
