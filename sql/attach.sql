@@ -33,7 +33,12 @@ END $$;
 CREATE FUNCTION interest._bookkeeping_failed(rel regclass, fold boolean, state text, message text, detail text)
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
 BEGIN
-    INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail) VALUES (rel, state, message, detail);
+    -- Only a role that may write the table logs for it (anyone else gets the
+    -- WARNING alone): the log cannot be filled by strangers, and a trigger's
+    -- failure handler never fails the application's statement.
+    IF interest._outer_role_may_write(rel) THEN
+        INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail) VALUES (rel, state, message, detail);
+    END IF;
     IF fold THEN
         RAISE WARNING 'pg_interest: folding the event queue of % failed (%: %); the events stay queued', rel, state, message
             USING DETAIL = coalesce(detail, ''),
@@ -130,7 +135,7 @@ RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     src integer;
     item_src integer;
-    user_expr text; user_match text; item_expr text; time_expr text; weight_expr text; text_expr text; list text;
+    user_expr text; user_match text; user_match_any text; user_type text; item_expr text; time_expr text; weight_expr text; text_expr text; list text;
     fn text;
     stmt text;
 BEGIN
@@ -173,8 +178,9 @@ BEGIN
     END IF;
 
     user_expr := format('(%I)::text', user_column);
-    user_match := format('%I = ($1)::%s', user_column,
-        (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = events AND a.attname = user_column));
+    user_type := (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = events AND a.attname = user_column);
+    user_match := format('%I = ($1)::%s', user_column, user_type);
+    user_match_any := format('%I = ANY(($1)::%s[])', user_column, user_type);
     item_expr := CASE WHEN item_column IS NULL THEN 'NULL::text' ELSE format('(%I)::text', item_column) END;
     time_expr := CASE WHEN time_column IS NULL THEN 'now()' ELSE format('%I', time_column) END;
     weight_expr := concat_ws(' * ',
@@ -184,8 +190,8 @@ BEGIN
     text_expr := CASE WHEN text_column IS NULL THEN 'NULL::text' ELSE format('(%I)::text', text_column) END;
     list := interest._event_select_list(user_expr, item_expr, time_expr, weight_expr, text_expr);
 
-    INSERT INTO interest.event_sources (relid, item_source_id, user_expr, user_match, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity)
-    VALUES (events, item_src, user_expr, user_match, item_expr, time_expr, list, weights, half_life, max_interests, join_similarity)
+    INSERT INTO interest.event_sources (relid, item_source_id, user_expr, user_match, user_match_any, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity)
+    VALUES (events, item_src, user_expr, user_match, user_match_any, item_expr, time_expr, list, weights, half_life, max_interests, join_similarity)
     RETURNING id INTO src;
 
     fn := format('interest._events_%s', src);
@@ -216,7 +222,9 @@ BEGIN
     IF kind = 'item' THEN SELECT relid INTO rel FROM interest.item_sources WHERE id = src;
     ELSE SELECT relid INTO rel FROM interest.event_sources WHERE id = src; END IF;
     IF NOT interest._outer_role_owns(rel) THEN
-        RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501';
+        RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501',
+            DETAIL = 'Forgetting a source deletes the table''s interest bookkeeping.',
+            HINT = 'Detach it as the table''s owner.';
     END IF;
     -- Bookkeeping only: the application's tables and rows are untouched.
     IF kind = 'item' THEN

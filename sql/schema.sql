@@ -46,6 +46,8 @@ CREATE TABLE interest.event_sources (
     user_expr       text NOT NULL,
     -- "column = $1::type" on the native column, so the application's index on it is used
     user_match      text NOT NULL,
+    -- the same for an array of keys: "column = ANY(($1)::type[])"
+    user_match_any  text NOT NULL,
     item_expr       text NOT NULL,
     time_expr       text NOT NULL,
     -- user, item, epoch seconds, weight, free text: shared by triggers and rebuild
@@ -150,6 +152,8 @@ CREATE TABLE interest.event_queue (
     weight    double precision NOT NULL,
     embedding interest.embedding,       -- free-text events: embedded on arrival
     CHECK (weight <> 0),
+    -- a bad value queued straight through the policy must not stop every fold
+    CHECK (abs(t) < 'infinity' AND abs(weight) < 'infinity'),
     CHECK (item_key IS NOT NULL OR embedding IS NOT NULL)
 ) WITH (autovacuum_vacuum_threshold = 1000, autovacuum_vacuum_scale_factor = 0);
 COMMENT ON TABLE interest.event_queue IS 'Events of small statements waiting to be folded into the shared state (every interest.fold_batch events, or by interest.flush); readers fold a user''s queued events on the fly.';

@@ -132,12 +132,12 @@ fn _interests(
     };
     // The user's 50 most recent items and their vectors.
     let recent_sql = format!(
-        "SELECT i FROM (SELECT {item} AS i, max({time}) AS t FROM {rel} WHERE {user} = $1 AND {item} IS NOT NULL \
+        "SELECT i FROM (SELECT {item} AS i, max({time}) AS t FROM {rel} WHERE {user} AND {item} IS NOT NULL \
          GROUP BY 1 ORDER BY 2 DESC LIMIT 50) s",
         item = src.item_expr,
         time = src.time_expr,
         rel = src.relname,
-        user = src.user_expr
+        user = src.user_match
     );
     let recent: Vec<String> = crate::spi::column(&recent_sql, &[user_key.into()]);
     let vectors = match src.item_source_id {

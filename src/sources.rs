@@ -23,9 +23,10 @@ pub(crate) struct EventSource {
     pub relid: pg_sys::Oid,
     pub relname: String,
     pub item_source_id: Option<i32>,
-    pub user_expr: String,
     /// `column = ($1)::type` on the native column, so the application's index is used.
     pub user_match: String,
+    /// `column = ANY(($1)::type[])`, for many users at once.
+    pub user_match_any: String,
     pub item_expr: String,
     pub time_expr: String,
     /// The event columns (see the module comment) as expressions over the table.
@@ -57,7 +58,7 @@ pub(crate) fn load_event_source(id: i32) -> Rc<EventSource> {
 fn read_event_source(id: i32) -> EventSource {
     Spi::connect(|c| {
         let t = c.select(
-            "SELECT relid::oid AS relid, relid::regclass::text AS relname, item_source_id, user_expr, user_match, \
+            "SELECT relid::oid AS relid, relid::regclass::text AS relname, item_source_id, user_match, user_match_any, \
                     item_expr, time_expr, select_list, extract(epoch FROM half_life)::float8 AS half_life_secs, \
                     max_interests, join_similarity::float8 AS join_similarity \
              FROM interest.event_sources WHERE id = $1",
@@ -76,8 +77,8 @@ fn read_event_source(id: i32) -> EventSource {
             relid: r.get_by_name::<pg_sys::Oid, _>("relid")?.unwrap_or(pg_sys::InvalidOid),
             relname: text("relname")?,
             item_source_id: r.get_by_name::<i32, _>("item_source_id")?,
-            user_expr: text("user_expr")?,
             user_match: text("user_match")?,
+            user_match_any: text("user_match_any")?,
             item_expr: text("item_expr")?,
             time_expr: text("time_expr")?,
             select_list: text("select_list")?,
@@ -211,9 +212,26 @@ fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
 // the *calling* role (the outer role, which SECURITY DEFINER does not change)
 // may write or read the attached table, so they cannot be used to forge state.
 
+/// Refuses to run a privileged entry point inside a security-restricted
+/// operation (ANALYZE, VACUUM, REINDEX, CREATE INDEX, REFRESH MATERIALIZED
+/// VIEW evaluating someone else's expressions): there the outer role is not
+/// the one whose SQL is running, so no privilege check could be trusted.
+pub(crate) fn refuse_in_restricted_operation() {
+    // SAFETY: reads backend-local state.
+    if unsafe { pg_sys::InSecurityRestrictedOperation() } {
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "pg_interest bookkeeping cannot run inside a security-restricted operation",
+            "A maintenance command (ANALYZE, VACUUM, REINDEX, CREATE INDEX or REFRESH MATERIALIZED VIEW) is evaluating an expression that calls it.",
+            "Call pg_interest's functions directly, not from index expressions or materialized views.",
+        );
+    }
+}
+
 /// The event source, after checking that the caller may `what` on its table
 /// (`mode`: ACL bits, any of which suffices).
 pub(crate) fn writable_event_source(id: i32, mode: u32, what: &str) -> Rc<EventSource> {
+    refuse_in_restricted_operation();
     let src = load_event_source(id);
     require_privilege(src.relid, &src.relname, mode, what);
     src
@@ -221,6 +239,7 @@ pub(crate) fn writable_event_source(id: i32, mode: u32, what: &str) -> Rc<EventS
 
 /// As `writable_event_source`, for an items table.
 pub(crate) fn writable_item_source(id: i32, mode: u32, what: &str) -> ItemSource {
+    refuse_in_restricted_operation();
     let src = load_item_source(id);
     require_privilege(src.relid, &src.relname, mode, what);
     src
@@ -228,6 +247,7 @@ pub(crate) fn writable_item_source(id: i32, mode: u32, what: &str) -> ItemSource
 
 /// The event source, after checking that the caller may read its table.
 pub(crate) fn readable_event_source(id: i32) -> Rc<EventSource> {
+    refuse_in_restricted_operation();
     let src = load_event_source(id);
     require_privilege(
         src.relid,
@@ -261,10 +281,27 @@ fn require_privilege(relid: pg_sys::Oid, relname: &str, mode: u32, what: &str) {
 /// True when the calling (outer) role owns the table; used by detach and rebuild.
 #[pg_extern(stable, parallel_unsafe)]
 pub(crate) fn _outer_role_owns(rel: pg_sys::Oid) -> bool {
+    refuse_in_restricted_operation();
     Spi::get_one_with_args::<bool>(
         "SELECT pg_has_role($1, relowner, 'USAGE') FROM pg_catalog.pg_class WHERE oid = $2",
         &[outer_role().into(), rel.into()],
     )
     .unwrap_or_else(|e| spi_error(e))
     .unwrap_or(false)
+}
+
+/// True when the calling (outer) role may write the table (INSERT, UPDATE or
+/// DELETE): who may log a bookkeeping failure for it.
+#[pg_extern(stable, parallel_unsafe)]
+fn _outer_role_may_write(rel: pg_sys::Oid) -> bool {
+    // SAFETY: reads backend-local state.
+    if unsafe { pg_sys::InSecurityRestrictedOperation() } {
+        return false;
+    }
+    let mode = pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE;
+    // SAFETY: catalog lookup with valid OIDs; ACLMASK_ANY semantics.
+    unsafe {
+        pg_sys::pg_class_aclcheck(rel, outer_role(), mode as pg_sys::AclMode)
+            == pg_sys::AclResult::ACLCHECK_OK
+    }
 }

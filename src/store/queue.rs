@@ -80,11 +80,11 @@ pub(crate) fn claim_and_read(
         "WITH claimed AS (DELETE FROM interest.event_queue WHERE source_id = $2 AND user_key = ANY($1) RETURNING *) \
          SELECT 0 AS part, seq, NULL::tid AS row_id, {CLAIMED_COLUMNS} FROM claimed \
          UNION ALL \
-         SELECT 1, NULL, ctid, {list}, NULL::interest.embedding FROM {rel} WHERE {user} = ANY($1) \
+         SELECT 1, NULL, ctid, {list}, NULL::interest.embedding FROM {rel} WHERE {users} \
          ORDER BY part, seq, t, row_id",
         list = src.select_list,
         rel = src.relname,
-        user = src.user_expr
+        users = src.user_match_any
     );
     let (mut queued, mut history) = (Vec::new(), Vec::new());
     Spi::connect_mut(|c| {

@@ -31,8 +31,7 @@ impl Default for InterestParams {
     fn default() -> Self {
         // 4 interests as in ComiRec's evaluation. The join threshold applies
         // to cosines relative to the catalog's centre (`apply_centered`),
-        // where MiniLM films of one genre score about 0.1-0.3 and of
-        // different genres below 0 (raw: 0.6 and 0.3).
+        // where texts of one kind score above it and unrelated ones below.
         InterestParams {
             half_life_secs: 30.0 * 86_400.0,
             max_interests: 4,

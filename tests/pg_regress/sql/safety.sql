@@ -1,0 +1,82 @@
+-- Bad values, cancelled bookkeeping and maintenance commands that evaluate
+-- someone else's expressions: the application's rows are always kept, and
+-- privileged entry points never run inside a security-restricted operation.
+SET search_path = public, interest;
+SET interest.fold_interval = 0;
+CREATE TABLE h_items (id int PRIMARY KEY, title text);
+INSERT INTO h_items VALUES (1, 'red running shoes'), (2, 'green tea'), (3, 'blue jeans');
+SELECT attach_items('h_items', 'id', text => 'title') > 0 AS attached;
+CALL backfill_items('h_items');
+CREATE TABLE h_events (id serial PRIMARY KEY, user_id int, item_id int, w float8, at timestamptz);
+SELECT attach_events('h_events', 'user_id', 'item_id', time_column => 'at', weight_column => 'w', items => 'h_items') > 0 AS attached;
+
+-- 1. An infinite time or a NaN or infinite weight: the row is stored, the
+-- event is logged (WARNING and bookkeeping_errors) and skipped, the other
+-- events of the statement are applied, and folds and rebuilds keep working.
+DELETE FROM interest.bookkeeping_errors;
+INSERT INTO h_events (user_id, item_id, w, at) VALUES
+  (1, 1, 1, '2024-01-01'), (1, 2, 'NaN', '2024-01-02'), (1, 3, 1, 'infinity'), (2, 2, '-infinity', '2024-01-03'), (2, 3, 1, '2024-01-04');
+SELECT count(*) AS rows_stored FROM h_events;
+SELECT sqlstate, message FROM interest.bookkeeping_errors ORDER BY id;
+SELECT flush('h_events') AS folded, rebuild('h_events') AS replayed;
+SELECT user_key, events FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 'h_events'::regclass ORDER BY 1;
+-- single-row statements take the same door (not the queue's fast path)
+INSERT INTO h_events (user_id, item_id, w, at) VALUES (3, 1, 'infinity', '2024-01-05');
+SELECT count(*) AS queued FROM interest.event_queue q JOIN interest.event_sources e ON e.id = q.source_id
+WHERE e.relid = 'h_events'::regclass;
+-- the queue itself refuses bad values, whoever inserts them
+SELECT regress.err($$INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight)
+  SELECT id, '9', '1', 0, 'NaN' FROM interest.event_sources WHERE relid = 'h_events'::regclass$$) LIKE '23514%' AS refused;
+
+-- 2. A statement_timeout that fires inside bookkeeping cancels only the
+-- bookkeeping: the items table's text expression sleeps.
+CREATE TABLE h_slow (id int PRIMARY KEY, title text);
+SELECT attach_items('h_slow', 'id', text => $$title || pg_sleep(0.5)::text$$) > 0 AS attached;
+DELETE FROM interest.bookkeeping_errors;
+SET statement_timeout = '100ms';
+INSERT INTO h_slow VALUES (1, 'slow item');
+RESET statement_timeout;
+SELECT count(*) AS rows_stored FROM h_slow;
+SELECT sqlstate FROM interest.bookkeeping_errors;
+
+-- 3. A maintenance command runs an index expression as the table's owner
+-- inside a security-restricted operation; the outer role may be a superuser.
+-- The privileged entry points refuse to run there.
+CREATE ROLE h_mallory;
+CREATE SCHEMA h_mallory AUTHORIZATION h_mallory;
+SET ROLE h_mallory;
+CREATE FUNCTION h_mallory.sneaky(x int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
+BEGIN
+  BEGIN
+    PERFORM interest._forget_source('event', s.id) FROM interest.event_sources s;
+  EXCEPTION WHEN OTHERS THEN NULL;
+  END;
+  BEGIN
+    PERFORM interest._bookkeeping_failed('h_events'::regclass, false, '00000', 'forged', NULL);
+  EXCEPTION WHEN OTHERS THEN NULL;
+  END;
+  RETURN x;
+END $$;
+CREATE TABLE h_mallory.t (x int);
+INSERT INTO h_mallory.t VALUES (1);
+CREATE INDEX ON h_mallory.t (h_mallory.sneaky(x));
+RESET ROLE;
+SELECT count(*) AS sources_before FROM interest.event_sources \gset
+DELETE FROM interest.bookkeeping_errors;
+ANALYZE h_mallory.t;
+SELECT count(*) = :sources_before AS no_source_forgotten FROM interest.event_sources;
+SELECT count(*) AS forged_log_rows FROM interest.bookkeeping_errors;
+-- called directly by a role that does not own the table: refused
+SET ROLE h_mallory;
+SELECT regress.err(format('SELECT interest._forget_source(%L, %s)', 'event', id)) AS not_owner
+FROM interest.event_sources WHERE relid = 'h_events'::regclass;
+-- and a role that may not write a table cannot log failures for it
+SELECT interest._bookkeeping_failed('h_events'::regclass, false, '00000', 'forged', NULL);
+RESET ROLE;
+SELECT count(*) AS forged_log_rows FROM interest.bookkeeping_errors;
+DROP TABLE h_mallory.t;
+DROP FUNCTION h_mallory.sneaky(int);
+DROP SCHEMA h_mallory;
+DROP ROLE h_mallory;
+SELECT detach_events('h_events'), detach_items('h_items'), detach_items('h_slow');
