@@ -90,7 +90,7 @@ BEGIN
     call := CASE WHEN text IS NOT NULL THEN 'interest._items_changed' ELSE 'interest._items_set' END;
     fn := format('interest._items_%s', src);
     -- The trigger functions (see src/triggers/items.rs).
-    FOREACH stmt IN ARRAY interest._item_trigger_functions(src, id_expr, val_expr, call, items::oid) LOOP
+    FOREACH stmt IN ARRAY interest._item_trigger_functions(src, id_expr, val_expr, call) LOOP
         EXECUTE stmt;
     END LOOP;
     EXECUTE format('CREATE TRIGGER interest_items_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', items, fn);
@@ -198,7 +198,7 @@ BEGIN
     -- The trigger functions (see src/triggers/events.rs): inserts are queued
     -- or applied in one pass; deletes and updates rewrite co-visitation and
     -- recompute the users concerned from the table.
-    FOREACH stmt IN ARRAY interest._event_trigger_functions(src, list, events::oid) LOOP
+    FOREACH stmt IN ARRAY interest._event_trigger_functions(src, list) LOOP
         EXECUTE stmt;
     END LOOP;
     EXECUTE format('CREATE TRIGGER interest_events_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', events, fn);

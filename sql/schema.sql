@@ -199,3 +199,23 @@ REVOKE ALL ON interest.item_sources, interest.item_embeddings, interest.event_so
 GRANT SELECT ON interest.item_sources, interest.event_sources TO PUBLIC;
 GRANT INSERT (source_id, user_key, item_key, t, weight) ON interest.event_queue TO PUBLIC;
 GRANT USAGE ON SEQUENCE interest.event_queue_seq_seq TO PUBLIC;
+
+-- pg_dump keeps the bookkeeping: every table's rows and the sequences that
+-- number sources and queued events, so a restore brings back the states,
+-- counts, links, profiles and queues as they were. The trigger functions
+-- attach_* created are ordinary functions and are dumped with the triggers.
+SELECT pg_catalog.pg_extension_config_dump('interest.item_sources', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.item_embeddings', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.event_sources', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.user_states', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.user_interests', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.user_recent', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.item_stats', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.pending_events', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.event_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.user_profiles', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.bookkeeping_errors', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.item_sources_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.event_sources_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.event_queue_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.bookkeeping_errors_id_seq', '');

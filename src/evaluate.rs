@@ -98,6 +98,10 @@ fn _evaluate(
                 continue;
             };
             let weight = e.weight.unwrap_or(DEFAULT_WEIGHT);
+            // Bad values are no events anywhere (`EventRow::check`).
+            if !t.is_finite() || !weight.is_finite() {
+                continue;
+            }
             let i = *index.entry(item.clone()).or_insert_with(|| {
                 keys.push(item);
                 vectors.push(None);

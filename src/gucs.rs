@@ -80,7 +80,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"interest.fold_batch",
         c"Queued events after which a small event statement folds the queue into the shared interest state.",
-        c"Statements of fewer than 64 events only queue theirs (user_vector, interests and recommend see them at once); every fold_batch events one statement folds them all. 0 applies every statement at once.",
+        c"Small statements only queue their events (user_vector, interests and recommend see them at once); every fold_batch events one statement folds them all. 0 applies every statement at once.",
         &FOLD_BATCH,
         0,
         1_000_000,

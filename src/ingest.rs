@@ -39,7 +39,7 @@ struct Resolved {
 /// Accepts the rows (`EventRow::accept`, the one validity rule), finds the
 /// items' embeddings and embeds free texts in one batch.
 fn resolve(src: &EventSource, rows: Vec<EventRow>) -> Resolved {
-    let events = accept(src, rows);
+    let events: Vec<Event> = rows.into_iter().filter_map(EventRow::accept).collect();
     let mut keys: Vec<String> = events
         .iter()
         .filter_map(|e| e.item().map(str::to_string))
@@ -82,26 +82,23 @@ fn resolve(src: &EventSource, rows: Vec<EventRow>) -> Resolved {
     out
 }
 
-/// The rows that are events (`EventRow::check`, the one validity rule);
-/// rows with an infinite or NaN time or weight are logged and skipped.
-fn accept(src: &EventSource, rows: Vec<EventRow>) -> Vec<Event> {
-    let mut events = Vec::with_capacity(rows.len());
+/// New rows with an infinite or NaN time or weight are logged and dropped
+/// here, once, at the door; replays of the table skip them silently.
+fn drop_bad_values(src: &EventSource, rows: Vec<EventRow>) -> Vec<EventRow> {
+    let mut kept = Vec::with_capacity(rows.len());
     let (mut bad, mut first_bad) = (0, String::new());
     for row in rows {
-        let user = row.user.clone();
-        match row.check() {
-            Ok(e) => events.push(e),
-            Err(Rejected::NotFinite) => {
-                if bad == 0 {
-                    first_bad = user.unwrap_or_default();
-                }
-                bad += 1;
+        if row.clone().check() == Err(Rejected::NotFinite) {
+            if bad == 0 {
+                first_bad = row.user.clone().unwrap_or_default();
             }
-            Err(_) => {}
+            bad += 1;
+        } else {
+            kept.push(row);
         }
     }
     failures::report_not_finite(src, bad, &first_bad);
-    events
+    kept
 }
 
 /// Free-text events become vector events, embedded in one batch with the
@@ -184,7 +181,8 @@ fn apply_batch(src: &EventSource, batch: Resolved, held: Held) {
 /// now, so a model error is the statement's). True when the statement is
 /// due to fold the queue.
 pub(crate) fn queue_new_events(src: &EventSource, rows: Vec<EventRow>, fold_batch: i64) -> bool {
-    let events = accept(src, rows);
+    let rows = drop_bad_values(src, rows);
+    let events = rows.into_iter().filter_map(EventRow::accept).collect();
     let seqs = queue::append(src.id, embed_free_texts(src, events));
     let Some(&last) = seqs.iter().max() else {
         return false;
@@ -203,6 +201,7 @@ pub(crate) fn fold_due(source_id: i32, last_seq: i64, queued: i64, fold_batch: i
 /// A large statement's events: its users' queued events are claimed (under
 /// the users' locks) and applied first, then the statement's, in one pass.
 pub(crate) fn apply_new_events(src: &EventSource, rows: Vec<EventRow>) {
+    let rows = drop_bad_values(src, rows);
     let users = distinct(rows.iter().filter_map(|r| r.user.clone()));
     let item_count = distinct(rows.iter().filter_map(|r| r.item.clone())).len();
     let held = locks::lock_users(src.id, &users, item_count);

@@ -247,9 +247,18 @@ pub(crate) fn writable_item_source(id: i32, mode: u32, what: &str) -> ItemSource
 
 /// The event source, after checking that the caller may read its table.
 pub(crate) fn readable_event_source(id: i32) -> Rc<EventSource> {
-    refuse_in_restricted_operation();
     let src = load_event_source(id);
-    require_privilege(
+    // Inside a security-restricted operation (REFRESH MATERIALIZED VIEW of a
+    // view over recommend(), say) the outer role is not whose SQL runs: the
+    // read is checked for the current role, the view's owner, instead.
+    // SAFETY: reads backend-local state.
+    let reader = if unsafe { pg_sys::InSecurityRestrictedOperation() } {
+        unsafe { pg_sys::GetUserId() }
+    } else {
+        outer_role()
+    };
+    require_privilege_of(
+        reader,
         src.relid,
         &src.relname,
         pg_sys::ACL_SELECT,
@@ -265,8 +274,18 @@ fn outer_role() -> pg_sys::Oid {
 }
 
 fn require_privilege(relid: pg_sys::Oid, relname: &str, mode: u32, what: &str) {
+    require_privilege_of(outer_role(), relid, relname, mode, what);
+}
+
+fn require_privilege_of(
+    role: pg_sys::Oid,
+    relid: pg_sys::Oid,
+    relname: &str,
+    mode: u32,
+    what: &str,
+) {
     // SAFETY: catalog lookup with valid OIDs; ACLMASK_ANY semantics (any bit of mode).
-    let ok = unsafe { pg_sys::pg_class_aclcheck(relid, outer_role(), mode as pg_sys::AclMode) }
+    let ok = unsafe { pg_sys::pg_class_aclcheck(relid, role, mode as pg_sys::AclMode) }
         == pg_sys::AclResult::ACLCHECK_OK;
     if !ok {
         raise(

@@ -86,13 +86,17 @@ pub(crate) fn claim_and_read(
         rel = src.relname,
         users = src.user_match_any
     );
+    // The native match (which uses the application's index) may also find
+    // keys equal in the column's type but spelled otherwise ('007' for 7):
+    // those rows are other bookkeeping users', and are left out.
+    let wanted: std::collections::HashSet<&str> = users.iter().map(String::as_str).collect();
     let (mut queued, mut history) = (Vec::new(), Vec::new());
     Spi::connect_mut(|c| {
         for r in c.update(&query, None, &[users.to_vec().into(), src.id.into()])? {
             let event = decode_event(&r)?;
             if r.get_by_name::<i32, _>("part")? == Some(0) {
                 queued.push(event);
-            } else {
+            } else if event.user.as_deref().is_some_and(|u| wanted.contains(u)) {
                 history.push(event);
             }
         }

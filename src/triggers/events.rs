@@ -22,13 +22,12 @@ use pgrx::PgSqlErrorCode;
 /// The CREATE FUNCTION statements of an events table's trigger functions
 /// (`interest._events_<source>_ins/_del/_upd`); `list` is its select list.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn _event_trigger_functions(source_id: i32, list: &str, rel: pg_sys::Oid) -> Vec<String> {
+fn _event_trigger_functions(source_id: i32, list: &str) -> Vec<String> {
     let rows = |table: &str| format!("(SELECT {list} FROM {table}) s(u, i, t, w, x)");
     let new_rows = rows("new_rows");
     let old_rows = rows("old_rows");
     let rule = sql_item_event_rule("u", "i", "t", "w");
     let not_finite = sql_not_finite("t", "w");
-    let oid = rel.to_u32();
     let insert = format!(
         r#"
 DECLARE
@@ -59,7 +58,7 @@ BEGIN
     -- statement_timeout that fires inside it (the rows stay stored).
     EXCEPTION WHEN query_canceled OR OTHERS THEN
         GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
-        PERFORM interest._bookkeeping_failed({oid}::oid::regclass, false, SQLSTATE, SQLERRM, err_detail);
+        PERFORM interest._bookkeeping_failed(TG_RELID::regclass, false, SQLSTATE, SQLERRM, err_detail);
     END;
     IF fold THEN
         BEGIN
@@ -68,7 +67,7 @@ BEGIN
         -- during it cancels only the fold, never the application's rows.
         EXCEPTION WHEN query_canceled OR OTHERS THEN
             GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
-            PERFORM interest._bookkeeping_failed({oid}::oid::regclass, true, SQLSTATE, SQLERRM, err_detail);
+            PERFORM interest._bookkeeping_failed(TG_RELID::regclass, true, SQLSTATE, SQLERRM, err_detail);
         END;
     END IF;
     RETURN NULL;
@@ -91,8 +90,8 @@ END"#
     let name = |op: &str| format!("interest._events_{source_id}_{op}");
     vec![
         trigger_function(&name("ins"), "pg_catalog", &insert),
-        trigger_function(&name("del"), "pg_catalog", &guarded(&delete, rel)),
-        trigger_function(&name("upd"), "pg_catalog", &guarded(&update, rel)),
+        trigger_function(&name("del"), "pg_catalog", &guarded(&delete)),
+        trigger_function(&name("upd"), "pg_catalog", &guarded(&update)),
     ]
 }
 

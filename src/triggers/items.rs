@@ -21,7 +21,6 @@ fn _item_trigger_functions(
     id_expr: &str,
     val_expr: &str,
     call: &str,
-    rel: pg_sys::Oid,
 ) -> Vec<String> {
     let insert = format!(
         "PERFORM {call}({source_id}, array_agg(k), array_agg(v)) FROM (SELECT {id_expr}, {val_expr} FROM new_rows) s(k, v);"
@@ -38,9 +37,9 @@ fn _item_trigger_functions(
     // `public` too: the text expression is the owner's SQL over the row.
     let name = |op: &str| format!("interest._items_{source_id}_{op}");
     vec![
-        trigger_function(&name("ins"), "pg_catalog, public", &guarded(&insert, rel)),
-        trigger_function(&name("upd"), "pg_catalog, public", &guarded(&update, rel)),
-        trigger_function(&name("del"), "pg_catalog, public", &guarded(&delete, rel)),
+        trigger_function(&name("ins"), "pg_catalog, public", &guarded(&insert)),
+        trigger_function(&name("upd"), "pg_catalog, public", &guarded(&update)),
+        trigger_function(&name("del"), "pg_catalog, public", &guarded(&delete)),
     ]
 }
 

@@ -6,8 +6,10 @@ pub(crate) mod events;
 pub(crate) mod items;
 
 /// Wraps trigger statements in the failure guard: an error in bookkeeping is
-/// logged and reported as a WARNING, never raised to the application.
-fn guarded(body: &str, rel: pgrx::pg_sys::Oid) -> String {
+/// logged and reported as a WARNING, never raised to the application. The
+/// bodies name their table by `TG_RELID`, never by a stored OID, so they
+/// survive pg_dump and restore.
+fn guarded(body: &str) -> String {
     format!(
         r#"
 DECLARE
@@ -18,21 +20,19 @@ BEGIN
     -- Not even a statement_timeout inside bookkeeping fails the statement.
     EXCEPTION WHEN query_canceled OR OTHERS THEN
         GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
-        PERFORM interest._bookkeeping_failed({rel}::oid::regclass, false, SQLSTATE, SQLERRM, err_detail);
+        PERFORM interest._bookkeeping_failed(TG_RELID::regclass, false, SQLSTATE, SQLERRM, err_detail);
     END;
     RETURN NULL;
-END"#,
-        rel = rel.to_u32()
+END"#
     )
 }
 
-/// `CREATE FUNCTION name() RETURNS trigger ...` with `body` dollar-quoted.
+/// `CREATE FUNCTION name() RETURNS trigger ...` with `body` dollar-quoted
+/// by a tag the body (which holds the owner's expressions) does not contain.
 fn trigger_function(name: &str, search_path: &str, body: &str) -> String {
-    assert!(
-        !body.contains("$pg_interest$"),
-        "trigger body holds its own quote tag"
-    );
-    format!(
-        "CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SET search_path = {search_path} AS $pg_interest${body}$pg_interest$"
-    )
+    let tag = (0..)
+        .map(|n| format!("$pg_interest_{n}$"))
+        .find(|tag| !body.contains(tag.as_str()))
+        .unwrap_or_default();
+    format!("CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SET search_path = {search_path} AS {tag}{body}{tag}")
 }

@@ -79,4 +79,20 @@ DROP TABLE h_mallory.t;
 DROP FUNCTION h_mallory.sneaky(int);
 DROP SCHEMA h_mallory;
 DROP ROLE h_mallory;
+-- 4. Reads stay possible inside a maintenance command: a materialized view
+-- of recommendations refreshes (checked for the view's owner).
+CREATE MATERIALIZED VIEW h_recs AS SELECT * FROM recommend(1, 2, events => 'h_events', as_of => '2024-02-01', exclude_seen => false);
+REFRESH MATERIALIZED VIEW h_recs;
+SELECT count(*) AS recommended FROM h_recs;
+DROP MATERIALIZED VIEW h_recs;
+
+-- 5. A key spelled otherwise ('007' for user 7 of an int column) is another
+-- bookkeeping user: setting its profile does not replay user 7's events
+-- into it, nor touch user 7.
+INSERT INTO h_events (user_id, item_id, w, at) SELECT 7, i, 1, '2024-01-10'::timestamptz + i * interval '1 day' FROM generate_series(1, 3) i;
+SELECT flush('h_events') >= 0 AS flushed;
+SELECT set_profile('007', 'green tea lover', 'h_events');
+SELECT user_key, events FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 'h_events'::regclass AND user_key IN ('7', '007') ORDER BY 1;
+
 SELECT detach_events('h_events'), detach_items('h_items'), detach_items('h_slow');
