@@ -203,7 +203,10 @@ pub(crate) fn fold_due(source_id: i32, last_seq: i64, queued: i64, fold_batch: i
 pub(crate) fn apply_new_events(src: &EventSource, rows: Vec<EventRow>) {
     let rows = drop_bad_values(src, rows);
     let users = distinct(rows.iter().filter_map(|r| r.user.clone()));
-    let item_count = distinct(rows.iter().filter_map(|r| r.item.clone())).len();
+    // The items co-visitation will lock: the statement's, and each user's
+    // recent items its events link with.
+    let items = distinct(rows.iter().filter_map(|r| r.item.clone())).len();
+    let item_count = items + users.len() * covisit::params().window;
     let held = locks::lock_users(src.id, &users, item_count);
     let mut all = queue::claim_users(src.id, &users);
     all.extend(rows);

@@ -52,7 +52,7 @@ pub(crate) fn count_visits(source_id: i32, visits: Vec<Visit>, held: Held) {
     }
     keys.sort();
     keys.dedup();
-    locks::lock_items(source_id, &keys, held);
+    lock_bounded(source_id, &keys, held);
     // Item keys become small integers for the statement: the graph then
     // hashes and copies integers, not strings.
     let mut ids = Interner::default();
@@ -110,15 +110,7 @@ pub(crate) fn rewrite_histories(source_id: i32, histories: Vec<HistoryChange>, h
     if keys.is_empty() {
         return;
     }
-    // Too many keys for per-item locks: the whole source, exclusively (an
-    // upgrade of our shared lock; two such statements at once can deadlock,
-    // and the loser's bookkeeping is then recorded as failed).
-    let held = if keys.len() > locks::BULK_LOCK_KEYS {
-        locks::lock_source_exclusive(source_id)
-    } else {
-        held
-    };
-    locks::lock_items(source_id, &keys, held);
+    lock_bounded(source_id, &keys, held);
     let mut ids = Interner::default();
     let mut graph: ItemGraph<u32> = ItemGraph::default();
     for (k, s) in load_item_stats(source_id, &keys, |j| ids.id_of(j)) {
@@ -130,6 +122,19 @@ pub(crate) fn rewrite_histories(source_id: i32, histories: Vec<HistoryChange>, h
         graph.rewrite_history(&before, &after, &p);
     }
     save_graph(source_id, graph, &ids, &p);
+}
+
+/// Per-item locks, or, for more keys than `locks::BULK_LOCK_KEYS`, the whole
+/// source exclusively (an upgrade of our shared lock; two such statements at
+/// once can deadlock, and the loser's bookkeeping is then recorded as
+/// failed): a statement never takes more than that many item locks.
+fn lock_bounded(source_id: i32, keys: &[String], held: Held) {
+    let held = if held == Held::PerKey && keys.len() > locks::BULK_LOCK_KEYS {
+        locks::lock_source_exclusive(source_id)
+    } else {
+        held
+    };
+    locks::lock_items(source_id, keys, held);
 }
 
 fn save_graph(source_id: i32, graph: ItemGraph<u32>, ids: &Interner, p: &CovisitParams) {

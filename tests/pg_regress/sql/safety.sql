@@ -79,14 +79,30 @@ DROP TABLE h_mallory.t;
 DROP FUNCTION h_mallory.sneaky(int);
 DROP SCHEMA h_mallory;
 DROP ROLE h_mallory;
--- 4. Reads stay possible inside a maintenance command: a materialized view
+-- 4. One statement of 1,500 events for 1,500 users takes a bounded number
+-- of advisory locks (the whole table's bookkeeping lock instead of one per
+-- user and item), and its bookkeeping succeeds.
+-- Each user first has ten recent items, which the statement's events link with.
+INSERT INTO h_events (user_id, item_id, w, at)
+SELECT 1000 + i, 100 + (i * 10 + k) % 5000, 1, '2024-01-15'::timestamptz + k * interval '1 hour'
+FROM generate_series(1, 1500) i, generate_series(1, 10) k;
+DELETE FROM interest.bookkeeping_errors;
+BEGIN;
+INSERT INTO h_events (user_id, item_id, w, at) SELECT 1000 + i, 1 + i % 3, 1, '2024-02-01' FROM generate_series(1, 1500) i;
+SELECT count(*) <= 2001 AS bounded_locks FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid();
+COMMIT;
+SELECT count(*) AS errors FROM interest.bookkeeping_errors;
+SELECT count(*) AS users FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 'h_events'::regclass AND user_key::int > 1000;
+
+-- 5. Reads stay possible inside a maintenance command: a materialized view
 -- of recommendations refreshes (checked for the view's owner).
 CREATE MATERIALIZED VIEW h_recs AS SELECT * FROM recommend(1, 2, events => 'h_events', as_of => '2024-02-01', exclude_seen => false);
 REFRESH MATERIALIZED VIEW h_recs;
 SELECT count(*) AS recommended FROM h_recs;
 DROP MATERIALIZED VIEW h_recs;
 
--- 5. A key spelled otherwise ('007' for user 7 of an int column) is another
+-- 6. A key spelled otherwise ('007' for user 7 of an int column) is another
 -- bookkeeping user: setting its profile does not replay user 7's events
 -- into it, nor touch user 7.
 INSERT INTO h_events (user_id, item_id, w, at) SELECT 7, i, 1, '2024-01-10'::timestamptz + i * interval '1 day' FROM generate_series(1, 3) i;
