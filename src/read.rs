@@ -4,7 +4,7 @@
 
 use crate::embedding_type::Embedding;
 use crate::sources::{decode_event, readable_event_source, EventSource};
-use crate::spi::{run_cached, spi_error};
+use crate::spi::{read_cached, spi_error};
 use crate::store::{center, covisit, items, states};
 use interest_core::interest_state::InterestState;
 use interest_core::interest_summary::summarize;
@@ -43,7 +43,7 @@ pub(crate) fn load_user(src: &EventSource, user_key: &str) -> UserView {
         state = states::STATE_COLUMNS
     );
     let (mut state, queued, (mut recent_items, mut recent_times)) =
-        run_cached(&sql, &[src.id.into(), user_key.into()], |t| {
+        read_cached(&sql, &[src.id.into(), user_key.into()], |t| {
             let mut state: Option<InterestState> = None;
             let mut queued = Vec::new();
             let mut recent = (Vec::new(), Vec::new());

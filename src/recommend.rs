@@ -5,7 +5,7 @@
 use crate::errors::raise;
 use crate::read::load_user;
 use crate::sources::{readable_event_source, EventSource};
-use crate::spi::one_cached;
+use crate::spi::one_read_cached;
 use crate::store::catalog::{self, Catalog};
 use crate::store::covisit as store;
 use interest_core::covisit::CovisitContribution;
@@ -34,7 +34,7 @@ impl Context {
     /// `as_of` (epoch seconds) replaces now() for replayed, historical data.
     fn load(src: &EventSource, as_of: Option<f64>) -> Context {
         let now = as_of.unwrap_or_else(|| {
-            one_cached::<f64>("SELECT extract(epoch FROM now())::float8", &[]).unwrap_or(0.0)
+            one_read_cached::<f64>("SELECT extract(epoch FROM now())::float8", &[]).unwrap_or(0.0)
         });
         let p = store::params();
         let stats = store::load_all_counts(src.id);
@@ -153,7 +153,7 @@ fn seen_items(src: &EventSource, user_key: &str) -> HashSet<String> {
         "SELECT DISTINCT {} FROM {} WHERE {}",
         src.item_expr, src.relname, src.user_match
     );
-    crate::spi::run_cached(&sql, &[user_key.into()], |t| {
+    crate::spi::read_cached(&sql, &[user_key.into()], |t| {
         t.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
             .collect()
     })

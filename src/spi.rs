@@ -32,8 +32,11 @@ pub(crate) fn current<K, V>(cache: &ExtensionCache<K, V>) -> RefMut<'_, HashMap<
 }
 
 thread_local! {
-    // Prepared plans of the hot statements, by SQL text.
+    // Prepared plans of the hot statements, by SQL text: those that write,
+    // and those that only read (which must never ask for a transaction id:
+    // a hot standby has none to give).
     static PLANS: ExtensionCache<String, pgrx::spi::OwnedPreparedStatement> = extension_cache();
+    static READ_PLANS: ExtensionCache<String, pgrx::spi::OwnedPreparedStatement> = extension_cache();
     // (local transaction id, extension OID): the OID can only change by
     // DROP/CREATE EXTENSION, so one catalog scan per transaction is enough.
     static EXTENSION_OID: Cell<(pg_sys::LocalTransactionId, pg_sys::Oid)> =
@@ -75,6 +78,42 @@ pub(crate) fn run_cached<T>(
         })
     })
     .unwrap_or_else(|e| spi_error(e))
+}
+
+/// As `run_cached`, for a statement that only reads: it runs read-only while
+/// the transaction has written nothing, so it works on a hot standby.
+pub(crate) fn read_cached<T>(
+    sql: &str,
+    args: &[DatumWithOid],
+    f: impl FnOnce(SpiTupleTable<'_>) -> Result<T, SpiError>,
+) -> T {
+    Spi::connect(|client| {
+        READ_PLANS.with(|plans| {
+            let mut plans = current(plans);
+            if !plans.contains_key(sql) {
+                let oids: Vec<pgrx::PgOid> =
+                    args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
+                let stmt = client.prepare(sql, &oids)?.keep();
+                plans.insert(sql.to_string(), stmt);
+            }
+            let stmt = plans.get(sql).expect("plan was just prepared");
+            let table = client.select(stmt, None, args)?;
+            f(table)
+        })
+    })
+    .unwrap_or_else(|e| spi_error(e))
+}
+
+/// The first column of the first row of a cached read-only statement.
+pub(crate) fn one_read_cached<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+    sql: &str,
+    args: &[DatumWithOid],
+) -> Option<T> {
+    read_cached(sql, args, |t| {
+        Ok(t.into_iter()
+            .next()
+            .and_then(|r| r.get::<T>(1).ok().flatten()))
+    })
 }
 
 /// A cached statement run for its effect.

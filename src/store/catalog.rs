@@ -2,7 +2,7 @@
 //! until the table's version moves (`store::items` bumps it on every change).
 
 use crate::embedding_type::Embedding;
-use crate::spi::{extension_oid, one_cached, run_cached};
+use crate::spi::{extension_oid, one_read_cached, read_cached};
 use pgrx::pg_sys;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -45,7 +45,7 @@ thread_local! {
 
 pub(crate) fn cached(item_source: i32) -> Rc<Catalog> {
     let ext = extension_oid();
-    let version = one_cached::<i64>(
+    let version = one_read_cached::<i64>(
         "SELECT version FROM interest.item_sources WHERE id = $1",
         &[item_source.into()],
     )
@@ -55,7 +55,7 @@ pub(crate) fn cached(item_source: i32) -> Rc<Catalog> {
             return c;
         }
     }
-    let rows: Vec<(String, Vec<f32>, f64)> = run_cached(
+    let rows: Vec<(String, Vec<f32>, f64)> = read_cached(
         "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
          WHERE source_id = $1 ORDER BY item_key",
         &[item_source.into()],

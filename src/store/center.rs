@@ -5,7 +5,7 @@
 
 use crate::embedding_type::Embedding;
 use crate::sources::EventSource;
-use crate::spi::{current, extension_cache, one_cached, ExtensionCache};
+use crate::spi::{current, extension_cache, one_cached, one_read_cached, ExtensionCache};
 use std::rc::Rc;
 
 thread_local! {
@@ -57,7 +57,7 @@ pub(crate) fn peek(src: &EventSource) -> Option<Rc<Vec<f32>>> {
     if let Some(c) = CENTERS.with(|c| current(c).get(&src.id).cloned()) {
         return Some(c);
     }
-    one_cached::<Embedding>(
+    one_read_cached::<Embedding>(
         "SELECT coalesce(center, (SELECT interest.avg(embedding) FROM interest.item_embeddings WHERE source_id = $2)) \
          FROM interest.event_sources WHERE id = $1",
         &[src.id.into(), item_source.into()],

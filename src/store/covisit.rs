@@ -5,7 +5,7 @@
 
 use crate::errors::raise;
 use crate::locks::{self, Held};
-use crate::spi::run_cached;
+use crate::spi::{read_cached, run_cached};
 use interest_core::array_literal::{float_array_literal, text_array_literal};
 use interest_core::covisit::{push_recent, CovisitParams, ItemGraph, ItemStats};
 use interest_core::covisit_history::HistoryChange;
@@ -207,7 +207,7 @@ pub(crate) fn load_item_stats<K>(
     keys: &[String],
     mut link_key: impl FnMut(&str) -> K,
 ) -> Vec<(String, ItemStats<K>)> {
-    run_cached(
+    read_cached(
         "SELECT item_key, t_ref, events, first_seen, last_seen, links \
          FROM interest.item_stats WHERE source_id = $1 AND item_key = ANY($2)",
         &[source_id.into(), keys.to_vec().into()],
@@ -276,7 +276,7 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
 /// Every item's stored count, reference time and first appearance (for
 /// popularity, freshness and the normalisation of co-visitation scores).
 pub(crate) fn load_all_counts(source_id: i32) -> Vec<(String, ItemStats<String>)> {
-    run_cached(
+    read_cached(
         "SELECT item_key, t_ref, events, first_seen, last_seen FROM interest.item_stats WHERE source_id = $1",
         &[source_id.into()],
         |t| {

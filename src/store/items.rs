@@ -2,7 +2,7 @@
 //! version number that tells recommend()'s per-backend catalog to reload.
 
 use crate::embedding_type::Embedding;
-use crate::spi::{column, exec, exec_cached, run_cached};
+use crate::spi::{column, exec, exec_cached, read_cached};
 use std::collections::{HashMap, HashSet};
 
 /// The embeddings of `keys` that exist.
@@ -10,7 +10,7 @@ pub(crate) fn vectors(item_source: i32, keys: &[String]) -> HashMap<String, Vec<
     if keys.is_empty() {
         return HashMap::new();
     }
-    run_cached(
+    read_cached(
         "SELECT item_key, embedding FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2)",
         &[item_source.into(), keys.to_vec().into()],
         |t| {

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A streaming hot standby answers the read side: recommend(), explain(),
+# user_vector() and interests() give on the standby what they give on the
+# primary (queued events included, folded on the fly), without writing.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
+export PG_INTEREST_RUN=/tmp/pg_interest_run
+source scripts/cluster.sh
+cluster_start primary 55441 "wal_level = replica" "max_wal_senders = 4" "hot_standby = on"
+primary_host=$PGHOST
+sd="$(cluster_dir standby)"
+stop_all() {
+  [[ -f "$sd/data/postmaster.pid" ]] && as_pg_user "$PG_BIN/pg_ctl" -D "$sd/data" -m fast -w stop >/dev/null 2>&1 || true
+  cluster_stop primary
+}
+trap stop_all EXIT
+echo "local replication all trust" | as_pg_user tee -a "$(cluster_dir primary)/data/pg_hba.conf" >/dev/null
+as_pg_user "$PG_BIN/pg_ctl" -D "$(cluster_dir primary)/data" reload >/dev/null
+psql -X -q -v event_id_column='' -f tests/interest_fixture.sql 2>/dev/null
+# Applied events, then a few single rows left queued on the primary.
+PGOPTIONS="-c interest.fold_batch=100000 -c interest.fold_interval=0" psql -X -q -v ON_ERROR_STOP=1 <<'SQL'
+INSERT INTO events SELECT 1 + i % 20, 1 + (i * 13) % 300, (ARRAY['view','click','purchase','dislike'])[1 + i % 4],
+  timestamptz '2024-01-01' + i * interval '1 hour' FROM generate_series(1, 1000) i;
+INSERT INTO events VALUES (1, 42, 'purchase', '2024-03-01');
+INSERT INTO events VALUES (2, 43, 'click', '2024-03-01');
+SQL
+rm -rf "$sd"; mkdir -p "$sd"; chown "$PG_TEST_USER" "$sd"
+as_pg_user "$PG_BIN/pg_basebackup" -h "$primary_host" -p 55441 -U postgres -D "$sd/data" -R -X stream
+sed -i "s/^port = .*/port = 55442/; s|^unix_socket_directories = .*|unix_socket_directories = '$sd'|" "$sd/data/postgresql.conf"
+as_pg_user "$PG_BIN/pg_ctl" -D "$sd/data" -l "$sd/server.log" -w -t 60 start >/dev/null
+# A change after the standby started reaches it through WAL replay.
+PGOPTIONS="-c interest.fold_batch=100000 -c interest.fold_interval=0" psql -X -q -c "INSERT INTO events VALUES (3, 44, 'purchase', '2024-03-02')"
+lsn=$(psql -X -At -c "SELECT pg_current_wal_lsn()")
+for _ in $(seq 1 100); do
+  caught=$(PGHOST="$sd" PGPORT=55442 psql -X -At -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn")
+  [[ "$caught" == t ]] && break; sleep 0.1
+done
+read_side() {
+  psql -X -q -At -v ON_ERROR_STOP=1 <<'SQL'
+SELECT 'rec ' || u || ' ' || string_agg(r.item || ':' || round(r.score::numeric, 9) || ':' || r.reason, ',' ORDER BY r.score DESC, r.item)
+FROM generate_series(1, 20) u, interest.recommend(u, 5, as_of => '2024-04-01') r GROUP BY u ORDER BY u;
+SELECT 'vec ' || u || ' ' || round(interest.norm(interest.user_vector(u))::numeric, 6) FROM generate_series(1, 20) u;
+SELECT 'int ' || u || ' ' || count(*) FROM generate_series(1, 3) u, interest.interests(u) GROUP BY u ORDER BY u;
+SELECT 'exp ' || round(sum(contribution)::numeric, 9) FROM interest.explain(1, 42, as_of => '2024-04-01');
+SQL
+}
+read_side > "$PG_INTEREST_RUN/standby.primary" 2>&1
+PGHOST="$sd" PGPORT=55442 read_side > "$PG_INTEREST_RUN/standby.replica" 2>&1 || true
+recovery=$(PGHOST="$sd" PGPORT=55442 psql -X -At -c "SELECT pg_is_in_recovery()")
+queued=$(psql -X -At -c "SELECT count(*) FROM interest.event_queue")
+if [[ "$recovery" == t && "$queued" -gt 0 ]] && diff -q "$PG_INTEREST_RUN/standby.primary" "$PG_INTEREST_RUN/standby.replica" >/dev/null; then
+  echo "check a hot standby answers recommend, explain, user_vector and interests as the primary does: ok ($(grep -c '^rec ' "$PG_INTEREST_RUN/standby.replica") users, $queued events queued on the primary)"
+else
+  diff "$PG_INTEREST_RUN/standby.primary" "$PG_INTEREST_RUN/standby.replica" | head -10
+  echo "check a hot standby answers recommend, explain, user_vector and interests as the primary does: FAIL (recovery $recovery, queued $queued)"
+fi
