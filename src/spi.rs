@@ -32,11 +32,8 @@ pub(crate) fn current<K, V>(cache: &ExtensionCache<K, V>) -> RefMut<'_, HashMap<
 }
 
 thread_local! {
-    // Prepared plans of the hot statements, by SQL text: those that write,
-    // and those that only read (which must never ask for a transaction id:
-    // a hot standby has none to give).
-    static PLANS: ExtensionCache<String, pgrx::spi::OwnedPreparedStatement> = extension_cache();
-    static READ_PLANS: ExtensionCache<String, pgrx::spi::OwnedPreparedStatement> = extension_cache();
+    // Prepared plans of the hot statements, by (writes, SQL text).
+    static PLANS: ExtensionCache<(bool, String), pgrx::spi::OwnedPreparedStatement> = extension_cache();
     // (local transaction id, extension OID): the OID can only change by
     // DROP/CREATE EXTENSION, so one catalog scan per transaction is enough.
     static EXTENSION_OID: Cell<(pg_sys::LocalTransactionId, pg_sys::Oid)> =
@@ -57,51 +54,57 @@ pub(crate) fn extension_oid() -> pg_sys::Oid {
 }
 
 /// Runs a fixed statement through a plan prepared once per backend (argument
-/// types from the first call), and hands the result to `f`.
-pub(crate) fn run_cached<T>(
+/// types from the first call), and hands the result to `f`. Statements that
+/// write are planned as such; those that only read run read-only while the
+/// transaction has written nothing, so that they work on a hot standby.
+fn cached<T>(
     sql: &str,
     args: &[DatumWithOid],
+    writes: bool,
     f: impl FnOnce(SpiTupleTable<'_>) -> Result<T, SpiError>,
 ) -> T {
     Spi::connect_mut(|client| {
         PLANS.with(|plans| {
             let mut plans = current(plans);
-            if !plans.contains_key(sql) {
+            let key = (writes, sql.to_string());
+            if !plans.contains_key(&key) {
                 let oids: Vec<pgrx::PgOid> =
                     args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
-                let stmt = client.prepare_mut(sql, &oids)?.keep();
-                plans.insert(sql.to_string(), stmt);
+                let stmt = if writes {
+                    client.prepare_mut(sql, &oids)?
+                } else {
+                    client.prepare(sql, &oids)?
+                };
+                plans.insert(key.clone(), stmt.keep());
             }
-            let stmt = plans.get(sql).expect("plan was just prepared");
-            let table = client.update(stmt, None, args)?;
+            let stmt = plans.get(&key).expect("plan was just prepared");
+            let table = if writes {
+                client.update(stmt, None, args)?
+            } else {
+                client.select(stmt, None, args)?
+            };
             f(table)
         })
     })
     .unwrap_or_else(|e| spi_error(e))
 }
 
-/// As `run_cached`, for a statement that only reads: it runs read-only while
-/// the transaction has written nothing, so it works on a hot standby.
+/// A cached statement that writes (`cached`).
+pub(crate) fn run_cached<T>(
+    sql: &str,
+    args: &[DatumWithOid],
+    f: impl FnOnce(SpiTupleTable<'_>) -> Result<T, SpiError>,
+) -> T {
+    cached(sql, args, true, f)
+}
+
+/// A cached statement that only reads (`cached`).
 pub(crate) fn read_cached<T>(
     sql: &str,
     args: &[DatumWithOid],
     f: impl FnOnce(SpiTupleTable<'_>) -> Result<T, SpiError>,
 ) -> T {
-    Spi::connect(|client| {
-        READ_PLANS.with(|plans| {
-            let mut plans = current(plans);
-            if !plans.contains_key(sql) {
-                let oids: Vec<pgrx::PgOid> =
-                    args.iter().map(|a| pgrx::PgOid::from(a.oid())).collect();
-                let stmt = client.prepare(sql, &oids)?.keep();
-                plans.insert(sql.to_string(), stmt);
-            }
-            let stmt = plans.get(sql).expect("plan was just prepared");
-            let table = client.select(stmt, None, args)?;
-            f(table)
-        })
-    })
-    .unwrap_or_else(|e| spi_error(e))
+    cached(sql, args, false, f)
 }
 
 /// The first column of the first row of a cached read-only statement.

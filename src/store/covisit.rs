@@ -22,8 +22,25 @@ pub(crate) fn params() -> CovisitParams {
     CovisitParams::default()
 }
 
+/// Each user's recent list, as stored.
+type RecentLists = HashMap<String, (Vec<String>, Vec<f64>)>;
+
+/// The visits per user in apply order, with those users' recent lists; None
+/// when there are no visits.
+fn with_recent_lists(source_id: i32, visits: Vec<Visit>) -> Option<(PerUser, RecentLists)> {
+    if visits.is_empty() {
+        return None;
+    }
+    let per_user = per_user(visits);
+    let users: Vec<String> = per_user.keys().cloned().collect();
+    let recent = load_recent(source_id, &users);
+    Some((per_user, recent))
+}
+
+type PerUser = std::collections::BTreeMap<String, Vec<(String, f64)>>;
+
 /// Each user's visits in apply order (by time, ties in arrival order).
-fn per_user(visits: Vec<Visit>) -> std::collections::BTreeMap<String, Vec<(String, f64)>> {
+fn per_user(visits: Vec<Visit>) -> PerUser {
     group_by_user(visits, |v| v.0.as_str(), |v| v.2)
         .into_iter()
         .map(|(u, vs)| (u, vs.into_iter().map(|(_, i, t)| (i, t)).collect()))
@@ -33,13 +50,11 @@ fn per_user(visits: Vec<Visit>) -> std::collections::BTreeMap<String, Vec<(Strin
 /// New visits: counted, linked with each user's recent items, and appended
 /// to the recent lists.
 pub(crate) fn count_visits(source_id: i32, visits: Vec<Visit>, held: Held) {
-    if visits.is_empty() {
+    let Some((per_user, mut recent)) = with_recent_lists(source_id, visits) else {
         return;
-    }
+    };
     let p = params();
-    let per_user = per_user(visits);
     let users: Vec<String> = per_user.keys().cloned().collect();
-    let mut recent = load_recent(source_id, &users);
     let mut keys: Vec<String> = per_user
         .values()
         .flatten()
@@ -80,13 +95,10 @@ pub(crate) fn count_visits(source_id: i32, visits: Vec<Visit>, held: Held) {
 /// counts and links `rewrite_histories` has rewritten): only the users'
 /// recent lists move.
 pub(crate) fn move_recent_lists(source_id: i32, visits: Vec<Visit>) {
-    if visits.is_empty() {
+    let Some((per_user, mut recent)) = with_recent_lists(source_id, visits) else {
         return;
-    }
+    };
     let p = params();
-    let per_user = per_user(visits);
-    let users: Vec<String> = per_user.keys().cloned().collect();
-    let mut recent = load_recent(source_id, &users);
     for (user, evs) in per_user {
         let (items, times) = recent.entry(user).or_default();
         for (item, t) in evs {
@@ -160,10 +172,7 @@ fn save_graph(source_id: i32, graph: ItemGraph<u32>, ids: &Interner, p: &Covisit
     save_item_stats(source_id, stats);
 }
 
-pub(crate) fn load_recent(
-    source_id: i32,
-    users: &[String],
-) -> HashMap<String, (Vec<String>, Vec<f64>)> {
+pub(crate) fn load_recent(source_id: i32, users: &[String]) -> RecentLists {
     run_cached(
         "SELECT user_key, items, times FROM interest.user_recent WHERE source_id = $1 AND user_key = ANY($2)",
         &[source_id.into(), users.to_vec().into()],
