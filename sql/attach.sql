@@ -129,8 +129,8 @@ COMMENT ON FUNCTION interest.detach_items(regclass) IS 'Removes the triggers and
 CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_column name DEFAULT NULL,
     time_column name DEFAULT NULL, type_column name DEFAULT NULL, weight_column name DEFAULT NULL,
     weights jsonb DEFAULT '{"view": 1, "click": 2, "purchase": 5, "dislike": -3}',
-    text_column name DEFAULT NULL, half_life interval DEFAULT interval '30 days',
-    items regclass DEFAULT NULL, max_interests integer DEFAULT 4, join_similarity real DEFAULT 0.1)
+    text_column name DEFAULT NULL, half_life interval DEFAULT NULL,
+    items regclass DEFAULT NULL, max_interests integer DEFAULT NULL, join_similarity real DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     src integer;
@@ -138,7 +138,13 @@ DECLARE
     user_expr text; user_match text; user_match_any text; user_type text; item_expr text; time_expr text; weight_expr text; text_expr text; list text;
     fn text;
     stmt text;
+    defaults record;
 BEGIN
+    -- NULL settings take the defaults of interest_core's InterestParams.
+    SELECT * INTO defaults FROM interest._interest_defaults();
+    half_life := coalesce(half_life, justify_hours(make_interval(secs => defaults.half_life_secs)));
+    max_interests := coalesce(max_interests, defaults.max_interests);
+    join_similarity := coalesce(join_similarity, defaults.join_similarity);
     PERFORM interest._require_owner(events);
     PERFORM interest._column(events, user_column, 'user');
     PERFORM interest._column(events, item_column, 'item');

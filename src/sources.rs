@@ -158,6 +158,20 @@ fn _event_select_list(
     )
 }
 
+/// The interest-state settings `attach_events` uses when not given.
+#[pg_extern(immutable, parallel_safe)]
+fn _interest_defaults() -> TableIterator<
+    'static,
+    (
+        name!(half_life_secs, f64),
+        name!(max_interests, i32),
+        name!(join_similarity, f32),
+    ),
+> {
+    let d = InterestParams::default();
+    TableIterator::once((d.half_life_secs, d.max_interests as i32, d.join_similarity))
+}
+
 /// One event row of a query that names the event columns (module comment).
 pub(crate) fn decode_event(r: &SpiHeapTupleData<'_>) -> Result<EventRow, pgrx::spi::Error> {
     Ok(EventRow {

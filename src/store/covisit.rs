@@ -227,16 +227,7 @@ pub(crate) fn load_item_stats<K>(
                     .into_iter()
                     .map(|(k, w)| (link_key(k), w as f64))
                     .collect();
-                Ok((
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    ItemStats {
-                        t_ref: r.get::<f64>(2)?.unwrap_or(0.0),
-                        count: r.get::<f64>(3)?.unwrap_or(0.0),
-                        first_seen: r.get::<f64>(4)?.unwrap_or(0.0),
-                        last_seen: r.get::<f64>(5)?.unwrap_or(0.0),
-                        links,
-                    },
-                ))
+                stats_row(&r, links)
             })
             .collect()
         },
@@ -282,6 +273,22 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
     );
 }
 
+/// One `item_stats` row: key, reference time, count, first and last event
+/// in columns 1 to 5, with its links decoded by the caller.
+fn stats_row<K>(
+    r: &pgrx::spi::SpiHeapTupleData<'_>,
+    links: Vec<(K, f64)>,
+) -> Result<(String, ItemStats<K>), pgrx::spi::Error> {
+    let stats = ItemStats {
+        t_ref: r.get::<f64>(2)?.unwrap_or(0.0),
+        count: r.get::<f64>(3)?.unwrap_or(0.0),
+        first_seen: r.get::<f64>(4)?.unwrap_or(0.0),
+        last_seen: r.get::<f64>(5)?.unwrap_or(0.0),
+        links,
+    };
+    Ok((r.get::<String>(1)?.unwrap_or_default(), stats))
+}
+
 /// Every item's stored count, reference time and first appearance (for
 /// popularity, freshness and the normalisation of co-visitation scores).
 pub(crate) fn load_all_counts(source_id: i32) -> Vec<(String, ItemStats<String>)> {
@@ -289,18 +296,7 @@ pub(crate) fn load_all_counts(source_id: i32) -> Vec<(String, ItemStats<String>)
         "SELECT item_key, t_ref, events, first_seen, last_seen FROM interest.item_stats WHERE source_id = $1",
         &[source_id.into()],
         |t| {
-            t.map(|r| {
-                Ok((
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    ItemStats {
-                        t_ref: r.get::<f64>(2)?.unwrap_or(0.0),
-                        count: r.get::<f64>(3)?.unwrap_or(0.0),
-                        first_seen: r.get::<f64>(4)?.unwrap_or(0.0),
-                        last_seen: r.get::<f64>(5)?.unwrap_or(0.0),
-                        links: Vec::new(),
-                    },
-                ))
-            })
+            t.map(|r| stats_row(&r, Vec::new()))
             .collect()
         },
     )
