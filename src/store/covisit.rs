@@ -8,7 +8,7 @@ use crate::locks::{self, Held};
 use crate::spi::{read_cached, run_cached};
 use interest_core::array_literal::{float_array_literal, text_array_literal};
 use interest_core::covisit::{push_recent, CovisitParams, ItemGraph, ItemStats};
-use interest_core::covisit_history::HistoryChange;
+use interest_core::covisit_history::{sort_visits, HistoryChange};
 use interest_core::events::group_by_user;
 use interest_core::interner::Interner;
 use interest_core::link_codec;
@@ -39,12 +39,15 @@ fn with_recent_lists(source_id: i32, visits: Vec<Visit>) -> Option<(PerUser, Rec
 
 type PerUser = std::collections::BTreeMap<String, Vec<(String, f64)>>;
 
-/// Each user's visits in apply order (by time, ties in arrival order).
+/// Each user's visits in the order co-visitation sees them
+/// (`covisit_history::visit_order`: by time, same-time visits by item).
 fn per_user(visits: Vec<Visit>) -> PerUser {
-    group_by_user(visits, |v| v.0.as_str(), |v| v.2)
+    let mut per_user: PerUser = group_by_user(visits, |v| v.0.as_str(), |v| v.2)
         .into_iter()
         .map(|(u, vs)| (u, vs.into_iter().map(|(_, i, t)| (i, t)).collect()))
-        .collect()
+        .collect();
+    per_user.values_mut().for_each(|v| sort_visits(v));
+    per_user
 }
 
 /// New visits: counted, linked with each user's recent items, and appended

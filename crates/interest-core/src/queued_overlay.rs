@@ -3,6 +3,7 @@
 //! the next fold will store them, so reads are current without waiting.
 
 use crate::covisit::{push_recent, CovisitParams};
+use crate::covisit_history::sort_visits;
 use crate::events::{EventRow, Subject};
 use crate::interest_state::{apply_in_order, InterestParams, InterestState, StateEvent};
 
@@ -18,7 +19,8 @@ pub struct QueuedEvent {
 
 /// Folds `queued` (in arrival order) into the state and the recent list
 /// (`recent_items` oldest first, with their times): events in time order,
-/// ties in arrival order; every accepted item event joins the recent list;
+/// ties in arrival order; every accepted item event joins the recent list
+/// (in `covisit_history::visit_order`, as a fold puts it there);
 /// an item without an embedding (`item_vector` gives None) moves no state,
 /// as in a fold, where it waits for its embedding.
 #[allow(clippy::too_many_arguments)]
@@ -35,6 +37,7 @@ pub fn overlay_queued(
     let mut queued = queued;
     queued.sort_by(|a, b| a.t.total_cmp(&b.t));
     let mut events = Vec::with_capacity(queued.len());
+    let mut visits = Vec::new();
     for q in queued {
         let row = EventRow {
             user: Some(String::new()),
@@ -48,7 +51,7 @@ pub fn overlay_queued(
         let vector = match e.subject {
             Subject::Item(item) => {
                 let vector = item_vector(&item);
-                push_recent(recent_items, recent_times, item, e.t, covisit);
+                visits.push((item, e.t));
                 vector
             }
             Subject::Vector(v) => Some(v),
@@ -61,6 +64,11 @@ pub fn overlay_queued(
                 t: e.t,
             });
         }
+    }
+    // The recent list moves in co-visitation's order, as in a fold.
+    sort_visits(&mut visits);
+    for (item, t) in visits {
+        push_recent(recent_items, recent_times, item, t, covisit);
     }
     // Skipped events are the fold's to report.
     apply_in_order(state, &mut events, interest, center);
