@@ -36,10 +36,8 @@ struct Resolved {
     visits: Vec<Visit>,
 }
 
-/// Accepts the rows (`EventRow::accept`, the one validity rule), finds the
-/// items' embeddings and embeds free texts in one batch.
-fn resolve(src: &EventSource, rows: Vec<EventRow>) -> Resolved {
-    let events: Vec<Event> = rows.into_iter().filter_map(EventRow::accept).collect();
+/// Finds the events' item embeddings and embeds free texts in one batch.
+fn resolve(src: &EventSource, events: Vec<Event>) -> Resolved {
     let mut keys: Vec<String> = events
         .iter()
         .filter_map(|e| e.item().map(str::to_string))
@@ -82,23 +80,33 @@ fn resolve(src: &EventSource, rows: Vec<EventRow>) -> Resolved {
     out
 }
 
-/// New rows with an infinite or NaN time or weight are logged and dropped
-/// here, once, at the door; replays of the table skip them silently.
-fn drop_bad_values(src: &EventSource, rows: Vec<EventRow>) -> Vec<EventRow> {
-    let mut kept = Vec::with_capacity(rows.len());
+/// The rows that are events (`EventRow::check`, the one validity rule),
+/// for rows read back (queue, table, pending): bad values were logged when
+/// they arrived.
+fn events(rows: Vec<EventRow>) -> Vec<Event> {
+    rows.into_iter().filter_map(EventRow::accept).collect()
+}
+
+/// As `events`, for a statement's new rows: those with an infinite or NaN
+/// time or weight are logged here, once, at the door.
+fn new_events(src: &EventSource, rows: Vec<EventRow>) -> Vec<Event> {
+    let mut events = Vec::with_capacity(rows.len());
     let (mut bad, mut first_bad) = (0, String::new());
     for row in rows {
-        if row.clone().check() == Err(Rejected::NotFinite) {
-            if bad == 0 {
-                first_bad = row.user.clone().unwrap_or_default();
+        let user = row.user.as_deref().unwrap_or_default().to_string();
+        match row.check() {
+            Ok(e) => events.push(e),
+            Err(Rejected::NotFinite) => {
+                if bad == 0 {
+                    first_bad = user;
+                }
+                bad += 1;
             }
-            bad += 1;
-        } else {
-            kept.push(row);
+            Err(_) => {}
         }
     }
     failures::report_not_finite(src, bad, &first_bad);
-    kept
+    events
 }
 
 /// Free-text events become vector events, embedded in one batch with the
@@ -123,11 +131,10 @@ fn embed_free_texts(src: &EventSource, mut events: Vec<Event>) -> Vec<Event> {
     events
 }
 
-/// The item visits among `rows`.
-fn visits(rows: &[EventRow]) -> Vec<Visit> {
-    rows.iter()
-        .cloned()
-        .filter_map(EventRow::accept)
+/// The item visits among `events`.
+fn visits(events: &[Event]) -> Vec<Visit> {
+    events
+        .iter()
         .filter_map(|e| Some((e.user.clone(), e.item()?.to_string(), e.t)))
         .collect()
 }
@@ -181,8 +188,7 @@ fn apply_batch(src: &EventSource, batch: Resolved, held: Held) {
 /// now, so a model error is the statement's). True when the statement is
 /// due to fold the queue.
 pub(crate) fn queue_new_events(src: &EventSource, rows: Vec<EventRow>, fold_batch: i64) -> bool {
-    let rows = drop_bad_values(src, rows);
-    let events = rows.into_iter().filter_map(EventRow::accept).collect();
+    let events = new_events(src, rows);
     let seqs = queue::append(src.id, embed_free_texts(src, events));
     let Some(&last) = seqs.iter().max() else {
         return false;
@@ -201,15 +207,14 @@ pub(crate) fn fold_due(source_id: i32, last_seq: i64, queued: i64, fold_batch: i
 /// A large statement's events: its users' queued events are claimed (under
 /// the users' locks) and applied first, then the statement's, in one pass.
 pub(crate) fn apply_new_events(src: &EventSource, rows: Vec<EventRow>) {
-    let rows = drop_bad_values(src, rows);
     let users = distinct(rows.iter().filter_map(|r| r.user.clone()));
     // The items co-visitation will lock: the statement's, and each user's
     // recent items its events link with.
     let items = distinct(rows.iter().filter_map(|r| r.item.clone())).len();
     let item_count = items + users.len() * covisit::params().window;
     let held = locks::lock_users(src.id, &users, item_count);
-    let mut all = queue::claim_users(src.id, &users);
-    all.extend(rows);
+    let mut all = events(queue::claim_users(src.id, &users));
+    all.extend(new_events(src, rows));
     apply_batch(src, resolve(src, all), held);
 }
 
@@ -228,7 +233,7 @@ pub(crate) fn fold_queue(src: &EventSource, wait: bool) -> i64 {
     let rows = queue::claim_all(src.id);
     let n = rows.len() as i64;
     queue::stamp_folded(src.id);
-    apply_batch(src, resolve(src, rows), Held::WholeSource);
+    apply_batch(src, resolve(src, events(rows)), Held::WholeSource);
     n
 }
 
@@ -251,16 +256,19 @@ pub(crate) fn rewrite_events(
     // below (one round of item locks: a second round could deadlock); an
     // event queued after that snapshot stays queued.
     let (queued, history) = queue::claim_and_read(src, &users);
+    let read = history.len() as i64;
+    let history = events(history);
     let mut now: BTreeMap<String, Vec<(String, f64)>> =
         users.iter().map(|u| (u.clone(), Vec::new())).collect();
     for (user, item, t) in visits(&history) {
         now.entry(user).or_default().push((item, t));
     }
-    let mut added = visits(&added);
-    added.extend(visits(&queued));
-    let histories = changed_histories(now, visits(&removed), added);
+    let mut added = visits(&events(added));
+    added.extend(visits(&events(queued)));
+    let histories = changed_histories(now, visits(&events(removed)), added);
     covisit::rewrite_histories(src.id, histories, held);
-    replay_users(src, &users, history)
+    replay_users(src, &users, history);
+    read
 }
 
 /// Sets (or, with None, clears) a user's text profile, then recomputes the
@@ -271,7 +279,7 @@ pub(crate) fn set_profile(src: &EventSource, user_key: &str, profile: Option<&st
     // The user's queued events are counted for co-visitation now; the state
     // is recomputed below from the same snapshot's table rows.
     let (queued, history) = queue::claim_and_read(src, &users);
-    covisit::count_visits(src.id, visits(&queued), held);
+    covisit::count_visits(src.id, visits(&events(queued)), held);
     match profile {
         Some(text) => {
             let vector = embed_texts(&text_model(src), &[text]).remove(0);
@@ -279,17 +287,16 @@ pub(crate) fn set_profile(src: &EventSource, user_key: &str, profile: Option<&st
         }
         None => profiles::remove(src.id, user_key),
     }
-    replay_users(src, &users, history);
+    replay_users(src, &users, events(history));
 }
 
 /// Recomputes the users' states and recent lists from `history` (their
 /// events as `queue::claim_and_read` read them) plus their profiles. Their
 /// counts and links are the caller's to rewrite.
-fn replay_users(src: &EventSource, users: &[String], history: Vec<EventRow>) -> i64 {
+fn replay_users(src: &EventSource, users: &[String], history: Vec<Event>) {
     states::delete(src.id, Some(users));
     pending::delete(src.id, Some(users));
     covisit::delete(src.id, Some(users));
-    let total = history.len() as i64;
     let mut batch = resolve(src, history);
     batch
         .state_events
@@ -297,7 +304,6 @@ fn replay_users(src: &EventSource, users: &[String], history: Vec<EventRow>) -> 
     pending::insert(src.id, &batch.pending);
     covisit::move_recent_lists(src.id, batch.visits);
     update_states(src, batch.state_events);
-    total
 }
 
 /// Recomputes every user's state, the counts and the links from the events
@@ -307,9 +313,9 @@ pub(crate) fn replay_all(src: &EventSource) -> i64 {
     states::delete(src.id, None);
     pending::delete(src.id, None);
     covisit::delete(src.id, None);
-    let events = queue::clear_and_read_table(src);
-    let total = events.len() as i64;
-    let mut batch = resolve(src, events);
+    let rows = queue::clear_and_read_table(src);
+    let total = rows.len() as i64;
+    let mut batch = resolve(src, events(rows));
     batch.state_events.extend(profiles::load(src.id, None));
     apply_batch(src, batch, Held::WholeSource);
     total
@@ -324,7 +330,7 @@ pub(crate) fn apply_pending(item_source: i32, keys: &[String]) {
             continue;
         }
         let src = load_event_source(source_id);
-        let batch = resolve(&src, rows);
+        let batch = resolve(&src, events(rows));
         if !batch.state_events.is_empty() {
             let users = distinct(batch.state_events.iter().map(|e| e.0.clone()));
             locks::lock_users(src.id, &users, 0);

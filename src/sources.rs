@@ -131,14 +131,7 @@ pub(crate) fn load_item_source(id: i32) -> ItemSource {
 /// The model that embeds an event source's free texts: its items table's.
 pub(crate) fn text_model(src: &EventSource) -> String {
     src.item_source_id
-        .and_then(|id| {
-            Spi::get_one_with_args::<String>(
-                "SELECT model FROM interest.item_sources WHERE id = $1",
-                &[id.into()],
-            )
-            .ok()
-            .flatten()
-        })
+        .map(|id| load_item_source(id).model)
         .unwrap_or_else(|| crate::models::DEFAULT_MODEL.to_string())
 }
 

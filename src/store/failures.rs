@@ -18,18 +18,9 @@ pub(crate) fn report_skipped(src: &EventSource, skipped: &[(String, usize, usize
         "{} event(s) were not applied to the users' interests (first: user {user}); the user's state has {left} dimensions, the event's item {right}.",
         skipped.len()
     );
-    exec(
-        "INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail) VALUES ($1::oid::regclass, '22000', $2, $3)",
-        &[src.relid.into(), message.clone().into(), detail.clone().into()],
-    );
-    ErrorReport::new(
-        PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-        format!("pg_interest: event of {} not applied ({message}); the rows were stored", src.relname),
-        "pg_interest",
-    )
-    .set_detail(detail)
-    .set_hint("Items and text events of one events table must use one model; interest.rebuild() recomputes the state.")
-    .report(pgrx::PgLogLevel::WARNING);
+    let warning = format!("event of {} not applied ({message})", src.relname);
+    log_skipped_events(src, &message, &warning, detail,
+        "Items and text events of one events table must use one model; interest.rebuild() recomputes the state.");
 }
 
 /// Rows skipped for an infinite or NaN time or weight: a WARNING and a row
@@ -39,21 +30,28 @@ pub(crate) fn report_not_finite(src: &EventSource, count: usize, first_user: &st
     if count == 0 {
         return;
     }
-    let message = "event with an infinite or NaN time or weight skipped".to_string();
+    let message = "event with an infinite or NaN time or weight skipped";
     let detail = format!(
         "{count} event(s) of {} were not applied (first: user {first_user}); interests need finite times and weights.",
         src.relname
     );
+    log_skipped_events(src, message, message, detail,
+        "Store finite times and weights (not 'infinity' or NaN); fix the rows to have them counted.");
+}
+
+/// Data-exception (22000) events skipped by the bookkeeping: a row in
+/// bookkeeping_errors and a WARNING saying the application's rows were stored.
+fn log_skipped_events(src: &EventSource, message: &str, warning: &str, detail: String, hint: &str) {
     exec(
         "INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail) VALUES ($1::oid::regclass, '22000', $2, $3)",
-        &[src.relid.into(), message.clone().into(), detail.clone().into()],
+        &[src.relid.into(), message.into(), detail.clone().into()],
     );
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-        format!("pg_interest: {message}; the rows were stored"),
+        format!("pg_interest: {warning}; the rows were stored"),
         "pg_interest",
     )
     .set_detail(detail)
-    .set_hint("Store finite times and weights (not 'infinity' or NaN); fix the rows to have them counted.")
+    .set_hint(hint)
     .report(pgrx::PgLogLevel::WARNING);
 }
