@@ -161,7 +161,11 @@ DECLARE
     failed integer[] := '{}';
 BEGIN
     FOR s IN SELECT es.id, es.relid FROM interest.event_sources es
-             WHERE EXISTS (SELECT 1 FROM interest.event_queue q WHERE q.source_id = es.id) ORDER BY es.id LOOP
+             WHERE EXISTS (SELECT 1 FROM interest.event_queue q WHERE q.source_id = es.id)
+                OR EXISTS (SELECT 1 FROM interest.rewrite_queue r WHERE r.source_id = es.id)
+                OR EXISTS (SELECT 1 FROM interest.pending_events p JOIN interest.item_embeddings e
+                           ON e.source_id = es.item_source_id AND e.item_key = p.item_key WHERE p.source_id = es.id)
+             ORDER BY es.id LOOP
         BEGIN
             n := n + interest._fold_queue(s.id, false);
         EXCEPTION WHEN query_canceled OR OTHERS THEN

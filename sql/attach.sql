@@ -96,6 +96,7 @@ BEGIN
     EXECUTE format('CREATE TRIGGER interest_items_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', items, fn);
     EXECUTE format('CREATE TRIGGER interest_items_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_upd()', items, fn);
     EXECUTE format('CREATE TRIGGER interest_items_del AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_del()', items, fn);
+    EXECUTE format('CREATE TRIGGER interest_items_trunc AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s_trunc()', items, fn);
     RAISE NOTICE 'attached %; rows that already exist are embedded by CALL interest.backfill_items(%)', items, quote_literal(items::text);
     RETURN src;
 END $$;
@@ -114,7 +115,7 @@ BEGIN
     IF kind = 'item' THEN SELECT id INTO src FROM interest.item_sources WHERE relid = rel;
     ELSE SELECT id INTO src FROM interest.event_sources WHERE relid = rel; END IF;
     IF NOT FOUND THEN RETURN false; END IF;
-    FOREACH op IN ARRAY ARRAY['ins', 'upd', 'del'] LOOP
+    FOREACH op IN ARRAY ARRAY['ins', 'upd', 'del', 'trunc'] LOOP
         EXECUTE format('DROP TRIGGER IF EXISTS interest_%ss_%s ON %s', kind, op, rel);
         EXECUTE format('DROP FUNCTION IF EXISTS interest._%ss_%s_%s()', kind, src, op);
     END LOOP;
@@ -210,6 +211,7 @@ BEGIN
     EXECUTE format('CREATE TRIGGER interest_events_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', events, fn);
     EXECUTE format('CREATE TRIGGER interest_events_del AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_del()', events, fn);
     EXECUTE format('CREATE TRIGGER interest_events_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_upd()', events, fn);
+    EXECUTE format('CREATE TRIGGER interest_events_trunc AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s_trunc()', events, fn);
     RETURN src;
 END $$;
 COMMENT ON FUNCTION interest.attach_events(regclass, name, name, name, name, name, jsonb, name, interval, regclass, integer, real) IS
@@ -235,6 +237,7 @@ BEGIN
     -- Bookkeeping only: the application's tables and rows are untouched.
     IF kind = 'item' THEN
         DELETE FROM interest.item_embeddings WHERE source_id = src;
+        DELETE FROM interest.catalog_changes WHERE source_id = src;
         DELETE FROM interest.item_sources WHERE id = src;
     ELSE
         DELETE FROM interest.user_interests WHERE source_id = src;
@@ -244,6 +247,7 @@ BEGIN
         DELETE FROM interest.user_recent WHERE source_id = src;
         DELETE FROM interest.item_stats WHERE source_id = src;
         DELETE FROM interest.event_queue WHERE source_id = src;
+        DELETE FROM interest.rewrite_queue WHERE source_id = src;
         DELETE FROM interest.event_sources WHERE id = src;
     END IF;
 END $$;

@@ -21,9 +21,6 @@ CREATE TABLE interest.item_sources (
     text_expr        text,
     embedding_column name,
     model            text NOT NULL,
-    -- bumped by every change to the source's embeddings: recommend() caches
-    -- the catalog per backend and reloads it when this moves
-    version          bigint NOT NULL DEFAULT 0,
     created_at       timestamptz NOT NULL DEFAULT now(),
     CHECK ((text_expr IS NULL) <> (embedding_column IS NULL))
 );
@@ -170,6 +167,35 @@ CREATE POLICY queue_for_writable_tables ON interest.event_queue FOR INSERT TO PU
         SELECT 1 FROM interest.event_sources s
         WHERE s.id = source_id AND pg_catalog.has_table_privilege(s.relid, 'INSERT')));
 
+-- DELETEs, UPDATEs and TRUNCATEs of events whose bookkeeping could not run
+-- at once: the source was locked by another transaction, or the application's
+-- transaction reads one snapshot throughout (REPEATABLE READ, SERIALIZABLE).
+-- The next fold applies them: the users concerned are replayed from the
+-- table, and their removed and added visits rewrite the co-visitation counts.
+CREATE TABLE interest.rewrite_queue (
+    seq       bigserial,
+    source_id integer NOT NULL,
+    change    text NOT NULL CHECK (change IN ('removed', 'added', 'truncated')),
+    user_key  text CHECK ((user_key IS NULL) = (change = 'truncated')),
+    item_key  text,
+    t         double precision,
+    weight    double precision
+);
+COMMENT ON TABLE interest.rewrite_queue IS 'Deleted, updated and truncated events whose bookkeeping waits for the next fold (the source was locked, or the transaction was REPEATABLE READ or SERIALIZABLE).';
+CREATE INDEX rewrite_queue_user ON interest.rewrite_queue (source_id, user_key);
+
+-- recommend()'s per-backend catalogs reload when an items table's count of
+-- changes moves. A change appends a row here: updating one shared counter
+-- would make concurrent item writers wait on each other until commit. Each
+-- writer also folds the committed rows into one (their sum kept), so the
+-- table stays small and the count never goes back.
+CREATE TABLE interest.catalog_changes (
+    source_id integer NOT NULL,
+    changes   bigint NOT NULL DEFAULT 1
+);
+COMMENT ON TABLE interest.catalog_changes IS 'Counts of changes to item embeddings: recommend() reloads its per-backend catalog when the sum moves.';
+CREATE INDEX catalog_changes_source ON interest.catalog_changes (source_id);
+
 -- Cold start: a text profile acts as one event at the time it was set, so it
 -- seeds a user with no events and fades as real events arrive.
 CREATE TABLE interest.user_profiles (
@@ -195,7 +221,8 @@ COMMENT ON TABLE interest.bookkeeping_errors IS 'Bookkeeping failures; the appli
 
 REVOKE ALL ON interest.item_sources, interest.item_embeddings, interest.event_sources, interest.user_states,
     interest.user_interests, interest.pending_events, interest.user_profiles, interest.bookkeeping_errors,
-    interest.user_recent, interest.item_stats, interest.event_queue FROM PUBLIC;
+    interest.user_recent, interest.item_stats, interest.event_queue, interest.rewrite_queue,
+    interest.catalog_changes FROM PUBLIC;
 GRANT SELECT ON interest.item_sources, interest.event_sources TO PUBLIC;
 GRANT INSERT (source_id, user_key, item_key, t, weight) ON interest.event_queue TO PUBLIC;
 GRANT USAGE ON SEQUENCE interest.event_queue_seq_seq TO PUBLIC;
@@ -213,9 +240,11 @@ SELECT pg_catalog.pg_extension_config_dump('interest.user_recent', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.item_stats', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.pending_events', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.event_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.rewrite_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.user_profiles', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.bookkeeping_errors', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.item_sources_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.event_sources_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.event_queue_seq_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.rewrite_queue_seq_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.bookkeeping_errors_id_seq', '');

@@ -10,14 +10,17 @@
 //! - `set_profile`, `replay_all`, `apply_pending` (events whose item just
 //!   got its embedding).
 //!
-//! Lock order and keys: `crate::locks`. Entry points and privilege checks:
-//! `crate::triggers` and `crate::maintenance`.
+//! Inside an application's transaction (the triggers) nothing here waits
+//! for a lock: work that cannot take the source lock at once is left in the
+//! queues (`event_queue`, `rewrite_queue`, `pending_events`) for the next
+//! fold. Lock order and keys: `crate::locks`. Entry points and privilege
+//! checks: `crate::triggers` and `crate::maintenance`.
 
 use crate::locks::{self, Held};
 use crate::models::embed_texts;
 use crate::sources::{load_event_source, text_model, EventSource};
 use crate::store::covisit::{self, Visit};
-use crate::store::{center, failures, items, pending, profiles, queue, states};
+use crate::store::{center, failures, items, pending, profiles, queue, rewrites, states};
 use interest_core::covisit_history::changed_histories;
 use interest_core::events::{group_by_user, Event, EventRow, Rejected, Subject};
 use interest_core::fold_policy::crossed_fold_batch;
@@ -200,86 +203,136 @@ pub(crate) fn queue_new_events(src: &EventSource, rows: Vec<EventRow>, fold_batc
 /// numbered `last_seq`, should fold the queue: it crossed a multiple of
 /// `fold_batch`, or the queue was last folded `interest.fold_interval` ago.
 pub(crate) fn fold_due(source_id: i32, last_seq: i64, queued: i64, fold_batch: i64) -> bool {
+    // Such a transaction would not fold (`locks::try_source_for_trigger`),
+    // and the check would read event_sources into its snapshot.
+    if locks::in_snapshot_isolation() {
+        return false;
+    }
     crossed_fold_batch(last_seq, queued, fold_batch)
         || queue::fold_interval_passed(source_id, crate::gucs::FOLD_INTERVAL_MS.get())
 }
 
-/// A large statement's events: its users' queued events are claimed (under
-/// the users' locks) and applied first, then the statement's, in one pass.
+/// A large statement's events. When the source lock is free at once (see
+/// `locks::try_source_for_trigger`) the queue is claimed and applied with
+/// them in one pass; otherwise they are queued like a small statement's.
 pub(crate) fn apply_new_events(src: &EventSource, rows: Vec<EventRow>) {
-    let users = distinct(rows.iter().filter_map(|r| r.user.clone()));
-    // The items co-visitation will lock: the statement's, and each user's
-    // recent items its events link with.
-    let items = distinct(rows.iter().filter_map(|r| r.item.clone())).len();
-    let item_count = items + users.len() * covisit::params().window;
-    let held = locks::lock_users(src.id, &users, item_count);
-    let mut all = events(queue::claim_users(src.id, &users));
+    let Some(held) = locks::try_source_for_trigger(src.id) else {
+        queue_new_events(src, rows, 0);
+        return;
+    };
+    // Deferred rewrites are left to the fold: they replay users from the
+    // table, which already holds this statement's rows.
+    let mut all = events(queue::claim_all(src.id));
     all.extend(new_events(src, rows));
     apply_batch(src, resolve(src, all), held);
 }
 
-/// Folds the source's queued events into the shared state, holding the
-/// source lock exclusively (a fold of a thousand events would otherwise take
-/// thousands of per-key locks). Without `wait` it gives up at once when the
-/// lock is taken: another statement is folding or writing. Returns the
-/// number of events folded.
+/// Folds the source's deferred rewrites, queued events and the pending
+/// events whose item has arrived into the shared state, holding the source
+/// lock exclusively (a fold of a thousand events would otherwise take
+/// thousands of per-key locks). Without `wait` (the triggers, the queue
+/// folder) it gives up at once when the lock is taken or the transaction
+/// reads one snapshot throughout. Returns the number of queued events folded.
 pub(crate) fn fold_queue(src: &EventSource, wait: bool) -> i64 {
-    queue::note_fold_check(src.id);
     if wait {
         locks::lock_source_exclusive(src.id);
-    } else if !locks::try_lock_source_exclusive(src.id) {
+    } else if locks::try_source_for_trigger(src.id).is_none() {
         return 0;
+    }
+    queue::note_fold_check(src.id);
+    if rewrites::truncated(src.id) {
+        queue::stamp_folded(src.id);
+        return replay_all(src);
+    }
+    let deferred = rewrites::users(src.id);
+    if !deferred.is_empty() {
+        rewrite_users(src, &deferred, Vec::new(), Vec::new(), Held::WholeSource);
     }
     let rows = queue::claim_all(src.id);
     let n = rows.len() as i64;
     queue::stamp_folded(src.id);
     apply_batch(src, resolve(src, events(rows)), Held::WholeSource);
+    if let Some(item_source) = src.item_source_id {
+        apply_arrived(src, pending::claim_embedded(src.id, item_source));
+    }
     n
 }
 
 /// Deleted (`removed`) or updated (`removed` old rows, `added` new rows)
-/// events: the co-visitation counts and links of the users' changed
-/// histories are taken back or added, then the users' states and recent
-/// lists are recomputed from the table. Returns the events replayed.
+/// events, from the trigger: rewritten now when the source lock is free at
+/// once, else deferred to the next fold. Returns the events replayed.
 pub(crate) fn rewrite_events(
     src: &EventSource,
     removed: Vec<EventRow>,
     added: Vec<EventRow>,
 ) -> i64 {
-    let users = distinct(removed.iter().chain(&added).filter_map(|r| r.user.clone()));
+    let Some(held) = locks::try_source_for_trigger(src.id) else {
+        rewrites::defer(src.id, &removed, &added);
+        return 0;
+    };
+    // Earlier deferred rewrites go first: each diff assumes the counts and
+    // links already saw every earlier change.
+    let users = distinct(
+        removed
+            .iter()
+            .chain(&added)
+            .filter_map(|r| r.user.clone())
+            .chain(rewrites::users(src.id)),
+    );
+    rewrite_users(src, &users, removed, added, held)
+}
+
+/// The users' changed histories: the co-visitation counts and links are
+/// taken back or added, then the users' states and recent lists are
+/// recomputed from the table. `removed`/`added` are this statement's rows;
+/// the users' deferred rewrites and queued events are claimed with the
+/// table read, in one snapshot. Returns the events replayed.
+fn rewrite_users(
+    src: &EventSource,
+    users: &[String],
+    mut removed: Vec<EventRow>,
+    mut added: Vec<EventRow>,
+    held: Held,
+) -> i64 {
     if users.is_empty() {
         return 0;
     }
-    let held = locks::lock_users(src.id, &users, 0);
-    // The users' queued events leave the queue, read with the table in one
-    // snapshot: co-visitation has not counted them yet, so they are "added"
-    // below (one round of item locks: a second round could deadlock); an
-    // event queued after that snapshot stays queued.
-    let (queued, history) = queue::claim_and_read(src, &users);
-    let read = history.len() as i64;
-    let history = events(history);
+    // Queued events: co-visitation has not counted them yet, so they are
+    // "added" below (one round of item locks: a second round could deadlock).
+    let claimed = queue::claim_and_read(src, users);
+    removed.extend(claimed.removed);
+    added.extend(claimed.added);
+    added.extend(claimed.queued);
+    let read = claimed.history.len() as i64;
+    let history = events(claimed.history);
     let mut now: BTreeMap<String, Vec<(String, f64)>> =
         users.iter().map(|u| (u.clone(), Vec::new())).collect();
     for (user, item, t) in visits(&history) {
         now.entry(user).or_default().push((item, t));
     }
-    let mut added = visits(&events(added));
-    added.extend(visits(&events(queued)));
-    let histories = changed_histories(now, visits(&events(removed)), added);
+    let histories = changed_histories(now, visits(&events(removed)), visits(&events(added)));
     covisit::rewrite_histories(src.id, histories, held);
-    replay_users(src, &users, history);
+    replay_users(src, users, history);
     read
 }
 
+/// A TRUNCATE of the events table: the bookkeeping is emptied now when the
+/// source lock is free at once, else at the next fold.
+pub(crate) fn truncate_events(src: &EventSource) {
+    match locks::try_source_for_trigger(src.id) {
+        Some(_) => {
+            replay_all(src);
+        }
+        None => rewrites::defer_truncate(src.id),
+    }
+}
+
 /// Sets (or, with None, clears) a user's text profile, then recomputes the
-/// user from the events table plus the profile.
+/// user from the events table plus the profile. An explicit call: it waits
+/// for the user's lock.
 pub(crate) fn set_profile(src: &EventSource, user_key: &str, profile: Option<&str>) {
     let users = vec![user_key.to_string()];
     let held = locks::lock_users(src.id, &users, 0);
-    // The user's queued events are counted for co-visitation now; the state
-    // is recomputed below from the same snapshot's table rows.
-    let (queued, history) = queue::claim_and_read(src, &users);
-    covisit::count_visits(src.id, visits(&events(queued)), held);
     match profile {
         Some(text) => {
             let vector = embed_texts(&text_model(src), &[text]).remove(0);
@@ -287,7 +340,7 @@ pub(crate) fn set_profile(src: &EventSource, user_key: &str, profile: Option<&st
         }
         None => profiles::remove(src.id, user_key),
     }
-    replay_users(src, &users, events(history));
+    rewrite_users(src, &users, Vec::new(), Vec::new(), held);
 }
 
 /// Recomputes the users' states and recent lists from `history` (their
@@ -322,21 +375,26 @@ pub(crate) fn replay_all(src: &EventSource) -> i64 {
 }
 
 /// Events that arrived before their item's embedding, applied now that
-/// `keys` have one, in time order.
+/// `keys` have one (from the items table's triggers). A source whose lock is
+/// not free at once keeps them pending: its next fold applies them.
 pub(crate) fn apply_pending(item_source: i32, keys: &[String]) {
     for source_id in pending::sources_of_items(item_source) {
-        let rows = pending::claim_for_items(source_id, keys);
-        if rows.is_empty() {
+        if locks::try_source_for_trigger(source_id).is_none() {
             continue;
         }
         let src = load_event_source(source_id);
-        let batch = resolve(&src, events(rows));
-        if !batch.state_events.is_empty() {
-            let users = distinct(batch.state_events.iter().map(|e| e.0.clone()));
-            locks::lock_users(src.id, &users, 0);
-        }
-        // Counted for co-visitation when they arrived.
-        pending::insert(src.id, &batch.pending);
-        update_states(&src, batch.state_events);
+        apply_arrived(&src, pending::claim_for_items(source_id, keys));
     }
+}
+
+/// Applies claimed pending events to the users' states (the caller holds
+/// the source lock); those whose item is still missing wait again.
+fn apply_arrived(src: &EventSource, rows: Vec<EventRow>) {
+    if rows.is_empty() {
+        return;
+    }
+    let batch = resolve(src, events(rows));
+    // Counted for co-visitation when they arrived.
+    pending::insert(src.id, &batch.pending);
+    update_states(src, batch.state_events);
 }

@@ -1,6 +1,15 @@
-//! The bookkeeping's advisory-lock scheme, in one place. Transaction-scoped
-//! locks, always taken in this order so that bookkeeping statements never
-//! deadlock with each other:
+//! The bookkeeping's advisory-lock scheme, in one place.
+//!
+//! Inside an application's transaction (every trigger path) bookkeeping never
+//! waits for a lock: it takes the source lock exclusively only if it is free
+//! at once (`try_source_for_trigger`) and otherwise leaves its work in the
+//! queues for the next fold. An application's transaction can then neither
+//! deadlock on nor wait for bookkeeping, whatever row locks of its own it
+//! holds. The explicit maintenance calls (flush, rebuild, set_profile,
+//! attach/detach) wait.
+//!
+//! Transaction-scoped locks, always taken in this order so that bookkeeping
+//! statements never deadlock with each other:
 //!   1. the source lock (key pair `(-source, 0)`): shared for per-key work,
 //!      exclusive for folds, rebuilds and statements too large for per-key locks;
 //!   2. users by lock key (`(source, hashtext(user))`);
@@ -8,6 +17,7 @@
 
 use crate::spi::exec_cached;
 use crate::spi::one_cached;
+use pgrx::pg_sys;
 
 /// Statements touching more keys than this take the source lock exclusively
 /// instead of one lock per key (the shared lock table is finite).
@@ -41,6 +51,26 @@ pub(crate) fn try_lock_source_exclusive(source_id: i32) -> bool {
         &[source_id.into()],
     )
     .unwrap_or(false)
+}
+
+/// True when the transaction reads one snapshot throughout (REPEATABLE READ
+/// or SERIALIZABLE).
+pub(crate) fn in_snapshot_isolation() -> bool {
+    // SAFETY: a plain global of the backend, read on its own thread.
+    unsafe { pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 }
+}
+
+/// Whether a trigger may write the source's shared state now: its
+/// transaction takes a new snapshot per statement (READ COMMITTED) and the
+/// source lock was free at once (then it is held exclusively until commit).
+/// Under REPEATABLE READ or SERIALIZABLE the snapshot may predate the last
+/// fold, and reading the shared state would tie the application's COMMIT
+/// to every concurrent fold; such transactions only append to the queues.
+pub(crate) fn try_source_for_trigger(source_id: i32) -> Option<Held> {
+    if in_snapshot_isolation() || !try_lock_source_exclusive(source_id) {
+        return None;
+    }
+    Some(Held::WholeSource)
 }
 
 /// Locks the users of a statement that will also touch `item_count` items:

@@ -1,8 +1,8 @@
 //! An items table's embeddings as recommend() ranks them, cached per backend
-//! until the table's version moves (`store::items` bumps it on every change).
+//! until the table's count of changes moves (`store::items::version`).
 
 use crate::embedding_type::Embedding;
-use crate::spi::{extension_oid, one_read_cached, read_cached};
+use crate::spi::{extension_oid, read_cached};
 use pgrx::pg_sys;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -45,11 +45,7 @@ thread_local! {
 
 pub(crate) fn cached(item_source: i32) -> Rc<Catalog> {
     let ext = extension_oid();
-    let version = one_read_cached::<i64>(
-        "SELECT version FROM interest.item_sources WHERE id = $1",
-        &[item_source.into()],
-    )
-    .unwrap_or(-1);
+    let version = super::items::version(item_source);
     if let Some(c) = CATALOGS.with(|c| c.borrow().get(&item_source).cloned()) {
         if c.ext == ext && c.version == version {
             return c;

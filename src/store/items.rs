@@ -65,10 +65,35 @@ pub(crate) fn remove(item_source: i32, keys: Vec<String>) -> i64 {
     .unwrap_or(0)
 }
 
+/// Removes every embedding of the items table; returns how many existed.
+pub(crate) fn remove_all(item_source: i32) -> i64 {
+    bump_version(item_source);
+    crate::spi::one_cached::<i64>(
+        "WITH d AS (DELETE FROM interest.item_embeddings WHERE source_id = $1 RETURNING 1) SELECT count(*) FROM d",
+        &[item_source.into()],
+    )
+    .unwrap_or(0)
+}
+
 /// recommend() caches each catalog per backend; this tells it to reload.
+/// Appends a change (never waits for another writer), and folds the
+/// committed changes no other transaction holds into one row, sum kept.
 fn bump_version(item_source: i32) {
     exec_cached(
-        "UPDATE interest.item_sources SET version = version + 1 WHERE id = $1",
+        "WITH folded AS (DELETE FROM interest.catalog_changes WHERE ctid = ANY(ARRAY( \
+             SELECT ctid FROM interest.catalog_changes WHERE source_id = $1 FOR UPDATE SKIP LOCKED)) \
+             RETURNING changes) \
+         INSERT INTO interest.catalog_changes (source_id, changes) \
+         SELECT $1, coalesce(sum(changes), 0) + 1 FROM folded",
         &[item_source.into()],
     );
+}
+
+/// How many changes the items table's embeddings have had (`bump_version`).
+pub(crate) fn version(item_source: i32) -> i64 {
+    crate::spi::one_read_cached::<i64>(
+        "SELECT coalesce(sum(changes), 0)::bigint FROM interest.catalog_changes WHERE source_id = $1",
+        &[item_source.into()],
+    )
+    .unwrap_or(0)
 }

@@ -9,4 +9,5 @@ pub(crate) mod items;
 pub(crate) mod pending;
 pub(crate) mod profiles;
 pub(crate) mod queue;
+pub(crate) mod rewrites;
 pub(crate) mod states;

@@ -35,17 +35,32 @@ pub(crate) fn sources_of_items(item_source: i32) -> Vec<i32> {
 
 /// Claims (deletes and returns) the events waiting for `keys`, in time order.
 pub(crate) fn claim_for_items(source_id: i32, keys: &[String]) -> Vec<EventRow> {
+    claim(
+        "item_key = ANY($2::text[])",
+        &[source_id.into(), keys.to_vec().into()],
+    )
+}
+
+/// Claims the events whose item has an embedding by now: it arrived while
+/// the event source was locked, and the fold applies them.
+pub(crate) fn claim_embedded(source_id: i32, item_source: i32) -> Vec<EventRow> {
+    claim(
+        "EXISTS (SELECT 1 FROM interest.item_embeddings e WHERE e.source_id = $2::integer AND e.item_key = p.item_key)",
+        &[source_id.into(), item_source.into()],
+    )
+}
+
+fn claim(condition: &str, args: &[pgrx::datum::DatumWithOid]) -> Vec<EventRow> {
+    let query = format!(
+        "WITH d AS (DELETE FROM interest.pending_events p WHERE source_id = $1 AND {condition} \
+                    RETURNING user_key, item_key, t, weight) \
+         SELECT user_key, item_key, t, weight, NULL::text AS event_text, NULL::interest.embedding AS embedding \
+         FROM d ORDER BY t"
+    );
     Spi::connect_mut(|c| {
-        c.update(
-            "WITH d AS (DELETE FROM interest.pending_events WHERE source_id = $1 AND item_key = ANY($2) \
-                        RETURNING user_key, item_key, t, weight) \
-             SELECT user_key, item_key, t, weight, NULL::text AS event_text, NULL::interest.embedding AS embedding \
-             FROM d ORDER BY t",
-            None,
-            &[source_id.into(), keys.to_vec().into()],
-        )?
-        .map(|r| decode_event(&r))
-        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        c.update(&query, None, args)?
+            .map(|r| decode_event(&r))
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })
     .unwrap_or_else(|e| spi_error(e))
 }

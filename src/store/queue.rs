@@ -2,6 +2,7 @@
 //! shared state. Appends, claims (delete and return, in arrival order), and
 //! the per-backend check of when the queue was last folded.
 
+use super::rewrites;
 use crate::embedding_type::Embedding;
 use crate::sources::{decode_event, EventSource};
 use crate::spi::{exec_cached, one_cached, run_cached, spi_error};
@@ -55,33 +56,34 @@ pub(crate) fn claim_all(source_id: i32) -> Vec<EventRow> {
     })
 }
 
-/// Claims the queued events of `users`, whose locks the caller holds.
-pub(crate) fn claim_users(source_id: i32, users: &[String]) -> Vec<EventRow> {
-    if users.is_empty() {
-        return Vec::new();
-    }
-    let sql = format!(
-        "WITH claimed AS (DELETE FROM interest.event_queue WHERE source_id = $1 AND user_key = ANY($2) RETURNING *) \
-         SELECT {CLAIMED_COLUMNS} FROM claimed ORDER BY seq"
-    );
-    run_cached(&sql, &[source_id.into(), users.to_vec().into()], |t| {
-        t.map(|r| decode_event(&r)).collect()
-    })
+/// What `claim_and_read` returns for a set of users.
+#[derive(Default)]
+pub(crate) struct Claimed {
+    /// Their queued events (co-visitation has not counted them).
+    pub(crate) queued: Vec<EventRow>,
+    /// Their rows in the application's table, in replay order.
+    pub(crate) history: Vec<EventRow>,
+    /// Their deferred DELETE/UPDATE rows (`store::rewrites`): old rows...
+    pub(crate) removed: Vec<EventRow>,
+    /// ...and an UPDATE's new rows.
+    pub(crate) added: Vec<EventRow>,
 }
 
 /// In one statement (one snapshot): claims the users' queued events and
-/// reads their events from the application's table, in the order a rebuild
-/// replays them. Returns (queued, table rows).
-pub(crate) fn claim_and_read(
-    src: &EventSource,
-    users: &[String],
-) -> (Vec<EventRow>, Vec<EventRow>) {
+/// deferred rewrites and reads their events from the application's table, in
+/// the order a rebuild replays them. A change committed after that snapshot
+/// stays queued, and its rows are not read: it is applied later, as a whole.
+pub(crate) fn claim_and_read(src: &EventSource, users: &[String]) -> Claimed {
     let query = format!(
-        "WITH claimed AS (DELETE FROM interest.event_queue WHERE source_id = $2 AND user_key = ANY($1) RETURNING *) \
+        "WITH claimed AS (DELETE FROM interest.event_queue WHERE source_id = $2 AND user_key = ANY($1) RETURNING *), \
+         rewritten AS (DELETE FROM interest.rewrite_queue WHERE source_id = $2 AND user_key = ANY($1) RETURNING *) \
          SELECT 0 AS part, seq, NULL::tid AS row_id, {CLAIMED_COLUMNS} FROM claimed \
+         UNION ALL \
+         SELECT CASE change WHEN '{removed}' THEN 2 ELSE 3 END, seq, NULL, user_key, item_key, t, weight, NULL, NULL FROM rewritten \
          UNION ALL \
          SELECT 1, NULL, ctid, {list}, NULL::interest.embedding FROM {rel} WHERE {users} \
          ORDER BY part, seq, t, row_id",
+        removed = rewrites::REMOVED,
         list = src.select_list,
         rel = src.relname,
         users = src.user_match_any
@@ -90,20 +92,24 @@ pub(crate) fn claim_and_read(
     // keys equal in the column's type but spelled otherwise ('007' for 7):
     // those rows are other bookkeeping users', and are left out.
     let wanted: std::collections::HashSet<&str> = users.iter().map(String::as_str).collect();
-    let (mut queued, mut history) = (Vec::new(), Vec::new());
+    let mut out = Claimed::default();
     Spi::connect_mut(|c| {
         for r in c.update(&query, None, &[users.to_vec().into(), src.id.into()])? {
             let event = decode_event(&r)?;
-            if r.get_by_name::<i32, _>("part")? == Some(0) {
-                queued.push(event);
-            } else if event.user.as_deref().is_some_and(|u| wanted.contains(u)) {
-                history.push(event);
+            match r.get_by_name::<i32, _>("part")? {
+                Some(0) => out.queued.push(event),
+                Some(2) => out.removed.push(event),
+                Some(3) => out.added.push(event),
+                _ if event.user.as_deref().is_some_and(|u| wanted.contains(u)) => {
+                    out.history.push(event)
+                }
+                _ => {}
             }
         }
         Ok::<_, pgrx::spi::Error>(())
     })
     .unwrap_or_else(|e| spi_error(e));
-    (queued, history)
+    out
 }
 
 /// Records that the source's queue was folded now.
@@ -150,12 +156,13 @@ pub(crate) fn note_fold_check(source_id: i32) {
     LAST_FOLD_CHECK.with(|m| m.borrow_mut().insert(source_id, Instant::now()));
 }
 
-/// In one statement (one snapshot), empties the source's queue and reads
+/// In one statement (one snapshot), empties the source's queues and reads
 /// the whole table in replay order: an event is either read here and dropped
 /// from the queue, or committed later and still queued.
 pub(crate) fn clear_and_read_table(src: &EventSource) -> Vec<EventRow> {
     let query = format!(
-        "WITH unqueued AS (DELETE FROM interest.event_queue WHERE source_id = $1) \
+        "WITH unqueued AS (DELETE FROM interest.event_queue WHERE source_id = $1), \
+         unrewritten AS (DELETE FROM interest.rewrite_queue WHERE source_id = $1) \
          SELECT {list}, NULL::interest.embedding AS embedding FROM {rel} ORDER BY t, ctid",
         list = src.select_list,
         rel = src.relname

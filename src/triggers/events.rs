@@ -7,7 +7,7 @@
 //! `interest.fold_batch = 0` go through `_apply_events`. Either way the
 //! statement may then be due to fold the queue; the fold runs in a block of
 //! its own, so that if it fails the statement's events stay queued. DELETE
-//! and UPDATE: `_events_rewritten`.
+//! and UPDATE: `_events_rewritten`; TRUNCATE: `_events_truncated`.
 
 use super::{guarded, trigger_function};
 use crate::errors::raise;
@@ -87,11 +87,13 @@ END"#
         aggregated(&old_rows),
         aggregated(&new_rows)
     );
+    let truncate = format!("PERFORM interest._events_truncated({source_id});");
     let name = |op: &str| format!("interest._events_{source_id}_{op}");
     vec![
         trigger_function(&name("ins"), "pg_catalog", &insert),
         trigger_function(&name("del"), "pg_catalog", &guarded(&delete)),
         trigger_function(&name("upd"), "pg_catalog", &guarded(&update)),
+        trigger_function(&name("trunc"), "pg_catalog", &guarded(&truncate)),
     ]
 }
 
@@ -216,4 +218,13 @@ fn _events_rewritten(
     let removed = rows(old_users, old_items, old_times, old_weights);
     let added = rows(new_users, new_items, new_times, new_weights);
     ingest::rewrite_events(&src, removed, added)
+}
+
+/// The events table was truncated: its bookkeeping is emptied
+/// (`ingest::truncate_events`).
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _events_truncated(source_id: i32) {
+    let src = writable_event_source(source_id, pg_sys::ACL_TRUNCATE, "empty the bookkeeping");
+    ingest::truncate_events(&src);
 }

@@ -34,12 +34,14 @@ fn _item_trigger_functions(
     );
     let delete =
         format!("PERFORM interest._items_deleted({source_id}, array_agg(k)) FROM (SELECT {id_expr} FROM old_rows) s(k);");
+    let truncate = format!("PERFORM interest._items_truncated({source_id});");
     // `public` too: the text expression is the owner's SQL over the row.
     let name = |op: &str| format!("interest._items_{source_id}_{op}");
     vec![
         trigger_function(&name("ins"), "pg_catalog, public", &guarded(&insert)),
         trigger_function(&name("upd"), "pg_catalog, public", &guarded(&update)),
         trigger_function(&name("del"), "pg_catalog, public", &guarded(&delete)),
+        trigger_function(&name("trunc"), "pg_catalog", &guarded(&truncate)),
     ]
 }
 
@@ -123,6 +125,15 @@ fn _items_deleted(source_id: i32, ids: Vec<Option<String>>) -> i64 {
         "remove item embeddings",
     );
     items::remove(source_id, ids.into_iter().flatten().collect())
+}
+
+/// The items table was truncated: every embedding goes. Users keep what
+/// the items contributed: the events happened.
+#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _items_truncated(source_id: i32) -> i64 {
+    writable_item_source(source_id, pg_sys::ACL_TRUNCATE, "remove item embeddings");
+    items::remove_all(source_id)
 }
 
 /// Of the given keys (and values), those whose item has no embedding yet.
