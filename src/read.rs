@@ -5,7 +5,10 @@
 use crate::embedding_type::Embedding;
 use crate::sources::{decode_event, readable_event_source, EventSource};
 use crate::spi::{read_cached, spi_error};
-use crate::store::{center, covisit, items, states};
+use crate::models::embed_texts;
+use crate::sources::text_model;
+use crate::store::{center, covisit, items, profiles, rewrites, states};
+use interest_core::events::{Event, EventRow, Subject};
 use interest_core::interest_state::InterestState;
 use interest_core::interest_summary::summarize;
 use interest_core::queued_overlay::{overlay_queued, QueuedEvent};
@@ -21,6 +24,9 @@ pub(crate) struct UserView {
 }
 
 pub(crate) fn load_user(src: &EventSource, user_key: &str) -> UserView {
+    if rewrites::pending_for(src.id, user_key) {
+        return replayed_user(src, user_key);
+    }
     // One statement, so one snapshot: a fold that commits meanwhile can
     // neither hide a queued event nor count it twice.
     let sql = format!(
@@ -89,6 +95,87 @@ pub(crate) fn load_user(src: &EventSource, user_key: &str) -> UserView {
             center.as_deref().map(Vec::as_slice),
         );
     }
+    UserView {
+        state,
+        recent: recent_items,
+    }
+}
+
+/// A user with a deferred DELETE, UPDATE or TRUNCATE: replayed from the
+/// table and the profile, as the next fold will do (its queued events are
+/// table rows too).
+fn replayed_user(src: &EventSource, user_key: &str) -> UserView {
+    let sql = format!(
+        "SELECT {list}, NULL::interest.embedding AS embedding FROM {rel} WHERE {user_match} ORDER BY t, ctid",
+        list = src.select_list,
+        rel = src.relname,
+        user_match = src.user_match
+    );
+    let rows = read_cached(&sql, &[user_key.into()], |t| {
+        t.map(|r| decode_event(&r)).collect::<Result<Vec<_>, _>>()
+    });
+    // Keys equal in the column's type but spelled otherwise are other users.
+    let events: Vec<Event> = rows
+        .into_iter()
+        .filter(|r| r.user.as_deref() == Some(user_key))
+        .filter_map(EventRow::accept)
+        .collect();
+    let texts: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match &e.subject {
+            Subject::Text(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut embedded = if texts.is_empty() {
+        Vec::new()
+    } else {
+        embed_texts(&text_model(src), &texts)
+    }
+    .into_iter();
+    let mut history: Vec<QueuedEvent> = events
+        .iter()
+        .map(|e| {
+            let (item, vector) = match &e.subject {
+                Subject::Item(item) => (Some(item.clone()), None),
+                Subject::Vector(v) => (None, Some(v.clone())),
+                Subject::Text(_) => (None, embedded.next()),
+            };
+            QueuedEvent {
+                item,
+                t: e.t,
+                weight: e.weight,
+                vector,
+            }
+        })
+        .collect();
+    history.extend(
+        profiles::load(src.id, Some(&[user_key.to_string()]))
+            .into_iter()
+            .map(|(_, p)| QueuedEvent {
+                item: None,
+                t: p.t,
+                weight: p.weight,
+                vector: Some(p.vector),
+            }),
+    );
+    let keys: Vec<String> = history.iter().filter_map(|q| q.item.clone()).collect();
+    let vectors = match src.item_source_id {
+        Some(item_source) => items::vectors(item_source, &keys),
+        None => HashMap::new(),
+    };
+    let center = center::peek(src);
+    let (mut state, mut recent_items, mut recent_times) = (None, Vec::new(), Vec::new());
+    overlay_queued(
+        &mut state,
+        &mut recent_items,
+        &mut recent_times,
+        history,
+        |item| vectors.get(item).cloned(),
+        &src.params,
+        &covisit::params(),
+        center.as_deref().map(Vec::as_slice),
+    );
     UserView {
         state,
         recent: recent_items,

@@ -60,3 +60,14 @@ pub(crate) fn users(source_id: i32) -> Vec<String> {
         &[source_id.into()],
     )
 }
+
+/// True when the user has a deferred change (or the table a TRUNCATE):
+/// readers then replay the user from the table.
+pub(crate) fn pending_for(source_id: i32, user_key: &str) -> bool {
+    crate::spi::one_read_cached::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM interest.rewrite_queue WHERE source_id = $1 \
+                        AND (user_key = $2 OR change = 'truncated'))",
+        &[source_id.into(), user_key.into()],
+    )
+    .unwrap_or(false)
+}
