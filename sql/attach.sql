@@ -50,15 +50,53 @@ BEGIN
     END IF;
 END $$;
 
+-- The expressions an events table is read through, from its columns (user,
+-- item, time, type, weight, text; NULL for none) and the type weights:
+-- attach_events stores them, _refresh_attached rebuilds them after a RENAME
+-- or a change of column type.
+CREATE FUNCTION interest._event_expressions(events regclass, cols name[], weights jsonb,
+    OUT user_expr text, OUT user_match text, OUT user_match_any text, OUT item_expr text, OUT time_expr text, OUT list text)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+    user_type text;
+    weight_expr text;
+    text_expr text;
+BEGIN
+    user_expr := format('(%I)::text', cols[1]);
+    user_type := (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = events AND a.attname = cols[1]);
+    user_match := format('%I = ($1)::%s', cols[1], user_type);
+    user_match_any := format('%I = ANY(($1)::%s[])', cols[1], user_type);
+    item_expr := CASE WHEN cols[2] IS NULL THEN 'NULL::text' ELSE format('(%I)::text', cols[2]) END;
+    time_expr := CASE WHEN cols[3] IS NULL THEN 'now()' ELSE format('%I', cols[3]) END;
+    weight_expr := concat_ws(' * ',
+        CASE WHEN cols[5] IS NOT NULL THEN format('coalesce((%I)::float8, 1)', cols[5]) END,
+        CASE WHEN cols[4] IS NOT NULL THEN format('coalesce((%L::jsonb ->> (%I)::text)::float8, 1)', weights, cols[4]) END);
+    IF weight_expr = '' THEN weight_expr := '1'; END IF;
+    text_expr := CASE WHEN cols[6] IS NULL THEN 'NULL::text' ELSE format('(%I)::text', cols[6]) END;
+    list := interest._event_select_list(user_expr, item_expr, time_expr, weight_expr, text_expr);
+END $$;
+REVOKE ALL ON FUNCTION interest._event_expressions(regclass, name[], jsonb) FROM PUBLIC;
+
+-- The CREATE FUNCTION statements of an items table's trigger functions,
+-- from its stored row: attach_items and _refresh_attached run them.
+CREATE FUNCTION interest._item_functions(src integer) RETURNS text[]
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE s interest.item_sources;
+BEGIN
+    SELECT * INTO STRICT s FROM interest.item_sources WHERE id = src;
+    RETURN interest._item_trigger_functions(src, format('(%I)::text', s.id_column),
+        CASE WHEN s.text_expr IS NOT NULL THEN format('(%s)::text', s.text_expr)
+             ELSE format('(%I)::interest.embedding::text', s.embedding_column) END,
+        CASE WHEN s.text_expr IS NOT NULL THEN 'interest._items_changed' ELSE 'interest._items_set' END);
+END $$;
+REVOKE ALL ON FUNCTION interest._item_functions(integer) FROM PUBLIC;
+
 CREATE FUNCTION interest.attach_items(items regclass, id_column name, text text DEFAULT NULL,
                                       model text DEFAULT NULL, embedding_column name DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     src integer;
-    id_expr text;
-    val_expr text;
     fn text;
-    call text;
     stmt text;
 BEGIN
     model := coalesce(model, interest._default_model());
@@ -84,13 +122,9 @@ BEGIN
     INSERT INTO interest.item_sources (relid, id_column, text_expr, embedding_column, model)
     VALUES (items, id_column, text, embedding_column, model) RETURNING id INTO src;
 
-    id_expr := format('(%I)::text', id_column);
-    val_expr := CASE WHEN text IS NOT NULL THEN format('(%s)::text', text)
-                     ELSE format('(%I)::interest.embedding::text', embedding_column) END;
-    call := CASE WHEN text IS NOT NULL THEN 'interest._items_changed' ELSE 'interest._items_set' END;
     fn := format('interest._items_%s', src);
     -- The trigger functions (see src/triggers/items.rs).
-    FOREACH stmt IN ARRAY interest._item_trigger_functions(src, id_expr, val_expr, call) LOOP
+    FOREACH stmt IN ARRAY interest._item_functions(src) LOOP
         EXECUTE stmt;
     END LOOP;
     EXECUTE format('CREATE TRIGGER interest_items_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', items, fn);
@@ -136,7 +170,8 @@ RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     src integer;
     item_src integer;
-    user_expr text; user_match text; user_match_any text; user_type text; item_expr text; time_expr text; weight_expr text; text_expr text; list text;
+    cols name[];
+    e record;
     fn text;
     stmt text;
     defaults record;
@@ -184,28 +219,18 @@ BEGIN
             HINT = 'Call interest.detach_events first to change the settings.';
     END IF;
 
-    user_expr := format('(%I)::text', user_column);
-    user_type := (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = events AND a.attname = user_column);
-    user_match := format('%I = ($1)::%s', user_column, user_type);
-    user_match_any := format('%I = ANY(($1)::%s[])', user_column, user_type);
-    item_expr := CASE WHEN item_column IS NULL THEN 'NULL::text' ELSE format('(%I)::text', item_column) END;
-    time_expr := CASE WHEN time_column IS NULL THEN 'now()' ELSE format('%I', time_column) END;
-    weight_expr := concat_ws(' * ',
-        CASE WHEN weight_column IS NOT NULL THEN format('coalesce((%I)::float8, 1)', weight_column) END,
-        CASE WHEN type_column IS NOT NULL THEN format('coalesce((%L::jsonb ->> (%I)::text)::float8, 1)', weights, type_column) END);
-    IF weight_expr = '' THEN weight_expr := '1'; END IF;
-    text_expr := CASE WHEN text_column IS NULL THEN 'NULL::text' ELSE format('(%I)::text', text_column) END;
-    list := interest._event_select_list(user_expr, item_expr, time_expr, weight_expr, text_expr);
+    cols := ARRAY[user_column, item_column, time_column, type_column, weight_column, text_column];
+    SELECT * INTO e FROM interest._event_expressions(events, cols, weights);
 
-    INSERT INTO interest.event_sources (relid, item_source_id, user_expr, user_match, user_match_any, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity)
-    VALUES (events, item_src, user_expr, user_match, user_match_any, item_expr, time_expr, list, weights, half_life, max_interests, join_similarity)
+    INSERT INTO interest.event_sources (relid, item_source_id, columns, user_expr, user_match, user_match_any, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity)
+    VALUES (events, item_src, cols, e.user_expr, e.user_match, e.user_match_any, e.item_expr, e.time_expr, e.list, weights, half_life, max_interests, join_similarity)
     RETURNING id INTO src;
 
     fn := format('interest._events_%s', src);
     -- The trigger functions (see src/triggers/events.rs): inserts are queued
     -- or applied in one pass; deletes and updates rewrite co-visitation and
     -- recompute the users concerned from the table.
-    FOREACH stmt IN ARRAY interest._event_trigger_functions(src, list) LOOP
+    FOREACH stmt IN ARRAY interest._event_trigger_functions(src, e.list) LOOP
         EXECUTE stmt;
     END LOOP;
     EXECUTE format('CREATE TRIGGER interest_events_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', events, fn);
@@ -234,7 +259,14 @@ BEGIN
             DETAIL = 'Forgetting a source deletes the table''s interest bookkeeping.',
             HINT = 'Detach it as the table''s owner.';
     END IF;
-    -- Bookkeeping only: the application's tables and rows are untouched.
+    PERFORM interest._delete_bookkeeping(kind, src);
+END $$;
+
+-- A source's bookkeeping rows (the application's tables and rows are
+-- untouched); callers check who asks.
+CREATE FUNCTION interest._delete_bookkeeping(kind text, src integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
     IF kind = 'item' THEN
         DELETE FROM interest.item_embeddings WHERE source_id = src;
         DELETE FROM interest.catalog_changes WHERE source_id = src;
@@ -251,6 +283,157 @@ BEGIN
         DELETE FROM interest.event_sources WHERE id = src;
     END IF;
 END $$;
+REVOKE ALL ON FUNCTION interest._delete_bookkeeping(text, integer) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- DDL on attached tables (event triggers). DROP TABLE forgets the table's
+-- bookkeeping and trigger functions. ALTER TABLE follows renamed tables and
+-- columns and changed column types (expressions and trigger functions are
+-- rebuilt); dropping a column pg_interest reads is refused, as is a change
+-- that breaks an items table's text expression. TRUNCATE: src/triggers.
+-- ---------------------------------------------------------------------------
+
+-- Before an ALTER TABLE: the column numbers of every attached column, so
+-- that afterwards a renamed column is found by its number.
+CREATE FUNCTION interest._ddl_remember_columns() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    PERFORM set_config('pg_interest.ddl_columns', coalesce((
+        SELECT jsonb_object_agg(c.rel, c.cols)::text FROM (
+            SELECT s.relid::oid::text AS rel, jsonb_object_agg(a.attname, a.attnum) AS cols
+            FROM (SELECT relid, unnest(columns) AS col FROM interest.event_sources
+                  UNION SELECT relid, id_column FROM interest.item_sources
+                  UNION SELECT relid, embedding_column FROM interest.item_sources) s
+            JOIN pg_attribute a ON a.attrelid = s.relid AND a.attname = s.col AND NOT a.attisdropped
+            GROUP BY s.relid) c), '{}'), true);
+END $$;
+
+-- A stored column's name now: followed through a RENAME by its number.
+CREATE FUNCTION interest._column_now(rel regclass, col name, what text) RETURNS name
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+    num int2 := (coalesce(nullif(current_setting('pg_interest.ddl_columns', true), ''), '{}')::jsonb
+                 -> rel::oid::text ->> col)::int2;
+    now_name name;
+BEGIN
+    IF col IS NULL THEN RETURN NULL; END IF;
+    SELECT attname INTO now_name FROM pg_attribute
+    WHERE attrelid = rel AND NOT attisdropped AND attnum > 0 AND (attnum = num OR (num IS NULL AND attname = col));
+    IF now_name IS NULL THEN
+        RAISE EXCEPTION 'column "%" of % is read by pg_interest', col, rel USING ERRCODE = '2BP01',
+            DETAIL = format('It is the %s column of the attached table.', what),
+            HINT = format('Detach the table first (interest.detach_%s), then attach it again with its new columns.',
+                          CASE WHEN what IN ('id', 'embedding') THEN 'items' ELSE 'events' END);
+    END IF;
+    RETURN now_name;
+END $$;
+
+-- After an ALTER TABLE of an attached table: its stored column names,
+-- expressions and trigger functions, rebuilt from the table as it is now.
+-- Definer rights to replace the trigger functions in schema interest; it
+-- evaluates no SQL of the table's owner (catalog reads and format() only).
+CREATE FUNCTION interest._refresh_attached(rel regclass) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
+DECLARE
+    s record;
+    cols name[];
+    e record;
+    stmt text;
+    what text[] := ARRAY['user', 'item', 'time', 'type', 'weight', 'text'];
+BEGIN
+    IF NOT interest._outer_role_owns(rel) THEN
+        RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501',
+            HINT = 'Run it as the table''s owner.';
+    END IF;
+    FOR s IN SELECT * FROM interest.event_sources WHERE relid = rel LOOP
+        SELECT array_agg(interest._column_now(rel, s.columns[i], what[i]) ORDER BY i) INTO cols
+        FROM generate_series(1, 6) i;
+        SELECT * INTO e FROM interest._event_expressions(rel, cols, s.weights);
+        IF cols IS DISTINCT FROM s.columns OR e.list IS DISTINCT FROM s.select_list
+           OR e.user_match_any IS DISTINCT FROM s.user_match_any THEN
+            UPDATE interest.event_sources SET columns = cols, user_expr = e.user_expr, user_match = e.user_match,
+                user_match_any = e.user_match_any, item_expr = e.item_expr, time_expr = e.time_expr, select_list = e.list
+            WHERE id = s.id;
+            FOREACH stmt IN ARRAY interest._event_trigger_functions(s.id, e.list) LOOP
+                EXECUTE stmt;
+            END LOOP;
+        END IF;
+    END LOOP;
+    FOR s IN SELECT * FROM interest.item_sources WHERE relid = rel LOOP
+        cols := ARRAY[interest._column_now(rel, s.id_column, 'id'), interest._column_now(rel, s.embedding_column, 'embedding')];
+        IF cols IS DISTINCT FROM ARRAY[s.id_column, s.embedding_column] THEN
+            UPDATE interest.item_sources SET id_column = cols[1], embedding_column = cols[2] WHERE id = s.id;
+            FOREACH stmt IN ARRAY interest._item_functions(s.id) LOOP
+                EXECUTE stmt;
+            END LOOP;
+        END IF;
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION interest._refresh_attached(regclass) FROM PUBLIC;
+
+-- Runs with the rights of the role that altered the table: an items table's
+-- text expression is checked as that role (it is that role's SQL).
+CREATE FUNCTION interest._ddl_altered() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    rel regclass;
+    expr text;
+BEGIN
+    FOR rel IN SELECT DISTINCT c.objid::regclass FROM pg_event_trigger_ddl_commands() c
+               WHERE c.classid = 'pg_class'::regclass AND c.objid IN (SELECT a.relid FROM interest._attached_relids() a) LOOP
+        PERFORM interest._refresh_attached(rel);
+        FOR expr IN SELECT t.text_expr FROM interest._attached_text_exprs(rel) t LOOP
+            BEGIN
+                EXECUTE format('SELECT (%s)::text FROM %s LIMIT 0', expr, rel);
+            EXCEPTION WHEN OTHERS THEN
+                RAISE EXCEPTION 'the text expression pg_interest embeds for % no longer works', rel USING ERRCODE = '2BP01',
+                    DETAIL = format('%s: %s', expr, SQLERRM),
+                    HINT = 'Detach the table first (interest.detach_items), then attach it again with a text expression over its new columns.';
+            END;
+        END LOOP;
+    END LOOP;
+END $$;
+
+-- What _ddl_altered may know of attached tables, whoever altered one.
+CREATE FUNCTION interest._attached_relids() RETURNS TABLE (relid oid)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+    SELECT relid::oid FROM interest.event_sources UNION SELECT relid::oid FROM interest.item_sources
+$$;
+CREATE FUNCTION interest._attached_text_exprs(rel regclass) RETURNS TABLE (text_expr text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
+    SELECT s.text_expr FROM interest.item_sources s
+    WHERE s.relid = rel AND s.text_expr IS NOT NULL AND pg_catalog.pg_has_role((SELECT relowner FROM pg_class WHERE oid = rel), 'USAGE')
+$$;
+
+-- DROP TABLE (or DROP SCHEMA ... CASCADE, DROP OWNED) of an attached table:
+-- its bookkeeping and trigger functions go with it. Only objects PostgreSQL
+-- reports dropped are touched, so definer rights give nothing away.
+CREATE FUNCTION interest._ddl_dropped() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
+DECLARE
+    src record;
+    op text;
+BEGIN
+    FOR src IN SELECT 'event' AS kind, s.id FROM pg_event_trigger_dropped_objects() d
+               JOIN interest.event_sources s ON s.relid::oid = d.objid
+               WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+               UNION ALL
+               SELECT 'item', s.id FROM pg_event_trigger_dropped_objects() d
+               JOIN interest.item_sources s ON s.relid::oid = d.objid
+               WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 LOOP
+        FOREACH op IN ARRAY ARRAY['ins', 'upd', 'del', 'trunc'] LOOP
+            EXECUTE format('DROP FUNCTION IF EXISTS interest._%ss_%s_%s()', src.kind, src.id, op);
+        END LOOP;
+        PERFORM interest._delete_bookkeeping(src.kind, src.id);
+    END LOOP;
+END $$;
+
+CREATE EVENT TRIGGER interest_ddl_remember_columns ON ddl_command_start WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION interest._ddl_remember_columns();
+CREATE EVENT TRIGGER interest_ddl_altered ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION interest._ddl_altered();
+CREATE EVENT TRIGGER interest_ddl_dropped ON sql_drop
+    EXECUTE FUNCTION interest._ddl_dropped();
 
 -- Embeds the rows that have no embedding yet, batch by batch in key order,
 -- committing after each batch: interrupt it at any time, CALL it again to resume.

@@ -40,6 +40,9 @@ CREATE TABLE interest.event_sources (
     id              serial PRIMARY KEY,
     relid           regclass NOT NULL UNIQUE,
     item_source_id  integer REFERENCES interest.item_sources ON DELETE SET NULL,
+    -- the columns read: user, item, time, type, weight, text (NULL: none);
+    -- the expressions below are made from them (interest._event_expressions)
+    columns         name[] NOT NULL,
     user_expr       text NOT NULL,
     -- "column = $1::type" on the native column, so the application's index on it is used
     user_match      text NOT NULL,

@@ -41,17 +41,24 @@ pub(crate) struct ItemSource {
 }
 
 thread_local! {
-    // A source id is never reused while the extension lives (detach and
-    // attach give a new id), so settings can be cached per backend.
-    static EVENT_SOURCES: ExtensionCache<i32, Rc<EventSource>> = extension_cache();
+    // Settings cached for one transaction (by local transaction id): a
+    // RENAME of the table or of its columns (`interest._refresh_attached`)
+    // is seen by the next transaction of every backend.
+    static EVENT_SOURCES: ExtensionCache<i32, (pg_sys::LocalTransactionId, Rc<EventSource>)> =
+        extension_cache();
 }
 
 pub(crate) fn load_event_source(id: i32) -> Rc<EventSource> {
-    if let Some(src) = EVENT_SOURCES.with(|c| current(c).get(&id).cloned()) {
-        return src;
+    // SAFETY: MyProc is set in every backend that runs SQL functions.
+    let lxid = unsafe { (*pg_sys::MyProc).lxid };
+    let cached = EVENT_SOURCES.with(|c| current(c).get(&id).cloned());
+    if let Some((at, src)) = cached {
+        if at == lxid {
+            return src;
+        }
     }
     let src = Rc::new(read_event_source(id));
-    EVENT_SOURCES.with(|c| current(c).insert(id, src.clone()));
+    EVENT_SOURCES.with(|c| current(c).insert(id, (lxid, src.clone())));
     src
 }
 

@@ -27,12 +27,13 @@ END"#
     )
 }
 
-/// `CREATE FUNCTION name() RETURNS trigger ...` with `body` dollar-quoted
+/// `CREATE OR REPLACE FUNCTION name() RETURNS trigger ...` (replaced when
+/// `interest._refresh_attached` follows a RENAME) with `body` dollar-quoted
 /// by a tag the body (which holds the owner's expressions) does not contain.
 fn trigger_function(name: &str, search_path: &str, body: &str) -> String {
     let tag = (0..)
         .map(|n| format!("$pg_interest_{n}$"))
         .find(|tag| !body.contains(tag.as_str()))
         .unwrap_or_default();
-    format!("CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SET search_path = {search_path} AS {tag}{body}{tag}")
+    format!("CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SET search_path = {search_path} AS {tag}{body}{tag}")
 }

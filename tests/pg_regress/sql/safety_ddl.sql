@@ -1,0 +1,90 @@
+-- DDL on attached tables: RENAME of tables and columns and column type
+-- changes are followed; dropping a column pg_interest reads, or breaking an
+-- items table's text expression, is refused with 2BP01; TRUNCATE empties the
+-- bookkeeping; DROP TABLE forgets it. Changes made under REPEATABLE READ
+-- are deferred to the next fold, and readers see them at once.
+SET search_path = public, interest;
+SET interest.fold_interval = 0;
+CREATE TABLE d_items (id int PRIMARY KEY, title text);
+INSERT INTO d_items VALUES (1, 'red running shoes'), (2, 'green tea'), (3, 'blue jeans'), (4, 'black coffee');
+SELECT attach_items('d_items', 'id', text => 'title') > 0 AS attached;
+CALL backfill_items('d_items');
+CREATE TABLE d_events (id serial PRIMARY KEY, user_id int, item_id int, at timestamptz);
+SELECT attach_events('d_events', 'user_id', 'item_id', time_column => 'at', items => 'd_items') > 0 AS attached;
+INSERT INTO d_events (user_id, item_id, at) SELECT u, i, '2024-01-01'::timestamptz + (u * 4 + i) * interval '1 hour'
+FROM generate_series(1, 3) u, generate_series(1, 4) i;
+SELECT flush('d_events') AS folded;
+CREATE FUNCTION pg_temp.events_of(rel regclass, u int) RETURNS bigint LANGUAGE sql AS $$
+  SELECT s.events FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+  WHERE e.relid = rel AND s.user_key = u::text $$;
+SELECT pg_temp.events_of('d_events', 1) AS user_1_events;
+
+-- 1. RENAME of the table and of its user column, then a type change: the
+-- bookkeeping follows (same session, so the per-backend caches too).
+ALTER TABLE d_events RENAME TO d_events2;
+ALTER TABLE d_events2 RENAME COLUMN user_id TO customer_id;
+INSERT INTO d_events2 (customer_id, item_id, at) VALUES (1, 2, '2024-02-01');
+SELECT flush('d_events2') AS folded;
+ALTER TABLE d_events2 ALTER COLUMN customer_id TYPE bigint;
+INSERT INTO d_events2 (customer_id, item_id, at) VALUES (1, 3, '2024-02-02');
+DELETE FROM d_events2 WHERE customer_id = 1 AND at = '2024-02-01';
+SELECT flush('d_events2') AS folded;
+SELECT pg_temp.events_of('d_events2', 1) AS user_1_events;
+SELECT columns, user_match FROM interest.event_sources WHERE relid = 'd_events2'::regclass;
+SELECT rebuild('d_events2') AS replayed;
+SELECT count(*) AS errors FROM interest.bookkeeping_errors WHERE relid = 'd_events2'::regclass;
+
+-- 2. Dropping a column pg_interest reads is refused; other columns may go.
+SELECT regress.err('ALTER TABLE d_events2 DROP COLUMN item_id') AS drop_item_column;
+ALTER TABLE d_events2 ADD COLUMN note text;
+ALTER TABLE d_events2 DROP COLUMN note;
+-- an items table: its key column is followed, its text expression checked
+ALTER TABLE d_items RENAME COLUMN id TO item_no;
+SELECT id_column FROM interest.item_sources WHERE relid = 'd_items'::regclass;
+INSERT INTO d_items VALUES (5, 'green jacket');
+SELECT count(*) AS embedded FROM interest.item_embeddings e JOIN interest.item_sources s ON s.id = e.source_id
+WHERE s.relid = 'd_items'::regclass;
+SELECT regress.err('ALTER TABLE d_items RENAME COLUMN title TO name') AS rename_text_column;
+
+-- 3. Under REPEATABLE READ the bookkeeping of a DELETE is deferred (the
+-- transaction's snapshot may predate the last fold); readers see it at once.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+DELETE FROM d_events2 WHERE customer_id = 2 AND item_id IN (1, 2);
+COMMIT;
+SELECT count(*) AS deferred_rows FROM interest.rewrite_queue q JOIN interest.event_sources e ON e.id = q.source_id
+WHERE e.relid = 'd_events2'::regclass;
+SELECT interest.user_vector(2, 'd_events2') <=> (SELECT interest.user_vector(2, 'd_events2')) < 1e-6 AS stable_read;
+CREATE TEMP TABLE d_read AS SELECT interest.user_vector(2, 'd_events2') AS v;
+SELECT flush('d_events2') >= 0 AS flushed;
+SELECT count(*) AS deferred_rows FROM interest.rewrite_queue q JOIN interest.event_sources e ON e.id = q.source_id
+WHERE e.relid = 'd_events2'::regclass;
+SELECT pg_temp.events_of('d_events2', 2) AS user_2_events;
+SELECT (SELECT v FROM d_read) <=> interest.user_vector(2, 'd_events2') < 1e-5 AS read_before_fold_equals_fold;
+
+-- 4. TRUNCATE: the bookkeeping is emptied (deferred under REPEATABLE READ).
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+TRUNCATE d_events2;
+COMMIT;
+SELECT interest.user_vector(1, 'd_events2') IS NULL AS reader_sees_truncate;
+SELECT flush('d_events2') >= 0 AS flushed;
+SELECT count(*) AS states FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 'd_events2'::regclass;
+INSERT INTO d_events2 (customer_id, item_id, at) VALUES (7, 1, '2024-03-01');
+TRUNCATE d_events2;
+SELECT count(s.user_key) AS states, (SELECT count(*) FROM interest.event_queue q WHERE q.source_id = e.id) AS queued
+FROM interest.event_sources e LEFT JOIN interest.user_states s ON e.id = s.source_id
+WHERE e.relid = 'd_events2'::regclass GROUP BY e.id;
+TRUNCATE d_items CASCADE;
+SELECT count(*) AS embeddings FROM interest.item_embeddings e JOIN interest.item_sources s ON s.id = e.source_id
+WHERE s.relid = 'd_items'::regclass;
+
+-- 5. DROP TABLE forgets the bookkeeping and the trigger functions.
+SELECT id AS events_src FROM interest.event_sources WHERE relid = 'd_events2'::regclass \gset
+SELECT id AS items_src FROM interest.item_sources WHERE relid = 'd_items'::regclass \gset
+SELECT count(*) AS trigger_functions_before FROM pg_proc WHERE proname LIKE '\_events\_' || :events_src || '\_%';
+DROP TABLE d_events2;
+SELECT count(*) AS sources FROM interest.event_sources WHERE id = :events_src;
+SELECT count(*) AS trigger_functions FROM pg_proc WHERE proname LIKE '\_events\_' || :events_src || '\_%';
+DROP TABLE d_items;
+SELECT count(*) AS item_sources FROM interest.item_sources WHERE id = :items_src;
+SELECT count(*) AS leftover_rows FROM interest.user_states WHERE source_id = :events_src;
