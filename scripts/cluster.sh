@@ -39,7 +39,8 @@ cluster_start() {
     echo "lc_messages = 'C'"
     for line in "$@"; do echo "$line"; done
   } | as_pg_user tee -a "$dir/data/postgresql.conf" >/dev/null
-  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+  # RUST_BACKTRACE as a developer's shell may have it: no client may ever see a backtrace.
+  as_pg_user env RUST_BACKTRACE=1 "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
   export PGHOST="$dir" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
 }
 

@@ -194,6 +194,12 @@ BEGIN
         RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000', HINT = 'Call interest.attach_events first.';
     END IF;
     RETURN interest._rebuild_all(src);
+EXCEPTION WHEN data_exception THEN
+    -- A value of the table that cannot be read as an event (a weight column
+    -- of text holding a word, say): the row is named by the error.
+    RAISE EXCEPTION '%', SQLERRM USING ERRCODE = SQLSTATE,
+        DETAIL = format('Reading %s through its attached columns failed; the interest state is unchanged.', events),
+        HINT = 'Fix or delete the row, or detach the table and attach it again with other columns.';
 END $$;
 COMMENT ON FUNCTION interest.rebuild(regclass) IS 'Recomputes every user''s interest state from the events table, in time order; returns the number of events read.';
 

@@ -41,11 +41,11 @@ BEGIN
     END IF;
     IF fold THEN
         RAISE WARNING 'pg_interest: folding the event queue of % failed (%: %); the events stay queued', rel, state, message
-            USING DETAIL = coalesce(detail, ''),
+            USING DETAIL = coalesce(nullif(detail, ''), format('Folding %s''s queued events failed with SQLSTATE %s.', rel, state)),
                   HINT = 'See interest.bookkeeping_errors; interest.flush() retries, interest.rebuild() recomputes the state.';
     ELSE
         RAISE WARNING 'pg_interest: bookkeeping for % failed (%: %); the rows were stored', rel, state, message
-            USING DETAIL = coalesce(detail, ''),
+            USING DETAIL = coalesce(nullif(detail, ''), format('The statement''s rows are in %s; their interest bookkeeping failed with SQLSTATE %s.', rel, state)),
                   HINT = 'See interest.bookkeeping_errors; CALL interest.backfill_items() embeds items that were missed, interest.rebuild() recomputes interest states.';
     END IF;
 END $$;

@@ -60,17 +60,17 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"interest.intra_op_threads",
         c"Threads ONNX Runtime uses inside one inference call.",
-        c"Read when a backend loads a model; 1 keeps each backend on one core.",
+        c"Read when a backend loads a model; 1 keeps each backend on one core. Superuser only: each thread is a core taken from every other session.",
         &INTRA_OP_THREADS,
         1,
         64,
-        GucContext::Userset,
+        GucContext::Suset,
         GucFlags::default(),
     );
     GucRegistry::define_int_guc(
         c"interest.batch_size",
         c"Texts per inference call when interest.embed(text[]) embeds many texts.",
-        c"Texts are sorted by length and padded per batch to the longest one.",
+        c"Texts are sorted by length and padded per batch to the longest one; a batch of long texts is cut smaller so its attention scores stay bounded (interest_core::encoder::MAX_ATTENTION_CELLS).",
         &BATCH_SIZE,
         1,
         4096,

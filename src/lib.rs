@@ -36,14 +36,59 @@ pub extern "C-unwind" fn _PG_init() {
     // Only settings (and, when preloaded, the optional queue folder's
     // registration) here: ONNX Runtime and models load lazily in each
     // backend, so nothing is created in the postmaster or before fork.
+    hide_backtraces();
+    interest_core::interrupts::register(check_for_interrupts);
     gucs::init();
     fold_worker::register();
+}
+
+/// The core's long loops (ranking, diversity, evaluation) stop for
+/// statement_timeout and pg_cancel_backend here.
+fn check_for_interrupts() {
+    pgrx::check_for_interrupts!();
+}
+
+/// pgrx puts a captured Rust backtrace into the DETAIL of every Postgres
+/// error that crosses Rust code (an SPI statement that times out, say)
+/// whenever RUST_BACKTRACE is set in the server's environment. Clients get
+/// the error as PostgreSQL made it instead: std reads RUST_LIB_BACKTRACE
+/// first, and caches the answer at the first capture, which is later.
+fn hide_backtraces() {
+    // SAFETY: _PG_init runs on the backend's (or postmaster's) only thread,
+    // before ONNX Runtime or anything else could start another.
+    unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
 }
 
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 mod tests {
     use pgrx::prelude::*;
+
+    /// statement_timeout and pg_cancel_backend set these flags; the core's
+    /// scoring loop must act on them (a catalog of 10 items is scored far
+    /// faster than any timeout, so this sets them by hand).
+    #[pg_test(error = "canceling statement due to user request")]
+    fn a_pending_cancel_stops_ranking() {
+        use interest_core::ranking::{rank, Catalog, RankWeights, UserSignals};
+        let vectors = vec![Some(vec![1.0f32, 0.0]); 10];
+        let zeros = vec![0.0; 10];
+        let catalog = Catalog {
+            vectors: &vectors,
+            popularity: &zeros,
+            freshness: &zeros,
+            tie_order: None,
+        };
+        let user = UserSignals {
+            interests: vec![(vec![1.0, 0.0], 1.0)],
+            covisit: Default::default(),
+        };
+        // SAFETY: what a cancel request (SIGINT) sets in this backend.
+        unsafe {
+            pg_sys::QueryCancelPending = true;
+            pg_sys::InterruptPending = true;
+        }
+        rank(&catalog, &user, |_| true, 5, &RankWeights::default());
+    }
 
     #[pg_test]
     fn embedding_round_trips_through_text() {

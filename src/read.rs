@@ -3,10 +3,10 @@
 //! `interests`, and the status views.
 
 use crate::embedding_type::Embedding;
-use crate::sources::{decode_event, readable_event_source, EventSource};
-use crate::spi::{read_cached, spi_error};
 use crate::models::embed_texts;
 use crate::sources::text_model;
+use crate::sources::{decode_event, readable_event_source, EventSource};
+use crate::spi::{read_cached, spi_error};
 use crate::store::{center, covisit, items, profiles, rewrites, states};
 use interest_core::events::{Event, EventRow, Subject};
 use interest_core::interest_state::InterestState;

@@ -384,7 +384,8 @@ impl Encoder {
     }
 
     /// Embeds many texts: tokenized first, sorted by token count so that each
-    /// sub-batch pads as little as possible, run `batch_size` at a time, and
+    /// sub-batch pads as little as possible, run at most `batch_size` at a time
+    /// (fewer when long: `attention_batches`), and
     /// returned in the caller's order. `between` runs after each sub-batch (the
     /// caller checks for cancellation there).
     pub fn embed_many(
@@ -402,7 +403,9 @@ impl Encoder {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&i| tokenized[i].0.len());
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(batch_size.max(1)) {
+        let lengths: Vec<usize> = order.iter().map(|&i| tokenized[i].0.len()).collect();
+        for range in attention_batches(&lengths, batch_size) {
+            let chunk = &order[range];
             let batch: Vec<&Tokens> = chunk.iter().map(|&i| &tokenized[i]).collect();
             let vectors = self.run_batch(&batch)?;
             for (&i, v) in chunk.iter().zip(vectors) {
@@ -411,5 +414,59 @@ impl Encoder {
             between();
         }
         Ok(out)
+    }
+}
+
+/// A batch's attention scores hold batch × longest² values per head: batches
+/// are cut so that this stays within `MAX_ATTENTION_CELLS`, whatever
+/// `batch_size` and the token limit allow (a few long texts per batch, many
+/// short ones).
+pub const MAX_ATTENTION_CELLS: usize = 1 << 22;
+
+/// Consecutive ranges of texts sorted by token count (`lengths`, ascending):
+/// at most `batch_size` texts each, and within `MAX_ATTENTION_CELLS`
+/// (a single text is always a batch of its own, whatever its length).
+pub fn attention_batches(lengths: &[usize], batch_size: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < lengths.len() {
+        let mut end = start + 1;
+        while end < lengths.len()
+            && end - start < batch_size.max(1)
+            && (end + 1 - start) * lengths[end] * lengths[end] <= MAX_ATTENTION_CELLS
+        {
+            end += 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
+}
+
+#[cfg(test)]
+mod attention_batch_tests {
+    use super::*;
+
+    #[test]
+    fn batches_respect_the_count_and_the_attention_budget() {
+        let short = vec![16; 1000];
+        let cut = attention_batches(&short, 256);
+        assert_eq!(cut.len(), 4);
+        assert!(cut.iter().all(|r| r.len() <= 256));
+        let long = vec![512; 100];
+        let cut = attention_batches(&long, 4096);
+        let per_batch = MAX_ATTENTION_CELLS / (512 * 512);
+        assert!(cut.iter().all(|r| r.len() <= per_batch));
+        assert_eq!(cut.iter().map(|r| r.len()).sum::<usize>(), 100);
+        // ranges are consecutive and cover everything once
+        let mixed: Vec<usize> = (1..=600).collect();
+        let cut = attention_batches(&mixed, 64);
+        assert_eq!(cut.first().unwrap().start, 0);
+        assert_eq!(cut.last().unwrap().end, 600);
+        assert!(cut.windows(2).all(|w| w[0].end == w[1].start));
+        for r in &cut {
+            let longest = mixed[r.end - 1];
+            assert!(r.len() == 1 || r.len() * longest * longest <= MAX_ATTENTION_CELLS);
+        }
     }
 }

@@ -10,6 +10,7 @@
 
 use crate::covisit::{self, CovisitParams, ItemGraph};
 use crate::interest_state::{InterestParams, InterestState};
+use crate::interrupts;
 use crate::metrics::{self, Metrics, MetricsAccumulator};
 use crate::ranking::{self, Catalog, RankWeights, UserSignals};
 use crate::signals::{freshness_score, popularity_scores};
@@ -71,6 +72,7 @@ impl Model {
         let mut user_recent = Vec::with_capacity(histories.len());
         let mut states = Vec::with_capacity(histories.len());
         for history in histories {
+            interrupts::check();
             let (mut recent, mut times) = (Vec::new(), Vec::new());
             let mut state: Option<InterestState> = None;
             for e in history.iter() {
@@ -218,6 +220,7 @@ pub fn evaluate(
     let mut knn_acc = MetricsAccumulator::new(cfg.k, n_items);
 
     for (u, (train, target)) in split.iter().enumerate() {
+        interrupts::check();
         let seen: HashSet<usize> = train.iter().map(|e| e.item).collect();
         let signals = model.signals(u, cfg);
         for (a, (_, weights)) in acc.iter_mut().zip(&variants) {
@@ -341,6 +344,7 @@ fn evaluate_new_items(
     let mut acc = MetricsAccumulator::new(cfg.k, n_items);
     let mut random_acc = MetricsAccumulator::new(cfg.k, n_items);
     for (t, test) in tests.iter().enumerate() {
+        interrupts::check();
         let signals = model.signals(test.user, cfg);
         let eligible = |i: usize| is_new[i] && !test.seen.contains(&i);
         let (mut hit, mut ndcg, mut first) = (0.0, 0.0, Vec::new());
@@ -392,6 +396,7 @@ fn plan_new_item_tests(
     let mut histories: Vec<Vec<EvalEvent>> = Vec::with_capacity(users.len());
     let mut tests: Vec<NewItemTest> = Vec::new();
     for evs in users {
+        interrupts::check();
         let old = |e: &&EvalEvent| !is_new(e.item);
         let mut firsts = HashSet::new();
         let positions: Vec<usize> = (0..evs.len())
@@ -495,6 +500,7 @@ impl ItemKnn {
     fn build(split: &[(&[EvalEvent], usize)], n: usize) -> ItemKnn {
         let mut co = vec![0.0f32; n * n];
         for (train, _) in split {
+            interrupts::check();
             let items: Vec<usize> = train
                 .iter()
                 .map(|e| e.item)
@@ -509,6 +515,7 @@ impl ItemKnn {
         }
         let diag: Vec<f32> = (0..n).map(|i| co[i * n + i]).collect();
         for a in 0..n {
+            interrupts::check();
             for b in 0..n {
                 let d = (diag[a] * diag[b]).sqrt();
                 co[a * n + b] = if a == b || d == 0.0 {

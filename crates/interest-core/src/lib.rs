@@ -10,7 +10,8 @@
 //!   `covisit_context` (scores from a user's recent items), `interner`,
 //!   `link_codec`, `array_literal`;
 //! - ranking: `signals` (popularity, freshness), `ranking`, `weights`,
-//!   `explain`, `metrics`, `evaluation`.
+//!   `explain`, `metrics`, `evaluation`;
+//! - `interrupts`: the cancellation points of long loops.
 
 pub mod array_literal;
 pub mod covisit;
@@ -25,6 +26,7 @@ pub mod fold_policy;
 pub mod interest_state;
 pub mod interest_summary;
 pub mod interner;
+pub mod interrupts;
 pub mod kernels;
 pub mod link_codec;
 pub mod metrics;

@@ -4,6 +4,7 @@
 //! share of the list and, with `diversity > 0`, trades score for novelty
 //! (maximal marginal relevance over item embeddings).
 
+use crate::interrupts;
 use crate::kernels;
 use std::collections::HashMap;
 
@@ -177,7 +178,10 @@ pub fn rank(
     }
     let scale = user.covisit_scale();
     let mut all: Vec<Scored> = (0..cat.vectors.len())
-        .filter(|&i| eligible(i))
+        .filter(|&i| {
+            interrupts::check_every(i);
+            eligible(i)
+        })
         .map(|i| score_item(cat, user, scale, i, w))
         .collect();
     let by_score = |a: &Scored, b: &Scored| cat.by_score(a, b);
@@ -269,6 +273,7 @@ fn select(
     let mut taken = vec![false; pool.len()];
     for respect_quotas in [true, false] {
         while chosen.len() < k {
+            interrupts::check();
             let mut best: Option<(usize, f64)> = None;
             for (i, s) in pool.iter().enumerate() {
                 if taken[i] {

@@ -111,4 +111,13 @@ SELECT set_profile('007', 'green tea lover', 'h_events');
 SELECT user_key, events FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
 WHERE e.relid = 'h_events'::regclass AND user_key IN ('7', '007') ORDER BY 1;
 
+-- 7. A Postgres error raised inside the extension's Rust code reaches the
+-- client as PostgreSQL made it: no Rust backtrace in its DETAIL, even with
+-- RUST_BACKTRACE set in the server's environment (tests/run_tests.sh sets it).
+CREATE TABLE h_text_weights (user_id int, item_id int, w text);
+SELECT attach_events('h_text_weights', 'user_id', 'item_id', weight_column => 'w', items => 'h_items') > 0 AS attached;
+INSERT INTO h_text_weights VALUES (1, 1, 'not a number');
+SELECT regress.err($$SELECT interest.rebuild('h_text_weights')$$) AS clean_error;
+SELECT detach_events('h_text_weights');
+
 SELECT detach_events('h_events'), detach_items('h_items'), detach_items('h_slow');
