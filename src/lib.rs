@@ -84,10 +84,16 @@ mod tests {
         };
         // SAFETY: what a cancel request (SIGINT) sets in this backend.
         unsafe {
-            pg_sys::QueryCancelPending = true;
-            pg_sys::InterruptPending = true;
+            pg_sys::QueryCancelPending = 1;
+            pg_sys::InterruptPending = 1;
         }
         rank(&catalog, &user, |_| true, 5, &RankWeights::default());
+        // Reached only when ranking ignored the request: withdraw it, so the
+        // test fails here rather than being cancelled by a later check.
+        unsafe {
+            pg_sys::QueryCancelPending = 0;
+            pg_sys::InterruptPending = 0;
+        }
     }
 
     #[pg_test]
