@@ -183,6 +183,8 @@ BEGIN
     RETURN n;
 END $$;
 REVOKE ALL ON FUNCTION interest._fold_all() FROM PUBLIC;
+-- Reads a table as its owner (src/owner_read.rs): for the extension's own functions only.
+REVOKE ALL ON FUNCTION interest._owner_rows(integer, text[]) FROM PUBLIC;
 
 CREATE FUNCTION interest.rebuild(events regclass) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$

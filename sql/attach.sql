@@ -369,7 +369,8 @@ BEGIN
         END IF;
     END LOOP;
 END $$;
-REVOKE ALL ON FUNCTION interest._refresh_attached(regclass) FROM PUBLIC;
+-- Callable by anyone: it checks that the caller owns the table, and only
+-- rebuilds what the catalogs say.
 
 -- Runs with the rights of the role that altered the table: an items table's
 -- text expression is checked as that role (it is that role's SQL).

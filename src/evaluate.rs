@@ -90,32 +90,35 @@ fn _evaluate(
     );
     let mut users: Vec<Vec<EvalEvent>> = Vec::new();
     let mut last_user: Option<String> = None;
-    Spi::connect(|c| {
-        for r in c.select(&sql, None, &[])? {
-            // Every item event, whatever its weight: the protocol's targets.
-            let e = decode_event(&r)?;
-            let (Some(u), Some(item), Some(t)) = (e.user, e.item, e.t) else {
-                continue;
-            };
-            let weight = e.weight.unwrap_or(DEFAULT_WEIGHT);
-            // Bad values are no events anywhere (`EventRow::check`).
-            if !t.is_finite() || !weight.is_finite() {
-                continue;
+    // Read as the table's owner (src/owner_read.rs): the select list is theirs.
+    crate::owner_read::as_table_owner(src.relid, || {
+        Spi::connect(|c| {
+            for r in c.select(&sql, None, &[])? {
+                // Every item event, whatever its weight: the protocol's targets.
+                let e = decode_event(&r)?;
+                let (Some(u), Some(item), Some(t)) = (e.user, e.item, e.t) else {
+                    continue;
+                };
+                let weight = e.weight.unwrap_or(DEFAULT_WEIGHT);
+                // Bad values are no events anywhere (`EventRow::check`).
+                if !t.is_finite() || !weight.is_finite() {
+                    continue;
+                }
+                let i = *index.entry(item.clone()).or_insert_with(|| {
+                    keys.push(item);
+                    vectors.push(None);
+                    keys.len() - 1
+                });
+                if last_user.as_deref() != Some(u.as_str()) {
+                    users.push(Vec::new());
+                    last_user = Some(u);
+                }
+                if let Some(events) = users.last_mut() {
+                    events.push(EvalEvent { item: i, t, weight });
+                }
             }
-            let i = *index.entry(item.clone()).or_insert_with(|| {
-                keys.push(item);
-                vectors.push(None);
-                keys.len() - 1
-            });
-            if last_user.as_deref() != Some(u.as_str()) {
-                users.push(Vec::new());
-                last_user = Some(u);
-            }
-            if let Some(events) = users.last_mut() {
-                events.push(EvalEvent { item: i, t, weight });
-            }
-        }
-        Ok::<_, pgrx::spi::Error>(())
+            Ok::<_, pgrx::spi::Error>(())
+        })
     })
     .unwrap_or_else(|e| spi_error(e));
     let cfg = EvalConfig {

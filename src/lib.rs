@@ -22,6 +22,7 @@ mod evaluate;
 mod fold_worker;
 mod ingest;
 mod maintenance;
+mod owner_read;
 mod read;
 mod recommend;
 mod sources;

@@ -4,6 +4,7 @@
 
 use crate::embedding_type::Embedding;
 use crate::models::embed_texts;
+use crate::owner_read::{as_table_owner, owner_rows};
 use crate::sources::text_model;
 use crate::sources::{decode_event, readable_event_source, EventSource};
 use crate::spi::{read_cached, spi_error};
@@ -105,15 +106,12 @@ pub(crate) fn load_user(src: &EventSource, user_key: &str) -> UserView {
 /// table and the profile, as the next fold will do (its queued events are
 /// table rows too).
 fn replayed_user(src: &EventSource, user_key: &str) -> UserView {
-    let sql = format!(
-        "SELECT {list}, NULL::interest.embedding AS embedding FROM {rel} WHERE {user_match} ORDER BY t, ctid",
-        list = src.select_list,
-        rel = src.relname,
-        user_match = src.user_match
-    );
-    let rows = read_cached(&sql, &[user_key.into()], |t| {
-        t.map(|r| decode_event(&r)).collect::<Result<Vec<_>, _>>()
+    let mut rows = owner_rows(src, Some(&[user_key.to_string()]));
+    rows.sort_by(|(a, ra), (b, rb)| {
+        let t = |e: &EventRow| e.t.unwrap_or(f64::INFINITY);
+        t(a).total_cmp(&t(b)).then(ra.cmp(rb))
     });
+    let rows = rows.into_iter().map(|(e, _)| e);
     // Keys equal in the column's type but spelled otherwise are other users.
     let events: Vec<Event> = rows
         .into_iter()
@@ -226,7 +224,9 @@ fn _interests(
         rel = src.relname,
         user = src.user_match
     );
-    let recent: Vec<String> = crate::spi::column(&recent_sql, &[user_key.into()]);
+    let recent: Vec<String> = as_table_owner(src.relid, || {
+        crate::spi::column(&recent_sql, &[user_key.into()])
+    });
     let vectors = match src.item_source_id {
         Some(item_source) => items::vectors(item_source, &recent),
         None => HashMap::new(),

@@ -153,9 +153,11 @@ fn seen_items(src: &EventSource, user_key: &str) -> HashSet<String> {
         "SELECT DISTINCT {} FROM {} WHERE {}",
         src.item_expr, src.relname, src.user_match
     );
-    crate::spi::read_cached(&sql, &[user_key.into()], |t| {
-        t.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
-            .collect()
+    crate::owner_read::as_table_owner(src.relid, || {
+        crate::spi::read_cached(&sql, &[user_key.into()], |t| {
+            t.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
+                .collect()
+        })
     })
 }
 

@@ -77,16 +77,14 @@ pub(crate) fn claim_and_read(src: &EventSource, users: &[String]) -> Claimed {
     let query = format!(
         "WITH claimed AS (DELETE FROM interest.event_queue WHERE source_id = $2 AND user_key = ANY($1) RETURNING *), \
          rewritten AS (DELETE FROM interest.rewrite_queue WHERE source_id = $2 AND user_key = ANY($1) RETURNING *) \
-         SELECT 0 AS part, seq, NULL::tid AS row_id, {CLAIMED_COLUMNS} FROM claimed \
+         SELECT 0 AS part, seq, NULL::int8 AS row_id, {CLAIMED_COLUMNS} FROM claimed \
          UNION ALL \
          SELECT CASE change WHEN '{removed}' THEN 2 ELSE 3 END, seq, NULL, user_key, item_key, t, weight, NULL, NULL FROM rewritten \
          UNION ALL \
-         SELECT 1, NULL, ctid, {list}, NULL::interest.embedding FROM {rel} WHERE {users} \
+         SELECT 1, NULL, row_id, user_key, item_key, t, weight, event_text, NULL::interest.embedding \
+         FROM interest._owner_rows($2, $1) \
          ORDER BY part, seq, t, row_id",
         removed = rewrites::REMOVED,
-        list = src.select_list,
-        rel = src.relname,
-        users = src.user_match_any
     );
     // The native match (which uses the application's index) may also find
     // keys equal in the column's type but spelled otherwise ('007' for 7):
@@ -160,15 +158,12 @@ pub(crate) fn note_fold_check(source_id: i32) {
 /// the whole table in replay order: an event is either read here and dropped
 /// from the queue, or committed later and still queued.
 pub(crate) fn clear_and_read_table(src: &EventSource) -> Vec<EventRow> {
-    let query = format!(
-        "WITH unqueued AS (DELETE FROM interest.event_queue WHERE source_id = $1), \
+    let query = "WITH unqueued AS (DELETE FROM interest.event_queue WHERE source_id = $1), \
          unrewritten AS (DELETE FROM interest.rewrite_queue WHERE source_id = $1) \
-         SELECT {list}, NULL::interest.embedding AS embedding FROM {rel} ORDER BY t, ctid",
-        list = src.select_list,
-        rel = src.relname
-    );
+         SELECT user_key, item_key, t, weight, event_text, NULL::interest.embedding AS embedding \
+         FROM interest._owner_rows($1, NULL) ORDER BY t, row_id";
     Spi::connect_mut(|c| {
-        c.update(&query, None, &[src.id.into()])?
+        c.update(query, None, &[src.id.into()])?
             .map(|r| decode_event(&r))
             .collect::<Result<Vec<_>, pgrx::spi::Error>>()
     })

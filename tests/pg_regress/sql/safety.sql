@@ -120,4 +120,44 @@ INSERT INTO h_text_weights VALUES (1, 1, 'not a number');
 SELECT regress.err($$SELECT interest.rebuild('h_text_weights')$$) AS clean_error;
 SELECT detach_events('h_text_weights');
 
+-- 8. The owner of an attached table redefines a cast its select list uses
+-- (an enum of their own, cast to text by their function). The extension's
+-- privileged functions read the table as that owner, in a
+-- security-restricted operation: the cast never runs as a superuser.
+CREATE ROLE h_owner;
+CREATE SCHEMA h_app AUTHORIZATION h_owner;
+SET ROLE h_owner;
+CREATE TABLE h_app.events (user_id int, item_id int, kind text);
+CREATE TABLE h_app.cast_log (who name, super boolean, restricted boolean);
+RESET ROLE;
+SELECT attach_events('h_app.events', 'user_id', 'item_id', type_column => 'kind', items => 'h_items') > 0 AS attached;
+SET ROLE h_owner;
+CREATE TYPE h_app.kind AS ENUM ('view', 'click');
+CREATE FUNCTION h_app.kind_text(k h_app.kind) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE restricted boolean := false;
+BEGIN
+  BEGIN
+    EXECUTE 'ALTER ROLE h_owner SUPERUSER';
+  EXCEPTION WHEN OTHERS THEN NULL;
+  END;
+  BEGIN
+    EXECUTE 'CREATE TEMP TABLE h_probe (x int)';
+    EXECUTE 'DROP TABLE h_probe';
+  EXCEPTION WHEN OTHERS THEN restricted := true;
+  END;
+  INSERT INTO h_app.cast_log SELECT current_user, rolsuper, restricted FROM pg_roles WHERE rolname = current_user;
+  RETURN CASE k WHEN 'view' THEN 'view' ELSE 'click' END;
+END $$;
+CREATE CAST (h_app.kind AS text) WITH FUNCTION h_app.kind_text(h_app.kind);
+ALTER TABLE h_app.events ALTER COLUMN kind TYPE h_app.kind USING kind::h_app.kind;
+INSERT INTO h_app.events VALUES (1, 1, 'view'), (1, 2, 'click');
+DELETE FROM h_app.cast_log;
+SELECT interest.rebuild('h_app.events') AS replayed;
+RESET ROLE;
+SELECT rolsuper AS owner_became_superuser FROM pg_roles WHERE rolname = 'h_owner';
+SELECT DISTINCT who, super, restricted FROM h_app.cast_log;
+SELECT detach_events('h_app.events');
+DROP SCHEMA h_app CASCADE;
+DROP ROLE h_owner;
+
 SELECT detach_events('h_events'), detach_items('h_items'), detach_items('h_slow');

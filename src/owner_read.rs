@@ -1,0 +1,118 @@
+//! Reads of an application's table by the extension's privileged code. The
+//! stored select list holds casts and operators that the table's owner can
+//! redefine (a cast from an enum of their own, say), so the table is read as
+//! its owner inside a security-restricted operation, as PostgreSQL runs
+//! REFRESH MATERIALIZED VIEW and ANALYZE: the owner's SQL never runs with the
+//! extension owner's rights, and cannot change the session (SET ROLE,
+//! temporary objects) of whoever triggered the read.
+
+use crate::sources::{decode_event, load_event_source, EventSource};
+use crate::spi::spi_error;
+use interest_core::events::EventRow;
+use pgrx::prelude::*;
+
+/// Runs `read` as the owner of `relid`, in a security-restricted operation.
+/// On an ERROR the (sub)transaction's abort restores the role, the security
+/// context and the settings; on return they are restored here.
+pub(crate) fn as_table_owner<R>(relid: pg_sys::Oid, read: impl FnOnce() -> R) -> R {
+    let owner = table_owner(relid);
+    let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
+    // SAFETY: backend-local state, switched and restored as PostgreSQL's own
+    // REFRESH MATERIALIZED VIEW does.
+    let nest_level = unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            saved_context
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+        pg_sys::NewGUCNestLevel()
+    };
+    let out = read();
+    // SAFETY: as above.
+    unsafe {
+        pg_sys::AtEOXact_GUC(false, nest_level);
+        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
+    }
+    out
+}
+
+fn table_owner(relid: pg_sys::Oid) -> pg_sys::Oid {
+    crate::spi::one_read_cached::<pg_sys::Oid>(
+        "SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1",
+        &[relid.into()],
+    )
+    .unwrap_or_else(|| {
+        crate::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+            format!("table with OID {} does not exist", relid.to_u32()),
+            "An attached table was dropped while it was being read.",
+            "Run the statement again.",
+        )
+    })
+}
+
+/// The events of `users` (all users when None) in the source's table, read
+/// as its owner with the active snapshot (`SELECT`s are read-only SPI), each
+/// with its position (`row_id`, the ctid as a number) for replay order.
+pub(crate) fn owner_rows(src: &EventSource, users: Option<&[String]>) -> Vec<(EventRow, i64)> {
+    let row_id = "((ctid::text::point)[0]::int8 * 65536 + (ctid::text::point)[1]::int8) AS row_id";
+    let sql = match users {
+        Some(_) => format!(
+            "SELECT {list}, NULL::interest.embedding AS embedding, {row_id} FROM {rel} WHERE {users}",
+            list = src.select_list,
+            rel = src.relname,
+            users = src.user_match_any
+        ),
+        None => format!(
+            "SELECT {list}, NULL::interest.embedding AS embedding, {row_id} FROM {rel}",
+            list = src.select_list,
+            rel = src.relname
+        ),
+    };
+    let args: Vec<pgrx::datum::DatumWithOid> = match users {
+        Some(users) => vec![users.to_vec().into()],
+        None => Vec::new(),
+    };
+    as_table_owner(src.relid, || {
+        Spi::connect(|c| {
+            c.select(&sql, None, &args)?
+                .map(|r| {
+                    Ok((
+                        decode_event(&r)?,
+                        r.get_by_name::<i64, _>("row_id")?.unwrap_or(0),
+                    ))
+                })
+                .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        })
+        .unwrap_or_else(|e| spi_error(e))
+    })
+}
+
+/// `owner_rows` as a set-returning function, so that one statement can
+/// claim queued events and read the table on one snapshot. EXECUTE is
+/// revoked from PUBLIC: only the extension's own functions call it.
+#[allow(clippy::type_complexity)]
+#[pg_extern(stable, parallel_unsafe)]
+fn _owner_rows(
+    source_id: i32,
+    users: Option<Vec<String>>,
+) -> TableIterator<
+    'static,
+    (
+        name!(user_key, Option<String>),
+        name!(item_key, Option<String>),
+        name!(t, Option<f64>),
+        name!(weight, Option<f64>),
+        name!(event_text, Option<String>),
+        name!(row_id, i64),
+    ),
+> {
+    let src = load_event_source(source_id);
+    let rows = owner_rows(&src, users.as_deref());
+    TableIterator::new(
+        rows.into_iter()
+            .map(|(e, row_id)| (e.user, e.item, e.t, e.weight, e.text, row_id)),
+    )
+}
