@@ -27,7 +27,7 @@ pub const ITEMS_PER_CHECK: usize = 4096;
 /// `check()` every `ITEMS_PER_CHECK`-th index.
 #[inline]
 pub fn check_every(i: usize) {
-    if i % ITEMS_PER_CHECK == 0 {
+    if i.is_multiple_of(ITEMS_PER_CHECK) {
         check();
     }
 }
