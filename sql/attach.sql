@@ -6,10 +6,12 @@
 -- schema.sql. Security design: see the header of schema.sql.
 -- ---------------------------------------------------------------------------
 
+-- Checked for the role that called (the outer role), so that it means the
+-- same in the SECURITY DEFINER functions below.
 CREATE FUNCTION interest._require_owner(rel regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-    IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = rel), 'USAGE') THEN
+    IF NOT interest._outer_role_owns(rel) THEN
         RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501',
             DETAIL = 'Attaching, detaching, backfilling and rebuilding change a table''s triggers or its interest bookkeeping.',
             HINT = 'Run it as the table''s owner.';
@@ -91,9 +93,24 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION interest._item_functions(integer) FROM PUBLIC;
 
+-- The text expression is the owner's SQL: attach_items checks it with the
+-- owner's rights, then _attach_items (definer rights: it writes the settings
+-- and creates the trigger functions in schema interest) evaluates none of it.
 CREATE FUNCTION interest.attach_items(items regclass, id_column name, text text DEFAULT NULL,
                                       model text DEFAULT NULL, embedding_column name DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    PERFORM interest._require_owner(items);
+    IF text IS NOT NULL THEN
+        PERFORM interest._column(items, id_column, 'id');
+        EXECUTE format('SELECT (%s)::text FROM %s LIMIT 0', text, items);
+    END IF;
+    RETURN interest._attach_items(items, id_column, text, model, embedding_column);
+END $$;
+
+CREATE FUNCTION interest._attach_items(items regclass, id_column name, text text,
+                                       model text, embedding_column name)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
     src integer;
     fn text;
@@ -114,10 +131,6 @@ BEGIN
     IF EXISTS (SELECT 1 FROM interest.item_sources s WHERE s.relid = items) THEN
         RAISE EXCEPTION 'table % is already attached', items USING ERRCODE = '42710',
             HINT = 'Call interest.detach_items first to change the settings.';
-    END IF;
-    -- Validates the expression as the caller, with the caller's rights.
-    IF text IS NOT NULL THEN
-        EXECUTE format('SELECT (%s)::text FROM %s LIMIT 0', text, items);
     END IF;
     INSERT INTO interest.item_sources (relid, id_column, text_expr, embedding_column, model)
     VALUES (items, id_column, text, embedding_column, model) RETURNING id INTO src;
@@ -140,7 +153,7 @@ COMMENT ON FUNCTION interest.attach_items(regclass, name, text, text, name) IS
 -- Shared by detach_items and detach_events: drops the triggers and their
 -- functions, then the bookkeeping; the application's table is untouched.
 CREATE FUNCTION interest._detach(kind text, rel regclass) RETURNS boolean
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
     src integer;
     op text;
@@ -166,7 +179,10 @@ CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_c
     weights jsonb DEFAULT '{"view": 1, "click": 2, "purchase": 5, "dislike": -3}',
     text_column name DEFAULT NULL, half_life interval DEFAULT NULL,
     items regclass DEFAULT NULL, max_interests integer DEFAULT NULL, join_similarity real DEFAULT NULL)
-RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+-- Definer rights (settings rows, trigger functions in schema interest) for
+-- the table's owner; it evaluates no SQL of theirs: column names go through
+-- format('%I'), weights are data.
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
 DECLARE
     src integer;
     item_src integer;
@@ -200,10 +216,12 @@ BEGIN
     IF half_life IS NULL OR half_life <= interval '0' THEN
         RAISE EXCEPTION 'half_life must be positive' USING ERRCODE = '22023', HINT = 'For example: interval ''30 days''.';
     END IF;
+    -- Only items tables the caller may read (this runs with definer rights).
     IF items IS NULL THEN
-        SELECT min(id) INTO item_src FROM interest.item_sources HAVING count(*) = 1;
+        SELECT min(id) INTO item_src FROM interest.item_sources
+        WHERE interest._outer_role_may_read(relid) HAVING count(*) = 1;
     ELSE
-        SELECT id INTO item_src FROM interest.item_sources WHERE relid = items;
+        SELECT id INTO item_src FROM interest.item_sources WHERE relid = items AND interest._outer_role_may_read(relid);
         IF NOT FOUND THEN
             RAISE EXCEPTION 'items table % is not attached', items USING ERRCODE = '55000',
                 HINT = 'Call interest.attach_items first.';
@@ -211,7 +229,7 @@ BEGIN
     END IF;
     IF item_column IS NOT NULL AND item_src IS NULL THEN
         RAISE EXCEPTION 'no single attached items table for the events'' items' USING ERRCODE = '55000',
-            DETAIL = format('%s items tables are attached.', (SELECT count(*) FROM interest.item_sources)),
+            DETAIL = format('%s items tables you may read are attached.', (SELECT count(*) FROM interest.item_sources WHERE interest._outer_role_may_read(relid))),
             HINT = 'Attach the items table with interest.attach_items, or name it with items => ''...''.';
     END IF;
     IF EXISTS (SELECT 1 FROM interest.event_sources s WHERE s.relid = events) THEN

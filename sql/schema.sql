@@ -227,6 +227,15 @@ REVOKE ALL ON interest.item_sources, interest.item_embeddings, interest.event_so
     interest.user_recent, interest.item_stats, interest.event_queue, interest.rewrite_queue,
     interest.catalog_changes FROM PUBLIC;
 GRANT SELECT ON interest.item_sources, interest.event_sources TO PUBLIC;
+-- An attached table's settings (its expressions among them) are visible to
+-- the roles with a right on that table, not to every role. The extension's
+-- own functions run as a superuser and see every row.
+ALTER TABLE interest.event_sources ENABLE ROW LEVEL SECURITY;
+CREATE POLICY settings_of_tables_you_use ON interest.event_sources FOR SELECT TO PUBLIC
+    USING (pg_catalog.has_table_privilege(relid, 'SELECT, INSERT, UPDATE, DELETE'));
+ALTER TABLE interest.item_sources ENABLE ROW LEVEL SECURITY;
+CREATE POLICY settings_of_tables_you_use ON interest.item_sources FOR SELECT TO PUBLIC
+    USING (pg_catalog.has_table_privilege(relid, 'SELECT, INSERT, UPDATE, DELETE'));
 GRANT INSERT (source_id, user_key, item_key, t, weight) ON interest.event_queue TO PUBLIC;
 GRANT USAGE ON SEQUENCE interest.event_queue_seq_seq TO PUBLIC;
 

@@ -70,6 +70,17 @@ fn _evaluate(
         },
     );
     let src = readable_event_source(source_id);
+    if crate::sources::rls_limits_reader(src.relid) {
+        crate::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "row-level security limits what you may read of {}",
+                src.relname
+            ),
+            "evaluate() replays every user's events, not only the rows your policies show you.",
+            "Run it as the table's owner or a role with BYPASSRLS.",
+        );
+    }
     // Catalog: the embedded items, plus items that only have events.
     let (mut keys, mut vectors): (Vec<String>, Vec<Option<Vec<f32>>>) = match src.item_source_id {
         Some(item_source) => {

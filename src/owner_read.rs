@@ -6,23 +6,29 @@
 //! extension owner's rights, and cannot change the session (SET ROLE,
 //! temporary objects) of whoever triggered the read.
 
-use crate::sources::{decode_event, load_event_source, EventSource};
+use crate::sources::{
+    decode_event, load_event_source, reader_role, rls_limits_reader, EventSource,
+};
 use crate::spi::spi_error;
 use interest_core::events::EventRow;
 use pgrx::prelude::*;
 
 /// Runs `read` as the owner of `relid`, in a security-restricted operation.
-/// On an ERROR the (sub)transaction's abort restores the role, the security
-/// context and the settings; on return they are restored here.
 pub(crate) fn as_table_owner<R>(relid: pg_sys::Oid, read: impl FnOnce() -> R) -> R {
-    let owner = table_owner(relid);
+    as_role(table_owner(relid), read)
+}
+
+/// Runs `read` as `role`, in a security-restricted operation. On an ERROR
+/// the (sub)transaction's abort restores the role, the security context and
+/// the settings; on return they are restored here.
+pub(crate) fn as_role<R>(role: pg_sys::Oid, read: impl FnOnce() -> R) -> R {
     let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
     // SAFETY: backend-local state, switched and restored as PostgreSQL's own
     // REFRESH MATERIALIZED VIEW does.
     let nest_level = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         pg_sys::SetUserIdAndSecContext(
-            owner,
+            role,
             saved_context
                 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32
                 | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
@@ -115,4 +121,21 @@ fn _owner_rows(
         rows.into_iter()
             .map(|(e, row_id)| (e.user, e.item, e.t, e.weight, e.text, row_id)),
     )
+}
+
+/// Under row-level security on the events table, a reader sees a user only
+/// when at least one of the user's rows is visible to them (checked with the
+/// reader's own rights); otherwise the user reads as unknown.
+pub(crate) fn reader_sees_user(src: &EventSource, user_key: &str) -> bool {
+    if !rls_limits_reader(src.relid) {
+        return true;
+    }
+    let sql = format!(
+        "SELECT EXISTS (SELECT 1 FROM {rel} WHERE {user_match})",
+        rel = src.relname,
+        user_match = src.user_match
+    );
+    as_role(reader_role(), || {
+        crate::spi::one_read_cached::<bool>(&sql, &[user_key.into()]).unwrap_or(false)
+    })
 }

@@ -4,7 +4,7 @@
 
 use crate::embedding_type::Embedding;
 use crate::models::embed_texts;
-use crate::owner_read::{as_table_owner, owner_rows};
+use crate::owner_read::{as_table_owner, owner_rows, reader_sees_user};
 use crate::sources::text_model;
 use crate::sources::{decode_event, readable_event_source, EventSource};
 use crate::spi::{read_cached, spi_error};
@@ -25,6 +25,12 @@ pub(crate) struct UserView {
 }
 
 pub(crate) fn load_user(src: &EventSource, user_key: &str) -> UserView {
+    if !reader_sees_user(src, user_key) {
+        return UserView {
+            state: None,
+            recent: Vec::new(),
+        };
+    }
     if rewrites::pending_for(src.id, user_key) {
         return replayed_user(src, user_key);
     }

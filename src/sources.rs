@@ -262,23 +262,36 @@ pub(crate) fn writable_item_source(id: i32, mode: u32, what: &str) -> ItemSource
 /// The event source, after checking that the caller may read its table.
 pub(crate) fn readable_event_source(id: i32) -> Rc<EventSource> {
     let src = load_event_source(id);
-    // Inside a security-restricted operation (REFRESH MATERIALIZED VIEW of a
-    // view over recommend(), say) the outer role is not whose SQL runs: the
-    // read is checked for the current role, the view's owner, instead.
-    // SAFETY: reads backend-local state.
-    let reader = if unsafe { pg_sys::InSecurityRestrictedOperation() } {
-        unsafe { pg_sys::GetUserId() }
-    } else {
-        outer_role()
-    };
     require_privilege_of(
-        reader,
+        reader_role(),
         src.relid,
         &src.relname,
         pg_sys::ACL_SELECT,
         "read interests",
     );
     src
+}
+
+/// Whose read a read function serves: the role that called it. Inside a
+/// security-restricted operation (REFRESH MATERIALIZED VIEW of a view over
+/// recommend(), say) the outer role is not whose SQL runs, so it is the
+/// current role, the view's owner.
+pub(crate) fn reader_role() -> pg_sys::Oid {
+    // SAFETY: reads backend-local state.
+    if unsafe { pg_sys::InSecurityRestrictedOperation() } {
+        unsafe { pg_sys::GetUserId() }
+    } else {
+        outer_role()
+    }
+}
+
+/// True when row-level security on the table filters what the reader sees.
+pub(crate) fn rls_limits_reader(relid: pg_sys::Oid) -> bool {
+    // SAFETY: a catalog check for an existing relation, without erroring.
+    unsafe {
+        pg_sys::check_enable_rls(relid, reader_role(), true)
+            == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
+    }
 }
 
 /// The role that called us from outside any SECURITY DEFINER function.
@@ -321,6 +334,17 @@ pub(crate) fn _outer_role_owns(rel: pg_sys::Oid) -> bool {
     )
     .unwrap_or_else(|e| spi_error(e))
     .unwrap_or(false)
+}
+
+/// True when the calling (outer) role may read the table: whose items table
+/// an events table may be attached to.
+#[pg_extern(stable, parallel_unsafe)]
+fn _outer_role_may_read(rel: pg_sys::Oid) -> bool {
+    // SAFETY: catalog lookup with valid OIDs.
+    unsafe {
+        pg_sys::pg_class_aclcheck(rel, outer_role(), pg_sys::ACL_SELECT as pg_sys::AclMode)
+            == pg_sys::AclResult::ACLCHECK_OK
+    }
 }
 
 /// True when the calling (outer) role may write the table (INSERT, UPDATE or

@@ -68,9 +68,12 @@ ANALYZE h_mallory.t;
 SELECT count(*) = :sources_before AS no_source_forgotten FROM interest.event_sources;
 SELECT count(*) AS forged_log_rows FROM interest.bookkeeping_errors;
 -- called directly by a role that does not own the table: refused
+SELECT id AS h_events_src FROM interest.event_sources WHERE relid = 'h_events'::regclass \gset
 SET ROLE h_mallory;
-SELECT regress.err(format('SELECT interest._forget_source(%L, %s)', 'event', id)) AS not_owner
-FROM interest.event_sources WHERE relid = 'h_events'::regclass;
+SELECT regress.err(format('SELECT interest._forget_source(%L, %s)', 'event', :h_events_src)) AS not_owner;
+-- and the settings (expressions) of tables she has no right on are hidden from her
+SELECT count(*) AS settings_she_sees FROM interest.event_sources;
+SELECT count(*) AS item_settings_she_sees FROM interest.item_sources;
 -- and a role that may not write a table cannot log failures for it
 SELECT interest._bookkeeping_failed('h_events'::regclass, false, '00000', 'forged', NULL);
 RESET ROLE;
@@ -159,5 +162,60 @@ SELECT DISTINCT who, super, restricted FROM h_app.cast_log;
 SELECT detach_events('h_app.events');
 DROP SCHEMA h_app CASCADE;
 DROP ROLE h_owner;
+
+-- 9. A table owner who is not a superuser attaches, uses and detaches their
+-- own tables; an application role with DML rights only writes events; a
+-- role limited by row-level security reads only the users and items its
+-- policies show it.
+CREATE ROLE h_shop_owner;
+CREATE ROLE h_app_user;
+CREATE ROLE h_tenant;
+CREATE SCHEMA h_shop AUTHORIZATION h_shop_owner;
+GRANT USAGE ON SCHEMA h_shop TO h_app_user, h_tenant;
+SET ROLE h_shop_owner;
+CREATE TABLE h_shop.items (id int PRIMARY KEY, title text, tenant text);
+INSERT INTO h_shop.items VALUES (1, 'red running shoes', 'a'), (2, 'green tea', 'a'), (3, 'blue jeans', 'b'), (4, 'black coffee', 'b');
+SELECT interest.attach_items('h_shop.items', 'id', text => 'title') > 0 AS attached;
+CALL interest.backfill_items('h_shop.items');
+CREATE TABLE h_shop.events (id serial PRIMARY KEY, user_id text, item_id int, tenant text, at timestamptz);
+SELECT interest.attach_events('h_shop.events', 'user_id', 'item_id', time_column => 'at', items => 'h_shop.items') > 0 AS attached;
+GRANT SELECT, INSERT, UPDATE, DELETE ON h_shop.events TO h_app_user;
+GRANT USAGE ON SEQUENCE h_shop.events_id_seq TO h_app_user;
+GRANT SELECT ON h_shop.events, h_shop.items TO h_tenant;
+ALTER TABLE h_shop.events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY app ON h_shop.events TO h_app_user USING (true);
+CREATE POLICY tenant_a ON h_shop.events FOR SELECT TO h_tenant USING (tenant = 'a');
+ALTER TABLE h_shop.items ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_a ON h_shop.items FOR SELECT TO h_tenant USING (tenant = 'a');
+RESET ROLE;
+SET ROLE h_app_user;
+INSERT INTO h_shop.events (user_id, item_id, tenant, at) VALUES
+  ('alice', 1, 'a', '2024-01-01'), ('alice', 2, 'a', '2024-01-02'), ('alice', 3, 'a', '2024-01-03'),
+  ('bob', 3, 'b', '2024-01-01'), ('bob', 4, 'b', '2024-01-02');
+DELETE FROM h_shop.events WHERE user_id = 'alice' AND item_id = 3;
+SELECT count(*) AS settings_app_user_sees FROM interest.event_sources;
+RESET ROLE;
+SELECT count(*) AS errors FROM interest.bookkeeping_errors WHERE relid = 'h_shop.events'::regclass;
+SET ROLE h_shop_owner;
+SELECT interest.flush('h_shop.events') >= 0 AS flushed;
+SELECT interest.user_vector('bob', 'h_shop.events') IS NOT NULL AS owner_sees_bob;
+SELECT count(*) AS recommended FROM interest.recommend('alice', 4, events => 'h_shop.events', exclude_seen => false);
+RESET ROLE;
+SET ROLE h_tenant;
+SELECT interest.user_vector('bob', 'h_shop.events') IS NULL AS bob_hidden,
+       interest.user_vector('alice', 'h_shop.events') IS NOT NULL AS alice_visible;
+SELECT count(*) FILTER (WHERE item IN ('3', '4')) AS hidden_items_recommended, count(*) AS recommended
+FROM interest.recommend('alice', 4, events => 'h_shop.events', exclude_seen => false);
+SELECT count(*) FILTER (WHERE component = 'content') AS content_rows_for_bob
+FROM interest.explain('bob', '1', events => 'h_shop.events');
+SELECT split_part(regress.err($$SELECT * FROM interest.evaluate('h_shop.events')$$), ':', 1) AS evaluate;
+RESET ROLE;
+SELECT user_key, events FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 'h_shop.events'::regclass ORDER BY 1;
+SET ROLE h_shop_owner;
+SELECT interest.detach_events('h_shop.events') AS detached, interest.detach_items('h_shop.items') AS detached;
+RESET ROLE;
+DROP SCHEMA h_shop CASCADE;
+DROP ROLE h_shop_owner, h_app_user, h_tenant;
 
 SELECT detach_events('h_events'), detach_items('h_items'), detach_items('h_slow');
