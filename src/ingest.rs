@@ -244,12 +244,12 @@ pub(crate) fn fold_queue(src: &EventSource, wait: bool) -> i64 {
         queue::stamp_folded(src.id);
         return replay_all(src);
     }
+    // Deferred rewrites claim their users' queued events with the table read.
     let deferred = rewrites::users(src.id);
-    if !deferred.is_empty() {
-        rewrite_users(src, &deferred, Vec::new(), Vec::new(), Held::WholeSource);
-    }
+    let claimed_by_rewrites =
+        rewrite_users(src, &deferred, Vec::new(), Vec::new(), Held::WholeSource).queued;
     let rows = queue::claim_all(src.id);
-    let n = rows.len() as i64;
+    let n = claimed_by_rewrites + rows.len() as i64;
     queue::stamp_folded(src.id);
     apply_batch(src, resolve(src, events(rows)), Held::WholeSource);
     if let Some(item_source) = src.item_source_id {
@@ -279,7 +279,15 @@ pub(crate) fn rewrite_events(
             .filter_map(|r| r.user.clone())
             .chain(rewrites::users(src.id)),
     );
-    rewrite_users(src, &users, removed, added, held)
+    rewrite_users(src, &users, removed, added, held).replayed
+}
+
+/// What `rewrite_users` did: events read back from the table, and queued
+/// events it claimed on the way.
+#[derive(Default)]
+struct Rewritten {
+    replayed: i64,
+    queued: i64,
 }
 
 /// The users' changed histories: the co-visitation counts and links are
@@ -293,13 +301,14 @@ fn rewrite_users(
     mut removed: Vec<EventRow>,
     mut added: Vec<EventRow>,
     held: Held,
-) -> i64 {
+) -> Rewritten {
     if users.is_empty() {
-        return 0;
+        return Rewritten::default();
     }
     // Queued events: co-visitation has not counted them yet, so they are
     // "added" below (one round of item locks: a second round could deadlock).
     let claimed = queue::claim_and_read(src, users);
+    let queued = claimed.queued.len() as i64;
     removed.extend(claimed.removed);
     added.extend(claimed.added);
     added.extend(claimed.queued);
@@ -313,7 +322,10 @@ fn rewrite_users(
     let histories = changed_histories(now, visits(&events(removed)), visits(&events(added)));
     covisit::rewrite_histories(src.id, histories, held);
     replay_users(src, users, history);
-    read
+    Rewritten {
+        replayed: read,
+        queued,
+    }
 }
 
 /// A TRUNCATE of the events table: the bookkeeping is emptied now when the

@@ -9,7 +9,6 @@
 use crate::sources::{
     decode_event, load_event_source, reader_role, rls_limits_reader, EventSource,
 };
-use crate::spi::spi_error;
 use interest_core::events::EventRow;
 use pgrx::prelude::*;
 
@@ -82,17 +81,12 @@ pub(crate) fn owner_rows(src: &EventSource, users: Option<&[String]>) -> Vec<(Ev
         None => Vec::new(),
     };
     as_table_owner(src.relid, || {
-        Spi::connect(|c| {
-            c.select(&sql, None, &args)?
-                .map(|r| {
-                    Ok((
-                        decode_event(&r)?,
-                        r.get_by_name::<i64, _>("row_id")?.unwrap_or(0),
-                    ))
-                })
-                .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        crate::spi::select_on_active_snapshot(&sql, &args, |r| {
+            Ok((
+                decode_event(r)?,
+                r.get_by_name::<i64, _>("row_id")?.unwrap_or(0),
+            ))
         })
-        .unwrap_or_else(|e| spi_error(e))
     })
 }
 

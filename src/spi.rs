@@ -162,3 +162,55 @@ pub(crate) fn spi_error(e: SpiError) -> ! {
         "",
     )
 }
+
+/// A read-only query on the active snapshot, even when the transaction has
+/// already written. pgrx's `select` runs read-write (a new snapshot for
+/// every query) once the transaction has an xid, which would let a query
+/// called from inside another statement see rows that statement did not.
+pub(crate) fn select_on_active_snapshot<T>(
+    sql: &str,
+    args: &[DatumWithOid],
+    mut decode: impl FnMut(&pgrx::spi::SpiHeapTupleData<'_>) -> Result<T, SpiError>,
+) -> Vec<T> {
+    let sql = std::ffi::CString::new(sql).expect("SQL text has no NUL bytes");
+    let mut types: Vec<pg_sys::Oid> = args.iter().map(|a| a.oid()).collect();
+    let mut values: Vec<pg_sys::Datum> = args
+        .iter()
+        .map(|a| {
+            a.datum()
+                .map_or(pg_sys::Datum::from(0usize), |d| d.sans_lifetime())
+        })
+        .collect();
+    let nulls: Vec<std::os::raw::c_char> = args
+        .iter()
+        .map(|a| if a.datum().is_some() { b' ' } else { b'n' } as std::os::raw::c_char)
+        .collect();
+    Spi::connect(|_| {
+        // SAFETY: SPI is connected; the argument arrays outlive the call, and
+        // the result table is read before the connection closes.
+        unsafe {
+            let status = pg_sys::SPI_execute_with_args(
+                sql.as_ptr(),
+                args.len() as i32,
+                types.as_mut_ptr(),
+                values.as_mut_ptr(),
+                nulls.as_ptr(),
+                true,
+                0,
+            );
+            Spi::check_status(status)?;
+            let table = pg_sys::SPI_tuptable;
+            if table.is_null() {
+                return Ok(Vec::new());
+            }
+            let rows = std::slice::from_raw_parts((*table).vals, pg_sys::SPI_processed as usize);
+            rows.iter()
+                .filter_map(|&tuple| {
+                    pgrx::spi::SpiHeapTupleData::new((*table).tupdesc, tuple).transpose()
+                })
+                .map(|row| decode(&row?))
+                .collect::<Result<Vec<T>, SpiError>>()
+        }
+    })
+    .unwrap_or_else(|e| spi_error(e))
+}
