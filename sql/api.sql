@@ -56,11 +56,10 @@ DECLARE
     allowed text[];
     q text;
 BEGIN
-    -- Row-level security on the items table: only the items the caller may
-    -- see are candidates, as if every query had their policies' predicate.
-    IF filter IS NOT NULL OR EXISTS (SELECT 1 FROM interest.event_sources e JOIN interest.item_sources s ON s.id = e.item_source_id
-                                     WHERE e.id = src AND row_security_active(s.relid)) THEN
-        SELECT format('SELECT array_agg((%I)::text) FROM %s WHERE (%s)', s.id_column, s.relid, coalesce(filter, 'true')) INTO q
+    -- The caller's predicate, run as they typed it (row-level security on
+    -- the items table is applied by interest._recommend itself).
+    IF filter IS NOT NULL THEN
+        SELECT format('SELECT array_agg((%I)::text) FROM %s WHERE (%s)', s.id_column, s.relid, filter) INTO q
         FROM interest.event_sources e JOIN interest.item_sources s ON s.id = e.item_source_id WHERE e.id = src;
         IF q IS NULL THEN
             RAISE EXCEPTION 'filter needs an attached items table' USING ERRCODE = '55000',

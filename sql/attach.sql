@@ -6,12 +6,12 @@
 -- schema.sql. Security design: see the header of schema.sql.
 -- ---------------------------------------------------------------------------
 
--- Checked for the role that called (the outer role), so that it means the
--- same in the SECURITY DEFINER functions below.
+-- Checked for the caller (src/privileges.rs): the current user of the
+-- public function that was called, whichever role's SQL called it.
 CREATE FUNCTION interest._require_owner(rel regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
-    IF NOT interest._outer_role_owns(rel) THEN
+    IF NOT interest._caller_owns(rel) THEN
         RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501',
             DETAIL = 'Attaching, detaching, backfilling and rebuilding change a table''s triggers or its interest bookkeeping.',
             HINT = 'Run it as the table''s owner.';
@@ -33,13 +33,14 @@ END $$;
 -- a WARNING; `fold` tells a failed fold of the queue (its events stay
 -- queued) from failed bookkeeping of a statement (its rows were stored).
 CREATE FUNCTION interest._bookkeeping_failed(rel regclass, fold boolean, state text, message text, detail text)
-RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, interest AS $$
 BEGIN
     -- Only a role that may write the table logs for it (anyone else gets the
     -- WARNING alone): the log cannot be filled by strangers, and a trigger's
     -- failure handler never fails the application's statement.
-    IF interest._outer_role_may_write(rel) THEN
-        INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail) VALUES (rel, state, message, detail);
+    IF interest._caller_may_write(rel) THEN
+        PERFORM interest._privileged('log_failure', rel,
+            jsonb_build_object('state', state, 'message', message, 'detail', detail));
     END IF;
     IF fold THEN
         RAISE WARNING 'pg_interest: folding the event queue of % failed (%: %); the events stay queued', rel, state, message
@@ -79,6 +80,46 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION interest._event_expressions(regclass, name[], jsonb) FROM PUBLIC;
 
+-- The privileged step of logging a failure (see interest._privileged).
+CREATE FUNCTION interest._log_failure(rel regclass, args jsonb) RETURNS integer
+LANGUAGE sql SET search_path = pg_catalog AS $$
+    INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail)
+    VALUES (rel, args ->> 'state', args ->> 'message', args ->> 'detail') RETURNING NULL::integer
+$$;
+REVOKE ALL ON FUNCTION interest._log_failure(regclass, jsonb) FROM PUBLIC;
+
+-- Runs the CREATE FUNCTION statements of a source's trigger functions. They
+-- are called only as triggers, which never checks EXECUTE: nobody may call
+-- them directly.
+CREATE FUNCTION interest._create_trigger_functions(kind text, src integer, stmts text[]) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    stmt text;
+    op text;
+BEGIN
+    FOREACH stmt IN ARRAY stmts LOOP
+        EXECUTE stmt;
+    END LOOP;
+    FOREACH op IN ARRAY interest._trigger_ops() LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', interest._trigger_function(kind, src, op));
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION interest._create_trigger_functions(text, integer, text[]) FROM PUBLIC;
+
+-- The statements a source's triggers fire on, and the name of the trigger
+-- function for one of them: the one definition of both.
+CREATE FUNCTION interest._trigger_ops() RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['ins', 'upd', 'del', 'trunc'] $$;
+CREATE FUNCTION interest._trigger_function(kind text, src integer, op text) RETURNS text
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
+BEGIN
+    IF kind NOT IN ('item', 'event') OR op <> ALL (interest._trigger_ops()) THEN
+        RAISE EXCEPTION 'invalid trigger function "%", "%"', kind, op USING ERRCODE = '22023',
+            HINT = 'kind is item or event; op is one of interest._trigger_ops().';
+    END IF;
+    RETURN format('interest.%I', format('_%ss_%s_%s', kind, src, op));
+END $$;
+
 -- The CREATE FUNCTION statements of an items table's trigger functions,
 -- from its stored row: attach_items and _refresh_attached run them.
 CREATE FUNCTION interest._item_functions(src integer) RETURNS text[]
@@ -94,8 +135,9 @@ END $$;
 REVOKE ALL ON FUNCTION interest._item_functions(integer) FROM PUBLIC;
 
 -- The text expression is the owner's SQL: attach_items checks it with the
--- owner's rights, then _attach_items (definer rights: it writes the settings
--- and creates the trigger functions in schema interest) evaluates none of it.
+-- caller's rights, then interest._register_items (the extension owner's
+-- rights: it writes the settings and creates the trigger functions in schema
+-- interest) evaluates none of it.
 CREATE FUNCTION interest.attach_items(items regclass, id_column name, text text DEFAULT NULL,
                                       model text DEFAULT NULL, embedding_column name DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
@@ -105,18 +147,20 @@ BEGIN
         PERFORM interest._column(items, id_column, 'id');
         EXECUTE format('SELECT (%s)::text FROM %s LIMIT 0', text, items);
     END IF;
-    RETURN interest._attach_items(items, id_column, text, model, embedding_column);
+    RETURN interest._privileged('attach_items', items, jsonb_build_object('id_column', id_column, 'text', text,
+        'model', model, 'embedding_column', embedding_column));
 END $$;
 
-CREATE FUNCTION interest._attach_items(items regclass, id_column name, text text,
-                                       model text, embedding_column name)
-RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+CREATE FUNCTION interest._register_items(items regclass, args jsonb) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
+    id_column name := args ->> 'id_column';
+    text text := args ->> 'text';
+    model text := coalesce(args ->> 'model', interest._default_model());
+    embedding_column name := args ->> 'embedding_column';
     src integer;
-    fn text;
-    stmt text;
+    op text;
 BEGIN
-    model := coalesce(model, interest._default_model());
     PERFORM interest._require_owner(items);
     PERFORM interest._column(items, id_column, 'id');
     PERFORM interest._column(items, embedding_column, 'embedding');
@@ -135,43 +179,52 @@ BEGIN
     INSERT INTO interest.item_sources (relid, id_column, text_expr, embedding_column, model)
     VALUES (items, id_column, text, embedding_column, model) RETURNING id INTO src;
 
-    fn := format('interest._items_%s', src);
     -- The trigger functions (see src/triggers/items.rs).
-    FOREACH stmt IN ARRAY interest._item_functions(src) LOOP
-        EXECUTE stmt;
+    PERFORM interest._create_trigger_functions('item', src, interest._item_functions(src));
+    FOREACH op IN ARRAY interest._trigger_ops() LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+            'interest_items_' || op,
+            CASE op WHEN 'ins' THEN 'INSERT' WHEN 'upd' THEN 'UPDATE' WHEN 'del' THEN 'DELETE' ELSE 'TRUNCATE' END,
+            items,
+            CASE op WHEN 'ins' THEN 'REFERENCING NEW TABLE AS new_rows' WHEN 'upd' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                    WHEN 'del' THEN 'REFERENCING OLD TABLE AS old_rows' ELSE '' END,
+            interest._trigger_function('item', src, op));
     END LOOP;
-    EXECUTE format('CREATE TRIGGER interest_items_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', items, fn);
-    EXECUTE format('CREATE TRIGGER interest_items_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_upd()', items, fn);
-    EXECUTE format('CREATE TRIGGER interest_items_del AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_del()', items, fn);
-    EXECUTE format('CREATE TRIGGER interest_items_trunc AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s_trunc()', items, fn);
     RAISE NOTICE 'attached %; rows that already exist are embedded by CALL interest.backfill_items(%)', items, quote_literal(items::text);
     RETURN src;
 END $$;
+REVOKE ALL ON FUNCTION interest._register_items(regclass, jsonb) FROM PUBLIC;
 COMMENT ON FUNCTION interest.attach_items(regclass, name, text, text, name) IS
     'Keeps item embeddings current for an existing table (statement triggers): text is a column or SQL expression over the row, or embedding_column holds your own embeddings.';
 
--- Shared by detach_items and detach_events: drops the triggers and their
--- functions, then the bookkeeping; the application's table is untouched.
-CREATE FUNCTION interest._detach(kind text, rel regclass) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+-- Shared by detach_items and detach_events (through interest._privileged):
+-- drops the triggers and their functions, then the bookkeeping; the
+-- application's table is untouched. Returns 1 if the table was attached.
+CREATE FUNCTION interest._unregister(rel regclass, args jsonb) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
+    kind text := args ->> 'kind';
     src integer;
     op text;
 BEGIN
     PERFORM interest._require_owner(rel);
     IF kind = 'item' THEN SELECT id INTO src FROM interest.item_sources WHERE relid = rel;
-    ELSE SELECT id INTO src FROM interest.event_sources WHERE relid = rel; END IF;
-    IF NOT FOUND THEN RETURN false; END IF;
-    FOREACH op IN ARRAY ARRAY['ins', 'upd', 'del', 'trunc'] LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS interest_%ss_%s ON %s', kind, op, rel);
-        EXECUTE format('DROP FUNCTION IF EXISTS interest._%ss_%s_%s()', kind, src, op);
+    ELSIF kind = 'event' THEN SELECT id INTO src FROM interest.event_sources WHERE relid = rel;
+    ELSE
+        RAISE EXCEPTION 'invalid source kind "%"', kind USING ERRCODE = '22023', HINT = 'kind is item or event.';
+    END IF;
+    IF src IS NULL THEN RETURN 0; END IF;
+    FOREACH op IN ARRAY interest._trigger_ops() LOOP
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', format('interest_%ss_%s', kind, op), rel);
+        EXECUTE format('DROP FUNCTION IF EXISTS %s()', interest._trigger_function(kind, src, op));
     END LOOP;
-    PERFORM interest._forget_source(kind, src);
-    RETURN true;
+    PERFORM interest._delete_bookkeeping(kind, src);
+    RETURN 1;
 END $$;
+REVOKE ALL ON FUNCTION interest._unregister(regclass, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION interest.detach_items(items regclass) RETURNS boolean
-LANGUAGE sql AS $$ SELECT interest._detach('item', items) $$;
+LANGUAGE sql AS $$ SELECT interest._privileged('detach', items, '{"kind": "item"}') = 1 $$;
 COMMENT ON FUNCTION interest.detach_items(regclass) IS 'Removes the triggers and bookkeeping of attach_items; the table and its rows are untouched.';
 
 CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_column name DEFAULT NULL,
@@ -179,17 +232,37 @@ CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_c
     weights jsonb DEFAULT '{"view": 1, "click": 2, "purchase": 5, "dislike": -3}',
     text_column name DEFAULT NULL, half_life interval DEFAULT NULL,
     items regclass DEFAULT NULL, max_interests integer DEFAULT NULL, join_similarity real DEFAULT NULL)
--- Definer rights (settings rows, trigger functions in schema interest) for
--- the table's owner; it evaluates no SQL of theirs: column names go through
--- format('%I'), weights are data.
-RETURNS integer LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    RETURN interest._privileged('attach_events', events, jsonb_build_object(
+        'user_column', user_column, 'item_column', item_column, 'time_column', time_column,
+        'type_column', type_column, 'weight_column', weight_column, 'weights', weights,
+        'text_column', text_column, 'half_life', half_life, 'items', items::oid,
+        'max_interests', max_interests, 'join_similarity', join_similarity));
+END $$;
+
+-- attach_events' privileged step (settings rows, trigger functions in
+-- schema interest; see interest._privileged). It evaluates no SQL of the
+-- caller's: column names go through format('%I'), weights are data.
+CREATE FUNCTION interest._register_events(events regclass, args jsonb) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
+    user_column name := args ->> 'user_column';
+    item_column name := args ->> 'item_column';
+    time_column name := args ->> 'time_column';
+    type_column name := args ->> 'type_column';
+    weight_column name := args ->> 'weight_column';
+    weights jsonb := args -> 'weights';
+    text_column name := args ->> 'text_column';
+    half_life interval := (args ->> 'half_life')::interval;
+    items regclass := (args ->> 'items')::oid::regclass;
+    max_interests integer := (args ->> 'max_interests')::integer;
+    join_similarity real := (args ->> 'join_similarity')::real;
     src integer;
     item_src integer;
     cols name[];
     e record;
-    fn text;
-    stmt text;
+    op text;
     defaults record;
 BEGIN
     -- NULL settings take the defaults of interest_core's InterestParams.
@@ -219,9 +292,9 @@ BEGIN
     -- Only items tables the caller may read (this runs with definer rights).
     IF items IS NULL THEN
         SELECT min(id) INTO item_src FROM interest.item_sources
-        WHERE interest._outer_role_may_read(relid) HAVING count(*) = 1;
+        WHERE interest._caller_may_read(relid) HAVING count(*) = 1;
     ELSE
-        SELECT id INTO item_src FROM interest.item_sources WHERE relid = items AND interest._outer_role_may_read(relid);
+        SELECT id INTO item_src FROM interest.item_sources WHERE relid = items AND interest._caller_may_read(relid);
         IF NOT FOUND THEN
             RAISE EXCEPTION 'items table % is not attached', items USING ERRCODE = '55000',
                 HINT = 'Call interest.attach_items first.';
@@ -229,7 +302,7 @@ BEGIN
     END IF;
     IF item_column IS NOT NULL AND item_src IS NULL THEN
         RAISE EXCEPTION 'no single attached items table for the events'' items' USING ERRCODE = '55000',
-            DETAIL = format('%s items tables you may read are attached.', (SELECT count(*) FROM interest.item_sources WHERE interest._outer_role_may_read(relid))),
+            DETAIL = format('%s items tables you may read are attached.', (SELECT count(*) FROM interest.item_sources WHERE interest._caller_may_read(relid))),
             HINT = 'Attach the items table with interest.attach_items, or name it with items => ''...''.';
     END IF;
     IF EXISTS (SELECT 1 FROM interest.event_sources s WHERE s.relid = events) THEN
@@ -244,47 +317,37 @@ BEGIN
     VALUES (events, item_src, cols, e.user_expr, e.user_match, e.user_match_any, e.item_expr, e.time_expr, e.list, weights, half_life, max_interests, join_similarity)
     RETURNING id INTO src;
 
-    fn := format('interest._events_%s', src);
     -- The trigger functions (see src/triggers/events.rs): inserts are queued
     -- or applied in one pass; deletes and updates rewrite co-visitation and
     -- recompute the users concerned from the table.
-    FOREACH stmt IN ARRAY interest._event_trigger_functions(src, e.list) LOOP
-        EXECUTE stmt;
+    PERFORM interest._create_trigger_functions('event', src, interest._event_trigger_functions(src, e.list));
+    FOREACH op IN ARRAY interest._trigger_ops() LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+            'interest_events_' || op,
+            CASE op WHEN 'ins' THEN 'INSERT' WHEN 'upd' THEN 'UPDATE' WHEN 'del' THEN 'DELETE' ELSE 'TRUNCATE' END,
+            events,
+            CASE op WHEN 'ins' THEN 'REFERENCING NEW TABLE AS new_rows' WHEN 'upd' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                    WHEN 'del' THEN 'REFERENCING OLD TABLE AS old_rows' ELSE '' END,
+            interest._trigger_function('event', src, op));
     END LOOP;
-    EXECUTE format('CREATE TRIGGER interest_events_ins AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_ins()', events, fn);
-    EXECUTE format('CREATE TRIGGER interest_events_del AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_del()', events, fn);
-    EXECUTE format('CREATE TRIGGER interest_events_upd AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION %s_upd()', events, fn);
-    EXECUTE format('CREATE TRIGGER interest_events_trunc AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION %s_trunc()', events, fn);
     RETURN src;
 END $$;
+REVOKE ALL ON FUNCTION interest._register_events(regclass, jsonb) FROM PUBLIC;
 COMMENT ON FUNCTION interest.attach_events(regclass, name, name, name, name, name, jsonb, name, interval, regclass, integer, real) IS
     'Maintains every user''s time-decayed, multi-interest state from an existing events table (statement triggers with transition tables).';
 
 CREATE FUNCTION interest.detach_events(events regclass) RETURNS boolean
-LANGUAGE sql AS $$ SELECT interest._detach('event', events) $$;
+LANGUAGE sql AS $$ SELECT interest._privileged('detach', events, '{"kind": "event"}') = 1 $$;
 COMMENT ON FUNCTION interest.detach_events(regclass) IS 'Removes the triggers and interest state of attach_events; the table and its rows are untouched.';
-
-CREATE FUNCTION interest._forget_source(kind text, src integer) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
-DECLARE rel regclass;
-BEGIN
-    -- current_user is the definer here, so ownership is checked for the role
-    -- that called (the outer role), as in the Rust bookkeeping functions.
-    IF kind = 'item' THEN SELECT relid INTO rel FROM interest.item_sources WHERE id = src;
-    ELSE SELECT relid INTO rel FROM interest.event_sources WHERE id = src; END IF;
-    IF NOT interest._outer_role_owns(rel) THEN
-        RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501',
-            DETAIL = 'Forgetting a source deletes the table''s interest bookkeeping.',
-            HINT = 'Detach it as the table''s owner.';
-    END IF;
-    PERFORM interest._delete_bookkeeping(kind, src);
-END $$;
 
 -- A source's bookkeeping rows (the application's tables and rows are
 -- untouched); callers check who asks.
 CREATE FUNCTION interest._delete_bookkeeping(kind text, src integer) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
+    IF kind NOT IN ('item', 'event') THEN
+        RAISE EXCEPTION 'invalid source kind "%"', kind USING ERRCODE = '22023', HINT = 'kind is item or event.';
+    END IF;
     IF kind = 'item' THEN
         DELETE FROM interest.item_embeddings WHERE source_id = src;
         DELETE FROM interest.catalog_changes WHERE source_id = src;
@@ -348,21 +411,18 @@ END $$;
 
 -- After an ALTER TABLE of an attached table: its stored column names,
 -- expressions and trigger functions, rebuilt from the table as it is now.
--- Definer rights to replace the trigger functions in schema interest; it
--- evaluates no SQL of the table's owner (catalog reads and format() only).
-CREATE FUNCTION interest._refresh_attached(rel regclass) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
+-- A privileged step (interest._privileged: it replaces the trigger functions
+-- in schema interest) that evaluates no SQL of the table's owner (catalog
+-- reads and format() only).
+CREATE FUNCTION interest._refresh_attached(rel regclass, args jsonb) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog, interest AS $$
 DECLARE
     s record;
     cols name[];
     e record;
-    stmt text;
     what text[] := ARRAY['user', 'item', 'time', 'type', 'weight', 'text'];
 BEGIN
-    IF NOT interest._outer_role_owns(rel) THEN
-        RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501',
-            HINT = 'Run it as the table''s owner.';
-    END IF;
+    PERFORM interest._require_owner(rel);
     FOR s IN SELECT * FROM interest.event_sources WHERE relid = rel LOOP
         SELECT array_agg(interest._column_now(rel, s.columns[i], what[i]) ORDER BY i) INTO cols
         FROM generate_series(1, 6) i;
@@ -372,26 +432,23 @@ BEGIN
             UPDATE interest.event_sources SET columns = cols, user_expr = e.user_expr, user_match = e.user_match,
                 user_match_any = e.user_match_any, item_expr = e.item_expr, time_expr = e.time_expr, select_list = e.list
             WHERE id = s.id;
-            FOREACH stmt IN ARRAY interest._event_trigger_functions(s.id, e.list) LOOP
-                EXECUTE stmt;
-            END LOOP;
+            PERFORM interest._create_trigger_functions('event', s.id, interest._event_trigger_functions(s.id, e.list));
         END IF;
     END LOOP;
     FOR s IN SELECT * FROM interest.item_sources WHERE relid = rel LOOP
         cols := ARRAY[interest._column_now(rel, s.id_column, 'id'), interest._column_now(rel, s.embedding_column, 'embedding')];
         IF cols IS DISTINCT FROM ARRAY[s.id_column, s.embedding_column] THEN
             UPDATE interest.item_sources SET id_column = cols[1], embedding_column = cols[2] WHERE id = s.id;
-            FOREACH stmt IN ARRAY interest._item_functions(s.id) LOOP
-                EXECUTE stmt;
-            END LOOP;
+            PERFORM interest._create_trigger_functions('item', s.id, interest._item_functions(s.id));
         END IF;
     END LOOP;
+    RETURN NULL;
 END $$;
--- Callable by anyone: it checks that the caller owns the table, and only
--- rebuilds what the catalogs say.
+REVOKE ALL ON FUNCTION interest._refresh_attached(regclass, jsonb) FROM PUBLIC;
 
--- Runs with the rights of the role that altered the table: an items table's
--- text expression is checked as that role (it is that role's SQL).
+-- Runs with the rights of the role that altered the table, who owns it and
+-- so sees its settings rows. An items table's text expression is checked by
+-- evaluating it as the table's owner (interest._check_text_expression).
 CREATE FUNCTION interest._ddl_altered() RETURNS event_trigger
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
@@ -399,30 +456,20 @@ DECLARE
     expr text;
 BEGIN
     FOR rel IN SELECT DISTINCT c.objid::regclass FROM pg_event_trigger_ddl_commands() c
-               WHERE c.classid = 'pg_class'::regclass AND c.objid IN (SELECT a.relid FROM interest._attached_relids() a) LOOP
-        PERFORM interest._refresh_attached(rel);
-        FOR expr IN SELECT t.text_expr FROM interest._attached_text_exprs(rel) t LOOP
-            BEGIN
-                EXECUTE format('SELECT (%s)::text FROM %s LIMIT 0', expr, rel);
-            EXCEPTION WHEN OTHERS THEN
-                RAISE EXCEPTION 'the text expression pg_interest embeds for % no longer works', rel USING ERRCODE = '2BP01',
-                    DETAIL = format('%s: %s', expr, SQLERRM),
-                    HINT = 'Detach the table first (interest.detach_items), then attach it again with a text expression over its new columns.';
-            END;
-        END LOOP;
+               WHERE c.classid = 'pg_class'::regclass
+                 AND (c.objid IN (SELECT relid FROM interest.event_sources) OR c.objid IN (SELECT relid FROM interest.item_sources)) LOOP
+        PERFORM interest._privileged('refresh', rel, '{}');
+        SELECT s.text_expr INTO expr FROM interest.item_sources s WHERE s.relid = rel AND s.text_expr IS NOT NULL;
+        CONTINUE WHEN expr IS NULL;
+        BEGIN
+            PERFORM interest._check_text_expression(rel);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'the text expression pg_interest embeds for % no longer works', rel USING ERRCODE = '2BP01',
+                DETAIL = format('%s: %s', expr, SQLERRM),
+                HINT = 'Detach the table first (interest.detach_items), then attach it again with a text expression over its new columns.';
+        END;
     END LOOP;
 END $$;
-
--- What _ddl_altered may know of attached tables, whoever altered one.
-CREATE FUNCTION interest._attached_relids() RETURNS TABLE (relid oid)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-    SELECT relid::oid FROM interest.event_sources UNION SELECT relid::oid FROM interest.item_sources
-$$;
-CREATE FUNCTION interest._attached_text_exprs(rel regclass) RETURNS TABLE (text_expr text)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog AS $$
-    SELECT s.text_expr FROM interest.item_sources s
-    WHERE s.relid = rel AND s.text_expr IS NOT NULL AND pg_catalog.pg_has_role((SELECT relowner FROM pg_class WHERE oid = rel), 'USAGE')
-$$;
 
 -- DROP TABLE (or DROP SCHEMA ... CASCADE, DROP OWNED) of an attached table:
 -- its bookkeeping and trigger functions go with it. Only objects PostgreSQL
@@ -440,8 +487,16 @@ BEGIN
                SELECT 'item', s.id FROM pg_event_trigger_dropped_objects() d
                JOIN interest.item_sources s ON s.relid::oid = d.objid
                WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 LOOP
-        FOREACH op IN ARRAY ARRAY['ins', 'upd', 'del', 'trunc'] LOOP
-            EXECUTE format('DROP FUNCTION IF EXISTS interest._%ss_%s_%s()', src.kind, src.id, op);
+        FOREACH op IN ARRAY interest._trigger_ops() LOOP
+            BEGIN
+                EXECUTE format('DROP FUNCTION IF EXISTS %s()', interest._trigger_function(src.kind, src.id, op));
+            EXCEPTION WHEN OTHERS THEN
+                -- Something else of the user's depends on it: the function
+                -- stays (harmless without its trigger); the bookkeeping goes.
+                RAISE WARNING 'pg_interest: could not drop %() (%)', interest._trigger_function(src.kind, src.id, op), SQLERRM
+                    USING DETAIL = 'The trigger function of a dropped table is still referenced.',
+                          HINT = 'Drop it by hand once nothing uses it.';
+            END;
         END LOOP;
         PERFORM interest._delete_bookkeeping(src.kind, src.id);
     END LOOP;

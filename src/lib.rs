@@ -23,6 +23,7 @@ mod fold_worker;
 mod ingest;
 mod maintenance;
 mod owner_read;
+mod privileges;
 mod read;
 mod recommend;
 mod sources;

@@ -6,11 +6,12 @@
 //! extension owner's rights, and cannot change the session (SET ROLE,
 //! temporary objects) of whoever triggered the read.
 
-use crate::sources::{
-    decode_event, load_event_source, reader_role, rls_limits_reader, EventSource,
-};
+use crate::privileges::{caller, rls_limits_caller};
+use crate::sources::{decode_event, load_event_source, load_item_source, EventSource};
 use interest_core::events::EventRow;
 use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+use std::collections::HashSet;
 
 /// Runs `read` as the owner of `relid`, in a security-restricted operation.
 pub(crate) fn as_table_owner<R>(relid: pg_sys::Oid, read: impl FnOnce() -> R) -> R {
@@ -121,7 +122,7 @@ fn _owner_rows(
 /// when at least one of the user's rows is visible to them (checked with the
 /// reader's own rights); otherwise the user reads as unknown.
 pub(crate) fn reader_sees_user(src: &EventSource, user_key: &str) -> bool {
-    if !rls_limits_reader(src.relid) {
+    if !rls_limits_caller(src.relid) {
         return true;
     }
     let sql = format!(
@@ -129,7 +130,49 @@ pub(crate) fn reader_sees_user(src: &EventSource, user_key: &str) -> bool {
         rel = src.relname,
         user_match = src.user_match
     );
-    as_role(reader_role(), || {
+    as_role(caller(), || {
         crate::spi::one_read_cached::<bool>(&sql, &[user_key.into()]).unwrap_or(false)
+    })
+}
+
+/// Under row-level security on the items table, the keys of the items the
+/// caller may see (read with the caller's own rights, so their policies
+/// apply); None when nothing hides items from them.
+pub(crate) fn items_visible_to_caller(src: &EventSource) -> Option<HashSet<String>> {
+    let items = load_item_source(src.item_source_id?);
+    if !rls_limits_caller(items.relid) {
+        return None;
+    }
+    let sql = format!(
+        "SELECT ({id})::text FROM {rel}",
+        id = quote_identifier(&items.id_column),
+        rel = items.relname
+    );
+    Some(as_role(caller(), || {
+        crate::spi::column::<String>(&sql, &[])
+            .into_iter()
+            .collect()
+    }))
+}
+
+/// Evaluates an attached items table's text expression over none of its
+/// rows, as the table's owner: after an ALTER TABLE, whether it still
+/// compiles. Errors as the expression does.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _check_text_expression(rel: pg_sys::Oid) {
+    crate::privileges::with_extension_rights(|| {
+        let Some(expr) = crate::spi::one_read_cached::<String>(
+            "SELECT text_expr FROM interest.item_sources WHERE relid = $1::regclass",
+            &[rel.into()],
+        ) else {
+            return;
+        };
+        let relname =
+            crate::spi::one_read_cached::<String>("SELECT $1::regclass::text", &[rel.into()])
+                .unwrap_or_default();
+        crate::privileges::require_owner(rel, &relname, "ALTER TABLE");
+        let sql = format!("SELECT ({expr})::text FROM {relname} LIMIT 0");
+        as_table_owner(rel, || crate::spi::column::<String>(&sql, &[]));
     })
 }

@@ -5,6 +5,7 @@
 use crate::embedding_type::Embedding;
 use crate::models::embed_texts;
 use crate::owner_read::{as_table_owner, owner_rows, reader_sees_user};
+use crate::privileges::with_extension_rights;
 use crate::sources::text_model;
 use crate::sources::{decode_event, readable_event_source, EventSource};
 use crate::spi::{read_cached, spi_error};
@@ -188,12 +189,14 @@ fn replayed_user(src: &EventSource, user_key: &str) -> UserView {
 
 /// The user's interest vector: sub-interests combined by decayed weight.
 /// NULL for a user with no (applied) events.
-#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _user_vector(user_key: &str, source_id: i32) -> Option<Embedding> {
-    let src = readable_event_source(source_id);
-    let state = load_user(&src, user_key).state?;
-    state.user_vector().map(Embedding::new)
+    with_extension_rights(|| {
+        let src = readable_event_source(source_id);
+        let state = load_user(&src, user_key).state?;
+        state.user_vector().map(Embedding::new)
+    })
 }
 
 /// Recent items `interests()` names per sub-interest.
@@ -201,7 +204,7 @@ const NEAREST_RECENT_ITEMS: usize = 3;
 
 /// Each sub-interest of a user: its vector, share of the decayed weight, last
 /// event, event count, and the user's recent items nearest to it.
-#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _interests(
     user_key: &str,
@@ -217,49 +220,51 @@ fn _interests(
         name!(recent_items, Vec<String>),
     ),
 > {
-    let src = readable_event_source(source_id);
-    let Some(state) = load_user(&src, user_key).state else {
-        return TableIterator::new(Vec::new());
-    };
-    // The user's 50 most recent items and their vectors.
-    let recent_sql = format!(
-        "SELECT i FROM (SELECT {item} AS i, max({time}) AS t FROM {rel} WHERE {user} AND {item} IS NOT NULL \
-         GROUP BY 1 ORDER BY 2 DESC LIMIT 50) s",
-        item = src.item_expr,
-        time = src.time_expr,
-        rel = src.relname,
-        user = src.user_match
-    );
-    let recent: Vec<String> = as_table_owner(src.relid, || {
-        crate::spi::column(&recent_sql, &[user_key.into()])
-    });
-    let vectors = match src.item_source_id {
-        Some(item_source) => items::vectors(item_source, &recent),
-        None => HashMap::new(),
-    };
-    let recent: Vec<(String, Vec<f32>)> = recent
-        .into_iter()
-        .filter_map(|k| vectors.get(&k).cloned().map(|v| (k, v)))
-        .collect();
-    let rows: Vec<_> = summarize(&state, &recent, NEAREST_RECENT_ITEMS)
-        .into_iter()
-        .map(|s| {
-            let row = (s.slot as i32, s.share, s.last_seen, s.events as i64);
-            (
-                row.0,
-                row.1,
-                row.2,
-                row.3,
-                Embedding::new(s.direction),
-                s.nearest_recent,
-            )
-        })
-        .collect();
-    TableIterator::new(rows)
+    with_extension_rights(|| {
+        let src = readable_event_source(source_id);
+        let Some(state) = load_user(&src, user_key).state else {
+            return TableIterator::new(Vec::new());
+        };
+        // The user's 50 most recent items and their vectors.
+        let recent_sql = format!(
+            "SELECT i FROM (SELECT {item} AS i, max({time}) AS t FROM {rel} WHERE {user} AND {item} IS NOT NULL \
+             GROUP BY 1 ORDER BY 2 DESC LIMIT 50) s",
+            item = src.item_expr,
+            time = src.time_expr,
+            rel = src.relname,
+            user = src.user_match
+        );
+        let recent: Vec<String> = as_table_owner(src.relid, || {
+            crate::spi::column(&recent_sql, &[user_key.into()])
+        });
+        let vectors = match src.item_source_id {
+            Some(item_source) => items::vectors(item_source, &recent),
+            None => HashMap::new(),
+        };
+        let recent: Vec<(String, Vec<f32>)> = recent
+            .into_iter()
+            .filter_map(|k| vectors.get(&k).cloned().map(|v| (k, v)))
+            .collect();
+        let rows: Vec<_> = summarize(&state, &recent, NEAREST_RECENT_ITEMS)
+            .into_iter()
+            .map(|s| {
+                let row = (s.slot as i32, s.share, s.last_seen, s.events as i64);
+                (
+                    row.0,
+                    row.1,
+                    row.2,
+                    row.3,
+                    Embedding::new(s.direction),
+                    s.nearest_recent,
+                )
+            })
+            .collect();
+        TableIterator::new(rows)
+    })
 }
 
 /// Per attached items table: rows (estimate), embedded items, events waiting for items.
-#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _item_status() -> TableIterator<
     'static,
@@ -270,32 +275,35 @@ fn _item_status() -> TableIterator<
         name!(pending_events, i64),
     ),
 > {
-    let rows = Spi::connect(|c| {
-        c.select(
-            "SELECT s.relid::regclass::text, greatest(c.reltuples, 0)::int8, \
-                    (SELECT count(*) FROM interest.item_embeddings e WHERE e.source_id = s.id), \
-                    (SELECT count(*) FROM interest.pending_events p JOIN interest.event_sources es ON es.id = p.source_id WHERE es.item_source_id = s.id) \
-             FROM interest.item_sources s JOIN pg_class c ON c.oid = s.relid ORDER BY 1",
-            None,
-            &[],
-        )?
-        .map(|r| {
-            Ok((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<i64>(2)?.unwrap_or(0),
-                r.get::<i64>(3)?.unwrap_or(0),
-                r.get::<i64>(4)?.unwrap_or(0),
-            ))
+    with_extension_rights(|| {
+        let rows = Spi::connect(|c| {
+            c.select(
+                "SELECT s.relid::regclass::text, greatest(c.reltuples, 0)::int8, \
+                        (SELECT count(*) FROM interest.item_embeddings e WHERE e.source_id = s.id), \
+                        (SELECT count(*) FROM interest.pending_events p JOIN interest.event_sources es ON es.id = p.source_id WHERE es.item_source_id = s.id) \
+                 FROM interest.item_sources s JOIN pg_class c ON c.oid = s.relid \
+             WHERE pg_catalog.has_table_privilege($1, s.relid, 'SELECT, INSERT, UPDATE, DELETE') ORDER BY 1",
+                None,
+                &[crate::privileges::caller().into()],
+            )?
+            .map(|r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i64>(2)?.unwrap_or(0),
+                    r.get::<i64>(3)?.unwrap_or(0),
+                    r.get::<i64>(4)?.unwrap_or(0),
+                ))
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
         })
-        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        .unwrap_or_else(|e| spi_error(e));
+        TableIterator::new(rows)
     })
-    .unwrap_or_else(|e| spi_error(e));
-    TableIterator::new(rows)
 }
 
 /// Per attached events table: users with a state, queued events, events
 /// waiting for their item, the last fold.
-#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _event_status() -> TableIterator<
     'static,
@@ -307,28 +315,31 @@ fn _event_status() -> TableIterator<
         name!(folded_at, Option<pgrx::datum::TimestampWithTimeZone>),
     ),
 > {
-    let rows = Spi::connect(|c| {
-        c.select(
-            "SELECT s.relid::regclass::text, \
-                    (SELECT count(*) FROM interest.user_states u WHERE u.source_id = s.id), \
-                    (SELECT count(*) FROM interest.event_queue q WHERE q.source_id = s.id), \
-                    (SELECT count(*) FROM interest.pending_events p WHERE p.source_id = s.id), \
-                    s.folded_at \
-             FROM interest.event_sources s ORDER BY 1",
-            None,
-            &[],
-        )?
-        .map(|r| {
-            Ok((
-                r.get::<String>(1)?.unwrap_or_default(),
-                r.get::<i64>(2)?.unwrap_or(0),
-                r.get::<i64>(3)?.unwrap_or(0),
-                r.get::<i64>(4)?.unwrap_or(0),
-                r.get::<pgrx::datum::TimestampWithTimeZone>(5)?,
-            ))
+    with_extension_rights(|| {
+        let rows = Spi::connect(|c| {
+            c.select(
+                "SELECT s.relid::regclass::text, \
+                        (SELECT count(*) FROM interest.user_states u WHERE u.source_id = s.id), \
+                        (SELECT count(*) FROM interest.event_queue q WHERE q.source_id = s.id), \
+                        (SELECT count(*) FROM interest.pending_events p WHERE p.source_id = s.id), \
+                        s.folded_at \
+                 FROM interest.event_sources s \
+             WHERE pg_catalog.has_table_privilege($1, s.relid, 'SELECT, INSERT, UPDATE, DELETE') ORDER BY 1",
+                None,
+                &[crate::privileges::caller().into()],
+            )?
+            .map(|r| {
+                Ok((
+                    r.get::<String>(1)?.unwrap_or_default(),
+                    r.get::<i64>(2)?.unwrap_or(0),
+                    r.get::<i64>(3)?.unwrap_or(0),
+                    r.get::<i64>(4)?.unwrap_or(0),
+                    r.get::<pgrx::datum::TimestampWithTimeZone>(5)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, pgrx::spi::Error>>()
         })
-        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        .unwrap_or_else(|e| spi_error(e));
+        TableIterator::new(rows)
     })
-    .unwrap_or_else(|e| spi_error(e));
-    TableIterator::new(rows)
 }

@@ -3,6 +3,7 @@
 //! `interest_core::ranking`, the code offline evaluation runs too.
 
 use crate::errors::raise;
+use crate::privileges::with_extension_rights;
 use crate::read::load_user;
 use crate::sources::{readable_event_source, EventSource};
 use crate::spi::one_read_cached;
@@ -196,7 +197,7 @@ pub(crate) fn weights(defaults: RankWeights, overrides: WeightOverrides) -> Rank
 }
 
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _recommend(
     source_id: i32,
@@ -220,57 +221,65 @@ fn _recommend(
         name!(reason, String),
     ),
 > {
-    let k = check_k(k);
-    let w = weights(
-        RankWeights::default(),
-        WeightOverrides {
-            content,
-            covisit,
-            popularity,
-            freshness,
-            diversity,
-            balance,
-        },
-    );
-    let src = readable_event_source(source_id);
-    let ctx = Context::load(&src, as_of);
-    let (user, terms) = user_signals(&src, &ctx, user_key);
-    let mut banned: HashSet<usize> = HashSet::new();
-    if exclude_seen {
-        banned.extend(
-            seen_items(&src, user_key)
-                .iter()
-                .filter_map(|k| ctx.index().get(k)),
+    with_extension_rights(|| {
+        let k = check_k(k);
+        let w = weights(
+            RankWeights::default(),
+            WeightOverrides {
+                content,
+                covisit,
+                popularity,
+                freshness,
+                diversity,
+                balance,
+            },
         );
-    }
-    banned.extend(
-        exclude
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|k| ctx.index().get(&k).copied()),
-    );
-    let allowed: Option<HashSet<usize>> = allowed.map(|a| {
-        a.into_iter()
-            .flatten()
-            .filter_map(|k| ctx.index().get(&k).copied())
-            .collect()
-    });
-    let eligible =
-        |i: usize| !banned.contains(&i) && allowed.as_ref().is_none_or(|a| a.contains(&i));
-    let ranked = ranking::rank(&ctx.ranking_catalog(), &user, eligible, k, &w);
-    let rows: Vec<(String, f64, String)> = ranked
-        .iter()
-        .map(|s: &Scored| {
-            let reason = interest_core::explain::reason(s, &user, &terms.via(s.item));
-            (ctx.keys()[s.item].clone(), s.score, reason)
-        })
-        .collect();
-    TableIterator::new(rows)
+        let src = readable_event_source(source_id);
+        let ctx = Context::load(&src, as_of);
+        let (user, terms) = user_signals(&src, &ctx, user_key);
+        let mut banned: HashSet<usize> = HashSet::new();
+        if exclude_seen {
+            banned.extend(
+                seen_items(&src, user_key)
+                    .iter()
+                    .filter_map(|k| ctx.index().get(k)),
+            );
+        }
+        banned.extend(
+            exclude
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|k| ctx.index().get(&k).copied()),
+        );
+        // The caller's filter, and row-level security on the items table.
+        let allowed: Option<HashSet<usize>> = allowed.map(|a| {
+            a.into_iter()
+                .flatten()
+                .filter_map(|k| ctx.index().get(&k).copied())
+                .collect()
+        });
+        let visible = visible_indices(&src, &ctx);
+        let allowed = match (allowed, visible) {
+            (Some(a), Some(v)) => Some(a.intersection(&v).copied().collect()),
+            (a, v) => a.or(v),
+        };
+        let eligible =
+            |i: usize| !banned.contains(&i) && allowed.as_ref().is_none_or(|a| a.contains(&i));
+        let ranked = ranking::rank(&ctx.ranking_catalog(), &user, eligible, k, &w);
+        let rows: Vec<(String, f64, String)> = ranked
+            .iter()
+            .map(|s: &Scored| {
+                let reason = interest_core::explain::reason(s, &user, &terms.via(s.item));
+                (ctx.keys()[s.item].clone(), s.score, reason)
+            })
+            .collect();
+        TableIterator::new(rows)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
-#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _explain(
     source_id: i32,
@@ -289,72 +298,86 @@ fn _explain(
         name!(contribution, f64),
     ),
 > {
-    let defaults = RankWeights {
-        diversity: 0.0,
-        balance: 0.0,
-        ..RankWeights::default()
-    };
-    let w = weights(
-        defaults,
-        WeightOverrides {
-            content,
-            covisit,
-            popularity,
-            freshness,
-            ..Default::default()
-        },
-    );
-    let src = readable_event_source(source_id);
-    let ctx = Context::load(&src, as_of);
-    let Some(&item) = ctx.index().get(item_key) else {
-        unknown_item(item_key, &src)
-    };
-    let (user, terms) = user_signals(&src, &ctx, user_key);
-    let s = ranking::score_item(
-        &ctx.ranking_catalog(),
-        &user,
-        user.covisit_scale(),
-        item,
-        &w,
-    );
-    let mut rows = Vec::new();
-    // One content row per sub-interest: its share times its cosine, which add
-    // up to the content part of the score.
-    if let (Some(closest), Some(v)) = (s.interest, ctx.vectors()[item].as_ref()) {
-        for (i, (share, cos)) in ranking::interest_cosines(&user, v).enumerate() {
+    with_extension_rights(|| {
+        let defaults = RankWeights {
+            diversity: 0.0,
+            balance: 0.0,
+            ..RankWeights::default()
+        };
+        let w = weights(
+            defaults,
+            WeightOverrides {
+                content,
+                covisit,
+                popularity,
+                freshness,
+                ..Default::default()
+            },
+        );
+        let src = readable_event_source(source_id);
+        let ctx = Context::load(&src, as_of);
+        let visible = visible_indices(&src, &ctx);
+        let item = match ctx.index().get(item_key) {
+            Some(&i) if visible.as_ref().is_none_or(|v| v.contains(&i)) => i,
+            _ => unknown_item(item_key, &src),
+        };
+        let (user, terms) = user_signals(&src, &ctx, user_key);
+        let s = ranking::score_item(
+            &ctx.ranking_catalog(),
+            &user,
+            user.covisit_scale(),
+            item,
+            &w,
+        );
+        let mut rows = Vec::new();
+        // One content row per sub-interest: its share times its cosine, which add
+        // up to the content part of the score.
+        if let (Some(closest), Some(v)) = (s.interest, ctx.vectors()[item].as_ref()) {
+            for (i, (share, cos)) in ranking::interest_cosines(&user, v).enumerate() {
+                rows.push((
+                    "content".to_string(),
+                    format!(
+                        "interest {} of {} (share {:.3}), cosine {:.3}{}",
+                        i + 1,
+                        user.interests.len(),
+                        share,
+                        cos,
+                        if i == closest { ", the closest" } else { "" }
+                    ),
+                    w.content * share * cos,
+                ));
+            }
+        }
+        let scale = user.covisit_scale();
+        for c in terms.by_item.get(&item).into_iter().flatten() {
             rows.push((
-                "content".to_string(),
-                format!(
-                    "interest {} of {} (share {:.3}), cosine {:.3}{}",
-                    i + 1,
-                    user.interests.len(),
-                    share,
-                    cos,
-                    if i == closest { ", the closest" } else { "" }
-                ),
-                w.content * share * cos,
+                "co-visitation".to_string(),
+                format!("after the user's recent item {}", terms.recent[c.via]),
+                w.covisit * c.value * scale,
             ));
         }
-    }
-    let scale = user.covisit_scale();
-    for c in terms.by_item.get(&item).into_iter().flatten() {
         rows.push((
-            "co-visitation".to_string(),
-            format!("after the user's recent item {}", terms.recent[c.via]),
-            w.covisit * c.value * scale,
+            "popularity".to_string(),
+            format!("{:.2} decayed events", ctx.counts[item]),
+            s.popularity,
         ));
-    }
-    rows.push((
-        "popularity".to_string(),
-        format!("{:.2} decayed events", ctx.counts[item]),
-        s.popularity,
-    ));
-    rows.push((
-        "freshness".to_string(),
-        format!("freshness {:.3}", ctx.freshness[item]),
-        s.freshness,
-    ));
-    TableIterator::new(rows)
+        rows.push((
+            "freshness".to_string(),
+            format!("freshness {:.3}", ctx.freshness[item]),
+            s.freshness,
+        ));
+        TableIterator::new(rows)
+    })
+}
+
+/// The catalog positions of the items row-level security lets the caller
+/// see; None when it hides none.
+fn visible_indices(src: &EventSource, ctx: &Context) -> Option<HashSet<usize>> {
+    crate::owner_read::items_visible_to_caller(src).map(|keys| {
+        keys.iter()
+            .filter_map(|k| ctx.index().get(k).copied())
+            .collect()
+    })
 }
 
 fn unknown_item(item_key: &str, src: &EventSource) -> ! {
@@ -366,7 +389,7 @@ fn unknown_item(item_key: &str, src: &EventSource) -> ! {
     )
 }
 
-#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _similar_items(
     source_id: i32,
@@ -376,34 +399,44 @@ fn _similar_items(
     covisit: Option<f64>,
     as_of: Option<f64>,
 ) -> TableIterator<'static, (name!(item, String), name!(score, f64))> {
-    let k = check_k(k);
-    let w = weights(
-        RankWeights::similar_items(),
-        WeightOverrides {
-            content,
-            covisit,
-            ..Default::default()
-        },
-    );
-    let src = readable_event_source(source_id);
-    let ctx = Context::load(&src, as_of);
-    let Some(&item) = ctx.index().get(item_key) else {
-        unknown_item(item_key, &src)
-    };
-    // The item itself plays the user: its direction and its links.
-    let terms = ctx.covisit(&src, &[item_key.to_string()]);
-    let user = UserSignals {
-        interests: ctx.vectors()[item]
-            .clone()
-            .map(|v| vec![(v, 1.0)])
-            .unwrap_or_default(),
-        covisit: terms.totals(),
-    };
-    let ranked = ranking::rank(&ctx.ranking_catalog(), &user, |i| i != item, k, &w);
-    TableIterator::new(
-        ranked
-            .into_iter()
-            .map(|s| (ctx.keys()[s.item].clone(), s.score))
-            .collect::<Vec<_>>(),
-    )
+    with_extension_rights(|| {
+        let k = check_k(k);
+        let w = weights(
+            RankWeights::similar_items(),
+            WeightOverrides {
+                content,
+                covisit,
+                ..Default::default()
+            },
+        );
+        let src = readable_event_source(source_id);
+        let ctx = Context::load(&src, as_of);
+        let visible = visible_indices(&src, &ctx);
+        let item = match ctx.index().get(item_key) {
+            Some(&i) if visible.as_ref().is_none_or(|v| v.contains(&i)) => i,
+            _ => unknown_item(item_key, &src),
+        };
+        // The item itself plays the user: its direction and its links.
+        let terms = ctx.covisit(&src, &[item_key.to_string()]);
+        let user = UserSignals {
+            interests: ctx.vectors()[item]
+                .clone()
+                .map(|v| vec![(v, 1.0)])
+                .unwrap_or_default(),
+            covisit: terms.totals(),
+        };
+        let ranked = ranking::rank(
+            &ctx.ranking_catalog(),
+            &user,
+            |i| i != item && visible.as_ref().is_none_or(|v| v.contains(&i)),
+            k,
+            &w,
+        );
+        TableIterator::new(
+            ranked
+                .into_iter()
+                .map(|s| (ctx.keys()[s.item].clone(), s.score))
+                .collect::<Vec<_>>(),
+        )
+    })
 }

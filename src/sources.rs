@@ -1,6 +1,6 @@
 //! Attached tables as the bookkeeping sees them: event and item sources,
-//! their per-backend cache, the privilege guards of the SECURITY DEFINER
-//! entry points, and the one decoder of event rows.
+//! their per-backend cache, the checked loads of the entry points (see
+//! privileges.rs), and the one decoder of event rows.
 //!
 //! Every query that reads events (from the application's table through the
 //! stored select list, from the queue, from pending events) names its
@@ -10,6 +10,7 @@
 
 use crate::embedding_type::Embedding;
 use crate::errors::raise;
+use crate::privileges::{refuse_in_restricted_operation, require_privilege};
 use crate::spi::{current, extension_cache, spi_error, ExtensionCache};
 use interest_core::events::EventRow;
 use interest_core::interest_state::InterestParams;
@@ -37,6 +38,7 @@ pub(crate) struct EventSource {
 pub(crate) struct ItemSource {
     pub relid: pg_sys::Oid,
     pub relname: String,
+    pub id_column: String,
     pub model: String,
 }
 
@@ -110,7 +112,7 @@ fn read_event_source(id: i32) -> EventSource {
 pub(crate) fn load_item_source(id: i32) -> ItemSource {
     Spi::connect(|c| {
         let t = c.select(
-            "SELECT relid::oid, relid::regclass::text, model FROM interest.item_sources WHERE id = $1",
+            "SELECT relid::oid, relid::regclass::text, model, id_column::text FROM interest.item_sources WHERE id = $1",
             Some(1),
             &[id.into()],
         )?;
@@ -122,6 +124,7 @@ pub(crate) fn load_item_source(id: i32) -> ItemSource {
             relid: r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
             relname: r.get::<String>(2)?.unwrap_or_default(),
             model: r.get::<String>(3)?.unwrap_or_default(),
+            id_column: r.get::<String>(4)?.unwrap_or_default(),
         }))
     })
     .unwrap_or_else(|e| spi_error(e))
@@ -219,29 +222,6 @@ fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
     }
 }
 
-// ---- privilege guards --------------------------------------------------------
-//
-// The `_`-prefixed entry points are SECURITY DEFINER (pinned search_path): an
-// application role needs no rights on the bookkeeping tables. Each checks that
-// the *calling* role (the outer role, which SECURITY DEFINER does not change)
-// may write or read the attached table, so they cannot be used to forge state.
-
-/// Refuses to run a privileged entry point inside a security-restricted
-/// operation (ANALYZE, VACUUM, REINDEX, CREATE INDEX, REFRESH MATERIALIZED
-/// VIEW evaluating someone else's expressions): there the outer role is not
-/// the one whose SQL is running, so no privilege check could be trusted.
-pub(crate) fn refuse_in_restricted_operation() {
-    // SAFETY: reads backend-local state.
-    if unsafe { pg_sys::InSecurityRestrictedOperation() } {
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            "pg_interest bookkeeping cannot run inside a security-restricted operation",
-            "A maintenance command (ANALYZE, VACUUM, REINDEX, CREATE INDEX or REFRESH MATERIALIZED VIEW) is evaluating an expression that calls it.",
-            "Call pg_interest's functions directly, not from index expressions or materialized views.",
-        );
-    }
-}
-
 /// The event source, after checking that the caller may `what` on its table
 /// (`mode`: ACL bits, any of which suffices).
 pub(crate) fn writable_event_source(id: i32, mode: u32, what: &str) -> Rc<EventSource> {
@@ -262,103 +242,11 @@ pub(crate) fn writable_item_source(id: i32, mode: u32, what: &str) -> ItemSource
 /// The event source, after checking that the caller may read its table.
 pub(crate) fn readable_event_source(id: i32) -> Rc<EventSource> {
     let src = load_event_source(id);
-    require_privilege_of(
-        reader_role(),
+    require_privilege(
         src.relid,
         &src.relname,
         pg_sys::ACL_SELECT,
         "read interests",
     );
     src
-}
-
-/// Whose read a read function serves: the role that called it. Inside a
-/// security-restricted operation (REFRESH MATERIALIZED VIEW of a view over
-/// recommend(), say) the outer role is not whose SQL runs, so it is the
-/// current role, the view's owner.
-pub(crate) fn reader_role() -> pg_sys::Oid {
-    // SAFETY: reads backend-local state.
-    if unsafe { pg_sys::InSecurityRestrictedOperation() } {
-        unsafe { pg_sys::GetUserId() }
-    } else {
-        outer_role()
-    }
-}
-
-/// True when row-level security on the table filters what the reader sees.
-pub(crate) fn rls_limits_reader(relid: pg_sys::Oid) -> bool {
-    // SAFETY: a catalog check for an existing relation, without erroring.
-    unsafe {
-        pg_sys::check_enable_rls(relid, reader_role(), true)
-            == pg_sys::CheckEnableRlsResult::RLS_ENABLED as i32
-    }
-}
-
-/// The role that called us from outside any SECURITY DEFINER function.
-fn outer_role() -> pg_sys::Oid {
-    // SAFETY: reads backend-local state.
-    unsafe { pg_sys::GetOuterUserId() }
-}
-
-fn require_privilege(relid: pg_sys::Oid, relname: &str, mode: u32, what: &str) {
-    require_privilege_of(outer_role(), relid, relname, mode, what);
-}
-
-fn require_privilege_of(
-    role: pg_sys::Oid,
-    relid: pg_sys::Oid,
-    relname: &str,
-    mode: u32,
-    what: &str,
-) {
-    // SAFETY: catalog lookup with valid OIDs; ACLMASK_ANY semantics (any bit of mode).
-    let ok = unsafe { pg_sys::pg_class_aclcheck(relid, role, mode as pg_sys::AclMode) }
-        == pg_sys::AclResult::ACLCHECK_OK;
-    if !ok {
-        raise(
-            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
-            format!("permission denied to {what} for table {relname}"),
-            "Interest bookkeeping for a table may only be changed by roles that may write that table.",
-            format!("Grant the role INSERT, UPDATE or DELETE on {relname}."),
-        );
-    }
-}
-
-/// True when the calling (outer) role owns the table; used by detach and rebuild.
-#[pg_extern(stable, parallel_unsafe)]
-pub(crate) fn _outer_role_owns(rel: pg_sys::Oid) -> bool {
-    refuse_in_restricted_operation();
-    Spi::get_one_with_args::<bool>(
-        "SELECT pg_has_role($1, relowner, 'USAGE') FROM pg_catalog.pg_class WHERE oid = $2",
-        &[outer_role().into(), rel.into()],
-    )
-    .unwrap_or_else(|e| spi_error(e))
-    .unwrap_or(false)
-}
-
-/// True when the calling (outer) role may read the table: whose items table
-/// an events table may be attached to.
-#[pg_extern(stable, parallel_unsafe)]
-fn _outer_role_may_read(rel: pg_sys::Oid) -> bool {
-    // SAFETY: catalog lookup with valid OIDs.
-    unsafe {
-        pg_sys::pg_class_aclcheck(rel, outer_role(), pg_sys::ACL_SELECT as pg_sys::AclMode)
-            == pg_sys::AclResult::ACLCHECK_OK
-    }
-}
-
-/// True when the calling (outer) role may write the table (INSERT, UPDATE or
-/// DELETE): who may log a bookkeeping failure for it.
-#[pg_extern(stable, parallel_unsafe)]
-fn _outer_role_may_write(rel: pg_sys::Oid) -> bool {
-    // SAFETY: reads backend-local state.
-    if unsafe { pg_sys::InSecurityRestrictedOperation() } {
-        return false;
-    }
-    let mode = pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE;
-    // SAFETY: catalog lookup with valid OIDs; ACLMASK_ANY semantics.
-    unsafe {
-        pg_sys::pg_class_aclcheck(rel, outer_role(), mode as pg_sys::AclMode)
-            == pg_sys::AclResult::ACLCHECK_OK
-    }
 }

@@ -3,6 +3,7 @@
 
 use crate::embedding_type::Embedding;
 use crate::spi::{column, exec, exec_cached, read_cached};
+use pgrx::pg_sys;
 use std::collections::{HashMap, HashSet};
 
 /// The embeddings of `keys` that exist.
@@ -76,17 +77,29 @@ pub(crate) fn remove_all(item_source: i32) -> i64 {
 }
 
 /// recommend() caches each catalog per backend; this tells it to reload.
-/// Appends a change (never waits for another writer), and folds the
-/// committed changes no other transaction holds into one row, sum kept.
+/// Appends a change (never waits for another writer) and, under READ
+/// COMMITTED, folds the committed changes no other transaction holds into
+/// one row, sum kept. Under REPEATABLE READ or SERIALIZABLE it only appends:
+/// locking a row another transaction changed since the snapshot would fail
+/// the application's statement with a serialization error.
 fn bump_version(item_source: i32) {
-    exec_cached(
-        "WITH folded AS (DELETE FROM interest.catalog_changes WHERE ctid = ANY(ARRAY( \
-             SELECT ctid FROM interest.catalog_changes WHERE source_id = $1 FOR UPDATE SKIP LOCKED)) \
-             RETURNING changes) \
-         INSERT INTO interest.catalog_changes (source_id, changes) \
-         SELECT $1, coalesce(sum(changes), 0) + 1 FROM folded",
-        &[item_source.into()],
-    );
+    // SAFETY: reads backend-local state.
+    let read_committed = unsafe { pg_sys::XactIsoLevel } <= pg_sys::XACT_READ_COMMITTED as i32;
+    if read_committed {
+        exec_cached(
+            "WITH folded AS (DELETE FROM interest.catalog_changes WHERE ctid = ANY(ARRAY( \
+                 SELECT ctid FROM interest.catalog_changes WHERE source_id = $1 FOR UPDATE SKIP LOCKED)) \
+                 RETURNING changes) \
+             INSERT INTO interest.catalog_changes (source_id, changes) \
+             SELECT $1, coalesce(sum(changes), 0) + 1 FROM folded",
+            &[item_source.into()],
+        );
+    } else {
+        exec_cached(
+            "INSERT INTO interest.catalog_changes (source_id, changes) VALUES ($1, 1)",
+            &[item_source.into()],
+        );
+    }
 }
 
 /// How many changes the items table's embeddings have had (`bump_version`).

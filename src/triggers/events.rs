@@ -12,6 +12,7 @@
 use super::{guarded, trigger_function};
 use crate::errors::raise;
 use crate::ingest;
+use crate::privileges::with_extension_rights;
 use crate::sources::writable_event_source;
 use interest_core::events::{
     sql_item_event_rule, sql_not_finite, EventRow, DEFAULT_WEIGHT, DIRECT_APPLY_EVENTS,
@@ -142,7 +143,7 @@ fn event_rows(
 /// the queue is due to be folded: the trigger then calls `_fold_queue` in a
 /// block of its own); large ones, or with `interest.fold_batch = 0`, are
 /// applied at once.
-#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _apply_events(
     source_id: i32,
@@ -152,15 +153,17 @@ fn _apply_events(
     weights: Vec<Option<f64>>,
     texts: Vec<Option<String>>,
 ) -> bool {
-    let src = writable_event_source(source_id, pg_sys::ACL_INSERT, "apply events");
-    let rows = event_rows(users, items, times, weights, Some(texts));
-    let fold_batch = crate::gucs::FOLD_BATCH.get();
-    if fold_batch == 0 || rows.len() >= DIRECT_APPLY_EVENTS {
-        ingest::apply_new_events(&src, rows);
-        false
-    } else {
-        ingest::queue_new_events(&src, rows, fold_batch as i64)
-    }
+    with_extension_rights(|| {
+        let src = writable_event_source(source_id, pg_sys::ACL_INSERT, "apply events");
+        let rows = event_rows(users, items, times, weights, Some(texts));
+        let fold_batch = crate::gucs::FOLD_BATCH.get();
+        if fold_batch == 0 || rows.len() >= DIRECT_APPLY_EVENTS {
+            ingest::apply_new_events(&src, rows);
+            false
+        } else {
+            ingest::queue_new_events(&src, rows, fold_batch as i64)
+        }
+    })
 }
 
 /// Whether a statement that has just queued `queued` events, the last one
@@ -178,16 +181,18 @@ fn _fold_due(source_id: i32, last_seq: i64, queued: i64) -> bool {
 
 /// Folds the source's queued events (`ingest::fold_queue`); from the
 /// trigger without waiting, from `interest.flush` waiting for the lock.
-#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _fold_queue(source_id: i32, wait: bool) -> i64 {
-    let src = writable_event_source(source_id, pg_sys::ACL_INSERT, "fold queued events");
-    ingest::fold_queue(&src, wait)
+    with_extension_rights(|| {
+        let src = writable_event_source(source_id, pg_sys::ACL_INSERT, "fold queued events");
+        ingest::fold_queue(&src, wait)
+    })
 }
 
 /// Deleted or updated events (the old and the new rows' user, item, time,
 /// weight): `ingest::rewrite_events`.
-#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 #[allow(clippy::too_many_arguments)]
 fn _events_rewritten(
@@ -201,30 +206,34 @@ fn _events_rewritten(
     new_times: Option<Vec<Option<f64>>>,
     new_weights: Option<Vec<Option<f64>>>,
 ) -> i64 {
-    let src = writable_event_source(
-        source_id,
-        pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
-        "rewrite events",
-    );
-    let rows = |u: Option<Vec<_>>, i: Option<Vec<_>>, t: Option<Vec<_>>, w: Option<Vec<_>>| {
-        event_rows(
-            u.unwrap_or_default(),
-            i.unwrap_or_default(),
-            t.unwrap_or_default(),
-            w.unwrap_or_default(),
-            None,
-        )
-    };
-    let removed = rows(old_users, old_items, old_times, old_weights);
-    let added = rows(new_users, new_items, new_times, new_weights);
-    ingest::rewrite_events(&src, removed, added)
+    with_extension_rights(|| {
+        let src = writable_event_source(
+            source_id,
+            pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
+            "rewrite events",
+        );
+        let rows = |u: Option<Vec<_>>, i: Option<Vec<_>>, t: Option<Vec<_>>, w: Option<Vec<_>>| {
+            event_rows(
+                u.unwrap_or_default(),
+                i.unwrap_or_default(),
+                t.unwrap_or_default(),
+                w.unwrap_or_default(),
+                None,
+            )
+        };
+        let removed = rows(old_users, old_items, old_times, old_weights);
+        let added = rows(new_users, new_items, new_times, new_weights);
+        ingest::rewrite_events(&src, removed, added)
+    })
 }
 
 /// The events table was truncated: its bookkeeping is emptied
 /// (`ingest::truncate_events`).
-#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _events_truncated(source_id: i32) {
-    let src = writable_event_source(source_id, pg_sys::ACL_TRUNCATE, "empty the bookkeeping");
-    ingest::truncate_events(&src);
+    with_extension_rights(|| {
+        let src = writable_event_source(source_id, pg_sys::ACL_TRUNCATE, "empty the bookkeeping");
+        ingest::truncate_events(&src);
+    })
 }

@@ -7,6 +7,7 @@ use super::{guarded, trigger_function};
 use crate::embedding_type::Embedding;
 use crate::ingest;
 use crate::models::embed_texts;
+use crate::privileges::with_extension_rights;
 use crate::sources::writable_item_source;
 use crate::store::items;
 use pgrx::prelude::*;
@@ -47,62 +48,66 @@ fn _item_trigger_functions(
 
 /// Embeds changed item texts (NULL text removes the embedding) and applies
 /// the events that were waiting for these items.
-#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<String>>) -> i64 {
-    let src = writable_item_source(
-        source_id,
-        pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
-        "embed items",
-    );
-    let mut keys = Vec::new();
-    let mut present = Vec::new();
-    let mut removed = Vec::new();
-    for (k, t) in ids.into_iter().zip(&texts) {
-        match (k, t.as_deref()) {
-            (Some(k), Some(t)) => {
-                keys.push(k);
-                present.push(t);
+    with_extension_rights(|| {
+        let src = writable_item_source(
+            source_id,
+            pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
+            "embed items",
+        );
+        let mut keys = Vec::new();
+        let mut present = Vec::new();
+        let mut removed = Vec::new();
+        for (k, t) in ids.into_iter().zip(&texts) {
+            match (k, t.as_deref()) {
+                (Some(k), Some(t)) => {
+                    keys.push(k);
+                    present.push(t);
+                }
+                (Some(k), None) => removed.push(k),
+                _ => {}
             }
-            (Some(k), None) => removed.push(k),
-            _ => {}
         }
-    }
-    let vectors = embed_texts(&src.model, &present);
-    store(
-        source_id,
-        keys,
-        vectors.into_iter().map(Embedding::new).collect(),
-        removed,
-    )
+        let vectors = embed_texts(&src.model, &present);
+        store(
+            source_id,
+            keys,
+            vectors.into_iter().map(Embedding::new).collect(),
+            removed,
+        )
+    })
 }
 
 /// Stores precomputed embeddings (bring your own); NULL removes one.
-#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<String>>) -> i64 {
-    writable_item_source(
-        source_id,
-        pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
-        "store item embeddings",
-    );
-    let mut keys = Vec::new();
-    let mut vecs = Vec::new();
-    let mut removed = Vec::new();
-    for (k, e) in ids.into_iter().zip(embeddings) {
-        match (k, e) {
-            (Some(k), Some(e)) => {
-                // The trigger passes the column cast to interest.embedding, as text.
-                let values = interest_core::text_format::parse(&e)
-                    .unwrap_or_else(|err| crate::errors::raise_vector_error(err));
-                keys.push(k);
-                vecs.push(Embedding::new(values));
+    with_extension_rights(|| {
+        writable_item_source(
+            source_id,
+            pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
+            "store item embeddings",
+        );
+        let mut keys = Vec::new();
+        let mut vecs = Vec::new();
+        let mut removed = Vec::new();
+        for (k, e) in ids.into_iter().zip(embeddings) {
+            match (k, e) {
+                (Some(k), Some(e)) => {
+                    // The trigger passes the column cast to interest.embedding, as text.
+                    let values = interest_core::text_format::parse(&e)
+                        .unwrap_or_else(|err| crate::errors::raise_vector_error(err));
+                    keys.push(k);
+                    vecs.push(Embedding::new(values));
+                }
+                (Some(k), None) => removed.push(k),
+                _ => {}
             }
-            (Some(k), None) => removed.push(k),
-            _ => {}
         }
-    }
-    store(source_id, keys, vecs, removed)
+        store(source_id, keys, vecs, removed)
+    })
 }
 
 /// Upserts and removes embeddings, then applies the events waiting for the
@@ -116,29 +121,33 @@ fn store(source_id: i32, keys: Vec<String>, vectors: Vec<Embedding>, removed: Ve
     n
 }
 
-#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _items_deleted(source_id: i32, ids: Vec<Option<String>>) -> i64 {
-    writable_item_source(
-        source_id,
-        pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
-        "remove item embeddings",
-    );
-    items::remove(source_id, ids.into_iter().flatten().collect())
+    with_extension_rights(|| {
+        writable_item_source(
+            source_id,
+            pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
+            "remove item embeddings",
+        );
+        items::remove(source_id, ids.into_iter().flatten().collect())
+    })
 }
 
 /// The items table was truncated: every embedding goes. Users keep what
 /// the items contributed: the events happened.
-#[pg_extern(security_definer, volatile, parallel_unsafe)]
+#[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _items_truncated(source_id: i32) -> i64 {
-    writable_item_source(source_id, pg_sys::ACL_TRUNCATE, "remove item embeddings");
-    items::remove_all(source_id)
+    with_extension_rights(|| {
+        writable_item_source(source_id, pg_sys::ACL_TRUNCATE, "remove item embeddings");
+        items::remove_all(source_id)
+    })
 }
 
 /// Of the given keys (and values), those whose item has no embedding yet.
 #[allow(clippy::type_complexity)]
-#[pg_extern(security_definer, stable, parallel_unsafe)]
+#[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _missing_items(
     source_id: i32,
@@ -151,16 +160,18 @@ fn _missing_items(
         name!(vals, Vec<Option<String>>),
     ),
 > {
-    writable_item_source(
-        source_id,
-        pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
-        "embed items",
-    );
-    let present = items::present(source_id, &keys);
-    let (k, v): (Vec<_>, Vec<_>) = keys
-        .into_iter()
-        .zip(vals)
-        .filter(|(k, _)| k.as_ref().is_some_and(|k| !present.contains(k)))
-        .unzip();
-    TableIterator::new(vec![(k, v)])
+    with_extension_rights(|| {
+        writable_item_source(
+            source_id,
+            pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
+            "embed items",
+        );
+        let present = items::present(source_id, &keys);
+        let (k, v): (Vec<_>, Vec<_>) = keys
+            .into_iter()
+            .zip(vals)
+            .filter(|(k, _)| k.as_ref().is_some_and(|k| !present.contains(k)))
+            .unzip();
+        TableIterator::new(vec![(k, v)])
+    })
 }

@@ -49,7 +49,7 @@ SET ROLE h_mallory;
 CREATE FUNCTION h_mallory.sneaky(x int) RETURNS int IMMUTABLE LANGUAGE plpgsql AS $$
 BEGIN
   BEGIN
-    PERFORM interest._forget_source('event', s.id) FROM interest.event_sources s;
+    PERFORM interest._privileged('detach', s.relid, '{"kind": "event"}') FROM interest.event_sources s;
   EXCEPTION WHEN OTHERS THEN NULL;
   END;
   BEGIN
@@ -70,14 +70,44 @@ SELECT count(*) AS forged_log_rows FROM interest.bookkeeping_errors;
 -- called directly by a role that does not own the table: refused
 SELECT id AS h_events_src FROM interest.event_sources WHERE relid = 'h_events'::regclass \gset
 SET ROLE h_mallory;
-SELECT regress.err(format('SELECT interest._forget_source(%L, %s)', 'event', :h_events_src)) AS not_owner;
+SELECT regress.err($$SELECT interest._privileged('detach', 'h_events'::regclass, '{"kind": "event"}')$$) AS not_owner;
+SELECT regress.err(format('SELECT interest._delete_bookkeeping(%L, %s)', 'event', :h_events_src)) AS no_execute;
 -- and the settings (expressions) of tables she has no right on are hidden from her
 SELECT count(*) AS settings_she_sees FROM interest.event_sources;
 SELECT count(*) AS item_settings_she_sees FROM interest.item_sources;
 -- and a role that may not write a table cannot log failures for it
 SELECT interest._bookkeeping_failed('h_events'::regclass, false, '00000', 'forged', NULL);
+-- A detach of her own table cannot smuggle SQL through the source kind,
+-- and the privileged steps are not hers to call directly.
+SELECT regress.err($$SELECT interest._privileged('detach', 'h_mallory.t'::regclass, '{"kind": "event_sources; DROP TABLE h_events; --"}')$$) AS bad_kind;
+SELECT regress.err($$SELECT interest._unregister('h_mallory.t', '{"kind": "event"}')$$) AS no_execute;
+SELECT regress.err($$SELECT interest._privileged('drop everything', 'h_mallory.t'::regclass, '{}')$$) AS unknown_step;
+-- A SECURITY DEFINER function of hers, called by a superuser: the
+-- entry points check her (the current user at entry), not the superuser.
+CREATE FUNCTION h_mallory.trap(step text, src int) RETURNS text SECURITY DEFINER LANGUAGE plpgsql AS $$
+BEGIN
+  CASE step
+    WHEN 'detach' THEN PERFORM interest.detach_events('public.h_events');
+    WHEN 'rebuild' THEN PERFORM interest.rebuild('public.h_events');
+    WHEN 'apply' THEN PERFORM interest._apply_events(src, ARRAY['1'], ARRAY['1'], ARRAY[0::float8], ARRAY[1::float8], ARRAY[NULL::text]);
+    WHEN 'log' THEN PERFORM interest._bookkeeping_failed('public.h_events'::regclass, false, '00000', 'forged', NULL);
+  END CASE;
+  RETURN 'ran';
+EXCEPTION WHEN OTHERS THEN RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
 RESET ROLE;
+SELECT step, h_mallory.trap(step, :h_events_src) FROM unnest(ARRAY['detach', 'rebuild', 'apply']) step;
+SELECT h_mallory.trap('log', :h_events_src) AS logged;
 SELECT count(*) AS forged_log_rows FROM interest.bookkeeping_errors;
+SELECT count(*) = :sources_before AS no_source_forgotten FROM interest.event_sources;
+-- the generated trigger functions are called only as triggers
+SELECT count(*) AS trigger_functions, count(*) FILTER (WHERE has_function_privilege('public', p.oid, 'EXECUTE')) AS public_may_call
+FROM pg_proc p WHERE p.pronamespace = 'interest'::regnamespace AND p.proname ~ '^_(event|item)s_[0-9]+_';
+-- the status views show her no table she has no right on
+SET ROLE h_mallory;
+SELECT (SELECT count(*) FROM interest.event_status) AS event_tables, (SELECT count(*) FROM interest.item_status) AS item_tables;
+RESET ROLE;
+DROP FUNCTION h_mallory.trap(text, int);
 DROP TABLE h_mallory.t;
 DROP FUNCTION h_mallory.sneaky(int);
 DROP SCHEMA h_mallory;
@@ -209,6 +239,14 @@ FROM interest.recommend('alice', 4, events => 'h_shop.events', exclude_seen => f
 SELECT count(*) FILTER (WHERE component = 'content') AS content_rows_for_bob
 FROM interest.explain('bob', '1', events => 'h_shop.events');
 SELECT split_part(regress.err($$SELECT * FROM interest.evaluate('h_shop.events')$$), ':', 1) AS evaluate;
+-- the functions behind recommend, explain and similar_items apply the
+-- items table's policies themselves: calling them directly hides as much
+SELECT id AS h_shop_src FROM interest.event_sources WHERE relid = 'h_shop.events'::regclass \gset
+SELECT count(*) FILTER (WHERE item IN ('3', '4')) AS hidden_items_direct, count(*) AS recommended
+FROM interest._recommend(:h_shop_src, 'alice', 4, NULL, NULL, NULL, NULL, NULL, false, NULL, NULL, NULL, NULL);
+SELECT count(*) FILTER (WHERE item IN ('3', '4')) AS hidden_similar, count(*) AS similar
+FROM interest.similar_items('1', 4, events => 'h_shop.events');
+SELECT split_part(regress.err($$SELECT * FROM interest.explain('alice', '3', events => 'h_shop.events')$$), ':', 1) AS explain_hidden_item;
 RESET ROLE;
 SELECT user_key, events FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
 WHERE e.relid = 'h_shop.events'::regclass ORDER BY 1;
