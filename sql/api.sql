@@ -124,14 +124,14 @@ CREATE FUNCTION interest.evaluate(events regclass, k integer DEFAULT 10, holdout
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
     popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL,
     diversity double precision DEFAULT NULL, ablations boolean DEFAULT true, balance double precision DEFAULT NULL,
-    new_items double precision DEFAULT 0.1)
-RETURNS TABLE (method text, users bigint, hit_rate double precision, ndcg double precision,
-               coverage double precision, diversity double precision)
+    new_items double precision DEFAULT 0.1, protocol text DEFAULT 'leave-last-out', time_cut double precision DEFAULT 0.8)
+RETURNS TABLE (method text, users bigint, hit_rate double precision, hit_rate_se double precision,
+               ndcg double precision, ndcg_se double precision, coverage double precision, diversity double precision)
 LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM interest._evaluate(interest._event_source($1::oid), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+    SELECT * FROM interest._evaluate(interest._event_source($1::oid), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 $$;
-COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precision, double precision, double precision, double precision, double precision, boolean, double precision, double precision) IS
-    'Leave-last-out offline evaluation: replays each user''s events but the held-out one (holdout 1 = last, 2 = second-to-last for validation), ranks the full catalog with recommend''s code (seen items excluded) and returns HR@k, NDCG@k, item coverage and intra-list diversity, with ablations and popularity and item-kNN baselines. With new_items > 0 (default 0.1) it also runs the new-item protocol: that share of the items (a fixed hash of the key) loses all its events, each user is tested on one of them among the new items only, where only content can rank ("new items: recommend"), against a random order ("new items: random", what recommend without content amounts to there).';
+COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precision, double precision, double precision, double precision, double precision, boolean, double precision, double precision, text, double precision) IS
+    'Offline evaluation with recommend''s code over the full catalog (seen items excluded): HR@k and NDCG@k with their standard errors, item coverage and intra-list diversity, for recommend, its ablations, and the popularity, item-kNN and sequential co-visitation baselines. protocol ''leave-last-out'' replays each user''s events but the held-out one (holdout 1 = last, 2 = second-to-last for validation); protocol ''time'' replays every event before the time_cut quantile of event times, asks at that time, and tests each user on their first event after it (nothing later leaks into links or counts). With new_items > 0 (default 0.1) it also runs the new-item protocol: that share of the items (a fixed hash of the key) loses all its events, each user is tested on one of them among the new items only, where only content can rank ("new items: recommend"), against a random order ("new items: random", what recommend without content amounts to there).';
 -- ---------------------------------------------------------------------------
 -- Queue folding and repair.
 -- ---------------------------------------------------------------------------
@@ -222,3 +222,23 @@ COMMENT ON VIEW interest.event_status IS 'Attached events tables: users with an 
 -- for one key and for a COPY's thousands alike.
 ALTER FUNCTION interest._apply_events SET plan_cache_mode = force_generic_plan;
 ALTER FUNCTION interest._events_rewritten SET plan_cache_mode = force_generic_plan;
+
+-- ---------------------------------------------------------------------------
+-- Synthetic data (src/synthetic.rs, crates/interest-core/src/synthetic.rs).
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION interest.synthetic_items(seed bigint DEFAULT 1, users integer DEFAULT 1000,
+    items integer DEFAULT 2000, years double precision DEFAULT 4)
+RETURNS TABLE (item_id integer, title text, topic integer, created_at timestamptz)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT item_id, title, topic, to_timestamp(created_epoch) FROM interest._synthetic_items($1, $2, $3, $4)
+$$;
+COMMENT ON FUNCTION interest.synthetic_items(bigint, integer, integer, double precision) IS
+    'The catalog of a deterministic synthetic shop (same seed and sizes, same rows everywhere): items in series within topics, titles from each topic''s vocabulary, arriving over the years. Pair it with synthetic_events of the same arguments.';
+CREATE FUNCTION interest.synthetic_events(seed bigint DEFAULT 1, users integer DEFAULT 1000,
+    items integer DEFAULT 2000, years double precision DEFAULT 4)
+RETURNS TABLE (user_id integer, item_id integer, kind text, at timestamptz)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT user_id, item_id, kind, to_timestamp(at_epoch) FROM interest._synthetic_events($1, $2, $3, $4)
+$$;
+COMMENT ON FUNCTION interest.synthetic_events(bigint, integer, integer, double precision) IS
+    'The events of the synthetic shop of synthetic_items with the same arguments: several drifting tastes per user, multi-year histories with quiet gaps, series followed in order, sessions with tied timestamps, some dislikes (kind view, click, purchase or dislike).';

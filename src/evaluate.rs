@@ -7,7 +7,7 @@ use crate::recommend::{check_k, weights};
 use crate::sources::{decode_event, readable_event_source};
 use crate::spi::spi_error;
 use crate::store::{catalog, covisit};
-use interest_core::evaluation::{self, EvalConfig, EvalEvent};
+use interest_core::evaluation::{self, EvalConfig, EvalEvent, Protocol};
 use interest_core::events::DEFAULT_WEIGHT;
 use interest_core::ranking::RankWeights;
 use interest_core::signals::FRESHNESS_HALF_LIFE_SECS;
@@ -31,13 +31,17 @@ fn _evaluate(
     ablations: bool,
     balance: Option<f64>,
     new_items: f64,
+    protocol: &str,
+    time_cut: f64,
 ) -> TableIterator<
     'static,
     (
         name!(method, String),
         name!(users, i64),
         name!(hit_rate, f64),
+        name!(hit_rate_se, f64),
         name!(ndcg, f64),
+        name!(ndcg_se, f64),
         name!(coverage, f64),
         name!(diversity, f64),
     ),
@@ -52,6 +56,22 @@ fn _evaluate(
                 "1 tests on each user's last event; 2 validates on the second-to-last (the last is never seen).",
             );
         }
+        let protocol = match protocol {
+            "leave-last-out" => Protocol::LeaveLastOut,
+            "time" if time_cut > 0.0 && time_cut < 1.0 => Protocol::TimeCut { quantile: time_cut },
+            "time" => raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "time_cut must be between 0 and 1 (exclusive)",
+                format!("Got time_cut => {time_cut}."),
+                "It is the quantile of the event times where replay stops and testing starts, for example 0.8.",
+            ),
+            other => raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("unknown protocol \"{other}\""),
+                "evaluate() knows the protocols leave-last-out and time.",
+                "Use protocol => 'leave-last-out' (each user's last event) or protocol => 'time' (a global time cut).",
+            ),
+        };
         if !(0.0..1.0).contains(&new_items) {
             raise(
                 PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
@@ -137,6 +157,7 @@ fn _evaluate(
         .unwrap_or_else(|e| spi_error(e));
         let cfg = EvalConfig {
             k,
+            protocol,
             holdout: holdout as usize,
             weights: w,
             interest: src.params,
@@ -152,7 +173,9 @@ fn _evaluate(
                     m,
                     r.users as i64,
                     r.hit_rate,
+                    r.hit_rate_se,
                     r.ndcg,
+                    r.ndcg_se,
                     r.coverage,
                     r.diversity,
                 )

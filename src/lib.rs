@@ -29,6 +29,7 @@ mod recommend;
 mod sources;
 mod sql_install;
 mod store;
+mod synthetic;
 mod triggers;
 
 ::pgrx::pg_module_magic!();

@@ -9,6 +9,7 @@ use crate::sources::{readable_event_source, EventSource};
 use crate::spi::one_read_cached;
 use crate::store::catalog::{self, Catalog};
 use crate::store::covisit as store;
+use interest_core::clock::ranking_clock;
 use interest_core::covisit::CovisitContribution;
 use interest_core::covisit_context::{self, catalog_covisit_scores, RecentStats};
 use interest_core::ranking::{self, RankWeights, Scored, UserSignals};
@@ -32,13 +33,19 @@ struct Context {
 }
 
 impl Context {
-    /// `as_of` (epoch seconds) replaces now() for replayed, historical data.
+    /// `as_of` (epoch seconds) replaces now() for replayed, historical data;
+    /// either way the clock stops at the source's last event (`ranking_clock`).
     fn load(src: &EventSource, as_of: Option<f64>) -> Context {
-        let now = as_of.unwrap_or_else(|| {
+        let asked = as_of.unwrap_or_else(|| {
             one_read_cached::<f64>("SELECT extract(epoch FROM now())::float8", &[]).unwrap_or(0.0)
         });
         let p = store::params();
         let stats = store::load_all_counts(src.id);
+        let last_event = stats
+            .iter()
+            .map(|(_, s)| s.last_seen)
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+        let now = ranking_clock(asked, last_event);
         let catalog = match src.item_source_id {
             // With an items table, the catalog is its embedded items.
             Some(item_source) => catalog::cached(item_source),

@@ -8,18 +8,19 @@
 //! VECTORS.tsv: `item_id<TAB>[x1,x2,...]` (e.g. `\copy` of `embed(...)::text`).
 //! DATA.inter: recbole's `user_id:token item_id:token rating:float timestamp:float`.
 //! Each key takes a comma-separated list; every combination is evaluated.
-//! Keys: holdout k content covisit popularity freshness balance window backward
+//! Keys: holdout time_cut (a quantile of event times: the time-cut protocol) k content covisit popularity freshness balance window backward
 //! distance_power covisit_half_life_days max_links recent_kept recency_decay
 //! half_life_days max_interests join_similarity rating_offset new_items.
 
 use interest_core::covisit::CovisitParams;
-use interest_core::evaluation::{evaluate, EvalConfig, EvalEvent, NewItems};
+use interest_core::evaluation::{evaluate, EvalConfig, EvalEvent, NewItems, Protocol};
 use interest_core::interest_state::InterestParams;
 use interest_core::ranking::RankWeights;
 use std::collections::{BTreeMap, HashMap};
 
 const KEYS: &[(&str, f64)] = &[
     ("holdout", 2.0),
+    ("time_cut", f64::NAN),
     ("k", 10.0),
     ("content", f64::NAN),
     ("covisit", f64::NAN),
@@ -109,6 +110,13 @@ fn main() {
         );
         let cfg = EvalConfig {
             k: get("k") as usize,
+            protocol: if get("time_cut").is_nan() {
+                Protocol::LeaveLastOut
+            } else {
+                Protocol::TimeCut {
+                    quantile: get("time_cut"),
+                }
+            },
             holdout: get("holdout") as usize,
             weights: RankWeights {
                 content: or("content", w0.content),
@@ -152,8 +160,8 @@ fn main() {
         );
         for (method, m) in results {
             println!(
-                "  {method:<44} HR@{} {:.4}  NDCG@{} {:.4}  coverage {:.3}  ILD {:.3}  users {}",
-                cfg.k, m.hit_rate, cfg.k, m.ndcg, m.coverage, m.diversity, m.users
+                "  {method:<44} HR@{} {:.4} ±{:.4}  NDCG@{} {:.4} ±{:.4}  coverage {:.3}  ILD {:.3}  users {}",
+                cfg.k, m.hit_rate, m.hit_rate_se, cfg.k, m.ndcg, m.ndcg_se, m.coverage, m.diversity, m.users
             );
         }
     }

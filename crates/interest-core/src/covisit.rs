@@ -3,11 +3,15 @@
 //!
 //! An event links the new item with the user's `window` previous items:
 //! forward (earlier item -> new item) with weight `1 / distance^distance_power`
-//! and backward with `backward_weight` times that. Links and counts decay with
-//! `half_life_secs`; values are kept relative to the item's `t_ref` (moved
-//! only by whole half-lives), so adding at any time is a multiply-add and the
-//! result does not depend on arrival order (up to rounding). Each item keeps only its
-//! `max_links` strongest links: storage is bounded per item.
+//! and backward with `backward_weight` times that. By default links and counts
+//! are plain sums over the users' sequences: no wall-clock decay, so a link
+//! made years ago weighs what a link made today does, and scores depend on
+//! no clock (the measurements behind this are in the README). A finite
+//! `half_life_secs` decays them instead; values are then kept relative to the
+//! item's `t_ref` (moved only by whole half-lives), so adding at any time is
+//! a multiply-add and the result does not depend on arrival order (up to
+//! rounding). Each item keeps only its `max_links` strongest links: storage
+//! is bounded per item.
 //!
 //! Scores are cosine-normalised (`link / sqrt((count_i + 1)(count_j + 1))`):
 //! raw counts favour blockbusters (the validation figures are in the README).
@@ -24,7 +28,7 @@ pub struct CovisitParams {
     pub backward_weight: f64,
     /// Link weight is 1 / distance^distance_power.
     pub distance_power: f64,
-    /// Seconds for a link or a count to halve.
+    /// Seconds for a link or a count to halve; infinite: no decay.
     pub half_life_secs: f64,
     /// Links kept per item (the strongest).
     pub max_links: usize,
@@ -42,7 +46,7 @@ impl Default for CovisitParams {
             window: 10,
             backward_weight: 0.5,
             distance_power: 0.5,
-            half_life_secs: 90.0 * 86_400.0,
+            half_life_secs: f64::INFINITY,
             max_links: 100,
             recent_kept: 20,
             recency_decay: 0.8,

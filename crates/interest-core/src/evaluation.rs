@@ -1,12 +1,20 @@
-//! Leave-last-out offline evaluation with the same code paths as the live
-//! system: interest states (`interest_state`), co-visitation (`covisit`) and
-//! the fused ranking (`ranking`), next to popularity and item-kNN baselines.
+//! Offline evaluation with the same code paths as the live system: interest
+//! states (`interest_state`), co-visitation (`covisit`) and the fused
+//! ranking (`ranking`), next to popularity, item-kNN and sequential
+//! co-visitation baselines, each with standard errors.
 //!
-//! Protocol: each user's events in time order (ties keep table order); the
-//! event at position len - holdout is the target, the events before it are
-//! replayed (holdout = 2 gives a validation split that never sees the test
-//! events). Every item of the catalog is ranked; items the user already has
-//! are excluded.
+//! Protocols (`Protocol`), over each user's events in time order (ties keep
+//! table order):
+//! - leave-last-out: the event at position len - holdout is the target, the
+//!   events before it are replayed (holdout = 2 gives a validation split that
+//!   never sees the test events). Other users' later events are replayed too.
+//! - time cut: the events before a global time T (a quantile of all event
+//!   times) are replayed and the ranking is asked at T; each user with events
+//!   before T is tested on their first event at or after T. Nothing from
+//!   after T leaks into links or counts (Ji et al., TOIS 2023).
+//!
+//! Every item of the catalog is ranked; items the user already has are
+//! excluded.
 
 use crate::covisit::{self, CovisitParams, ItemGraph};
 use crate::interest_state::{InterestParams, InterestState};
@@ -23,9 +31,24 @@ pub struct EvalEvent {
     pub weight: f64,
 }
 
+/// How the events are split into what is replayed and what is tested.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Protocol {
+    LeaveLastOut,
+    /// The cut is this quantile of all event times (0 < quantile < 1).
+    TimeCut {
+        quantile: f64,
+    },
+}
+
+/// The time cut's default quantile: the last 20% of the time line is tested.
+pub const DEFAULT_TIME_CUT: f64 = 0.8;
+
 #[derive(Debug, Clone, Copy)]
 pub struct EvalConfig {
     pub k: usize,
+    pub protocol: Protocol,
+    /// Leave-last-out: which event from the end is the target.
     pub holdout: usize,
     pub weights: RankWeights,
     pub interest: InterestParams,
@@ -55,7 +78,13 @@ struct Model {
 }
 
 impl Model {
-    fn build(histories: &[&[EvalEvent]], vectors: &[Option<Vec<f32>>], cfg: &EvalConfig) -> Model {
+    /// `now`: when the ranking is asked (None: the last replayed event).
+    fn build(
+        histories: &[&[EvalEvent]],
+        vectors: &[Option<Vec<f32>>],
+        cfg: &EvalConfig,
+        now: Option<f64>,
+    ) -> Model {
         let n_items = vectors.len();
         let dims = vectors
             .iter()
@@ -63,10 +92,12 @@ impl Model {
             .map(|v| v.len())
             .next()
             .unwrap_or(0);
-        let now = histories
-            .iter()
-            .flat_map(|h| h.iter().map(|e| e.t))
-            .fold(f64::NEG_INFINITY, f64::max);
+        let now = now.unwrap_or_else(|| {
+            histories
+                .iter()
+                .flat_map(|h| h.iter().map(|e| e.t))
+                .fold(f64::NEG_INFINITY, f64::max)
+        });
         let center = catalog_center(vectors);
         let mut graph: ItemGraph<usize> = ItemGraph::default();
         let mut user_recent = Vec::with_capacity(histories.len());
@@ -178,8 +209,67 @@ fn variants(cfg: &EvalConfig) -> Vec<(&'static str, RankWeights)> {
     v
 }
 
-/// Leave-last-out evaluation of recommend() over the full catalog, then
-/// (when `new_items` marks any item) the new-item protocol of `evaluate_new_items`.
+/// What one protocol replays and tests: every replayed history, the tests
+/// as (history index, target item), and when the ranking is asked.
+struct Split<'a> {
+    histories: Vec<&'a [EvalEvent]>,
+    tests: Vec<(usize, usize)>,
+    now: Option<f64>,
+}
+
+fn split<'a>(users: &'a [Vec<EvalEvent>], cfg: &EvalConfig) -> Split<'a> {
+    match cfg.protocol {
+        Protocol::LeaveLastOut => {
+            let mut histories = Vec::new();
+            let mut tests = Vec::new();
+            for evs in users.iter().filter(|evs| evs.len() > cfg.holdout) {
+                let at = evs.len() - cfg.holdout;
+                tests.push((histories.len(), evs[at].item));
+                histories.push(&evs[..at]);
+            }
+            Split {
+                histories,
+                tests,
+                now: None,
+            }
+        }
+        Protocol::TimeCut { quantile } => {
+            let cut = time_quantile(users, quantile);
+            let mut histories = Vec::new();
+            let mut tests = Vec::new();
+            for evs in users {
+                let before = evs.iter().take_while(|e| e.t < cut).count();
+                if before == 0 {
+                    continue;
+                }
+                if before < evs.len() {
+                    tests.push((histories.len(), evs[before].item));
+                }
+                histories.push(&evs[..before]);
+            }
+            Split {
+                histories,
+                tests,
+                now: Some(cut),
+            }
+        }
+    }
+}
+
+/// The `quantile` of all event times (nearest rank).
+pub fn time_quantile(users: &[Vec<EvalEvent>], quantile: f64) -> f64 {
+    let mut times: Vec<f64> = users.iter().flatten().map(|e| e.t).collect();
+    if times.is_empty() {
+        return 0.0;
+    }
+    times.sort_by(f64::total_cmp);
+    let at = ((times.len() - 1) as f64 * quantile.clamp(0.0, 1.0)).round() as usize;
+    times[at]
+}
+
+/// recommend() over the full catalog under `cfg.protocol`, with its
+/// ablations and the baselines; then (when `new_items` marks any item) the
+/// new-item protocol of `evaluate_new_items`.
 pub fn evaluate(
     users: &[Vec<EvalEvent>],
     vectors: &[Option<Vec<f32>>],
@@ -187,22 +277,12 @@ pub fn evaluate(
     cfg: &EvalConfig,
 ) -> Vec<(String, Metrics)> {
     let n_items = vectors.len();
-    // Users with enough events, and their training prefix / target.
-    let split: Vec<(&[EvalEvent], usize)> = users
-        .iter()
-        .filter(|evs| evs.len() > cfg.holdout)
-        .map(|evs| {
-            (
-                &evs[..evs.len() - cfg.holdout],
-                evs[evs.len() - cfg.holdout].item,
-            )
-        })
-        .collect();
-    let histories: Vec<&[EvalEvent]> = split.iter().map(|(train, _)| *train).collect();
-    let model = Model::build(&histories, vectors, cfg);
+    let split = split(users, cfg);
+    let model = Model::build(&split.histories, vectors, cfg, split.now);
     let catalog = model.catalog(vectors, None);
     let mut raw_counts = vec![0.0f64; n_items];
-    for e in histories
+    for e in split
+        .histories
         .iter()
         .flat_map(|h| h.iter())
         .filter(|e| e.weight != 0.0)
@@ -216,11 +296,14 @@ pub fn evaluate(
         .map(|_| MetricsAccumulator::new(cfg.k, n_items))
         .collect();
     let mut pop_acc = MetricsAccumulator::new(cfg.k, n_items);
-    let knn = (n_items <= ITEM_KNN_MAX_ITEMS).then(|| ItemKnn::build(&split, n_items));
+    let knn = (n_items <= ITEM_KNN_MAX_ITEMS).then(|| ItemKnn::build(&split.histories, n_items));
     let mut knn_acc = MetricsAccumulator::new(cfg.k, n_items);
+    let sequential = SequentialCounts::build(&split.histories, n_items);
+    let mut seq_acc = MetricsAccumulator::new(cfg.k, n_items);
 
-    for (u, (train, target)) in split.iter().enumerate() {
+    for &(u, target) in &split.tests {
         interrupts::check();
+        let train = split.histories[u];
         let seen: HashSet<usize> = train.iter().map(|e| e.item).collect();
         let signals = model.signals(u, cfg);
         for (a, (_, weights)) in acc.iter_mut().zip(&variants) {
@@ -229,12 +312,17 @@ pub fn evaluate(
                     .iter()
                     .map(|s| s.item)
                     .collect();
-            a.add(&list, *target, vectors);
+            a.add(&list, target, vectors);
         }
-        pop_acc.add(&top_by(&raw_counts, &seen, cfg.k), *target, vectors);
+        pop_acc.add(&top_by(&raw_counts, &seen, cfg.k), target, vectors);
         if let Some(knn) = &knn {
-            knn_acc.add(&top_by(&knn.scores(train), &seen, cfg.k), *target, vectors);
+            knn_acc.add(&top_by(&knn.scores(train), &seen, cfg.k), target, vectors);
         }
+        seq_acc.add(
+            &top_by(&sequential.scores(train), &seen, cfg.k),
+            target,
+            vectors,
+        );
     }
     let mut out: Vec<(String, Metrics)> = variants
         .into_iter()
@@ -245,6 +333,7 @@ pub fn evaluate(
     if knn.is_some() {
         out.push(("item-kNN".into(), knn_acc.finish()));
     }
+    out.push(("sequential co-visitation".into(), seq_acc.finish()));
     if new_items.any() {
         out.extend(evaluate_new_items(users, vectors, new_items, cfg));
     }
@@ -334,7 +423,7 @@ fn evaluate_new_items(
     let new_list: Vec<usize> = (0..n_items).filter(|&i| is_new[i]).collect();
     let (histories, tests) = plan_new_item_tests(users, |i| is_new[i], cfg.holdout);
     let refs: Vec<&[EvalEvent]> = histories.iter().map(|h| h.as_slice()).collect();
-    let model = Model::build(&refs, vectors, cfg);
+    let model = Model::build(&refs, vectors, cfg, None);
     let mut rng = Lcg(0x5eed);
     // Items with equal embeddings (films embedded by their genres, say) tie;
     // by catalog order they would inherit whatever that order means (low ids
@@ -497,9 +586,9 @@ struct ItemKnn {
 }
 
 impl ItemKnn {
-    fn build(split: &[(&[EvalEvent], usize)], n: usize) -> ItemKnn {
+    fn build(histories: &[&[EvalEvent]], n: usize) -> ItemKnn {
         let mut co = vec![0.0f32; n * n];
-        for (train, _) in split {
+        for train in histories {
             interrupts::check();
             let items: Vec<usize> = train
                 .iter()
@@ -539,9 +628,231 @@ impl ItemKnn {
     }
 }
 
+/// The sequential co-visitation baseline: plain counts, no decay, of "item
+/// j came within `SEQUENTIAL_WINDOW` steps after item i" over the replayed
+/// sequences; a user's score for j sums, over their last
+/// `SEQUENTIAL_RECENT` items i at recency rank r, `SEQUENTIAL_DECAY^r *
+/// pairs(i, j) / sqrt(count_i * count_j)`.
+struct SequentialCounts {
+    pairs: Vec<HashMap<usize, f64>>,
+    counts: Vec<f64>,
+}
+
+const SEQUENTIAL_WINDOW: usize = 5;
+const SEQUENTIAL_RECENT: usize = 10;
+const SEQUENTIAL_DECAY: f64 = 0.8;
+
+impl SequentialCounts {
+    fn build(histories: &[&[EvalEvent]], n: usize) -> SequentialCounts {
+        let mut pairs: Vec<HashMap<usize, f64>> = vec![HashMap::new(); n];
+        let mut counts = vec![0.0; n];
+        for h in histories {
+            interrupts::check();
+            let items: Vec<usize> = positive_items(h).collect();
+            for (p, &i) in items.iter().enumerate() {
+                counts[i] += 1.0;
+                for &j in items[p + 1..].iter().take(SEQUENTIAL_WINDOW) {
+                    if j != i {
+                        *pairs[i].entry(j).or_default() += 1.0;
+                    }
+                }
+            }
+        }
+        SequentialCounts { pairs, counts }
+    }
+
+    fn scores(&self, train: &[EvalEvent]) -> Vec<f64> {
+        let mut s = vec![0.0f64; self.counts.len()];
+        let items: Vec<usize> = positive_items(train).collect();
+        for (rank, &i) in items.iter().rev().take(SEQUENTIAL_RECENT).enumerate() {
+            let r = SEQUENTIAL_DECAY.powi(rank as i32);
+            for (&j, &c) in &self.pairs[i] {
+                s[j] += r * c / (self.counts[i] * self.counts[j]).sqrt();
+            }
+        }
+        s
+    }
+}
+
+/// The items of a history's events with a positive weight, in order.
+fn positive_items(h: &[EvalEvent]) -> impl Iterator<Item = usize> + '_ {
+    h.iter().filter(|e| e.weight > 0.0).map(|e| e.item)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn time_test_config() -> EvalConfig {
+        EvalConfig {
+            k: 10,
+            protocol: Protocol::LeaveLastOut,
+            holdout: 1,
+            weights: RankWeights::default(),
+            interest: InterestParams::default(),
+            covisit: CovisitParams::default(),
+            freshness_half_life_secs: 7.0 * 86_400.0,
+            ablations: false,
+        }
+    }
+
+    /// Every user's top 10 from a model of `histories` asked at `asked`
+    /// (through the live system's clock rule).
+    fn lists_at(
+        histories: &[Vec<EvalEvent>],
+        vectors: &[Option<Vec<f32>>],
+        asked: f64,
+    ) -> Vec<Vec<usize>> {
+        let cfg = time_test_config();
+        let refs: Vec<&[EvalEvent]> = histories.iter().map(|h| h.as_slice()).collect();
+        let last = histories
+            .iter()
+            .flatten()
+            .map(|e| e.t)
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+        let model = Model::build(
+            &refs,
+            vectors,
+            &cfg,
+            Some(crate::clock::ranking_clock(asked, last)),
+        );
+        let catalog = model.catalog(vectors, None);
+        (0..histories.len())
+            .map(|u| {
+                let seen: HashSet<usize> = histories[u].iter().map(|e| e.item).collect();
+                ranking::rank(
+                    &catalog,
+                    &model.signals(u, &cfg),
+                    |i| !seen.contains(&i),
+                    cfg.k,
+                    &cfg.weights,
+                )
+                .iter()
+                .map(|s| s.item)
+                .collect()
+            })
+            .collect()
+    }
+
+    /// Scores depend only on relative times: shifting every event and the
+    /// clock by the same amount (up to several years) leaves every list
+    /// unchanged, and so does a quiet period after the last event. Random
+    /// histories over several seeds; whole seconds keep the shifts exact.
+    #[test]
+    fn lists_are_invariant_to_time_shifts_and_quiet_periods() {
+        for seed in 1..=6u64 {
+            let mut rng = Lcg(seed);
+            let n_items = 60;
+            let vectors: Vec<Option<Vec<f32>>> = (0..n_items)
+                .map(|i| {
+                    (i % 7 != 0).then(|| {
+                        (0..8)
+                            .map(|_| rng.below(1000) as f32 / 1000.0 - 0.5)
+                            .collect()
+                    })
+                })
+                .collect();
+            let base = 1_500_000_000.0 + rng.below(1_000_000) as f64;
+            let histories: Vec<Vec<EvalEvent>> = (0..40)
+                .map(|_| {
+                    let mut t = base + rng.below(400 * 86_400) as f64;
+                    (0..3 + rng.below(25))
+                        .map(|_| {
+                            // bursts with tied times, and gaps of up to a year
+                            t += [0.0, 60.0, 86_400.0 * rng.below(40) as f64, 86_400.0 * 365.0]
+                                [rng.below(4)];
+                            EvalEvent {
+                                item: rng.below(n_items),
+                                t,
+                                weight: [1.0, 1.0, 2.0, -1.0][rng.below(4)],
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            let last = histories
+                .iter()
+                .flatten()
+                .map(|e| e.t)
+                .fold(f64::MIN, f64::max);
+            let reference = lists_at(&histories, &vectors, last);
+            assert_eq!(
+                lists_at(&histories, &vectors, last + 3.0 * 365.0 * 86_400.0),
+                reference,
+                "seed {seed}: a quiet period"
+            );
+            for shift in [
+                1.0,
+                86_400.0,
+                400.0 * 86_400.0,
+                5.0 * 365.0 * 86_400.0 + 17.0,
+            ] {
+                let shifted: Vec<Vec<EvalEvent>> = histories
+                    .iter()
+                    .map(|h| {
+                        h.iter()
+                            .map(|e| EvalEvent {
+                                t: e.t + shift,
+                                ..*e
+                            })
+                            .collect()
+                    })
+                    .collect();
+                assert_eq!(
+                    lists_at(&shifted, &vectors, last + shift),
+                    reference,
+                    "seed {seed}: shift {shift}"
+                );
+            }
+        }
+    }
+
+    /// The time cut replays only what came before it: events after the cut
+    /// never reach the model, and each user is tested on their first event
+    /// at or after it.
+    #[test]
+    fn time_cut_replays_only_the_past() {
+        let ev = |item, t| EvalEvent {
+            item,
+            t,
+            weight: 1.0,
+        };
+        let users = vec![
+            vec![ev(0, 1.0), ev(1, 2.0), ev(2, 8.0), ev(3, 9.0)],
+            vec![ev(4, 3.0), ev(5, 4.0)],
+            vec![ev(6, 7.0), ev(7, 10.0)],
+        ];
+        let cfg = EvalConfig {
+            protocol: Protocol::TimeCut { quantile: 0.5 },
+            ..time_test_config()
+        };
+        // times 1,2,3,4,7,8,9,10: the 0.5 quantile (nearest rank) is 7
+        assert_eq!(time_quantile(&users, 0.5), 7.0);
+        let s = split(&users, &cfg);
+        assert_eq!(s.now, Some(7.0));
+        assert_eq!(s.histories.len(), 2, "user 3 has nothing before the cut");
+        assert_eq!(s.tests, vec![(0, 2)], "user 2 has nothing after it");
+        assert!(s.histories.iter().flat_map(|h| h.iter()).all(|e| e.t < 7.0));
+    }
+
+    /// The sequential baseline scores what followed the user's last items.
+    #[test]
+    fn sequential_baseline_follows_sequences() {
+        let ev = |item| EvalEvent {
+            item,
+            t: 0.0,
+            weight: 1.0,
+        };
+        let a: Vec<EvalEvent> = vec![ev(0), ev(1), ev(2)];
+        let b: Vec<EvalEvent> = vec![ev(0), ev(1), ev(3)];
+        let c: Vec<EvalEvent> = vec![ev(4), ev(0)];
+        let seq = SequentialCounts::build(&[&a, &b, &c], 5);
+        let s = seq.scores(&[ev(0)]);
+        // 0 was followed by 1 twice (count 0: 3, count 1: 2) and by 2, 3 once each
+        assert!((s[1] - 2.0 / 6f64.sqrt()).abs() < 1e-12);
+        assert!((s[2] - 1.0 / 3f64.sqrt()).abs() < 1e-12);
+        assert_eq!(s[4], 0.0, "4 came before 0, never after");
+    }
 
     /// A synthetic world where users walk a chain 0 -> 1 -> 2 -> ...: the
     /// next item is predictable from the last, which co-visitation learns and
@@ -568,6 +879,7 @@ mod tests {
             .collect();
         let cfg = EvalConfig {
             k: 3,
+            protocol: Protocol::LeaveLastOut,
             holdout: 1,
             weights: RankWeights::default(),
             interest: InterestParams::default(),
@@ -616,6 +928,7 @@ mod tests {
         }
         let cfg = EvalConfig {
             k: 5,
+            protocol: Protocol::LeaveLastOut,
             holdout: 1,
             weights: RankWeights::default(),
             interest: InterestParams::default(),

@@ -14,6 +14,7 @@
 //! - `interrupts`: the cancellation points of long loops.
 
 pub mod array_literal;
+pub mod clock;
 pub mod covisit;
 pub mod covisit_context;
 pub mod covisit_history;
@@ -34,6 +35,7 @@ pub mod pooling;
 pub mod queued_overlay;
 pub mod ranking;
 pub mod signals;
+pub mod synthetic;
 pub mod text_format;
 pub mod weights;
 

@@ -38,7 +38,9 @@ pub struct MetricsAccumulator {
     k: usize,
     users: usize,
     hits: f64,
+    hits_sq: f64,
     ndcg: f64,
+    ndcg_sq: f64,
     diversity: f64,
     diversity_lists: usize,
     covered: Vec<bool>,
@@ -49,6 +51,9 @@ pub struct Metrics {
     pub users: usize,
     pub hit_rate: f64,
     pub ndcg: f64,
+    /// Standard errors of the two means (sample standard deviation / sqrt(users)).
+    pub hit_rate_se: f64,
+    pub ndcg_se: f64,
     /// Share of the catalog that appears in at least one list.
     pub coverage: f64,
     pub diversity: f64,
@@ -60,7 +65,9 @@ impl MetricsAccumulator {
             k,
             users: 0,
             hits: 0.0,
+            hits_sq: 0.0,
             ndcg: 0.0,
+            ndcg_sq: 0.0,
             diversity: 0.0,
             diversity_lists: 0,
             covered: vec![false; n_items],
@@ -78,7 +85,9 @@ impl MetricsAccumulator {
         let list = &list[..list.len().min(self.k)];
         self.users += 1;
         self.hits += hit;
+        self.hits_sq += hit * hit;
         self.ndcg += ndcg;
+        self.ndcg_sq += ndcg * ndcg;
         for &i in list {
             self.covered[i] = true;
         }
@@ -94,11 +103,24 @@ impl MetricsAccumulator {
             users: self.users,
             hit_rate: self.hits / n,
             ndcg: self.ndcg / n,
+            hit_rate_se: standard_error(self.hits, self.hits_sq, self.users),
+            ndcg_se: standard_error(self.ndcg, self.ndcg_sq, self.users),
             coverage: self.covered.iter().filter(|&&c| c).count() as f64
                 / self.covered.len().max(1) as f64,
             diversity: self.diversity / self.diversity_lists.max(1) as f64,
         }
     }
+}
+
+/// The standard error of a mean from the sum and sum of squares of `n`
+/// values (0 for fewer than two).
+pub fn standard_error(sum: f64, sum_sq: f64, n: usize) -> f64 {
+    if n < 2 {
+        return 0.0;
+    }
+    let n = n as f64;
+    let variance = ((sum_sq - sum * sum / n) / (n - 1.0)).max(0.0);
+    (variance / n).sqrt()
 }
 
 #[cfg(test)]
@@ -133,5 +155,15 @@ mod tests {
         assert!((r.ndcg - 0.5 / 3f64.log2()).abs() < 1e-12);
         assert!((r.coverage - 0.75).abs() < 1e-12);
         assert!((r.diversity - 0.5).abs() < 1e-6);
+        // hits 1, 0: sample sd sqrt(0.5), se 0.5
+        assert!((r.hit_rate_se - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn standard_error_of_known_samples() {
+        // 1, 2, 3, 4: mean 2.5, sample variance 5/3
+        let se = standard_error(10.0, 30.0, 4);
+        assert!((se - (5.0f64 / 3.0 / 4.0).sqrt()).abs() < 1e-12);
+        assert_eq!(standard_error(3.0, 9.0, 1), 0.0);
     }
 }
