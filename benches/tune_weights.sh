@@ -28,7 +28,7 @@ tune=target/release/examples/tune_movielens
 echo "validation grid ($GRID), weight = rating - 2.5, half-life 30 days, k = 10:"
 # shellcheck disable=SC2086
 "$tune" "$PG_INTEREST_RUN/tune_vectors.tsv" "$ml_dir/ml-100k.inter" holdout=2 $GRID \
-  | awk '/^#/ { sub(/ \([0-9.]+ s\)/, ""); label = substr($0, 3) } $1 == "recommend" && $2 ~ /^HR/ { printf "%.4f  HR@10 %s  NDCG@10 %s  %s\n", $3 + $5, $3, $5, label }' \
+  | awk '/^#/ { sub(/ \([0-9.]+ s\)/, ""); label = substr($0, 3) } $1 == "recommend" && $2 ~ /^HR/ { printf "%.4f  HR@10 %s  NDCG@10 %s  %s\n", $3 + $6, $3, $6, label }' \
   | sort -r | head -15
 echo
 echo "defaults (RankWeights::default), both splits:"

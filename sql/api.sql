@@ -242,3 +242,21 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
 $$;
 COMMENT ON FUNCTION interest.synthetic_events(bigint, integer, integer, double precision) IS
     'The events of the synthetic shop of synthetic_items with the same arguments: several drifting tastes per user, multi-year histories with quiet gaps, series followed in order, sessions with tied timestamps, some dislikes (kind view, click, purchase or dislike).';
+
+-- ---------------------------------------------------------------------------
+-- Tuning (src/evaluate.rs, crates/interest-core/src/tuning.rs).
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION interest.tune(events regclass, protocol text DEFAULT 'leave-last-out',
+    time_cut double precision DEFAULT 0.8, budget interval DEFAULT '3 minutes',
+    apply boolean DEFAULT true, k integer DEFAULT 10)
+RETURNS TABLE (content double precision, covisit double precision, popularity double precision,
+               freshness double precision, hit_rate double precision, hit_rate_se double precision,
+               ndcg double precision, ndcg_se double precision, chosen boolean)
+LANGUAGE sql VOLATILE AS $$
+    SELECT * FROM interest._tune(interest._event_source($1::oid), $6, $2, $3, extract(epoch FROM $4)::float8, $5)
+$$;
+COMMENT ON FUNCTION interest.tune(regclass, text, double precision, interval, boolean, integer) IS
+    'Picks recommend()''s weights (content, covisit, popularity, freshness) for an events table on a validation split of its own events that never holds what evaluate() tests (leave-last-out: each user''s second-to-last event; time: a cut 0.1 earlier than time_cut), trying a grid (the weights in force first) until the budget (at most 1 hour) is spent, with NOTICE progress. With apply (owner only) the best is stored in interest.event_sources.rank_weights and becomes the default of recommend, explain, evaluate and tune itself; returns every weighting tried with its validation HR@k and NDCG@k and standard errors, the chosen one marked.';
+CREATE FUNCTION interest.use_default_weights(events regclass) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$ SELECT interest._use_default_weights(interest._event_source($1::oid)) $$;
+COMMENT ON FUNCTION interest.use_default_weights(regclass) IS 'Forgets the weights tune() stored for the table: recommend() goes back to the built-in defaults.';

@@ -61,9 +61,13 @@ CREATE TABLE interest.event_sources (
     center          interest.embedding,
     -- when the event queue was last folded (interest.fold_interval counts from here)
     folded_at       timestamptz,
+    -- recommend()'s weights chosen by interest.tune() (content, covisit,
+    -- popularity, freshness), with its validation figures; NULL: the defaults
+    rank_weights    jsonb,
+    tuned_at        timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now()
 );
-COMMENT ON TABLE interest.event_sources IS 'Attached events tables and their settings (center: the items'' mean embedding that sub-interests are clustered around, fixed at first use).';
+COMMENT ON TABLE interest.event_sources IS 'Attached events tables and their settings (center: the items'' mean embedding that sub-interests are clustered around, fixed at first use; rank_weights: recommend()''s weights chosen by interest.tune(), NULL for the defaults).';
 
 -- One row per user, one per sub-interest: each holds one 384-d vector (1.5 kB),
 -- below the TOAST threshold, so an event rewrites small rows in place.
@@ -116,13 +120,16 @@ CREATE TABLE interest.item_stats (
     events       double precision NOT NULL,
     first_seen   double precision NOT NULL,
     last_seen    double precision NOT NULL,
+    -- the recent count behind popularity (relative to t_ref, halving every
+    -- CovisitParams::popularity_half_life_secs)
+    recent_events double precision NOT NULL DEFAULT 0,
     -- strongest links first, packed (key length u32, key, weight f32, little
     -- endian; weights relative to t_ref): read with interest._link_keys(links)
     -- and interest._link_weights(links)
     links        bytea NOT NULL,
     PRIMARY KEY (source_id, item_key)
 ) WITH (fillfactor = 50);
-COMMENT ON TABLE interest.item_stats IS 'Per item: decayed event count, first and last event, and its strongest co-visitation links.';
+COMMENT ON TABLE interest.item_stats IS 'Per item: event count, recent (decayed) event count for popularity, first and last event, and its strongest co-visitation links.';
 
 -- Events whose item has no embedding yet: kept, counted, applied when it arrives.
 CREATE TABLE interest.pending_events (

@@ -27,8 +27,10 @@ struct Context {
     catalog: Rc<Catalog>,
     popularity: Vec<f64>,
     freshness: Vec<f64>,
-    /// Decayed event count by catalog index.
+    /// Event count by catalog index (co-visitation's normalisation).
     counts: Vec<f64>,
+    /// Recent (decayed) event count by catalog index (popularity).
+    recent: Vec<f64>,
     now: f64,
 }
 
@@ -56,20 +58,23 @@ impl Context {
         };
         let n = catalog.keys.len();
         let mut counts = vec![0.0; n];
+        let mut recent = vec![0.0; n];
         let mut first_seen = catalog.created.clone();
         for (k, s) in stats {
             if let Some(&i) = catalog.index.get(&k) {
-                counts[i] = interest_core::decay::decayed(s.count, s.t_ref, now, p.half_life_secs);
+                counts[i] = s.count_at(now, &p);
+                recent[i] = s.recent_at(now, &p);
                 first_seen[i] = first_seen[i].min(s.first_seen);
             }
         }
         let (popularity, freshness) =
-            catalog_signals(&counts, &first_seen, now, FRESHNESS_HALF_LIFE_SECS);
+            catalog_signals(&recent, &first_seen, now, FRESHNESS_HALF_LIFE_SECS);
         Context {
             catalog,
             popularity,
             freshness,
             counts,
+            recent,
             now,
         }
     }
@@ -230,8 +235,9 @@ fn _recommend(
 > {
     with_extension_rights(|| {
         let k = check_k(k);
+        let src = readable_event_source(source_id);
         let w = weights(
-            RankWeights::default(),
+            src.rank_weights,
             WeightOverrides {
                 content,
                 covisit,
@@ -241,7 +247,6 @@ fn _recommend(
                 balance,
             },
         );
-        let src = readable_event_source(source_id);
         let ctx = Context::load(&src, as_of);
         let (user, terms) = user_signals(&src, &ctx, user_key);
         let mut banned: HashSet<usize> = HashSet::new();
@@ -306,10 +311,11 @@ fn _explain(
     ),
 > {
     with_extension_rights(|| {
+        let src = readable_event_source(source_id);
         let defaults = RankWeights {
             diversity: 0.0,
             balance: 0.0,
-            ..RankWeights::default()
+            ..src.rank_weights
         };
         let w = weights(
             defaults,
@@ -321,7 +327,6 @@ fn _explain(
                 ..Default::default()
             },
         );
-        let src = readable_event_source(source_id);
         let ctx = Context::load(&src, as_of);
         let visible = visible_indices(&src, &ctx);
         let item = match ctx.index().get(item_key) {
@@ -365,7 +370,10 @@ fn _explain(
         }
         rows.push((
             "popularity".to_string(),
-            format!("{:.2} decayed events", ctx.counts[item]),
+            format!(
+                "{:.0} events, {:.2} recent",
+                ctx.counts[item], ctx.recent[item]
+            ),
             s.popularity,
         ));
         rows.push((

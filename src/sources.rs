@@ -14,6 +14,8 @@ use crate::privileges::{refuse_in_restricted_operation, require_privilege};
 use crate::spi::{current, extension_cache, spi_error, ExtensionCache};
 use interest_core::events::EventRow;
 use interest_core::interest_state::InterestParams;
+use interest_core::ranking::RankWeights;
+use interest_core::weights::WeightOverrides;
 use pgrx::prelude::*;
 use pgrx::spi::SpiHeapTupleData;
 use pgrx::PgSqlErrorCode;
@@ -33,6 +35,8 @@ pub(crate) struct EventSource {
     /// The event columns (see the module comment) as expressions over the table.
     pub select_list: String,
     pub params: InterestParams,
+    /// recommend()'s weights for this table: those tune() chose, or the defaults.
+    pub rank_weights: RankWeights,
 }
 
 pub(crate) struct ItemSource {
@@ -64,12 +68,19 @@ pub(crate) fn load_event_source(id: i32) -> Rc<EventSource> {
     src
 }
 
+/// Drops the cached settings of a source this transaction changed.
+pub(crate) fn forget_cached_event_source(id: i32) {
+    EVENT_SOURCES.with(|c| current(c).remove(&id));
+}
+
 fn read_event_source(id: i32) -> EventSource {
     Spi::connect(|c| {
         let t = c.select(
             "SELECT relid::oid AS relid, relid::regclass::text AS relname, item_source_id, user_match, user_match_any, \
                     item_expr, time_expr, select_list, extract(epoch FROM half_life)::float8 AS half_life_secs, \
-                    max_interests, join_similarity::float8 AS join_similarity \
+                    max_interests, join_similarity::float8 AS join_similarity, \
+                    (rank_weights ->> 'content')::float8 AS w_content, (rank_weights ->> 'covisit')::float8 AS w_covisit, \
+                    (rank_weights ->> 'popularity')::float8 AS w_popularity, (rank_weights ->> 'freshness')::float8 AS w_freshness \
              FROM interest.event_sources WHERE id = $1",
             Some(1),
             &[id.into()],
@@ -96,6 +107,16 @@ fn read_event_source(id: i32) -> EventSource {
                 max_interests: r.get_by_name::<i32, _>("max_interests")?.unwrap_or(1) as usize,
                 join_similarity: r.get_by_name::<f64, _>("join_similarity")?.unwrap_or_default() as f32,
             },
+            // Weights tune() stored, over the defaults; checked again on use.
+            rank_weights: RankWeights::default()
+                .overridden(&WeightOverrides {
+                    content: r.get_by_name::<f64, _>("w_content")?,
+                    covisit: r.get_by_name::<f64, _>("w_covisit")?,
+                    popularity: r.get_by_name::<f64, _>("w_popularity")?,
+                    freshness: r.get_by_name::<f64, _>("w_freshness")?,
+                    ..Default::default()
+                })
+                .unwrap_or_default(),
         }))
     })
     .unwrap_or_else(|e| spi_error(e))

@@ -3,7 +3,7 @@
 -- events. Prints one line per check: "check <name>: ok|FAIL ...".
 \set ON_ERROR_STOP 1
 -- the half-lives the stored values decay with, to compare them at a common time
-SELECT interest._covisit_half_life_secs() AS covisit_half_life \gset
+SELECT interest._covisit_half_life_secs() AS covisit_half_life, interest._popularity_half_life_secs() AS popularity_half_life \gset
 SELECT extract(epoch FROM half_life) AS interest_half_life FROM interest.event_sources WHERE relid = 'events'::regclass \gset
 -- Small statements leave events queued; readers fold them on the fly. What
 -- they read now must be what interest.flush() then stores.
@@ -19,7 +19,8 @@ SELECT format('check reads fold queued events as flush stores them: %s (%s event
 FROM read_queued r;
 -- decayed event count per item at a common time (t = 1.7e9 s)
 CREATE TEMP TABLE counts_incremental AS
-SELECT st.item_key, st.events * 2 ^ ((st.t_ref - 1.7e9) / :covisit_half_life) AS n FROM interest.item_stats st
+SELECT st.item_key, st.events * 2 ^ ((st.t_ref - 1.7e9) / :'covisit_half_life'::float8) AS n,
+       st.recent_events * 2 ^ ((st.t_ref - 1.7e9) / :'popularity_half_life'::float8) AS rn FROM interest.item_stats st
 JOIN interest.event_sources es ON es.id = st.source_id WHERE es.relid = 'events'::regclass;
 CREATE TEMP TABLE incremental AS
 SELECT s.user_key, s.t_ref, s.total, s.events FROM interest.user_states s
@@ -46,10 +47,13 @@ SELECT format('check decayed totals agree within 1e-5: %s (max cosine distance %
               CASE WHEN max(cos_dist) < 1e-5 AND max(rel_mag) < 1e-5 THEN 'ok' ELSE 'FAIL' END,
               to_char(max(cos_dist), '9.99EEEE'), to_char(max(rel_mag), '9.99EEEE')) FROM cmp;
 SELECT format('check every visit counted once for co-visitation and popularity: %s (%s items, max relative error %s)',
-              CASE WHEN coalesce(max(abs(coalesce(i.n, 0) - coalesce(r.n, 0)) / greatest(r.n, 1e-12)), 0) < 1e-6 THEN 'ok' ELSE 'FAIL' END,
-              count(*), to_char(coalesce(max(abs(coalesce(i.n, 0) - coalesce(r.n, 0)) / greatest(r.n, 1e-12)), 0), '9.99EEEE'))
+              CASE WHEN coalesce(max(greatest(abs(coalesce(i.n, 0) - coalesce(r.n, 0)) / greatest(r.n, 1e-12),
+                                              abs(coalesce(i.rn, 0) - coalesce(r.rn, 0)) / greatest(r.rn, 1e-12))), 0) < 1e-6 THEN 'ok' ELSE 'FAIL' END,
+              count(*), to_char(coalesce(max(greatest(abs(coalesce(i.n, 0) - coalesce(r.n, 0)) / greatest(r.n, 1e-12),
+                                                      abs(coalesce(i.rn, 0) - coalesce(r.rn, 0)) / greatest(r.rn, 1e-12))), 0), '9.99EEEE'))
 FROM counts_incremental i FULL JOIN (
-  SELECT st.item_key, st.events * 2 ^ ((st.t_ref - 1.7e9) / :covisit_half_life) AS n FROM interest.item_stats st
+  SELECT st.item_key, st.events * 2 ^ ((st.t_ref - 1.7e9) / :'covisit_half_life'::float8) AS n,
+         st.recent_events * 2 ^ ((st.t_ref - 1.7e9) / :'popularity_half_life'::float8) AS rn FROM interest.item_stats st
   JOIN interest.event_sources es ON es.id = st.source_id WHERE es.relid = 'events'::regclass) r USING (item_key);
 SELECT format('check no bookkeeping errors: %s (%s)', CASE WHEN count(*) = 0 THEN 'ok' ELSE 'FAIL' END, count(*))
 FROM interest.bookkeeping_errors;

@@ -165,6 +165,7 @@ fn save_graph(source_id: i32, graph: ItemGraph<u32>, ids: &Interner, p: &Covisit
             let stats = ItemStats {
                 t_ref: s.t_ref,
                 count: s.count,
+                recent: s.recent,
                 first_seen: s.first_seen,
                 last_seen: s.last_seen,
                 links,
@@ -220,12 +221,12 @@ pub(crate) fn load_item_stats<K>(
     mut link_key: impl FnMut(&str) -> K,
 ) -> Vec<(String, ItemStats<K>)> {
     read_cached(
-        "SELECT item_key, t_ref, events, first_seen, last_seen, links \
+        "SELECT item_key, t_ref, events, first_seen, last_seen, recent_events, links \
          FROM interest.item_stats WHERE source_id = $1 AND item_key = ANY($2)",
         &[source_id.into(), keys.to_vec().into()],
         |t| {
             t.map(|r| {
-                let packed: &[u8] = r.get::<&[u8]>(6)?.unwrap_or_default();
+                let packed: &[u8] = r.get::<&[u8]>(7)?.unwrap_or_default();
                 let links = unpack(packed)
                     .into_iter()
                     .map(|(k, w)| (link_key(k), w as f64))
@@ -239,7 +240,8 @@ pub(crate) fn load_item_stats<K>(
 
 fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
     let n = stats.len();
-    let (mut keys, mut t_refs, mut counts, mut firsts, mut lasts, mut links) = (
+    let (mut keys, mut t_refs, mut counts, mut recents, mut firsts, mut lasts, mut links) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -251,6 +253,7 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
         keys.push(k);
         t_refs.push(s.t_ref);
         counts.push(s.count);
+        recents.push(s.recent);
         firsts.push(s.first_seen);
         lasts.push(s.last_seen);
         links.push(link_codec::encode(
@@ -258,16 +261,17 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
         ));
     }
     run_cached(
-        "INSERT INTO interest.item_stats (source_id, item_key, t_ref, events, first_seen, last_seen, links) \
-         SELECT $1, k, t, c, f, l, p \
-         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::bytea[]) AS x(k, t, c, f, l, p) \
+        "INSERT INTO interest.item_stats (source_id, item_key, t_ref, events, recent_events, first_seen, last_seen, links) \
+         SELECT $1, k, t, c, r, f, l, p \
+         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::bytea[]) AS x(k, t, c, r, f, l, p) \
          ON CONFLICT (source_id, item_key) DO UPDATE SET t_ref = excluded.t_ref, events = excluded.events, \
-           first_seen = excluded.first_seen, last_seen = excluded.last_seen, links = excluded.links",
+           recent_events = excluded.recent_events, first_seen = excluded.first_seen, last_seen = excluded.last_seen, links = excluded.links",
         &[
             source_id.into(),
             keys.into(),
             t_refs.into(),
             counts.into(),
+            recents.into(),
             firsts.into(),
             lasts.into(),
             links.into(),
@@ -276,8 +280,8 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
     );
 }
 
-/// One `item_stats` row: key, reference time, count, first and last event
-/// in columns 1 to 5, with its links decoded by the caller.
+/// One `item_stats` row: key, reference time, count, first and last event,
+/// recent count in columns 1 to 6, with its links decoded by the caller.
 fn stats_row<K>(
     r: &pgrx::spi::SpiHeapTupleData<'_>,
     links: Vec<(K, f64)>,
@@ -287,6 +291,7 @@ fn stats_row<K>(
         count: r.get::<f64>(3)?.unwrap_or(0.0),
         first_seen: r.get::<f64>(4)?.unwrap_or(0.0),
         last_seen: r.get::<f64>(5)?.unwrap_or(0.0),
+        recent: r.get::<f64>(6)?.unwrap_or(0.0),
         links,
     };
     Ok((r.get::<String>(1)?.unwrap_or_default(), stats))
@@ -296,7 +301,7 @@ fn stats_row<K>(
 /// popularity, freshness and the normalisation of co-visitation scores).
 pub(crate) fn load_all_counts(source_id: i32) -> Vec<(String, ItemStats<String>)> {
     read_cached(
-        "SELECT item_key, t_ref, events, first_seen, last_seen FROM interest.item_stats WHERE source_id = $1",
+        "SELECT item_key, t_ref, events, first_seen, last_seen, recent_events FROM interest.item_stats WHERE source_id = $1",
         &[source_id.into()],
         |t| {
             t.map(|r| stats_row(&r, Vec::new()))
@@ -348,4 +353,10 @@ fn _link_weights(packed: &[u8]) -> Vec<f32> {
 #[pg_extern(immutable, parallel_safe)]
 fn _covisit_half_life_secs() -> f64 {
     params().half_life_secs
+}
+
+/// The half-life of the recent counts behind popularity, in seconds.
+#[pg_extern(immutable, parallel_safe)]
+fn _popularity_half_life_secs() -> f64 {
+    params().popularity_half_life_secs
 }

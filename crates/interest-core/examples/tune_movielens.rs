@@ -9,7 +9,7 @@
 //! DATA.inter: recbole's `user_id:token item_id:token rating:float timestamp:float`.
 //! Each key takes a comma-separated list; every combination is evaluated.
 //! Keys: holdout time_cut (a quantile of event times: the time-cut protocol) k content covisit popularity freshness balance window backward
-//! distance_power covisit_half_life_days max_links recent_kept recency_decay
+//! distance_power covisit_half_life_days popularity_half_life_days max_links recent_kept recency_decay
 //! half_life_days max_interests join_similarity rating_offset new_items.
 
 use interest_core::covisit::CovisitParams;
@@ -31,6 +31,7 @@ const KEYS: &[(&str, f64)] = &[
     ("backward", f64::NAN),
     ("distance_power", f64::NAN),
     ("covisit_half_life_days", f64::NAN),
+    ("popularity_half_life_days", f64::NAN),
     ("max_links", f64::NAN),
     ("recent_kept", f64::NAN),
     ("recency_decay", f64::NAN),
@@ -137,6 +138,10 @@ fn main() {
                 distance_power: or("distance_power", c0.distance_power),
                 half_life_secs: or("covisit_half_life_days", c0.half_life_secs / 86_400.0)
                     * 86_400.0,
+                popularity_half_life_secs: or(
+                    "popularity_half_life_days",
+                    c0.popularity_half_life_secs / 86_400.0,
+                ) * 86_400.0,
                 max_links: or("max_links", c0.max_links as f64) as usize,
                 recent_kept: or("recent_kept", c0.recent_kept as f64) as usize,
                 recency_decay: or("recency_decay", c0.recency_decay),

@@ -30,6 +30,8 @@ pub struct CovisitParams {
     pub distance_power: f64,
     /// Seconds for a link or a count to halve; infinite: no decay.
     pub half_life_secs: f64,
+    /// Seconds for the recent count behind popularity to halve.
+    pub popularity_half_life_secs: f64,
     /// Links kept per item (the strongest).
     pub max_links: usize,
     /// Recent items kept per user (for linking and for scoring).
@@ -47,6 +49,7 @@ impl Default for CovisitParams {
             backward_weight: 0.5,
             distance_power: 0.5,
             half_life_secs: f64::INFINITY,
+            popularity_half_life_secs: POPULARITY_HALF_LIFE_SECS,
             max_links: 100,
             recent_kept: 20,
             recency_decay: 0.8,
@@ -54,11 +57,18 @@ impl Default for CovisitParams {
     }
 }
 
-/// One item's decayed event count and strongest links, relative to `t_ref`.
+/// Popularity counts the recent events: a count that halves every 7 days
+/// of the source's own clock (see `clock`).
+pub const POPULARITY_HALF_LIFE_SECS: f64 = 7.0 * 86_400.0;
+
+/// One item's event count and strongest links (decayed with
+/// `half_life_secs`), and its recent count (decayed with
+/// `popularity_half_life_secs`), each relative to `t_ref`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ItemStats<K> {
     pub t_ref: f64,
     pub count: f64,
+    pub recent: f64,
     pub first_seen: f64,
     pub last_seen: f64,
     pub links: Vec<(K, f64)>,
@@ -69,21 +79,26 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
         ItemStats {
             t_ref: t,
             count: 0.0,
+            recent: 0.0,
             first_seen: t,
             last_seen: t,
             links: Vec::new(),
         }
     }
 
-    /// Keeps factors below 2^32: when `t` is further ahead, t_ref moves forward
-    /// by whole half-lives (an exact power-of-two rescale). Rare, so an event
-    /// costs O(1), not a pass over the links.
+    /// Keeps factors below 2^32: when `t` is further ahead, t_ref moves
+    /// forward by whole half-lives of the shorter half-life (an exact
+    /// power-of-two rescale for its values). Rare, so an event costs O(1),
+    /// not a pass over the links.
     fn rebase(&mut self, t: f64, p: &CovisitParams) {
-        let Some((t_ref, scale)) = decay::rebase(self.t_ref, t, p.half_life_secs) else {
+        let shortest = p.half_life_secs.min(p.popularity_half_life_secs);
+        let Some((t_ref, _)) = decay::rebase(self.t_ref, t, shortest) else {
             return;
         };
+        let scale = decay::decayed(1.0, self.t_ref, t_ref, p.half_life_secs);
         self.count *= scale;
         self.links.iter_mut().for_each(|l| l.1 *= scale);
+        self.recent *= decay::decayed(1.0, self.t_ref, t_ref, p.popularity_half_life_secs);
         self.t_ref = t_ref;
     }
 
@@ -94,6 +109,7 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
     pub fn add_event(&mut self, t: f64, p: &CovisitParams) {
         self.rebase(t, p);
         self.count += self.factor(t, p);
+        self.recent += decay::growth(self.t_ref, t, p.popularity_half_life_secs);
         self.first_seen = self.first_seen.min(t);
         self.last_seen = self.last_seen.max(t);
     }
@@ -156,10 +172,20 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
         if self.count <= 1e-9 * f {
             self.count = 0.0;
         }
+        let g = decay::growth(self.t_ref, t, p.popularity_half_life_secs);
+        self.recent -= g;
+        if self.recent <= 1e-9 * g {
+            self.recent = 0.0;
+        }
     }
 
     pub fn count_at(&self, now: f64, p: &CovisitParams) -> f64 {
         self.count * self.decay_to(now, p)
+    }
+
+    /// The recent count behind popularity, at `now`.
+    pub fn recent_at(&self, now: f64, p: &CovisitParams) -> f64 {
+        decay::decayed(self.recent, self.t_ref, now, p.popularity_half_life_secs)
     }
 
     /// Decay factor from t_ref to `now`, for reading link weights at `now`.
@@ -359,6 +385,7 @@ mod tests {
             backward_weight: 0.5,
             distance_power: 1.0,
             half_life_secs: 100.0,
+            popularity_half_life_secs: 50.0,
             max_links: 2,
             recent_kept: 3,
             recency_decay: 0.5,

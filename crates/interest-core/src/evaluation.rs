@@ -124,7 +124,14 @@ impl Model {
         let counts: Vec<f64> = (0..n_items)
             .map(|i| stats.get(&i).map_or(0.0, |s| s.count_at(now, &cfg.covisit)))
             .collect();
-        let popularity = popularity_scores(&counts);
+        let recent: Vec<f64> = (0..n_items)
+            .map(|i| {
+                stats
+                    .get(&i)
+                    .map_or(0.0, |s| s.recent_at(now, &cfg.covisit))
+            })
+            .collect();
+        let popularity = popularity_scores(&recent);
         let freshness = (0..n_items)
             .map(|i| {
                 freshness_score(
@@ -338,6 +345,40 @@ pub fn evaluate(
         out.extend(evaluate_new_items(users, vectors, new_items, cfg));
     }
     out
+}
+
+/// recommend() with each of `weights` in turn over one replay of
+/// `cfg.protocol` (the model is built once): `each` gets every weight
+/// vector's metrics as soon as they are known and returns false to stop
+/// early (a time budget, say).
+pub fn evaluate_weights(
+    users: &[Vec<EvalEvent>],
+    vectors: &[Option<Vec<f32>>],
+    cfg: &EvalConfig,
+    weights: &[RankWeights],
+    mut each: impl FnMut(usize, Metrics) -> bool,
+) {
+    let n_items = vectors.len();
+    let split = split(users, cfg);
+    let model = Model::build(&split.histories, vectors, cfg, split.now);
+    let catalog = model.catalog(vectors, None);
+    for (w, weights) in weights.iter().enumerate() {
+        let mut acc = MetricsAccumulator::new(cfg.k, n_items);
+        for &(u, target) in &split.tests {
+            interrupts::check();
+            let seen: HashSet<usize> = split.histories[u].iter().map(|e| e.item).collect();
+            let signals = model.signals(u, cfg);
+            let list: Vec<usize> =
+                ranking::rank(&catalog, &signals, |i| !seen.contains(&i), cfg.k, weights)
+                    .iter()
+                    .map(|s| s.item)
+                    .collect();
+            acc.add(&list, target, vectors);
+        }
+        if !each(w, acc.finish()) {
+            return;
+        }
+    }
 }
 
 /// A fixed 64-bit hash of an item key (FNV-1a, then splitmix64's finaliser so

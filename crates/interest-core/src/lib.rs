@@ -37,6 +37,7 @@ pub mod ranking;
 pub mod signals;
 pub mod synthetic;
 pub mod text_format;
+pub mod tuning;
 pub mod weights;
 
 // The extension names ort types (the environment) without depending on ort twice.

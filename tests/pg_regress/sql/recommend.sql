@@ -127,16 +127,16 @@ SELECT item FROM recommend('alice', 1, events => 'shop_events', as_of => '2026-0
 DELETE FROM shop_events WHERE customer = 'c1' AND sku = 2;     -- c1: 1 -> 3 now
 UPDATE shop_events SET sku = 8 WHERE customer = 'c2' AND sku = 3; -- c2: 1 -> 2 -> 8
 SELECT interest._covisit_half_life_secs() AS covisit_half_life \gset
-SELECT s.item_key, interest._link_keys(s.links) AS links, round((s.events * 2 ^ ((s.t_ref - 1767225600) / :covisit_half_life))::numeric, 4) AS events
+SELECT s.item_key, interest._link_keys(s.links) AS links, round((s.events * 2 ^ ((s.t_ref - 1767225600) / :'covisit_half_life'::float8))::numeric, 4) AS events
 FROM interest.item_stats s JOIN interest.event_sources e ON e.id = s.source_id
 WHERE e.relid = 'shop_events'::regclass ORDER BY 1;
 -- counts compared at one time (each row keeps its own reference time t_ref)
-CREATE TEMP TABLE stats_before AS SELECT item_key, events * 2 ^ ((t_ref - 1767225600) / :covisit_half_life) AS events, links FROM interest.item_stats s
+CREATE TEMP TABLE stats_before AS SELECT item_key, events * 2 ^ ((t_ref - 1767225600) / :'covisit_half_life'::float8) AS events, links FROM interest.item_stats s
   JOIN interest.event_sources e ON e.id = s.source_id WHERE e.relid = 'shop_events'::regclass;
 SELECT rebuild('shop_events') AS events_replayed;
 SELECT count(*) AS changed_items FROM interest.item_stats s JOIN interest.event_sources e ON e.id = s.source_id
   JOIN stats_before b USING (item_key)
   WHERE e.relid = 'shop_events'::regclass
-    AND (abs(s.events * 2 ^ ((s.t_ref - 1767225600) / :covisit_half_life) - b.events) > 1e-6
+    AND (abs(s.events * 2 ^ ((s.t_ref - 1767225600) / :'covisit_half_life'::float8) - b.events) > 1e-6
          OR (SELECT array_agg(x ORDER BY x) FROM unnest(interest._link_keys(s.links)) x) <> (SELECT array_agg(x ORDER BY x) FROM unnest(interest._link_keys(b.links)) x));
 SELECT detach_events('shop_events'), detach_items('shop_items');
