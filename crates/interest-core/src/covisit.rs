@@ -183,9 +183,17 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
         self.count * self.decay_to(now, p)
     }
 
-    /// The recent count behind popularity, at `now`.
+    /// The recent count behind popularity, at `now`. Asked before the
+    /// item's last event (`as_of` in the past), it is the count at that
+    /// event: the later events cannot be told apart any more, but none
+    /// weighs more than 1.
     pub fn recent_at(&self, now: f64, p: &CovisitParams) -> f64 {
-        decay::decayed(self.recent, self.t_ref, now, p.popularity_half_life_secs)
+        decay::decayed(
+            self.recent,
+            self.t_ref,
+            now.max(self.last_seen),
+            p.popularity_half_life_secs,
+        )
     }
 
     /// Decay factor from t_ref to `now`, for reading link weights at `now`.
@@ -534,6 +542,18 @@ mod tests {
             assert!((s.count_at(now, &p()) - expect).abs() < 1e-12);
             assert!((s.links[0].1 * s.decay_to(now, &p()) - expect).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn recent_counts_halve_and_never_grow_in_the_past() {
+        let mut s: ItemStats<u32> = ItemStats::new(0.0);
+        s.add_event(0.0, &p());
+        s.add_event(100.0, &p());
+        // popularity half-life 50: at 100, 0.25 + 1; at 150, half that
+        assert!((s.recent_at(100.0, &p()) - 1.25).abs() < 1e-12);
+        assert!((s.recent_at(150.0, &p()) - 0.625).abs() < 1e-12);
+        // asked at 0, before the last event: no event weighs more than 1
+        assert!((s.recent_at(0.0, &p()) - 1.25).abs() < 1e-12);
     }
 
     #[test]
