@@ -39,7 +39,7 @@ ALTER TABLE s_items ADD PRIMARY KEY (item_id);
 SELECT attach_items('s_items', 'item_id', text => 'title') > 0 AS attached;
 CALL backfill_items('s_items', 1000);
 CREATE TABLE s_events (id bigserial PRIMARY KEY, user_id int, item_id int, kind text, at timestamptz);
-SELECT attach_events('s_events', 'user_id', 'item_id', time_column => 'at', type_column => 'kind') > 0 AS attached;
+SELECT attach_events('s_events', 'user_id', 'item_id', time_column => 'at', type_column => 'kind', items => 's_items') > 0 AS attached;
 INSERT INTO s_events (user_id, item_id, kind, at) SELECT * FROM synthetic_events() ORDER BY at;
 
 CREATE FUNCTION show(data text, protocol text, holdout int, cut float8) RETURNS TABLE (data text, split text, method text, users bigint, "HR@10" text, "NDCG@10" text)

@@ -57,9 +57,9 @@ impl Default for CovisitParams {
     }
 }
 
-/// Popularity counts the recent events: a count that halves every 7 days
+/// Popularity counts the recent events: a count that halves every 30 days
 /// of the source's own clock (see `clock`).
-pub const POPULARITY_HALF_LIFE_SECS: f64 = 7.0 * 86_400.0;
+pub const POPULARITY_HALF_LIFE_SECS: f64 = 30.0 * 86_400.0;
 
 /// One item's event count and strongest links (decayed with
 /// `half_life_secs`), and its recent count (decayed with
