@@ -154,7 +154,7 @@ fn read_replay(src: &EventSource) -> Replay {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _evaluate(
@@ -237,6 +237,7 @@ fn _evaluate(
 /// The longest budget tune() accepts.
 const MAX_TUNE_BUDGET_SECS: f64 = 3_600.0;
 
+#[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest)]
 fn _tune(

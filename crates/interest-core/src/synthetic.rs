@@ -113,7 +113,7 @@ impl Rng {
 
 /// The catalog and every user's events, in time order per user.
 pub fn generate(cfg: &SyntheticConfig) -> (Vec<SyntheticItem>, Vec<SyntheticEvent>) {
-    let mut rng = Rng(cfg.seed ^ 0x5eed_0f_5b09);
+    let mut rng = Rng(cfg.seed ^ 0x005e_ed0f_5b09);
     let topics = cfg.topics.max(1);
     let span = cfg.years.max(0.1) * 365.0 * DAY;
     let vocab: Vec<Vec<String>> = (0..topics).map(|_| topic_words(&mut rng)).collect();
