@@ -260,3 +260,9 @@ COMMENT ON FUNCTION interest.tune(regclass, text, double precision, interval, bo
 CREATE FUNCTION interest.use_default_weights(events regclass) RETURNS boolean
 LANGUAGE sql VOLATILE AS $$ SELECT interest._use_default_weights(interest._event_source($1::oid)) $$;
 COMMENT ON FUNCTION interest.use_default_weights(regclass) IS 'Forgets the weights tune() stored for the table: recommend() goes back to the built-in defaults.';
+CREATE FUNCTION interest.set_weights(events regclass, content double precision DEFAULT NULL,
+    covisit double precision DEFAULT NULL, popularity double precision DEFAULT NULL,
+    freshness double precision DEFAULT NULL) RETURNS boolean
+LANGUAGE sql VOLATILE AS $$ SELECT interest._set_weights(interest._event_source($1::oid), $2, $3, $4, $5) $$;
+COMMENT ON FUNCTION interest.set_weights(regclass, double precision, double precision, double precision, double precision) IS
+    'Pins recommend()''s weights for the table by hand (NULL: that weight''s default), stored in interest.event_sources.rank_weights as tune() stores its choice; owner only.';

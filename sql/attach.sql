@@ -120,6 +120,23 @@ BEGIN
     RETURN format('interest.%I', format('_%ss_%s_%s', kind, src, op));
 END $$;
 
+-- A source's statement triggers on its table, one per statement kind.
+CREATE FUNCTION interest._create_triggers(kind text, rel regclass, src integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE op text;
+BEGIN
+    FOREACH op IN ARRAY interest._trigger_ops() LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+            format('interest_%ss_%s', kind, op),
+            CASE op WHEN 'ins' THEN 'INSERT' WHEN 'upd' THEN 'UPDATE' WHEN 'del' THEN 'DELETE' ELSE 'TRUNCATE' END,
+            rel,
+            CASE op WHEN 'ins' THEN 'REFERENCING NEW TABLE AS new_rows' WHEN 'upd' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                    WHEN 'del' THEN 'REFERENCING OLD TABLE AS old_rows' ELSE '' END,
+            interest._trigger_function(kind, src, op));
+    END LOOP;
+END $$;
+REVOKE ALL ON FUNCTION interest._create_triggers(text, regclass, integer) FROM PUBLIC;
+
 -- The CREATE FUNCTION statements of an items table's trigger functions,
 -- from its stored row: attach_items and _refresh_attached run them.
 CREATE FUNCTION interest._item_functions(src integer) RETURNS text[]
@@ -159,7 +176,6 @@ DECLARE
     model text := coalesce(args ->> 'model', interest._default_model());
     embedding_column name := args ->> 'embedding_column';
     src integer;
-    op text;
 BEGIN
     PERFORM interest._require_owner(items);
     PERFORM interest._column(items, id_column, 'id');
@@ -181,15 +197,7 @@ BEGIN
 
     -- The trigger functions (see src/triggers/items.rs).
     PERFORM interest._create_trigger_functions('item', src, interest._item_functions(src));
-    FOREACH op IN ARRAY interest._trigger_ops() LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-            'interest_items_' || op,
-            CASE op WHEN 'ins' THEN 'INSERT' WHEN 'upd' THEN 'UPDATE' WHEN 'del' THEN 'DELETE' ELSE 'TRUNCATE' END,
-            items,
-            CASE op WHEN 'ins' THEN 'REFERENCING NEW TABLE AS new_rows' WHEN 'upd' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
-                    WHEN 'del' THEN 'REFERENCING OLD TABLE AS old_rows' ELSE '' END,
-            interest._trigger_function('item', src, op));
-    END LOOP;
+    PERFORM interest._create_triggers('item', items, src);
     RAISE NOTICE 'attached %; rows that already exist are embedded by CALL interest.backfill_items(%)', items, quote_literal(items::text);
     RETURN src;
 END $$;
@@ -262,7 +270,6 @@ DECLARE
     item_src integer;
     cols name[];
     e record;
-    op text;
     defaults record;
 BEGIN
     -- NULL settings take the defaults of interest_core's InterestParams.
@@ -321,15 +328,7 @@ BEGIN
     -- or applied in one pass; deletes and updates rewrite co-visitation and
     -- recompute the users concerned from the table.
     PERFORM interest._create_trigger_functions('event', src, interest._event_trigger_functions(src, e.list));
-    FOREACH op IN ARRAY interest._trigger_ops() LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-            'interest_events_' || op,
-            CASE op WHEN 'ins' THEN 'INSERT' WHEN 'upd' THEN 'UPDATE' WHEN 'del' THEN 'DELETE' ELSE 'TRUNCATE' END,
-            events,
-            CASE op WHEN 'ins' THEN 'REFERENCING NEW TABLE AS new_rows' WHEN 'upd' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
-                    WHEN 'del' THEN 'REFERENCING OLD TABLE AS old_rows' ELSE '' END,
-            interest._trigger_function('event', src, op));
-    END LOOP;
+    PERFORM interest._create_triggers('event', events, src);
     RETURN src;
 END $$;
 REVOKE ALL ON FUNCTION interest._register_events(regclass, jsonb) FROM PUBLIC;

@@ -305,26 +305,11 @@ fn _tune(
             },
         );
         if apply {
-            let w = trials[best].weights;
-            let m = &trials[best].metrics;
-            crate::spi::exec(
-                "UPDATE interest.event_sources SET tuned_at = now(), rank_weights = jsonb_build_object( \
-                   'content', $2::float8, 'covisit', $3::float8, 'popularity', $4::float8, 'freshness', $5::float8, \
-                   'validation', jsonb_build_object('protocol', $6::text, 'hit_rate', $7::float8, 'ndcg', $8::float8, 'users', $9::int8)) \
-                 WHERE id = $1",
-                &[
-                    source_id.into(),
-                    w.content.into(),
-                    w.covisit.into(),
-                    w.popularity.into(),
-                    w.freshness.into(),
-                    protocol_name.into(),
-                    m.hit_rate.into(),
-                    m.ndcg.into(),
-                    (m.users as i64).into(),
-                ],
+            store_weights(
+                source_id,
+                &trials[best].weights,
+                Some((protocol_name, &trials[best].metrics)),
             );
-            crate::sources::forget_cached_event_source(source_id);
         }
         let rows: Vec<_> = trials
             .iter()
@@ -345,6 +330,63 @@ fn _tune(
             .collect();
         TableIterator::new(rows)
     })
+}
+
+/// Pins the table's weights by hand (NULL keeps a weight's default), as if
+/// tune() had chosen them; owner only.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _set_weights(
+    source_id: i32,
+    content: Option<f64>,
+    covisit: Option<f64>,
+    popularity: Option<f64>,
+    freshness: Option<f64>,
+) -> bool {
+    with_extension_rights(|| {
+        crate::privileges::refuse_in_restricted_operation();
+        let src = readable_event_source(source_id);
+        require_owner(src.relid, &src.relname, "set_weights()");
+        let w = weights(
+            RankWeights::default(),
+            WeightOverrides {
+                content,
+                covisit,
+                popularity,
+                freshness,
+                ..Default::default()
+            },
+        );
+        store_weights(source_id, &w, None);
+        true
+    })
+}
+
+/// Stores the table's weights, with the validation figures they were chosen by.
+fn store_weights(
+    source_id: i32,
+    w: &RankWeights,
+    validation: Option<(&str, &interest_core::metrics::Metrics)>,
+) {
+    crate::spi::exec(
+        "UPDATE interest.event_sources SET tuned_at = now(), rank_weights = jsonb_build_object( \
+           'content', $2::float8, 'covisit', $3::float8, 'popularity', $4::float8, 'freshness', $5::float8) \
+           || CASE WHEN $6::text IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('validation', \
+                jsonb_build_object('protocol', $6::text, 'hit_rate', $7::float8, 'ndcg', $8::float8, 'users', $9::int8)) END \
+         WHERE id = $1",
+        &[
+            source_id.into(),
+            w.content.into(),
+            w.covisit.into(),
+            w.popularity.into(),
+            w.freshness.into(),
+            validation.map(|v| v.0).into(),
+            validation.map(|v| v.1.hit_rate).into(),
+            validation.map(|v| v.1.ndcg).into(),
+            validation.map(|v| v.1.users as i64).into(),
+        ],
+    );
+    crate::sources::forget_cached_event_source(source_id);
 }
 
 /// Forgets the weights tune() chose: recommend() goes back to the defaults.

@@ -61,6 +61,15 @@ FROM (SELECT u FROM generate_series(1, 150, 15) u) users
 CROSS JOIN LATERAL (SELECT array_agg(item ORDER BY score DESC, item) AS items FROM recommend(users.u, 10, 't_events')) a
 CROSS JOIN LATERAL (SELECT array_agg(item ORDER BY score DESC, item) AS items
                     FROM recommend(users.u, 10, 't_events', content => :c, covisit => :v, popularity => :p, freshness => :f)) b;
+-- weights wrong for this shop (content and freshness only, where its
+-- series make co-visitation the signal), pinned by hand: tune() on the
+-- validation split finds weights that beat them on the test split
+SELECT set_weights('t_events', content => 1, covisit => 0, popularity => 0, freshness => 0.3) AS pinned;
+SELECT hit_rate AS wrong_hr, ndcg AS wrong_ndcg FROM evaluate('t_events', ablations => false, new_items => 0) WHERE method = 'recommend' \gset
+SELECT covisit > 0 AS uses_covisitation FROM tune('t_events') WHERE chosen;
+SELECT hit_rate > :wrong_hr + 2 * hit_rate_se AND ndcg > :wrong_ndcg AS tuned_beats_wrong_weights_on_test
+FROM evaluate('t_events', ablations => false, new_items => 0) WHERE method = 'recommend';
+SELECT regress.err($$SELECT set_weights('t_events', popularity => -1)$$) AS bad_weight;
 -- a budget too small to try more than the first weighting keeps it
 SELECT count(*) AS tried, bool_and(chosen) AS first_kept FROM tune('t_events', protocol => 'time', budget => '1 microsecond', apply => false);
 SELECT regress.err($$SELECT * FROM tune('t_events', budget => '2 hours')$$) AS bad_budget;
@@ -71,6 +80,7 @@ SET ROLE t_reader;
 SELECT split_part(regress.err($$SELECT * FROM interest.tune('t_events', budget => '1 microsecond')$$), ':', 1) AS reader_apply;
 SELECT count(*) AS reader_tried FROM interest.tune('t_events', budget => '1 microsecond', apply => false);
 SELECT split_part(regress.err($$SELECT interest.use_default_weights('t_events')$$), ':', 1) AS reader_reset;
+SELECT split_part(regress.err($$SELECT interest.set_weights('t_events', content => 1)$$), ':', 1) AS reader_set;
 RESET ROLE;
 SELECT use_default_weights('t_events') AS reset;
 SELECT rank_weights IS NULL AS defaults_again FROM interest.event_sources WHERE relid = 't_events'::regclass;
