@@ -250,13 +250,15 @@ CREATE FUNCTION interest.tune(events regclass, protocol text DEFAULT 'leave-last
     time_cut double precision DEFAULT 0.8, budget interval DEFAULT '3 minutes',
     apply boolean DEFAULT true, k integer DEFAULT 10)
 RETURNS TABLE (content double precision, covisit double precision, popularity double precision,
-               freshness double precision, hit_rate double precision, hit_rate_se double precision,
-               ndcg double precision, ndcg_se double precision, chosen boolean)
+               freshness double precision, popularity_half_life interval, hit_rate double precision,
+               hit_rate_se double precision, ndcg double precision, ndcg_se double precision, chosen boolean)
 LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM interest._tune(interest._event_source($1::oid), $6, $2, $3, extract(epoch FROM $4)::float8, $5)
+    SELECT t.content, t.covisit, t.popularity, t.freshness, justify_hours(make_interval(secs => t.popularity_half_life_secs)),
+           t.hit_rate, t.hit_rate_se, t.ndcg, t.ndcg_se, t.chosen
+    FROM interest._tune(interest._event_source($1::oid), $6, $2, $3, extract(epoch FROM $4)::float8, $5) t
 $$;
 COMMENT ON FUNCTION interest.tune(regclass, text, double precision, interval, boolean, integer) IS
-    'Picks recommend()''s weights (content, covisit, popularity, freshness) for an events table on a validation split of its own events that never holds what evaluate() tests (leave-last-out: each user''s second-to-last event; time: a cut 0.1 earlier than time_cut), trying a grid (the weights in force first) until the budget (at most 1 hour) is spent, with NOTICE progress. With apply (owner only) the best is stored in interest.event_sources.rank_weights and becomes the default of recommend, explain, evaluate and tune itself; returns every weighting tried with its validation HR@k and NDCG@k and standard errors, the chosen one marked.';
+    'Picks recommend()''s weights (content, covisit, popularity, freshness), then popularity''s half-life (7, 14, 30 or 90 days), for an events table on a validation split of its own events that never holds what evaluate() tests (leave-last-out: each user''s second-to-last event; time: a cut 0.1 earlier than time_cut), trying a grid (the settings in force first) until the budget (at most 1 hour) is spent, with NOTICE progress. With apply (owner only) the best weights are stored in interest.event_sources.rank_weights, the default of recommend, explain, evaluate and tune itself, and a new half-life in event_sources.popularity_half_life (the table''s counts are then recomputed, as by rebuild); returns every setting tried with its validation HR@k and NDCG@k and standard errors, the chosen one marked.';
 CREATE FUNCTION interest.use_default_weights(events regclass) RETURNS boolean
 LANGUAGE sql VOLATILE AS $$ SELECT interest._use_default_weights(interest._event_source($1::oid)) $$;
 COMMENT ON FUNCTION interest.use_default_weights(regclass) IS 'Forgets the weights tune() stored for the table: recommend() goes back to the built-in defaults.';

@@ -239,10 +239,12 @@ CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_c
     time_column name DEFAULT NULL, type_column name DEFAULT NULL, weight_column name DEFAULT NULL,
     weights jsonb DEFAULT '{"view": 1, "click": 2, "purchase": 5, "dislike": -3}',
     text_column name DEFAULT NULL, half_life interval DEFAULT NULL,
-    items regclass DEFAULT NULL, max_interests integer DEFAULT NULL, join_similarity real DEFAULT NULL)
+    items regclass DEFAULT NULL, max_interests integer DEFAULT NULL, join_similarity real DEFAULT NULL,
+    popularity_half_life interval DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 BEGIN
     RETURN interest._privileged('attach_events', events, jsonb_build_object(
+        'popularity_half_life', popularity_half_life,
         'user_column', user_column, 'item_column', item_column, 'time_column', time_column,
         'type_column', type_column, 'weight_column', weight_column, 'weights', weights,
         'text_column', text_column, 'half_life', half_life, 'items', items::oid,
@@ -266,6 +268,7 @@ DECLARE
     items regclass := (args ->> 'items')::oid::regclass;
     max_interests integer := (args ->> 'max_interests')::integer;
     join_similarity real := (args ->> 'join_similarity')::real;
+    popularity_half_life interval := (args ->> 'popularity_half_life')::interval;
     src integer;
     item_src integer;
     cols name[];
@@ -277,6 +280,7 @@ BEGIN
     half_life := coalesce(half_life, justify_hours(make_interval(secs => defaults.half_life_secs)));
     max_interests := coalesce(max_interests, defaults.max_interests);
     join_similarity := coalesce(join_similarity, defaults.join_similarity);
+    popularity_half_life := coalesce(popularity_half_life, justify_hours(make_interval(secs => defaults.popularity_half_life_secs)));
     PERFORM interest._require_owner(events);
     PERFORM interest._column(events, user_column, 'user');
     PERFORM interest._column(events, item_column, 'item');
@@ -295,6 +299,9 @@ BEGIN
     END IF;
     IF half_life IS NULL OR half_life <= interval '0' THEN
         RAISE EXCEPTION 'half_life must be positive' USING ERRCODE = '22023', HINT = 'For example: interval ''30 days''.';
+    END IF;
+    IF popularity_half_life <= interval '0' THEN
+        RAISE EXCEPTION 'popularity_half_life must be positive' USING ERRCODE = '22023', HINT = 'For example: interval ''30 days''.';
     END IF;
     -- Only items tables the caller may read (this runs with definer rights).
     IF items IS NULL THEN
@@ -320,8 +327,8 @@ BEGIN
     cols := ARRAY[user_column, item_column, time_column, type_column, weight_column, text_column];
     SELECT * INTO e FROM interest._event_expressions(events, cols, weights);
 
-    INSERT INTO interest.event_sources (relid, item_source_id, columns, user_expr, user_match, user_match_any, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity)
-    VALUES (events, item_src, cols, e.user_expr, e.user_match, e.user_match_any, e.item_expr, e.time_expr, e.list, weights, half_life, max_interests, join_similarity)
+    INSERT INTO interest.event_sources (relid, item_source_id, columns, user_expr, user_match, user_match_any, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity, popularity_half_life)
+    VALUES (events, item_src, cols, e.user_expr, e.user_match, e.user_match_any, e.item_expr, e.time_expr, e.list, weights, half_life, max_interests, join_similarity, popularity_half_life)
     RETURNING id INTO src;
 
     -- The trigger functions (see src/triggers/events.rs): inserts are queued
@@ -332,7 +339,7 @@ BEGIN
     RETURN src;
 END $$;
 REVOKE ALL ON FUNCTION interest._register_events(regclass, jsonb) FROM PUBLIC;
-COMMENT ON FUNCTION interest.attach_events(regclass, name, name, name, name, name, jsonb, name, interval, regclass, integer, real) IS
+COMMENT ON FUNCTION interest.attach_events(regclass, name, name, name, name, name, jsonb, name, interval, regclass, integer, real, interval) IS
     'Maintains every user''s time-decayed, multi-interest state from an existing events table (statement triggers with transition tables).';
 
 CREATE FUNCTION interest.detach_events(events regclass) RETURNS boolean

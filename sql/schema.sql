@@ -56,6 +56,9 @@ CREATE TABLE interest.event_sources (
     half_life       interval NOT NULL CHECK (half_life > interval '0'),
     max_interests   integer NOT NULL CHECK (max_interests BETWEEN 1 AND 32),
     join_similarity real NOT NULL CHECK (join_similarity BETWEEN -1 AND 1),
+    -- the recent count behind popularity halves every this long (of the
+    -- table's own clock); tune() may change it (and rebuilds)
+    popularity_half_life interval NOT NULL DEFAULT '30 days' CHECK (popularity_half_life > interval '0'),
     -- the items' mean embedding, fixed at the first event that needs it: the
     -- point sub-interests are clustered around (see interest_state.rs)
     center          interest.embedding,

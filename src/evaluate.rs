@@ -7,7 +7,7 @@ use crate::privileges::{require_owner, with_extension_rights};
 use crate::recommend::{check_k, weights};
 use crate::sources::{decode_event, readable_event_source, EventSource};
 use crate::spi::spi_error;
-use crate::store::{catalog, covisit};
+use crate::store::catalog;
 use interest_core::evaluation::{self, EvalConfig, EvalEvent, Protocol};
 use interest_core::events::DEFAULT_WEIGHT;
 use interest_core::ranking::RankWeights;
@@ -89,7 +89,7 @@ fn config(
         holdout: holdout as usize,
         weights: w,
         interest: src.params,
-        covisit: covisit::params(),
+        covisit: src.covisit,
         freshness_half_life_secs: FRESHNESS_HALF_LIFE_SECS,
         ablations: false,
     }
@@ -254,6 +254,7 @@ fn _tune(
         name!(covisit, f64),
         name!(popularity, f64),
         name!(freshness, f64),
+        name!(popularity_half_life_secs, f64),
         name!(hit_rate, f64),
         name!(hit_rate_se, f64),
         name!(ndcg, f64),
@@ -289,15 +290,15 @@ fn _tune(
                 let elapsed = started.elapsed().as_secs_f64();
                 if done == 1 || done % 10 == 0 || done == total {
                     pgrx::notice!(
-                        "tune {}: {done} of {total} weightings tried ({:.0} s); last: content {} covisit {} popularity {} freshness {}: HR@{k} {:.4}, NDCG@{k} {:.4}",
+                        "tune {}: {done} of {total} settings tried ({:.0} s); last: content {} covisit {} popularity {} freshness {}, popularity half-life {:.0} days: HR@{k} {:.4}, NDCG@{k} {:.4}",
                         src.relname, elapsed, t.weights.content, t.weights.covisit, t.weights.popularity,
-                        t.weights.freshness, t.metrics.hit_rate, t.metrics.ndcg
+                        t.weights.freshness, t.popularity_half_life_secs / 86_400.0, t.metrics.hit_rate, t.metrics.ndcg
                     );
                 }
                 let go_on = elapsed < budget_secs;
                 if !go_on && done < total {
                     pgrx::notice!(
-                        "tune {}: the budget of {budget_secs:.0} s is spent after {done} of {total} weightings; the best so far is chosen",
+                        "tune {}: the budget of {budget_secs:.0} s is spent after {done} of {total} settings; the best so far is chosen",
                         src.relname
                     );
                 }
@@ -305,11 +306,26 @@ fn _tune(
             },
         );
         if apply {
+            let chosen = &trials[best];
             store_weights(
                 source_id,
-                &trials[best].weights,
-                Some((protocol_name, &trials[best].metrics)),
+                &chosen.weights,
+                Some((protocol_name, &chosen.metrics)),
             );
+            if chosen.popularity_half_life_secs != src.covisit.popularity_half_life_secs {
+                pgrx::notice!(
+                    "tune {}: popularity's half-life becomes {:.0} days; recomputing the table's counts",
+                    src.relname,
+                    chosen.popularity_half_life_secs / 86_400.0
+                );
+                crate::spi::exec(
+                    "UPDATE interest.event_sources SET popularity_half_life = make_interval(secs => $2) WHERE id = $1",
+                    &[source_id.into(), chosen.popularity_half_life_secs.into()],
+                );
+                crate::sources::forget_cached_event_source(source_id);
+                crate::locks::lock_source_exclusive(source_id);
+                crate::ingest::replay_all(&crate::sources::load_event_source(source_id));
+            }
         }
         let rows: Vec<_> = trials
             .iter()
@@ -320,6 +336,7 @@ fn _tune(
                     t.weights.covisit,
                     t.weights.popularity,
                     t.weights.freshness,
+                    t.popularity_half_life_secs,
                     t.metrics.hit_rate,
                     t.metrics.hit_rate_se,
                     t.metrics.ndcg,

@@ -9,7 +9,7 @@ use crate::privileges::with_extension_rights;
 use crate::sources::text_model;
 use crate::sources::{decode_event, readable_event_source, EventSource};
 use crate::spi::{read_cached, spi_error};
-use crate::store::{center, covisit, items, profiles, rewrites, states};
+use crate::store::{center, items, profiles, rewrites, states};
 use interest_core::events::{Event, EventRow, Subject};
 use interest_core::interest_state::InterestState;
 use interest_core::interest_summary::summarize;
@@ -99,7 +99,7 @@ pub(crate) fn load_user(src: &EventSource, user_key: &str) -> UserView {
             queued,
             |item| vectors.get(item).cloned(),
             &src.params,
-            &covisit::params(),
+            &src.covisit,
             center.as_deref().map(Vec::as_slice),
         );
     }
@@ -178,7 +178,7 @@ fn replayed_user(src: &EventSource, user_key: &str) -> UserView {
         history,
         |item| vectors.get(item).cloned(),
         &src.params,
-        &covisit::params(),
+        &src.covisit,
         center.as_deref().map(Vec::as_slice),
     );
     UserView {

@@ -41,7 +41,7 @@ impl Context {
         let asked = as_of.unwrap_or_else(|| {
             one_read_cached::<f64>("SELECT extract(epoch FROM now())::float8", &[]).unwrap_or(0.0)
         });
-        let p = store::params();
+        let p = src.covisit;
         let stats = store::load_all_counts(src.id);
         let last_event = stats
             .iter()
@@ -104,7 +104,7 @@ impl Context {
     /// each term's `via` is a position in `recent`. Keys become indices once,
     /// so scoring hashes integers, not strings.
     fn covisit(&self, src: &EventSource, recent: &[String]) -> Terms {
-        let p = store::params();
+        let p = src.covisit;
         let by_key: HashMap<String, (f64, Vec<(usize, f64)>)> =
             store::load_item_stats(src.id, recent, |j| self.index().get(j).copied())
                 .into_iter()

@@ -12,6 +12,7 @@ use crate::embedding_type::Embedding;
 use crate::errors::raise;
 use crate::privileges::{refuse_in_restricted_operation, require_privilege};
 use crate::spi::{current, extension_cache, spi_error, ExtensionCache};
+use interest_core::covisit::{CovisitParams, POPULARITY_HALF_LIFE_SECS};
 use interest_core::events::EventRow;
 use interest_core::interest_state::InterestParams;
 use interest_core::ranking::RankWeights;
@@ -37,6 +38,9 @@ pub(crate) struct EventSource {
     pub params: InterestParams,
     /// recommend()'s weights for this table: those tune() chose, or the defaults.
     pub rank_weights: RankWeights,
+    /// Co-visitation and popularity settings: the defaults with the
+    /// table's popularity half-life.
+    pub covisit: CovisitParams,
 }
 
 pub(crate) struct ItemSource {
@@ -79,6 +83,7 @@ fn read_event_source(id: i32) -> EventSource {
             "SELECT relid::oid AS relid, relid::regclass::text AS relname, item_source_id, user_match, user_match_any, \
                     item_expr, time_expr, select_list, extract(epoch FROM half_life)::float8 AS half_life_secs, \
                     max_interests, join_similarity::float8 AS join_similarity, \
+                    extract(epoch FROM popularity_half_life)::float8 AS popularity_half_life_secs, \
                     (rank_weights ->> 'content')::float8 AS w_content, (rank_weights ->> 'covisit')::float8 AS w_covisit, \
                     (rank_weights ->> 'popularity')::float8 AS w_popularity, (rank_weights ->> 'freshness')::float8 AS w_freshness \
              FROM interest.event_sources WHERE id = $1",
@@ -106,6 +111,12 @@ fn read_event_source(id: i32) -> EventSource {
                 half_life_secs: r.get_by_name::<f64, _>("half_life_secs")?.unwrap_or_default(),
                 max_interests: r.get_by_name::<i32, _>("max_interests")?.unwrap_or(1) as usize,
                 join_similarity: r.get_by_name::<f64, _>("join_similarity")?.unwrap_or_default() as f32,
+            },
+            covisit: CovisitParams {
+                popularity_half_life_secs: r
+                    .get_by_name::<f64, _>("popularity_half_life_secs")?
+                    .unwrap_or(POPULARITY_HALF_LIFE_SECS),
+                ..CovisitParams::default()
             },
             // Weights tune() stored, over the defaults; checked again on use.
             rank_weights: RankWeights::default()
@@ -182,7 +193,7 @@ fn _event_select_list(
     )
 }
 
-/// The interest-state settings `attach_events` uses when not given.
+/// The settings `attach_events` uses when not given.
 #[pg_extern(immutable, parallel_safe)]
 fn _interest_defaults() -> TableIterator<
     'static,
@@ -190,10 +201,16 @@ fn _interest_defaults() -> TableIterator<
         name!(half_life_secs, f64),
         name!(max_interests, i32),
         name!(join_similarity, f32),
+        name!(popularity_half_life_secs, f64),
     ),
 > {
     let d = InterestParams::default();
-    TableIterator::once((d.half_life_secs, d.max_interests as i32, d.join_similarity))
+    TableIterator::once((
+        d.half_life_secs,
+        d.max_interests as i32,
+        d.join_similarity,
+        POPULARITY_HALF_LIFE_SECS,
+    ))
 }
 
 /// One event row of a query that names the event columns (module comment).

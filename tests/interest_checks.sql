@@ -3,7 +3,8 @@
 -- events. Prints one line per check: "check <name>: ok|FAIL ...".
 \set ON_ERROR_STOP 1
 -- the half-lives the stored values decay with, to compare them at a common time
-SELECT interest._covisit_half_life_secs() AS covisit_half_life, interest._popularity_half_life_secs() AS popularity_half_life \gset
+SELECT interest._covisit_half_life_secs() AS covisit_half_life,
+       extract(epoch FROM popularity_half_life) AS popularity_half_life FROM interest.event_sources WHERE relid = 'events'::regclass \gset
 SELECT extract(epoch FROM half_life) AS interest_half_life FROM interest.event_sources WHERE relid = 'events'::regclass \gset
 -- Small statements leave events queued; readers fold them on the fly. What
 -- they read now must be what interest.flush() then stores.

@@ -18,8 +18,9 @@ use std::collections::HashMap;
 /// A visit for co-visitation and popularity: (user, item, time).
 pub(crate) type Visit = (String, String, f64);
 
-pub(crate) fn params() -> CovisitParams {
-    CovisitParams::default()
+/// The source's co-visitation and popularity settings.
+pub(crate) fn params(source_id: i32) -> CovisitParams {
+    crate::sources::load_event_source(source_id).covisit
 }
 
 /// Each user's recent list, as stored.
@@ -56,7 +57,7 @@ pub(crate) fn count_visits(source_id: i32, visits: Vec<Visit>, held: Held) {
     let Some((per_user, mut recent)) = with_recent_lists(source_id, visits) else {
         return;
     };
-    let p = params();
+    let p = params(source_id);
     let users: Vec<String> = per_user.keys().cloned().collect();
     let mut keys: Vec<String> = per_user
         .values()
@@ -101,7 +102,7 @@ pub(crate) fn move_recent_lists(source_id: i32, visits: Vec<Visit>) {
     let Some((per_user, mut recent)) = with_recent_lists(source_id, visits) else {
         return;
     };
-    let p = params();
+    let p = params(source_id);
     for (user, evs) in per_user {
         let (items, times) = recent.entry(user).or_default();
         for (item, t) in evs {
@@ -115,7 +116,7 @@ pub(crate) fn move_recent_lists(source_id: i32, visits: Vec<Visit>) {
 /// to `after` ((item, time) in order); their counts and links are taken back
 /// or added (`ItemGraph::rewrite_history`). Users are locked by the caller.
 pub(crate) fn rewrite_histories(source_id: i32, histories: Vec<HistoryChange>, held: Held) {
-    let p = params();
+    let p = params(source_id);
     let mut keys: Vec<String> = histories
         .iter()
         .flat_map(|(b, a)| b.iter().chain(a).map(|(i, _)| i.clone()))
@@ -352,11 +353,5 @@ fn _link_weights(packed: &[u8]) -> Vec<f32> {
 /// stored counts (each relative to its own t_ref) decay them with it.
 #[pg_extern(immutable, parallel_safe)]
 fn _covisit_half_life_secs() -> f64 {
-    params().half_life_secs
-}
-
-/// The half-life of the recent counts behind popularity, in seconds.
-#[pg_extern(immutable, parallel_safe)]
-fn _popularity_half_life_secs() -> f64 {
-    params().popularity_half_life_secs
+    CovisitParams::default().half_life_secs
 }

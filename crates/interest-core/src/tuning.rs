@@ -1,7 +1,8 @@
-//! `interest.tune()`: picks recommend()'s weights on a validation split of
-//! the table's own events. The split never holds the events the evaluation
-//! protocol tests on: leave-last-out validates on each user's second-to-last
-//! event, the time cut on an earlier cut.
+//! `interest.tune()`: picks recommend()'s weights, then popularity's
+//! half-life, on a validation split of the table's own events. The split
+//! never holds the events the evaluation protocol tests on: leave-last-out
+//! validates on each user's second-to-last event, the time cut on an
+//! earlier cut.
 
 use crate::evaluation::{evaluate_weights, EvalConfig, EvalEvent, Protocol};
 use crate::metrics::Metrics;
@@ -55,17 +56,28 @@ pub fn grid(base: RankWeights) -> Vec<RankWeights> {
     out
 }
 
+/// Popularity half-lives tried with the best weights (seconds).
+pub const POPULARITY_HALF_LIVES: [f64; 4] = [
+    7.0 * 86_400.0,
+    14.0 * 86_400.0,
+    30.0 * 86_400.0,
+    90.0 * 86_400.0,
+];
+
 /// One grid point's validation figures.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trial {
     pub weights: RankWeights,
+    pub popularity_half_life_secs: f64,
     pub metrics: Metrics,
 }
 
-/// Evaluates the grid on the validation split of `tested` until `go_on`
-/// says stop (`progress` sees each trial), and returns the trials in grid
-/// order with the index of the best: the highest HR + NDCG, the earliest on
-/// ties (the weights in force come first).
+/// Evaluates the weight grid on the validation split of `tested` (with its
+/// popularity half-life), then the best weights with each other half-life
+/// of `POPULARITY_HALF_LIVES`, until `go_on` says stop (it sees each trial,
+/// the trials done and the total). Returns the trials in order with the
+/// index of the best: the highest HR + NDCG, the earliest on ties (the
+/// settings in force come first).
 pub fn tune(
     users: &[Vec<EvalEvent>],
     vectors: &[Option<Vec<f32>>],
@@ -74,23 +86,59 @@ pub fn tune(
     mut go_on: impl FnMut(&Trial, usize, usize) -> bool,
 ) -> (Vec<Trial>, usize) {
     let cfg = validation_config(tested);
+    let in_force = cfg.covisit.popularity_half_life_secs;
+    let other_half_lives: Vec<f64> = POPULARITY_HALF_LIVES
+        .into_iter()
+        .filter(|&h| h != in_force)
+        .collect();
     let points = grid(base);
+    let total = points.len() + other_half_lives.len();
     let mut trials: Vec<Trial> = Vec::new();
+    let mut stopped = false;
     evaluate_weights(users, vectors, &cfg, &points, |i, metrics| {
         trials.push(Trial {
             weights: points[i],
+            popularity_half_life_secs: in_force,
             metrics,
         });
-        go_on(&trials[trials.len() - 1], i + 1, points.len())
+        stopped = !go_on(&trials[trials.len() - 1], i + 1, total);
+        !stopped
     });
+    let best_weights = trials[best_of(&trials)].weights;
+    for h in other_half_lives {
+        if stopped {
+            break;
+        }
+        let with_h = EvalConfig {
+            covisit: crate::covisit::CovisitParams {
+                popularity_half_life_secs: h,
+                ..cfg.covisit
+            },
+            ..cfg
+        };
+        evaluate_weights(users, vectors, &with_h, &[best_weights], |_, metrics| {
+            trials.push(Trial {
+                weights: best_weights,
+                popularity_half_life_secs: h,
+                metrics,
+            });
+            stopped = !go_on(&trials[trials.len() - 1], trials.len(), total);
+            !stopped
+        });
+    }
+    let best = best_of(&trials);
+    (trials, best)
+}
+
+/// The highest HR + NDCG, the earliest on ties.
+fn best_of(trials: &[Trial]) -> usize {
     let score = |t: &Trial| t.metrics.hit_rate + t.metrics.ndcg;
-    let best = (0..trials.len())
+    (0..trials.len())
         .fold(None, |b: Option<usize>, i| match b {
             Some(j) if score(&trials[j]) >= score(&trials[i]) => Some(j),
             _ => Some(i),
         })
-        .unwrap_or(0);
-    (trials, best)
+        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -66,10 +66,21 @@ CROSS JOIN LATERAL (SELECT array_agg(item ORDER BY score DESC, item) AS items
 -- validation split finds weights that beat them on the test split
 SELECT set_weights('t_events', content => 1, covisit => 0, popularity => 0, freshness => 0.3) AS pinned;
 SELECT hit_rate AS wrong_hr, ndcg AS wrong_ndcg FROM evaluate('t_events', ablations => false, new_items => 0) WHERE method = 'recommend' \gset
-SELECT covisit > 0 AS uses_covisitation FROM tune('t_events') WHERE chosen;
+SELECT covisit > 0 AS uses_covisitation, popularity_half_life IN ('7 days', '14 days', '30 days', '90 days') AS half_life_tried
+FROM tune('t_events') WHERE chosen;
+-- the half-life in force is the one chosen, and the counts were recomputed with it
+SELECT t.popularity_half_life = e.popularity_half_life AS half_life_in_force
+FROM (SELECT popularity_half_life FROM tune('t_events', apply => false) WHERE chosen) t, interest.event_sources e
+WHERE e.relid = 't_events'::regclass;
 SELECT hit_rate > :wrong_hr + 2 * hit_rate_se AND ndcg > :wrong_ndcg AS tuned_beats_wrong_weights_on_test
 FROM evaluate('t_events', ablations => false, new_items => 0) WHERE method = 'recommend';
 SELECT regress.err($$SELECT set_weights('t_events', popularity => -1)$$) AS bad_weight;
+CREATE TABLE t_other (user_id int, item_id int);
+SELECT regress.err($$SELECT attach_events('t_other', 'user_id', 'item_id', items => 't_items', popularity_half_life => '-1 day')$$) AS bad_half_life;
+SELECT attach_events('t_other', 'user_id', 'item_id', items => 't_items', popularity_half_life => '7 days') > 0 AS attached;
+SELECT popularity_half_life FROM interest.event_sources WHERE relid = 't_other'::regclass;
+SELECT detach_events('t_other');
+DROP TABLE t_other;
 -- a budget too small to try more than the first weighting keeps it
 SELECT count(*) AS tried, bool_and(chosen) AS first_kept FROM tune('t_events', protocol => 'time', budget => '1 microsecond', apply => false);
 SELECT regress.err($$SELECT * FROM tune('t_events', budget => '2 hours')$$) AS bad_budget;
