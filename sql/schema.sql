@@ -8,9 +8,11 @@
 -- application's tables run with the rights of the role that inserts (so a
 -- user-supplied text expression never runs with more rights than its author),
 -- read only the transition tables, and hand arrays to interest._apply_events /
--- interest._items_changed. Those are SECURITY DEFINER with a pinned
--- search_path; they check that the *calling* role may write the source table,
--- so an application role needs no rights on these tables.
+-- interest._items_changed. Those run with the caller's rights and a pinned
+-- search_path: they check that the calling role (the current user at entry)
+-- may write the source table, then do the bookkeeping with the extension
+-- owner's rights (src/privileges.rs), so an application role needs no rights
+-- on these tables.
 -- ---------------------------------------------------------------------------
 GRANT USAGE ON SCHEMA interest TO PUBLIC;
 
@@ -173,7 +175,7 @@ CREATE INDEX event_queue_user ON interest.event_queue (source_id, user_key);
 -- role may queue events only for a table it may insert into, and never a
 -- vector (free-text events are embedded and queued by _apply_events). Such a
 -- role could as well call _apply_events; a rebuild recomputes from the table.
--- Reading and deleting stay with the extension's SECURITY DEFINER functions.
+-- Reading and deleting stay with the extension's entry points (src/privileges.rs).
 ALTER TABLE interest.event_queue ENABLE ROW LEVEL SECURITY;
 CREATE POLICY queue_for_writable_tables ON interest.event_queue FOR INSERT TO PUBLIC
     WITH CHECK (embedding IS NULL AND EXISTS (

@@ -1,6 +1,6 @@
 //! What the triggers on attached tables run: the trigger functions'
-//! PL/pgSQL (generated here, at attach time) and the SECURITY DEFINER entry
-//! points they call.
+//! PL/pgSQL (generated here, at attach time) and the entry points they call
+//! (which check the inserting role's rights, see privileges.rs).
 
 pub(crate) mod events;
 pub(crate) mod items;
