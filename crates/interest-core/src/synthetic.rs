@@ -79,41 +79,11 @@ const SYLLABLES: &[&str] = &[
     "ka", "lo", "mi", "ren", "tu", "sa", "vo", "pel", "dri", "no", "fa", "zu", "qen", "bri", "tor",
     "lin", "mu", "sha", "gor", "ex",
 ];
-
-/// SplitMix64: small, fast and the same everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.unit() * n as f64) as usize % n.max(1)
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
-
-    /// Exponential with the given mean.
-    fn exponential(&mut self, mean: f64) -> f64 {
-        -mean * (1.0 - self.unit()).ln()
-    }
-}
+use crate::rng::Rng;
 
 /// The catalog and every user's events, in time order per user.
 pub fn generate(cfg: &SyntheticConfig) -> (Vec<SyntheticItem>, Vec<SyntheticEvent>) {
-    let mut rng = Rng(cfg.seed ^ 0x005e_ed0f_5b09);
+    let mut rng = Rng::new(cfg.seed ^ 0x005e_ed0f_5b09);
     let topics = cfg.topics.max(1);
     let span = cfg.years.max(0.1) * 365.0 * DAY;
     let vocab: Vec<Vec<String>> = (0..topics).map(|_| topic_words(&mut rng)).collect();
@@ -269,7 +239,7 @@ fn next_item(
 
 /// A fixed per-item jitter so that ties between equal appeals break the same way.
 fn rng_key(i: usize, t: f64) -> f64 {
-    let mut r = Rng(i as u64 ^ t.to_bits());
+    let mut r = Rng::new(i as u64 ^ t.to_bits());
     0.5 + r.unit()
 }
 
@@ -281,6 +251,42 @@ fn topic_words(rng: &mut Rng) -> Vec<String> {
                 .collect::<String>()
         })
         .collect()
+}
+
+/// `n` unit vectors around `centres` random unit centres, each with
+/// Gaussian noise of total length about `noise`. The centres depend only
+/// on `dims` and `centres`, so vectors drawn with another `seed` (queries)
+/// come from the same clusters.
+pub fn clustered_vectors(
+    n: usize,
+    dims: usize,
+    centres: usize,
+    noise: f64,
+    seed: u64,
+) -> Vec<Vec<f32>> {
+    let mut centre_rng = Rng::new(0x00c3_47e5 ^ (dims as u64) << 20 ^ centres as u64);
+    let centre_vectors: Vec<Vec<f64>> = (0..centres.max(1))
+        .map(|_| unit((0..dims).map(|_| centre_rng.gaussian()).collect()))
+        .collect();
+    let mut rng = Rng::new(seed ^ 0x5eed_0f_7ec5);
+    let sigma = noise / (dims as f64).sqrt();
+    (0..n)
+        .map(|_| {
+            let centre = &centre_vectors[rng.below(centre_vectors.len())];
+            let v = centre.iter().map(|c| c + sigma * rng.gaussian()).collect();
+            unit(v).into_iter().map(|x| x as f32).collect()
+        })
+        .collect()
+}
+
+fn unit(v: Vec<f64>) -> Vec<f64> {
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f64>()
+        .sqrt()
+        .max(f64::MIN_POSITIVE);
+    v.into_iter().map(|x| x / norm).collect()
 }
 
 #[cfg(test)]

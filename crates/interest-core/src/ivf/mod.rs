@@ -1,0 +1,37 @@
+//! The algorithms of the `interest_ivf` index: an inverted file (k-means
+//! lists) whose entries carry RaBitQ 1-bit codes (Gao and Long, SIGMOD 2024)
+//! of each vector's residual to its list's centre. A search probes the
+//! nearest lists, ranks their entries by the codes' distance estimates, and
+//! reranks the best with exact distances.
+//!
+//! - `metric`: the three distances and how vectors are prepared for them;
+//! - `rotation`: the seeded random orthogonal rotation codes are taken in;
+//! - `rabitq`: codes and the per-list lookup tables that estimate from them;
+//! - `encode`: nearest list and code of a vector, in batches on threads;
+//! - `estimator`: a query prepared once, estimates per list;
+//! - `kmeans`: list centres and assignment;
+//! - `search`: probe order and the pool of candidates for exact rerank;
+//! - `memory_index`: the whole index in memory, for tests and tuning.
+
+pub mod encode;
+pub mod estimator;
+pub mod kmeans;
+pub mod memory_index;
+pub mod metric;
+pub mod rabitq;
+pub mod rotation;
+pub mod search;
+
+/// Lists for a table of `rows` vectors when the user gives none.
+pub fn default_lists(rows: usize) -> usize {
+    ((rows as f64).sqrt().round() as usize).clamp(1, 16_384)
+}
+
+/// Vectors k-means trains on: enough per list for stable centres, few
+/// enough that training stays a small part of the build.
+pub fn training_sample_size(lists: usize) -> usize {
+    lists.saturating_mul(64).clamp(1_024, 262_144)
+}
+
+/// Lloyd iterations of the build's k-means.
+pub const KMEANS_ITERATIONS: usize = 10;
