@@ -30,7 +30,45 @@ pub static FOLD_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 /// worker, the triggers fold. Needs pg_interest in shared_preload_libraries.
 pub static FOLD_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
+/// Lists an `interest_ivf` scan probes before its first rerank.
+pub static IVF_PROBES: GucSetting<i32> = GucSetting::<i32>::new(10);
+/// Entries an `interest_ivf` scan reranks with exact distances per round.
+pub static IVF_RERANK: GucSetting<i32> = GucSetting::<i32>::new(100);
+/// Lists an `interest_ivf` scan may probe in all (rounds continue while a
+/// filter rejects rows); 0: every list.
+pub static IVF_MAX_PROBES: GucSetting<i32> = GucSetting::<i32>::new(0);
+
 pub fn init() {
+    GucRegistry::define_int_guc(
+        c"interest.ivf_probes",
+        c"Lists an interest_ivf index scan probes first.",
+        c"More probes: higher recall, slower queries. Capped at the index's lists.",
+        &IVF_PROBES,
+        1,
+        16_384,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"interest.ivf_rerank",
+        c"Entries an interest_ivf index scan ranks by exact distance per round.",
+        c"The scan estimates distances from 1-bit codes and recomputes this many exactly; raise it if recall is short.",
+        &IVF_RERANK,
+        10,
+        10_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"interest.ivf_max_probes",
+        c"Lists an interest_ivf index scan may probe in all; 0 means every list.",
+        c"When a WHERE clause rejects rows the scan probes further lists until LIMIT is met; this caps that search.",
+        &IVF_MAX_PROBES,
+        0,
+        i32::MAX,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_string_guc(
         c"interest.onnxruntime_library",
         c"Path of the ONNX Runtime shared library (libonnxruntime.so, 1.31 or newer).",

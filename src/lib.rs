@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 // The embedding type, its operators, and the encoder.
 mod embed;
 mod embedding_type;
+mod ivf;
 mod models;
 mod operators;
 // Plumbing.
@@ -42,6 +43,7 @@ pub extern "C-unwind" fn _PG_init() {
     hide_backtraces();
     interest_core::interrupts::register(check_for_interrupts);
     gucs::init();
+    ivf::register_options();
     fold_worker::register();
 }
 

@@ -46,6 +46,16 @@ pgrx::extension_sql_file!(
         embed::loaded_models,
     ]
 );
+// The interest_ivf access method and its operator classes.
+pgrx::extension_sql_file!(
+    "../sql/ivf.sql",
+    name = "ivf",
+    requires = [
+        "type_objects",
+        ivf::interest_ivf_handler,
+        synthetic::synthetic_vectors
+    ]
+);
 // attach/detach, backfill_items and their helpers (PL/pgSQL over the bookkeeping tables).
 pgrx::extension_sql_file!("../sql/attach.sql", name = "attach", requires = ["schema"]);
 // The public SQL API, views and plan settings: last, after every Rust function.

@@ -95,3 +95,69 @@ fn _synthetic_events(
         )
     }))
 }
+
+/// Rows of `interest.synthetic_vectors`: clustered unit vectors for index
+/// tests and benchmarks (generated as they are read).
+#[pg_extern(immutable, parallel_safe)]
+fn synthetic_vectors(
+    rows: i64,
+    dims: default!(i32, 384),
+    centres: default!(i32, 1000),
+    noise: default!(f64, 1.0),
+    seed: default!(i64, 1),
+) -> TableIterator<
+    'static,
+    (
+        name!(id, i64),
+        name!(embedding, crate::embedding_type::Embedding),
+    ),
+> {
+    let bad = |what: &str, got: String, hint: &str| -> ! {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("{what} is out of range"),
+            format!("Got {got}."),
+            hint,
+        )
+    };
+    if !(0..=100_000_000).contains(&rows) {
+        bad(
+            "rows",
+            rows.to_string(),
+            "Use between 0 and 100000000 rows.",
+        );
+    }
+    if !(1..=interest_core::MAX_DIMENSIONS as i32).contains(&dims) {
+        bad(
+            "dims",
+            dims.to_string(),
+            "Use between 1 and 16000 dimensions.",
+        );
+    }
+    if !(1..=1_000_000).contains(&centres) {
+        bad(
+            "centres",
+            centres.to_string(),
+            "Use between 1 and 1000000 centres.",
+        );
+    }
+    if !(noise.is_finite() && (0.0..=100.0).contains(&noise)) {
+        bad(
+            "noise",
+            noise.to_string(),
+            "Use a noise length between 0 and 100.",
+        );
+    }
+    let stream = interest_core::synthetic::ClusteredVectors::new(
+        dims as usize,
+        centres as usize,
+        noise,
+        seed as u64,
+    );
+    TableIterator::new(
+        stream
+            .take(rows as usize)
+            .enumerate()
+            .map(|(i, v)| (i as i64 + 1, crate::embedding_type::Embedding::new(v))),
+    )
+}

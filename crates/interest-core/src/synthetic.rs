@@ -264,19 +264,43 @@ pub fn clustered_vectors(
     noise: f64,
     seed: u64,
 ) -> Vec<Vec<f32>> {
-    let mut centre_rng = Rng::new(0x00c3_47e5 ^ (dims as u64) << 20 ^ centres as u64);
-    let centre_vectors: Vec<Vec<f64>> = (0..centres.max(1))
-        .map(|_| unit((0..dims).map(|_| centre_rng.gaussian()).collect()))
-        .collect();
-    let mut rng = Rng::new(seed ^ 0x5eed_0f_7ec5);
-    let sigma = noise / (dims as f64).sqrt();
-    (0..n)
-        .map(|_| {
-            let centre = &centre_vectors[rng.below(centre_vectors.len())];
-            let v = centre.iter().map(|c| c + sigma * rng.gaussian()).collect();
-            unit(v).into_iter().map(|x| x as f32).collect()
-        })
+    ClusteredVectors::new(dims, centres, noise, seed)
+        .take(n)
         .collect()
+}
+
+/// The endless stream behind `clustered_vectors`.
+pub struct ClusteredVectors {
+    centres: Vec<Vec<f64>>,
+    sigma: f64,
+    rng: Rng,
+}
+
+impl ClusteredVectors {
+    pub fn new(dims: usize, centres: usize, noise: f64, seed: u64) -> ClusteredVectors {
+        let mut centre_rng = Rng::new(0x00c3_47e5 ^ (dims as u64) << 20 ^ centres as u64);
+        let centres = (0..centres.max(1))
+            .map(|_| unit((0..dims).map(|_| centre_rng.gaussian()).collect()))
+            .collect();
+        ClusteredVectors {
+            centres,
+            sigma: noise / (dims as f64).sqrt(),
+            rng: Rng::new(seed ^ 0x005e_ed0f_7ec5),
+        }
+    }
+}
+
+impl Iterator for ClusteredVectors {
+    type Item = Vec<f32>;
+
+    fn next(&mut self) -> Option<Vec<f32>> {
+        let centre = &self.centres[self.rng.below(self.centres.len())];
+        let v = centre
+            .iter()
+            .map(|c| c + self.sigma * self.rng.gaussian())
+            .collect();
+        Some(unit(v).into_iter().map(|x| x as f32).collect())
+    }
 }
 
 fn unit(v: Vec<f64>) -> Vec<f64> {

@@ -1,0 +1,163 @@
+//! One new row: its vector goes to the last vector page and its entry to
+//! the end of its list, each as one generic WAL record (a crash between
+//! them leaves only an unreferenced vector).
+
+use super::buffers::{self, GenericChange};
+use super::build::code_entry;
+use super::pages::{self, ListEnds, PageKind};
+use super::{check_dims, check_indexable_dims, embedding_values, shape};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C-unwind" fn aminsert(
+    index: pg_sys::Relation,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
+    heap_tid: pg_sys::ItemPointer,
+    _heap: pg_sys::Relation,
+    _check_unique: pg_sys::IndexUniqueCheck::Type,
+    _index_unchanged: bool,
+    _index_info: *mut pg_sys::IndexInfo,
+) -> bool {
+    if unsafe { *isnull } {
+        return false;
+    }
+    let mut vector = unsafe { embedding_values(*values) }.to_vec();
+    let metric = unsafe { shape::load(index) }.metric;
+    if !metric.prepare(&mut vector) {
+        return false;
+    }
+    unsafe {
+        let (vector_block, vector_offset) = place_vector(index, &vector);
+        let shape = shape::load(index);
+        let encoded = shape.encoder().encode(&vector);
+        let entry = code_entry(&*heap_tid, vector_block, vector_offset, encoded.factors);
+        let mut bytes = pages::as_bytes(&entry).to_vec();
+        bytes.extend_from_slice(&encoded.bits);
+        append_to_list(index, shape.tail_slot(encoded.list as usize), &bytes);
+    }
+    false
+}
+
+/// Stores the vector on the last vector page (a new one when full), fixing
+/// the index's dimensions if it was built empty. Holds the meta page's lock
+/// throughout, which orders concurrent inserts.
+unsafe fn place_vector(
+    index: pg_sys::Relation,
+    vector: &[f32],
+) -> (pg_sys::BlockNumber, pg_sys::OffsetNumber) {
+    unsafe {
+        let meta_buffer = buffers::lock_block(index, pages::META_BLOCK, true);
+        let mut meta = buffers::meta_of(pg_sys::BufferGetPage(meta_buffer));
+        check_dims(meta.dims as usize, vector.len());
+        let set_dims = meta.dims == 0;
+        if set_dims {
+            check_indexable_dims(vector.len());
+            meta.dims = vector.len() as u32;
+        }
+        let item = pages::floats_as_bytes(vector);
+        if meta.vector_tail != pages::INVALID_BLOCK {
+            let tail = buffers::lock_block(index, meta.vector_tail, true);
+            let mut change = GenericChange::start(index);
+            let page = change.page(tail, false);
+            if let Some(offset) = pages::add_item(page, item) {
+                if set_dims {
+                    let meta_page = change.page(meta_buffer, false);
+                    pages::overwrite_item(meta_page, 1, pages::as_bytes(&meta));
+                }
+                change.finish();
+                pg_sys::UnlockReleaseBuffer(tail);
+                pg_sys::UnlockReleaseBuffer(meta_buffer);
+                return (meta.vector_tail, offset);
+            }
+            // Full: nothing changed; start over on a new page.
+            pg_sys::GenericXLogAbort(change.into_raw());
+            pg_sys::UnlockReleaseBuffer(tail);
+        }
+        let fresh = buffers::new_block(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+        let block = pg_sys::BufferGetBlockNumber(fresh);
+        let mut change = GenericChange::start(index);
+        let page = change.page(fresh, true);
+        pages::init_page(page, PageKind::Vectors);
+        let offset = pages::add_item(page, item)
+            .unwrap_or_else(|| super::corrupt("a vector larger than a page"));
+        meta.vector_tail = block;
+        let meta_page = change.page(meta_buffer, false);
+        pages::overwrite_item(meta_page, 1, pages::as_bytes(&meta));
+        change.finish();
+        pg_sys::UnlockReleaseBuffer(fresh);
+        pg_sys::UnlockReleaseBuffer(meta_buffer);
+        (block, offset)
+    }
+}
+
+/// Adds an entry at the end of a list, starting or extending its chain.
+unsafe fn append_to_list(
+    index: pg_sys::Relation,
+    (tails_block, tails_offset): (pg_sys::BlockNumber, pg_sys::OffsetNumber),
+    entry: &[u8],
+) {
+    unsafe {
+        let tails_buffer = buffers::lock_block(index, tails_block, true);
+        let ends: ListEnds = match pages::item(pg_sys::BufferGetPage(tails_buffer), tails_offset) {
+            Some(bytes) => pages::read_struct(bytes),
+            None => super::corrupt("a list has no ends record"),
+        };
+        if ends.tail != pages::INVALID_BLOCK {
+            let tail = buffers::lock_block(index, ends.tail, true);
+            let mut change = GenericChange::start(index);
+            let page = change.page(tail, false);
+            if pages::add_item(page, entry).is_some() {
+                change.finish();
+                pg_sys::UnlockReleaseBuffer(tail);
+                pg_sys::UnlockReleaseBuffer(tails_buffer);
+                return;
+            }
+            pg_sys::GenericXLogAbort(change.into_raw());
+            // Full: link a new page after it, in the same record.
+            let fresh = buffers::new_block(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+            let block = pg_sys::BufferGetBlockNumber(fresh);
+            let mut change = GenericChange::start(index);
+            let new_page = change.page(fresh, true);
+            pages::init_page(new_page, PageKind::Codes);
+            pages::add_item(new_page, entry)
+                .unwrap_or_else(|| super::corrupt("an entry larger than a page"));
+            pages::set_next_block(change.page(tail, false), block);
+            let tails_page = change.page(tails_buffer, false);
+            pages::overwrite_item(
+                tails_page,
+                tails_offset,
+                pages::as_bytes(&ListEnds {
+                    head: ends.head,
+                    tail: block,
+                }),
+            );
+            change.finish();
+            pg_sys::UnlockReleaseBuffer(fresh);
+            pg_sys::UnlockReleaseBuffer(tail);
+            pg_sys::UnlockReleaseBuffer(tails_buffer);
+            return;
+        }
+        let fresh = buffers::new_block(index, pg_sys::ForkNumber::MAIN_FORKNUM);
+        let block = pg_sys::BufferGetBlockNumber(fresh);
+        let mut change = GenericChange::start(index);
+        let new_page = change.page(fresh, true);
+        pages::init_page(new_page, PageKind::Codes);
+        pages::add_item(new_page, entry)
+            .unwrap_or_else(|| super::corrupt("an entry larger than a page"));
+        let tails_page = change.page(tails_buffer, false);
+        pages::overwrite_item(
+            tails_page,
+            tails_offset,
+            pages::as_bytes(&ListEnds {
+                head: block,
+                tail: block,
+            }),
+        );
+        change.finish();
+        pg_sys::UnlockReleaseBuffer(fresh);
+        pg_sys::UnlockReleaseBuffer(tails_buffer);
+    }
+}

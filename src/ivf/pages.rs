@@ -1,0 +1,246 @@
+//! The index's pages. Every page is a standard page (line pointers, free
+//! space between `pd_lower` and `pd_upper`) with an 8-byte special area
+//! naming its kind and the next page of its chain, so generic WAL can log
+//! each change compactly and standbys replay it without this library.
+//!
+//! Layout: block 0 the meta page; then the centre pages (one item per list
+//! centre, in list order) and the tail pages (one `ListEnds` item per list);
+//! then vector pages (the prepared vectors, for exact rerank) and code pages
+//! (chains of `CodeEntry`, one chain per list), interleaved as they grow.
+
+use pgrx::pg_sys;
+use std::mem::size_of;
+
+/// Bumped whenever the layout changes; scans refuse other versions.
+pub const FORMAT_VERSION: u32 = 1;
+const MAGIC: u32 = 0x1f7e_5a11;
+
+pub const META_BLOCK: pg_sys::BlockNumber = 0;
+pub const INVALID_BLOCK: pg_sys::BlockNumber = pg_sys::InvalidBlockNumber;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum PageKind {
+    Meta = 1,
+    Centres = 2,
+    Tails = 3,
+    Vectors = 4,
+    Codes = 5,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Special {
+    next: pg_sys::BlockNumber,
+    kind: u16,
+    _unused: u16,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct Meta {
+    pub magic: u32,
+    pub version: u32,
+    /// 0 until the first vector when built on an empty table.
+    pub dims: u32,
+    pub metric: u32,
+    pub lists: u32,
+    /// Whether the single list of an index built empty has a zero centre.
+    pub zero_centre: u32,
+    pub seed: u64,
+    /// Changes with every build, so backends know their cached centres.
+    pub build_id: u64,
+    pub centres_start: pg_sys::BlockNumber,
+    pub tails_start: pg_sys::BlockNumber,
+    pub vector_tail: pg_sys::BlockNumber,
+    pub _unused: u32,
+}
+
+impl Meta {
+    pub fn new(dims: u32, metric: u32, lists: u32, seed: u64, build_id: u64) -> Meta {
+        Meta {
+            magic: MAGIC,
+            version: FORMAT_VERSION,
+            dims,
+            metric,
+            lists,
+            zero_centre: 0,
+            seed,
+            build_id,
+            centres_start: INVALID_BLOCK,
+            tails_start: INVALID_BLOCK,
+            vector_tail: INVALID_BLOCK,
+            _unused: 0,
+        }
+    }
+
+    pub fn is_ours(&self) -> bool {
+        self.magic == MAGIC
+    }
+}
+
+/// First and last code page of a list (INVALID_BLOCK while empty).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct ListEnds {
+    pub head: pg_sys::BlockNumber,
+    pub tail: pg_sys::BlockNumber,
+}
+
+/// One indexed row: where it is, where its vector is, its code's factors;
+/// the code's bytes follow.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct CodeEntry {
+    pub heap_block: pg_sys::BlockNumber,
+    pub heap_offset: u16,
+    pub vector_offset: u16,
+    pub vector_block: pg_sys::BlockNumber,
+    pub residual_norm: f32,
+    pub alignment: f32,
+}
+
+pub const CODE_ENTRY_HEADER: usize = size_of::<CodeEntry>();
+
+pub fn tails_per_page() -> u32 {
+    let usable = pg_sys::BLCKSZ as usize - page_header_size() - size_of::<Special>();
+    (usable / (maxalign(size_of::<ListEnds>()) + size_of::<pg_sys::ItemIdData>())) as u32
+}
+
+pub fn maxalign(n: usize) -> usize {
+    n.div_ceil(8) * 8
+}
+
+fn page_header_size() -> usize {
+    std::mem::offset_of!(pg_sys::PageHeaderData, pd_linp)
+}
+
+/// Initializes `page` as an empty page of `kind`.
+///
+/// # Safety
+/// `page` points at a BLCKSZ buffer the caller may write.
+pub unsafe fn init_page(page: pg_sys::Page, kind: PageKind) {
+    unsafe {
+        pg_sys::PageInit(page, pg_sys::BLCKSZ as usize, size_of::<Special>());
+        let special = pg_sys::PageGetSpecialPointer(page) as *mut Special;
+        *special = Special {
+            next: INVALID_BLOCK,
+            kind: kind as u16,
+            _unused: 0,
+        };
+    }
+}
+
+/// # Safety
+/// `page` is a pinned, locked page of this index.
+pub unsafe fn page_kind(page: pg_sys::Page) -> Option<PageKind> {
+    unsafe {
+        if pg_sys::PageIsNew(page) {
+            return None;
+        }
+        let special = *(pg_sys::PageGetSpecialPointer(page) as *const Special);
+        [
+            PageKind::Meta,
+            PageKind::Centres,
+            PageKind::Tails,
+            PageKind::Vectors,
+            PageKind::Codes,
+        ]
+        .into_iter()
+        .find(|k| *k as u16 == special.kind)
+    }
+}
+
+/// # Safety
+/// As `page_kind`.
+pub unsafe fn next_block(page: pg_sys::Page) -> pg_sys::BlockNumber {
+    unsafe { (*(pg_sys::PageGetSpecialPointer(page) as *const Special)).next }
+}
+
+/// # Safety
+/// As `page_kind`, and the page is locked for writing.
+pub unsafe fn set_next_block(page: pg_sys::Page, next: pg_sys::BlockNumber) {
+    unsafe { (*(pg_sys::PageGetSpecialPointer(page) as *mut Special)).next = next }
+}
+
+/// Adds an item; None when it does not fit.
+///
+/// # Safety
+/// `page` is initialized and locked for writing.
+pub unsafe fn add_item(page: pg_sys::Page, item: &[u8]) -> Option<pg_sys::OffsetNumber> {
+    unsafe {
+        if pg_sys::PageGetFreeSpace(page) < maxalign(item.len()) {
+            return None;
+        }
+        let offset = pg_sys::PageAddItemExtended(
+            page,
+            item.as_ptr() as pg_sys::Item,
+            item.len(),
+            pg_sys::InvalidOffsetNumber,
+            0,
+        );
+        (offset != pg_sys::InvalidOffsetNumber).then_some(offset)
+    }
+}
+
+/// The bytes of the item at `offset` (1-based), if it is in use.
+///
+/// # Safety
+/// `page` is pinned and locked; the slice lives while the lock is held.
+pub unsafe fn item<'a>(page: pg_sys::Page, offset: pg_sys::OffsetNumber) -> Option<&'a [u8]> {
+    unsafe {
+        if offset == 0 || offset > pg_sys::PageGetMaxOffsetNumber(page) {
+            return None;
+        }
+        let id = pg_sys::PageGetItemId(page, offset);
+        if (*id).lp_flags() != pg_sys::LP_NORMAL {
+            return None;
+        }
+        let data = pg_sys::PageGetItem(page, id) as *const u8;
+        Some(std::slice::from_raw_parts(data, (*id).lp_len() as usize))
+    }
+}
+
+/// # Safety
+/// As `item`.
+pub unsafe fn item_count(page: pg_sys::Page) -> pg_sys::OffsetNumber {
+    unsafe { pg_sys::PageGetMaxOffsetNumber(page) }
+}
+
+/// Reads a `T` from item bytes written by `as_bytes`.
+pub fn read_struct<T: Copy>(bytes: &[u8]) -> T {
+    assert!(bytes.len() >= size_of::<T>());
+    // SAFETY: length checked; T is a plain repr(C) value read unaligned.
+    unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) }
+}
+
+pub fn as_bytes<T: Copy>(value: &T) -> &[u8] {
+    // SAFETY: T is a plain repr(C) value without padding we rely on.
+    unsafe { std::slice::from_raw_parts(value as *const T as *const u8, size_of::<T>()) }
+}
+
+pub fn floats_as_bytes(values: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no invalid bit patterns and u8 has alignment 1.
+    unsafe { std::slice::from_raw_parts(values.as_ptr() as *const u8, values.len() * 4) }
+}
+
+pub fn bytes_to_floats(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Overwrites the item at `offset` with bytes of the same length.
+///
+/// # Safety
+/// `page` is locked for writing (and registered with generic WAL when the
+/// change must be logged).
+pub unsafe fn overwrite_item(page: pg_sys::Page, offset: pg_sys::OffsetNumber, bytes: &[u8]) {
+    unsafe {
+        let id = pg_sys::PageGetItemId(page, offset);
+        assert_eq!((*id).lp_len() as usize, bytes.len(), "item size changed");
+        let data = pg_sys::PageGetItem(page, id) as *mut u8;
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), data, bytes.len());
+    }
+}

@@ -1,0 +1,254 @@
+//! `ORDER BY e <op> q LIMIT k`: lists are probed nearest centre first; each
+//! round probes `interest.ivf_probes` more lists into the candidate pool,
+//! reranks the `interest.ivf_rerank` best estimates exactly and returns
+//! them nearest first. Rounds go on while the executor asks for rows (a
+//! WHERE clause that rejects them), until every list (or
+//! `interest.ivf_max_probes`) has been probed, so a filtered query gets k
+//! rows whenever k rows qualify.
+
+use super::buffers;
+use super::pages::{self, CodeEntry, ListEnds};
+use super::shape::{self, Shape};
+use super::{check_dims, embedding_values};
+use crate::gucs;
+use interest_core::ivf::estimator::PreparedQuery;
+use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
+use interest_core::ivf::search::{probe_order, CandidatePool};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+#[derive(Clone, Copy)]
+struct Candidate {
+    heap: pg_sys::ItemPointerData,
+    vector_block: pg_sys::BlockNumber,
+    vector_offset: pg_sys::OffsetNumber,
+}
+
+struct ScanState {
+    shape: Option<Rc<Shape>>,
+    /// None: no usable query (NULL, or a zero vector under cosine): every
+    /// entry is returned in list order.
+    query: Option<PreparedQuery>,
+    order: Vec<u32>,
+    next_list: usize,
+    list_limit: usize,
+    probes_per_round: usize,
+    rerank: usize,
+    pool: CandidatePool<Candidate>,
+    ready: VecDeque<pg_sys::ItemPointerData>,
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn ambeginscan(
+    index: pg_sys::Relation,
+    nkeys: i32,
+    norderbys: i32,
+) -> pg_sys::IndexScanDesc {
+    unsafe {
+        let scan = pg_sys::RelationGetIndexScan(index, nkeys, norderbys);
+        let state = Box::new(ScanState {
+            shape: None,
+            query: None,
+            order: Vec::new(),
+            next_list: 0,
+            list_limit: 0,
+            probes_per_round: 1,
+            rerank: 1,
+            pool: CandidatePool::default(),
+            ready: VecDeque::new(),
+        });
+        (*scan).opaque = Box::into_raw(state) as *mut std::ffi::c_void;
+        scan
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amrescan(
+    scan: pg_sys::IndexScanDesc,
+    keys: pg_sys::ScanKey,
+    nkeys: i32,
+    orderbys: pg_sys::ScanKey,
+    norderbys: i32,
+) {
+    unsafe {
+        if !keys.is_null() && nkeys > 0 {
+            std::ptr::copy(keys, (*scan).keyData, nkeys as usize);
+        }
+        if !orderbys.is_null() && norderbys > 0 {
+            std::ptr::copy(orderbys, (*scan).orderByData, norderbys as usize);
+        }
+        let state = &mut *((*scan).opaque as *mut ScanState);
+        let shape = shape::load((*scan).indexRelation);
+        let key = (*scan).orderByData;
+        let raw =
+            if norderbys > 0 && !key.is_null() && (*key).sk_flags & pg_sys::SK_ISNULL as i32 == 0 {
+                Some(embedding_values((*key).sk_argument))
+            } else {
+                None
+            };
+        if let Some(raw) = raw {
+            check_dims(shape.dims, raw.len());
+        }
+        state.query = raw
+            .filter(|_| shape.dims > 0)
+            .and_then(|raw| PreparedQuery::new(shape.metric, &shape.rotation, raw));
+        state.order = match &state.query {
+            Some(query) => probe_order(query, &shape.centres, shape.dims),
+            None => (0..shape.lists as u32).collect(),
+        };
+        let max_probes = gucs::IVF_MAX_PROBES.get().max(0) as usize;
+        state.list_limit = if max_probes == 0 {
+            shape.lists
+        } else {
+            max_probes.min(shape.lists)
+        };
+        state.probes_per_round = (gucs::IVF_PROBES.get().max(1) as usize).min(shape.lists.max(1));
+        state.rerank = gucs::IVF_RERANK.get().max(1) as usize;
+        state.next_list = 0;
+        state.pool = CandidatePool::default();
+        state.ready.clear();
+        state.shape = Some(shape);
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amgettuple(
+    scan: pg_sys::IndexScanDesc,
+    _direction: pg_sys::ScanDirection::Type,
+) -> bool {
+    unsafe {
+        let state = &mut *((*scan).opaque as *mut ScanState);
+        let index = (*scan).indexRelation;
+        loop {
+            if let Some(tid) = state.ready.pop_front() {
+                (*scan).xs_heaptid = tid;
+                (*scan).xs_recheck = false;
+                (*scan).xs_recheckorderby = false;
+                return true;
+            }
+            let more_lists = state.next_list < state.list_limit.min(state.order.len());
+            if !more_lists && state.pool.is_empty() {
+                return false;
+            }
+            if more_lists {
+                let end = (state.next_list + state.probes_per_round)
+                    .min(state.list_limit)
+                    .min(state.order.len());
+                for position in state.next_list..end {
+                    pgrx::check_for_interrupts!();
+                    probe_list(index, state, state.order[position] as usize);
+                }
+                state.next_list = end;
+            }
+            rerank_round(index, state);
+        }
+    }
+}
+
+/// Moves the best estimates of the pool, ranked exactly, to `ready`.
+unsafe fn rerank_round(index: pg_sys::Relation, state: &mut ScanState) {
+    let Some(query) = &state.query else {
+        let all = state.pool.take_best(usize::MAX);
+        state.ready.extend(all.into_iter().map(|(_, c)| c.heap));
+        return;
+    };
+    let mut batch = state.pool.take_best(state.rerank);
+    // Visit vector pages in block order, each once.
+    batch.sort_by_key(|(_, c)| (c.vector_block, c.vector_offset));
+    let mut ranked: Vec<(f64, pg_sys::ItemPointerData)> = Vec::with_capacity(batch.len());
+    let mut current: Option<(pg_sys::BlockNumber, pg_sys::Buffer)> = None;
+    for (_, candidate) in &batch {
+        unsafe {
+            let buffer = match current {
+                Some((block, buffer)) if block == candidate.vector_block => buffer,
+                _ => {
+                    if let Some((_, buffer)) = current.take() {
+                        pg_sys::UnlockReleaseBuffer(buffer);
+                    }
+                    let buffer = buffers::lock_block(index, candidate.vector_block, false);
+                    current = Some((candidate.vector_block, buffer));
+                    buffer
+                }
+            };
+            let page = pg_sys::BufferGetPage(buffer);
+            let distance = match pages::item(page, candidate.vector_offset) {
+                Some(bytes) => query.distance(&pages::bytes_to_floats(bytes)),
+                None => f64::INFINITY,
+            };
+            ranked.push((distance, candidate.heap));
+        }
+    }
+    if let Some((_, buffer)) = current {
+        unsafe { pg_sys::UnlockReleaseBuffer(buffer) };
+    }
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    state.ready.extend(ranked.into_iter().map(|(_, tid)| tid));
+}
+
+/// Estimates every entry of one list into the pool.
+unsafe fn probe_list(index: pg_sys::Relation, state: &mut ScanState, list: usize) {
+    let shape = state.shape.clone().expect("rescan loads the shape");
+    let (tails_block, tails_offset) = shape.tail_slot(list);
+    let head = unsafe {
+        let buffer = buffers::lock_block(index, tails_block, false);
+        let ends: ListEnds = match pages::item(pg_sys::BufferGetPage(buffer), tails_offset) {
+            Some(bytes) => pages::read_struct(bytes),
+            None => super::corrupt("a list has no ends record"),
+        };
+        pg_sys::UnlockReleaseBuffer(buffer);
+        ends.head
+    };
+    let estimator = state
+        .query
+        .as_ref()
+        .map(|q| q.for_list(shape.centre(list), shape.rotated_centre(list)));
+    let bits_len = code_bytes(shape.dims);
+    let mut block = head;
+    while block != pages::INVALID_BLOCK {
+        unsafe {
+            let buffer = buffers::lock_block(index, block, false);
+            let page = pg_sys::BufferGetPage(buffer);
+            for offset in 1..=pages::item_count(page) {
+                let Some(bytes) = pages::item(page, offset) else {
+                    continue;
+                };
+                let entry: CodeEntry = pages::read_struct(bytes);
+                let bits = &bytes[pages::CODE_ENTRY_HEADER..pages::CODE_ENTRY_HEADER + bits_len];
+                let factors = CodeFactors {
+                    residual_norm: entry.residual_norm,
+                    alignment: entry.alignment,
+                };
+                let estimate = estimator
+                    .as_ref()
+                    .map_or(0.0, |e| e.estimate(bits, factors));
+                let mut heap = pg_sys::ItemPointerData::default();
+                heap.ip_blkid.bi_hi = (entry.heap_block >> 16) as u16;
+                heap.ip_blkid.bi_lo = (entry.heap_block & 0xffff) as u16;
+                heap.ip_posid = entry.heap_offset;
+                state.pool.push(
+                    estimate,
+                    Candidate {
+                        heap,
+                        vector_block: entry.vector_block,
+                        vector_offset: entry.vector_offset,
+                    },
+                );
+            }
+            block = pages::next_block(page);
+            pg_sys::UnlockReleaseBuffer(buffer);
+        }
+    }
+}
+
+#[pg_guard]
+pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
+    unsafe {
+        let state = (*scan).opaque as *mut ScanState;
+        if !state.is_null() {
+            drop(Box::from_raw(state));
+            (*scan).opaque = std::ptr::null_mut();
+        }
+    }
+}
