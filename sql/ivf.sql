@@ -20,3 +20,8 @@ COMMENT ON OPERATOR CLASS interest.embedding_cosine_ops USING interest_ivf IS 'C
 COMMENT ON OPERATOR CLASS interest.embedding_ip_ops USING interest_ivf IS 'Negative inner product (<#>).';
 COMMENT ON OPERATOR CLASS interest.embedding_l2_ops USING interest_ivf IS 'Euclidean distance (<->).';
 COMMENT ON FUNCTION interest.synthetic_vectors(bigint, integer, integer, double precision, bigint) IS 'Clustered unit vectors (random centres plus Gaussian noise of the given length; the same centres for every seed, so another seed gives queries from the same clusters), for trying and benchmarking interest_ivf indexes.';
+CREATE FUNCTION interest.ivf_info(index regclass)
+RETURNS TABLE (format_version integer, dimensions integer, metric text, lists integer, entries bigint, pages bigint)
+LANGUAGE sql STRICT STABLE AS $$ SELECT * FROM interest._ivf_info($1::oid) $$;
+COMMENT ON FUNCTION interest._ivf_info(oid) IS 'Implementation of interest.ivf_info.';
+COMMENT ON FUNCTION interest.ivf_info(regclass) IS 'What an interest_ivf index holds: its page format version, dimensions, metric, lists, live entries and pages. ';

@@ -24,6 +24,10 @@ const PHASE_LOADING: i64 = 4;
 const PHASE_WRITING: i64 = 5;
 const PHASE_LOGGING: i64 = 6;
 
+/// Seeds k-means and the rotation: the same rows in the same order give
+/// the same index everywhere.
+const BUILD_SEED: u64 = 0x1f7e_5eed_0000_0001;
+
 /// Vectors encoded per batch of the second pass.
 const BATCH: usize = 2_048;
 
@@ -78,20 +82,11 @@ pub unsafe extern "C-unwind" fn ambuild(
         )
     };
     let build_id = new_build_id(index);
-    let seed = Rng::new(build_id).next_u64();
     let indexed = if sampler.seen == 0 {
-        unsafe {
-            write_empty(
-                index,
-                pg_sys::ForkNumber::MAIN_FORKNUM,
-                metric,
-                build_id,
-                seed,
-            )
-        };
+        unsafe { write_empty(index, pg_sys::ForkNumber::MAIN_FORKNUM, metric, build_id) };
         0
     } else {
-        unsafe { build_lists(heap, index, index_info, metric, sampler, build_id, seed) }
+        unsafe { build_lists(heap, index, index_info, metric, sampler, build_id) }
     };
     unsafe {
         if (*(*index).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
@@ -113,13 +108,7 @@ pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
     let metric = unsafe { metric_of(index) };
     let build_id = new_build_id(index);
     unsafe {
-        write_empty(
-            index,
-            pg_sys::ForkNumber::INIT_FORKNUM,
-            metric,
-            build_id,
-            Rng::new(build_id).next_u64(),
-        );
+        write_empty(index, pg_sys::ForkNumber::INIT_FORKNUM, metric, build_id);
         log_all_pages(index, pg_sys::ForkNumber::INIT_FORKNUM);
     }
 }
@@ -213,7 +202,6 @@ unsafe fn build_lists(
     metric: Metric,
     sampler: Sampler,
     build_id: u64,
-    seed: u64,
 ) -> usize {
     let dims = sampler.dims;
     let sampled = sampler.sample.len() / dims;
@@ -227,6 +215,7 @@ unsafe fn build_lists(
     progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL, sampler.seen as i64);
     let training = &sampler.sample[..training_sample_size(lists).min(sampled) * dims];
     let threads = build_threads();
+    let seed = BUILD_SEED;
     let centres = kmeans::train(
         training,
         dims,
@@ -469,9 +458,8 @@ unsafe fn write_empty(
     fork: pg_sys::ForkNumber::Type,
     metric: Metric,
     build_id: u64,
-    seed: u64,
 ) {
-    let mut meta = Meta::new(0, metric.code(), 1, seed, build_id);
+    let mut meta = Meta::new(0, metric.code(), 1, BUILD_SEED, build_id);
     meta.zero_centre = 1;
     unsafe {
         let meta_buffer = buffers::new_block(index, fork);

@@ -6,6 +6,7 @@
 mod buffers;
 mod build;
 mod cost;
+pub mod info;
 mod insert;
 mod options;
 mod pages;

@@ -1,0 +1,139 @@
+-- The interest_ivf access method: recall against exact scans for each
+-- operator class after build, inserts, deletes + VACUUM and REINDEX;
+-- filtered queries that return k rows; empty and unlogged indexes; errors.
+SET search_path = public, interest;
+
+-- Recall@k of the index against an exact scan over the queries in ivf_q,
+-- and whether the plan used the index.
+CREATE FUNCTION regress.ivf_recall(tbl text, op text, k int DEFAULT 10, filter text DEFAULT 'true')
+RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE q record; found bigint[]; truth bigint[]; hits int := 0; total int := 0; sql text;
+BEGIN
+  sql := format('SELECT array_agg(id) FROM (SELECT id FROM %s WHERE %s ORDER BY e %s $1 LIMIT %s) s', tbl, filter, op, k);
+  FOR q IN SELECT id, e FROM ivf_q ORDER BY id LOOP
+    PERFORM set_config('enable_seqscan', 'off', true);
+    EXECUTE sql INTO found USING q.e;
+    PERFORM set_config('enable_seqscan', 'on', true);
+    PERFORM set_config('enable_indexscan', 'off', true);
+    EXECUTE sql INTO truth USING q.e;
+    PERFORM set_config('enable_indexscan', 'on', true);
+    hits := hits + (SELECT count(*) FROM unnest(found) x WHERE x = ANY(truth));
+    total := total + coalesce(array_length(truth, 1), 0);
+  END LOOP;
+  RETURN round((hits::numeric / nullif(total, 0)), 2);
+END $$;
+CREATE FUNCTION regress.plan_uses(q text, idx text) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE line text;
+BEGIN
+  FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+    IF line LIKE '%Index Scan using ' || idx || '%' THEN RETURN true; END IF;
+  END LOOP;
+  RETURN false;
+END $$;
+
+-- Vectors of different lengths, so inner product, cosine and L2 differ.
+CREATE TABLE ivf_t (id bigint PRIMARY KEY, category int, e embedding);
+INSERT INTO ivf_t SELECT id, id % 10, embedding * (1 + (id % 7) / 3.0)
+FROM synthetic_vectors(4000, 32, 40, 1.0, 11);
+CREATE TABLE ivf_q AS SELECT id, embedding * 1.5 AS e FROM synthetic_vectors(25, 32, 40, 1.0, 12);
+
+-- 1. Build: one index per operator class.
+CREATE INDEX ivf_cos ON ivf_t USING interest_ivf (e);
+CREATE INDEX ivf_ip ON ivf_t USING interest_ivf (e embedding_ip_ops);
+CREATE INDEX ivf_l2 ON ivf_t USING interest_ivf (e embedding_l2_ops) WITH (lists = 20);
+SELECT i, (ivf_info(i::regclass)).* FROM unnest(ARRAY['ivf_cos', 'ivf_ip', 'ivf_l2']) i;
+SELECT regress.plan_uses('SELECT id FROM ivf_t ORDER BY e <=> ''[1,2,3]''::embedding LIMIT 5', 'ivf_cos') AS cosine_plan,
+       regress.plan_uses('SELECT id FROM ivf_t ORDER BY e <#> ''[1,2,3]''::embedding LIMIT 5', 'ivf_ip') AS ip_plan,
+       regress.plan_uses('SELECT id FROM ivf_t ORDER BY e <-> ''[1,2,3]''::embedding LIMIT 5', 'ivf_l2') AS l2_plan,
+       regress.plan_uses('SELECT id FROM ivf_t WHERE e IS NOT NULL', 'ivf_cos') AS without_order_by;
+SELECT regress.ivf_recall('ivf_t', '<=>') >= 0.9 AS cosine, regress.ivf_recall('ivf_t', '<#>') >= 0.9 AS ip,
+       regress.ivf_recall('ivf_t', '<->') >= 0.9 AS l2;
+
+-- 2. After inserts (new rows go to their nearest list).
+INSERT INTO ivf_t SELECT 10000 + id, id % 10, embedding * (1 + (id % 5) / 2.0)
+FROM synthetic_vectors(2000, 32, 40, 1.0, 13);
+SELECT (ivf_info('ivf_cos')).entries AS cos_entries, (ivf_info('ivf_l2')).entries AS l2_entries;
+SELECT regress.ivf_recall('ivf_t', '<=>') >= 0.9 AS cosine, regress.ivf_recall('ivf_t', '<#>') >= 0.9 AS ip,
+       regress.ivf_recall('ivf_t', '<->') >= 0.9 AS l2;
+
+-- 3. Delete half, VACUUM: dead entries leave, recall holds, nothing deleted comes back.
+DELETE FROM ivf_t WHERE id % 2 = 0;
+VACUUM ivf_t;
+SELECT (ivf_info('ivf_cos')).entries AS cos_entries, (ivf_info('ivf_ip')).entries AS ip_entries;
+SELECT regress.ivf_recall('ivf_t', '<=>') >= 0.9 AS cosine, regress.ivf_recall('ivf_t', '<#>') >= 0.9 AS ip,
+       regress.ivf_recall('ivf_t', '<->') >= 0.9 AS l2;
+SET enable_seqscan = off;
+SELECT count(*) AS every_live_row_reachable FROM (SELECT id FROM ivf_t ORDER BY e <=> '[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]' LIMIT 100000) s;
+
+-- 4. Filters: k rows whenever k rows qualify; all of them when fewer do.
+SELECT count(*) AS rows, bool_and(category = 3) AS all_match
+FROM (SELECT id, category FROM ivf_t WHERE category = 3 ORDER BY e <=> (SELECT e FROM ivf_q WHERE id = 1) LIMIT 10) s;
+SELECT count(*) AS rows FROM (SELECT id FROM ivf_t WHERE id % 1000 = 1 ORDER BY e <=> (SELECT e FROM ivf_q WHERE id = 1) LIMIT 10) s;
+SELECT count(*) AS qualifying FROM ivf_t WHERE id % 1000 = 1;
+RESET enable_seqscan;
+SELECT regress.ivf_recall('ivf_t', '<=>', 10, 'category = 3') >= 0.9 AS filtered_recall;
+-- interest.ivf_max_probes caps the search (here: one list).
+SET interest.ivf_max_probes = 1;
+SET enable_seqscan = off;
+SELECT count(*) < 10 AS capped FROM (SELECT id FROM ivf_t WHERE id % 1000 = 1 ORDER BY e <=> (SELECT e FROM ivf_q WHERE id = 1) LIMIT 10) s;
+RESET interest.ivf_max_probes;
+RESET enable_seqscan;
+
+-- 5. REINDEX and REINDEX CONCURRENTLY.
+REINDEX INDEX ivf_cos;
+REINDEX INDEX CONCURRENTLY ivf_ip;
+SELECT (ivf_info('ivf_cos')).entries AS cos_entries, (ivf_info('ivf_ip')).entries AS ip_entries;
+SELECT regress.ivf_recall('ivf_t', '<=>') >= 0.9 AS cosine, regress.ivf_recall('ivf_t', '<#>') >= 0.9 AS ip;
+
+-- 6. Built on an empty table: the first insert fixes the dimensions.
+CREATE TABLE ivf_empty (id bigint, e embedding);
+CREATE INDEX ivf_empty_e ON ivf_empty USING interest_ivf (e);
+SELECT dimensions, lists, entries FROM ivf_info('ivf_empty_e');
+INSERT INTO ivf_empty SELECT id, embedding FROM synthetic_vectors(500, 32, 40, 1.0, 14);
+SELECT dimensions, lists, entries FROM ivf_info('ivf_empty_e');
+SELECT regress.ivf_recall('ivf_empty', '<=>') >= 0.9 AS recall;
+SELECT regress.err($$INSERT INTO ivf_empty VALUES (0, '[1,2,3]')$$) AS other_dimensions;
+
+-- 7. NULLs, zero vectors and NULL queries: rows without a direction are
+-- not indexed; a NULL query still returns k rows.
+INSERT INTO ivf_empty VALUES (-1, NULL), (-2, array_fill(0, ARRAY[32])::real[]::embedding);
+SELECT entries FROM ivf_info('ivf_empty_e');
+SET enable_seqscan = off;
+SELECT count(*) AS rows_for_null_query FROM (SELECT id FROM ivf_empty ORDER BY e <=> NULL LIMIT 7) s;
+SELECT count(*) AS rows_for_zero_query FROM (SELECT id FROM ivf_empty ORDER BY e <=> array_fill(0, ARRAY[32])::real[]::embedding LIMIT 7) s;
+SELECT regress.err($$SELECT id FROM ivf_empty ORDER BY e <=> '[1,2]' LIMIT 3$$) AS query_of_other_dimensions;
+RESET enable_seqscan;
+
+-- 8. Unlogged tables get an init fork (an empty index after a crash).
+CREATE UNLOGGED TABLE ivf_unlogged AS SELECT id, embedding AS e FROM synthetic_vectors(300, 32, 40, 1.0, 15);
+CREATE INDEX ivf_unlogged_e ON ivf_unlogged USING interest_ivf (e);
+SELECT (pg_stat_file(pg_relation_filepath('ivf_unlogged_e') || '_init')).size > 0 AS has_init_fork;
+SELECT regress.ivf_recall('ivf_unlogged', '<=>') >= 0.9 AS recall;
+
+-- 9. Errors.
+SELECT regress.err($$CREATE INDEX ON ivf_t USING interest_ivf (e) WITH (lists = -1)$$) AS negative_lists;
+SELECT regress.err($$CREATE INDEX ON ivf_t USING interest_ivf (e) WITH (probes = 3)$$) AS unknown_option;
+CREATE TABLE ivf_wide (e embedding);
+INSERT INTO ivf_wide SELECT array_fill(1, ARRAY[2001])::real[]::embedding;
+SELECT regress.err($$CREATE INDEX ON ivf_wide USING interest_ivf (e)$$) AS too_wide;
+CREATE TABLE ivf_mixed (e embedding);
+INSERT INTO ivf_mixed VALUES ('[1,2]'), ('[1,2,3]');
+SELECT regress.err($$CREATE INDEX ON ivf_mixed USING interest_ivf (e)$$) AS mixed_dimensions;
+SELECT regress.err($$SELECT * FROM ivf_info('ivf_t_pkey')$$) AS not_ivf;
+SELECT regress.err($$SET interest.ivf_probes = 0$$) AS zero_probes;
+
+-- 10. A table owner without superuser builds, inserts and queries.
+CREATE ROLE ivf_owner LOGIN;
+GRANT USAGE ON SCHEMA interest TO ivf_owner;
+GRANT CREATE ON SCHEMA public TO ivf_owner;
+SET ROLE ivf_owner;
+CREATE TABLE ivf_owned AS SELECT id, embedding AS e FROM synthetic_vectors(300, 32, 40, 1.0, 16);
+CREATE INDEX ivf_owned_e ON ivf_owned USING interest_ivf (e embedding_l2_ops);
+INSERT INTO ivf_owned SELECT 1000 + id, embedding FROM synthetic_vectors(50, 32, 40, 1.0, 17);
+SELECT entries FROM ivf_info('ivf_owned_e');
+RESET ROLE;
+SELECT regress.ivf_recall('ivf_owned', '<->') >= 0.9 AS recall;
+DROP TABLE ivf_owned;
+REVOKE ALL ON SCHEMA public FROM ivf_owner;
+REVOKE ALL ON SCHEMA interest FROM ivf_owner;
+DROP ROLE ivf_owner;
