@@ -107,7 +107,7 @@ set -e
 record "#[pg_test] tests" "$status" /tmp/pg_interest_pgtest.log
 
 # ---- 4. a real server under concurrent clients, and a crash ---------------
-for script in concurrency crash fold_worker dump_restore standby app_transactions; do
+for script in concurrency crash fold_worker dump_restore standby app_transactions ivf_index; do
   set +e
   "tests/$script.sh" 2>&1 | tee "/tmp/pg_interest_$script.log" | grep -E '^(check|crash:)'
   status=${PIPESTATUS[0]}
