@@ -30,21 +30,30 @@ pub static FOLD_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 /// worker, the triggers fold. Needs pg_interest in shared_preload_libraries.
 pub static FOLD_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
-/// Lists an `interest_ivf` scan probes before its first rerank.
-pub static IVF_PROBES: GucSetting<i32> = GucSetting::<i32>::new(10);
+/// Lists an `interest_ivf` scan probes before its first rerank; 0: chosen
+/// from the index's lists (`interest_core::ivf::default_probes`).
+pub static IVF_PROBES: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// Entries an `interest_ivf` scan reranks with exact distances per round.
 pub static IVF_RERANK: GucSetting<i32> = GucSetting::<i32>::new(100);
 /// Lists an `interest_ivf` scan may probe in all (rounds continue while a
 /// filter rejects rows); 0: every list.
 pub static IVF_MAX_PROBES: GucSetting<i32> = GucSetting::<i32>::new(0);
 
+/// Lists an `interest_ivf` scan of an index with `lists` lists probes first.
+pub fn ivf_probes(lists: usize) -> usize {
+    match IVF_PROBES.get() {
+        0 => interest_core::ivf::default_probes(lists),
+        n => (n as usize).min(lists.max(1)),
+    }
+}
+
 pub fn init() {
     GucRegistry::define_int_guc(
         c"interest.ivf_probes",
-        c"Lists an interest_ivf index scan probes first.",
-        c"More probes: higher recall, slower queries. Capped at the index's lists.",
+        c"Lists an interest_ivf index scan probes first; 0 chooses from the index's lists.",
+        c"More probes: higher recall, slower queries. 0 probes an eighth of the lists (10 to 64).",
         &IVF_PROBES,
-        1,
+        0,
         16_384,
         GucContext::Userset,
         GucFlags::default(),

@@ -34,9 +34,9 @@ pub unsafe extern "C-unwind" fn amcostestimate(
             (*(*path).indexinfo).indexoid,
             pg_sys::NoLock as pg_sys::LOCKMODE,
         );
-        let lists = buffers::read_meta(index).lists.max(1) as f64;
+        let lists = buffers::read_meta(index).lists.max(1) as usize;
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
-        let probed = (gucs::IVF_PROBES.get() as f64 / lists).min(1.0);
+        let probed = (gucs::ivf_probes(lists) as f64 / lists as f64).min(1.0);
         // Every probed list is read before the first row comes out.
         *startup_cost = costs.indexTotalCost * probed;
         *total_cost = costs.indexTotalCost * probed;

@@ -104,7 +104,7 @@ pub unsafe extern "C-unwind" fn amrescan(
         } else {
             max_probes.min(shape.lists)
         };
-        state.probes_per_round = (gucs::IVF_PROBES.get().max(1) as usize).min(shape.lists.max(1));
+        state.probes_per_round = gucs::ivf_probes(shape.lists);
         state.rerank = gucs::IVF_RERANK.get().max(1) as usize;
         state.next_list = 0;
         state.pool = CandidatePool::default();

@@ -26,8 +26,8 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     let truth: Vec<_> = queries.iter().map(|q| index.exact(q, 10)).collect();
-    for probes in [5, 10, 20, 40] {
-        for rerank in [40, 100, 200] {
+    for probes in [10, 40, 80, 160] {
+        for rerank in [100, 400, 1000] {
             let params = SearchParams { probes, rerank };
             let started = Instant::now();
             let found: Vec<_> = queries

@@ -120,7 +120,7 @@ CREATE TABLE ivf_mixed (e embedding);
 INSERT INTO ivf_mixed VALUES ('[1,2]'), ('[1,2,3]');
 SELECT regress.err($$CREATE INDEX ON ivf_mixed USING interest_ivf (e)$$) AS mixed_dimensions;
 SELECT regress.err($$SELECT * FROM ivf_info('ivf_t_pkey')$$) AS not_ivf;
-SELECT regress.err($$SET interest.ivf_probes = 0$$) AS zero_probes;
+SELECT regress.err($$SET interest.ivf_probes = -1$$) AS negative_probes;
 
 -- 10. A table owner without superuser builds, inserts and queries.
 CREATE ROLE ivf_owner LOGIN;

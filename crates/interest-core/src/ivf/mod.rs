@@ -27,6 +27,13 @@ pub fn default_lists(rows: usize) -> usize {
     ((rows as f64).sqrt().round() as usize).clamp(1, 16_384)
 }
 
+/// Lists a scan probes first when `interest.ivf_probes` is 0 (automatic):
+/// an eighth of the lists, at least 10 and at most 64, so recall holds on
+/// data with overlapping clusters without scanning a large index.
+pub fn default_probes(lists: usize) -> usize {
+    lists.div_ceil(8).clamp(10, 64).min(lists.max(1))
+}
+
 /// Vectors k-means trains on: enough per list for stable centres, few
 /// enough that training stays a small part of the build.
 pub fn training_sample_size(lists: usize) -> usize {

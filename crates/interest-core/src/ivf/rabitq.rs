@@ -45,6 +45,16 @@ pub fn encode(rotated_residual: &[f32], bits: &mut [u8]) -> CodeFactors {
     }
 }
 
+/// Sums of the four coordinates from `first` over every 4-bit pattern.
+fn nibble_sums(first: usize, coordinate: &impl Fn(usize) -> f32) -> [f32; 16] {
+    let mut sums = [0f32; 16];
+    for pattern in 1usize..16 {
+        let lowest = pattern.trailing_zeros() as usize;
+        sums[pattern] = sums[pattern & (pattern - 1)] + coordinate(first + lowest);
+    }
+    sums
+}
+
 /// Lookup tables that turn a code into `<x, w>` for one rotated `w`: for
 /// each code byte, the sum of `w`'s coordinates over every bit pattern.
 pub struct QueryTable {
@@ -57,12 +67,19 @@ impl QueryTable {
     pub fn new(rotated_w: &[f32]) -> QueryTable {
         let bytes = code_bytes(rotated_w.len());
         let mut tables = vec![0f32; bytes * 256];
+        let coordinate = |i: usize| rotated_w.get(i).copied().unwrap_or(0.0);
         for j in 0..bytes {
+            // Sums over the low and the high four bits, then every byte as
+            // one of each: 32 + 256 independent adds per byte.
+            let (low, high) = (
+                nibble_sums(j * 8, &coordinate),
+                nibble_sums(j * 8 + 4, &coordinate),
+            );
             let table = &mut tables[j * 256..(j + 1) * 256];
-            for pattern in 1usize..256 {
-                let lowest = pattern.trailing_zeros() as usize;
-                let coordinate = rotated_w.get(j * 8 + lowest).copied().unwrap_or(0.0);
-                table[pattern] = table[pattern & (pattern - 1)] + coordinate;
+            for (h, row) in table.chunks_exact_mut(16).enumerate() {
+                for (slot, l) in row.iter_mut().zip(low.iter()) {
+                    *slot = l + high[h];
+                }
             }
         }
         QueryTable {
@@ -75,10 +92,29 @@ impl QueryTable {
     /// `<x, w>` for the code `bits`.
     #[inline]
     pub fn signed_dot(&self, bits: &[u8]) -> f32 {
-        let mut positive = 0f32;
-        for (j, &byte) in bits.iter().enumerate() {
-            positive += self.tables[j * 256 + byte as usize];
+        assert!(
+            bits.len() * 256 <= self.tables.len(),
+            "code longer than the query's tables"
+        );
+        // Four independent sums: the lookups are not serialized on one add.
+        let mut sums = [0f32; 4];
+        let lookup = |j: usize, byte: u8| -> f32 {
+            // SAFETY: j < bits.len(), and bits.len() * 256 <= tables.len() (asserted above).
+            unsafe { *self.tables.get_unchecked(j * 256 + byte as usize) }
+        };
+        let mut chunks = bits.chunks_exact(4);
+        let mut j = 0;
+        for chunk in &mut chunks {
+            sums[0] += lookup(j, chunk[0]);
+            sums[1] += lookup(j + 1, chunk[1]);
+            sums[2] += lookup(j + 2, chunk[2]);
+            sums[3] += lookup(j + 3, chunk[3]);
+            j += 4;
         }
+        for (lane, &byte) in chunks.remainder().iter().enumerate() {
+            sums[lane] += lookup(j + lane, byte);
+        }
+        let positive = (sums[0] + sums[1]) + (sums[2] + sums[3]);
         (2.0 * positive - self.total) * self.scale
     }
 
