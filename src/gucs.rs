@@ -33,8 +33,8 @@ pub static FOLD_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 /// Lists an `interest_ivf` scan probes before its first rerank; 0: chosen
 /// from the index's lists (`interest_core::ivf::default_probes`).
 pub static IVF_PROBES: GucSetting<i32> = GucSetting::<i32>::new(0);
-/// Entries an `interest_ivf` scan reranks with exact distances per round.
-pub static IVF_RERANK: GucSetting<i32> = GucSetting::<i32>::new(100);
+/// Rows an `interest_ivf` scan certifies by exact distance per round.
+pub static IVF_RERANK: GucSetting<i32> = GucSetting::<i32>::new(40);
 /// Lists an `interest_ivf` scan may probe in all (rounds continue while a
 /// filter rejects rows); 0: every list.
 pub static IVF_MAX_PROBES: GucSetting<i32> = GucSetting::<i32>::new(0);
@@ -60,10 +60,10 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"interest.ivf_rerank",
-        c"Entries an interest_ivf index scan ranks by exact distance per round.",
-        c"The scan estimates distances from 1-bit codes and recomputes this many exactly; raise it if recall is short.",
+        c"Rows an interest_ivf index scan returns per round, each certain by exact distance among the probed entries.",
+        c"Entries are ranked exactly in order of their codes' lower bounds until no bound left could beat this many; larger rounds rank more entries.",
         &IVF_RERANK,
-        10,
+        1,
         10_000,
         GucContext::Userset,
         GucFlags::default(),

@@ -224,6 +224,18 @@ pub fn floats_as_bytes(values: &[f32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(values.as_ptr() as *const u8, values.len() * 4) }
 }
 
+/// The floats of an item in place (items start MAXALIGNed), or a copy.
+pub fn floats_of(bytes: &[u8]) -> std::borrow::Cow<'_, [f32]> {
+    if (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>()) {
+        // SAFETY: aligned, in bounds, and f32 has no invalid bit patterns.
+        std::borrow::Cow::Borrowed(unsafe {
+            std::slice::from_raw_parts(bytes.as_ptr() as *const f32, bytes.len() / 4)
+        })
+    } else {
+        std::borrow::Cow::Owned(bytes_to_floats(bytes))
+    }
+}
+
 pub fn bytes_to_floats(bytes: &[u8]) -> Vec<f32> {
     bytes
         .chunks_exact(4)

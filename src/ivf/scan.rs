@@ -1,10 +1,12 @@
-//! `ORDER BY e <op> q LIMIT k`: lists are probed nearest centre first; each
-//! round probes `interest.ivf_probes` more lists into the candidate pool,
-//! reranks the `interest.ivf_rerank` best estimates exactly and returns
-//! them nearest first. Rounds go on while the executor asks for rows (a
-//! WHERE clause that rejects them), until every list (or
-//! `interest.ivf_max_probes`) has been probed, so a filtered query gets k
-//! rows whenever k rows qualify.
+//! `ORDER BY e <op> q LIMIT k`: the `interest.ivf_probes` lists of nearest
+//! centre are probed into a candidate pool ordered by the codes' lower
+//! bounds; each round ranks entries exactly, in bound order, until the
+//! `interest.ivf_rerank` nearest of the pool are certain (no bound left
+//! could beat them), and returns them nearest first. Rounds go on while the
+//! executor asks for rows (a WHERE clause that rejects them); when the pool
+//! runs low the next lists are probed, until every list (or
+//! `interest.ivf_max_probes`) has been, so a filtered query gets k rows
+//! whenever k rows qualify.
 
 use super::buffers;
 use super::pages::{self, CodeEntry, ListEnds};
@@ -129,10 +131,9 @@ pub unsafe extern "C-unwind" fn amgettuple(
                 return true;
             }
             let more_lists = state.next_list < state.list_limit.min(state.order.len());
-            if !more_lists && state.pool.is_empty() {
-                return false;
-            }
-            if more_lists {
+            // Probe further lists only when the pool runs low: a filter that
+            // rejects rows first drains what the probed lists gave.
+            if more_lists && (state.next_list == 0 || state.pool.len() < state.rerank) {
                 let end = (state.next_list + state.probes_per_round)
                     .min(state.list_limit)
                     .min(state.order.len());
@@ -141,50 +142,63 @@ pub unsafe extern "C-unwind" fn amgettuple(
                     probe_list(index, state, state.order[position] as usize);
                 }
                 state.next_list = end;
+            } else if state.pool.is_empty() {
+                return false;
             }
             rerank_round(index, state);
         }
     }
 }
 
-/// Moves the best estimates of the pool, ranked exactly, to `ready`.
+/// Moves the pool's nearest entries, ranked exactly, to `ready`.
 unsafe fn rerank_round(index: pg_sys::Relation, state: &mut ScanState) {
     let Some(query) = &state.query else {
-        let all = state.pool.take_best(usize::MAX);
+        let all = state.pool.next_round(usize::MAX, |_| 0.0);
         state.ready.extend(all.into_iter().map(|(_, c)| c.heap));
         return;
     };
-    let mut batch = state.pool.take_best(state.rerank);
-    // Visit vector pages in block order, each once.
-    batch.sort_by_key(|(_, c)| (c.vector_block, c.vector_offset));
-    let mut ranked: Vec<(f64, pg_sys::ItemPointerData)> = Vec::with_capacity(batch.len());
-    let mut current: Option<(pg_sys::BlockNumber, pg_sys::Buffer)> = None;
-    for (_, candidate) in &batch {
+    let mut reader = VectorReader {
+        index,
+        current: None,
+    };
+    let round = state
+        .pool
+        .next_round(state.rerank, |c| unsafe { reader.distance(query, c) });
+    reader.release();
+    state.ready.extend(round.into_iter().map(|(_, c)| c.heap));
+}
+
+/// Reads stored vectors, keeping the last page pinned and share-locked.
+struct VectorReader {
+    index: pg_sys::Relation,
+    current: Option<(pg_sys::BlockNumber, pg_sys::Buffer)>,
+}
+
+impl VectorReader {
+    unsafe fn distance(&mut self, query: &PreparedQuery, candidate: &Candidate) -> f64 {
         unsafe {
-            let buffer = match current {
+            let buffer = match self.current {
                 Some((block, buffer)) if block == candidate.vector_block => buffer,
                 _ => {
-                    if let Some((_, buffer)) = current.take() {
-                        pg_sys::UnlockReleaseBuffer(buffer);
-                    }
-                    let buffer = buffers::lock_block(index, candidate.vector_block, false);
-                    current = Some((candidate.vector_block, buffer));
+                    self.release();
+                    let buffer = buffers::lock_block(self.index, candidate.vector_block, false);
+                    self.current = Some((candidate.vector_block, buffer));
                     buffer
                 }
             };
-            let page = pg_sys::BufferGetPage(buffer);
-            let distance = match pages::item(page, candidate.vector_offset) {
-                Some(bytes) => query.distance(&pages::bytes_to_floats(bytes)),
+            match pages::item(pg_sys::BufferGetPage(buffer), candidate.vector_offset) {
+                Some(bytes) => query.distance(&pages::floats_of(bytes)),
                 None => f64::INFINITY,
-            };
-            ranked.push((distance, candidate.heap));
+            }
         }
     }
-    if let Some((_, buffer)) = current {
-        unsafe { pg_sys::UnlockReleaseBuffer(buffer) };
+
+    fn release(&mut self) {
+        if let Some((_, buffer)) = self.current.take() {
+            // SAFETY: the buffer was pinned and locked by lock_block.
+            unsafe { pg_sys::UnlockReleaseBuffer(buffer) };
+        }
     }
-    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-    state.ready.extend(ranked.into_iter().map(|(_, tid)| tid));
 }
 
 /// Estimates every entry of one list into the pool.
@@ -220,15 +234,15 @@ unsafe fn probe_list(index: pg_sys::Relation, state: &mut ScanState, list: usize
                     residual_norm: entry.residual_norm,
                     alignment: entry.alignment,
                 };
-                let estimate = estimator
+                let lower = estimator
                     .as_ref()
-                    .map_or(0.0, |e| e.estimate(bits, factors));
+                    .map_or(0.0, |e| e.estimate(bits, factors).1);
                 let mut heap = pg_sys::ItemPointerData::default();
                 heap.ip_blkid.bi_hi = (entry.heap_block >> 16) as u16;
                 heap.ip_blkid.bi_lo = (entry.heap_block & 0xffff) as u16;
                 heap.ip_posid = entry.heap_offset;
                 state.pool.push(
-                    estimate,
+                    lower,
                     Candidate {
                         heap,
                         vector_block: entry.vector_block,

@@ -16,7 +16,10 @@ fn main() {
     let centres = arg(3, 1_000.0) as usize;
     let noise = arg(4, 0.6);
     let lists = arg(5, interest_core::ivf::default_lists(rows) as f64) as usize;
-    let data = clustered_vectors(rows, dims, centres, noise, 1);
+    let data: Vec<_> = clustered_vectors(rows, dims, centres, noise, 1)
+        .into_iter()
+        .map(Some)
+        .collect();
     let queries = clustered_vectors(50, dims, centres, noise, 2);
     let started = Instant::now();
     let index = MemoryIndex::build(Metric::Cosine, dims, &data, lists, 7, 2);
@@ -26,8 +29,8 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     let truth: Vec<_> = queries.iter().map(|q| index.exact(q, 10)).collect();
-    for probes in [10, 40, 80, 160] {
-        for rerank in [100, 400, 1000] {
+    for probes in [10, 40, 64] {
+        for rerank in [10, 50, 100] {
             let params = SearchParams { probes, rerank };
             let started = Instant::now();
             let found: Vec<_> = queries

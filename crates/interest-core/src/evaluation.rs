@@ -16,9 +16,15 @@
 //! Every item of the catalog is ranked; items the user already has are
 //! excluded.
 
+use crate::candidates;
 use crate::covisit::{self, CovisitParams, ItemGraph};
 use crate::interest_state::{InterestParams, InterestState};
 use crate::interrupts;
+use crate::ivf::{
+    self,
+    memory_index::{MemoryIndex, SearchParams},
+    metric::Metric,
+};
 use crate::metrics::{self, Metrics, MetricsAccumulator};
 use crate::ranking::{self, Catalog, RankWeights, UserSignals};
 use crate::signals::{freshness_score, popularity_scores};
@@ -308,6 +314,14 @@ pub fn evaluate(
     let sequential = SequentialCounts::build(&split.histories, n_items);
     let mut seq_acc = MetricsAccumulator::new(cfg.k, n_items);
 
+    // With the ablations, recommend() as large catalogs run it: ranked over
+    // the candidates only (content neighbours from the vector index,
+    // co-visitation targets, trending items).
+    let candidate_path = cfg
+        .ablations
+        .then(|| CandidatePath::build(vectors, &model.popularity));
+    let mut candidate_acc = MetricsAccumulator::new(cfg.k, n_items);
+
     for &(u, target) in &split.tests {
         interrupts::check();
         let train = split.histories[u];
@@ -320,6 +334,20 @@ pub fn evaluate(
                     .map(|s| s.item)
                     .collect();
             a.add(&list, target, vectors);
+        }
+        if let Some(path) = &candidate_path {
+            let pool: HashSet<usize> = path.candidates(&signals, cfg.k).into_iter().collect();
+            let list: Vec<usize> = ranking::rank(
+                &catalog,
+                &signals,
+                |i| pool.contains(&i) && !seen.contains(&i),
+                cfg.k,
+                &cfg.weights,
+            )
+            .iter()
+            .map(|s| s.item)
+            .collect();
+            candidate_acc.add(&list, target, vectors);
         }
         pop_acc.add(&top_by(&raw_counts, &seen, cfg.k), target, vectors);
         if let Some(knn) = &knn {
@@ -336,6 +364,9 @@ pub fn evaluate(
         .map(|(n, _)| n.to_string())
         .zip(acc.iter().map(|a| a.finish()))
         .collect();
+    if candidate_path.is_some() {
+        out.insert(1, ("recommend (candidates)".into(), candidate_acc.finish()));
+    }
     out.push(("popularity".into(), pop_acc.finish()));
     if knn.is_some() {
         out.push(("item-kNN".into(), knn_acc.finish()));
@@ -345,6 +376,57 @@ pub fn evaluate(
         out.extend(evaluate_new_items(users, vectors, new_items, cfg));
     }
     out
+}
+
+/// The candidate path of recommend() over an in-memory copy of the index.
+struct CandidatePath {
+    index: Option<MemoryIndex>,
+    trending: Vec<usize>,
+}
+
+impl CandidatePath {
+    fn build(vectors: &[Option<Vec<f32>>], popularity: &[f64]) -> CandidatePath {
+        let dims = vectors.iter().flatten().map(|v| v.len()).next();
+        let embedded = vectors.iter().flatten().count();
+        let index = dims.map(|dims| {
+            MemoryIndex::build(
+                Metric::Cosine,
+                dims,
+                vectors,
+                ivf::default_lists(embedded),
+                1,
+                1,
+            )
+        });
+        CandidatePath {
+            index,
+            trending: candidates::trending(popularity, candidates::DEFAULT_LIMITS.trending),
+        }
+    }
+
+    fn candidates(&self, signals: &UserSignals, k: usize) -> Vec<usize> {
+        candidates::gather(
+            &signals.interests,
+            &signals.covisit,
+            &self.trending,
+            |v, n| match &self.index {
+                Some(index) => {
+                    let params = SearchParams {
+                        probes: ivf::default_probes(index.lists()),
+                        rerank: n,
+                    };
+                    index
+                        .search(v, n, params)
+                        .into_iter()
+                        .map(|(i, _)| i)
+                        .collect()
+                }
+                None => Vec::new(),
+            },
+            candidates::DEFAULT_LIMITS,
+            k,
+        )
+    }
 }
 
 /// recommend() with each of `weights` in turn over one replay of

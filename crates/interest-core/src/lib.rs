@@ -9,11 +9,13 @@
 //! - co-visitation: `covisit`, `covisit_history` (DELETE/UPDATE),
 //!   `covisit_context` (scores from a user's recent items), `interner`,
 //!   `link_codec`, `array_literal`;
-//! - ranking: `signals` (popularity, freshness), `ranking`, `weights`,
+//! - ranking: `signals` (popularity, freshness), `candidates`, `ranking`, `weights`,
 //!   `explain`, `metrics`, `evaluation`;
+//! - `ivf`: the vector index (k-means lists, RaBitQ codes, probing);
 //! - `interrupts`: the cancellation points of long loops.
 
 pub mod array_literal;
+pub mod candidates;
 pub mod clock;
 pub mod covisit;
 pub mod covisit_context;

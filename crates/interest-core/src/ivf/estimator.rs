@@ -47,6 +47,7 @@ impl PreparedQuery {
                 metric: self.metric,
                 table: QueryTable::new(&self.rotated),
                 offset: kernels::dot(&self.vector, centre),
+                error_scale: error_scale(&self.rotated),
             },
             Metric::Cosine | Metric::L2 => {
                 let w: Vec<f32> = self
@@ -58,6 +59,7 @@ impl PreparedQuery {
                 ListEstimator {
                     metric: self.metric,
                     offset: kernels::l2_squared(&self.vector, centre),
+                    error_scale: error_scale(&w),
                     table: QueryTable::new(&w),
                 }
             }
@@ -65,25 +67,53 @@ impl PreparedQuery {
     }
 }
 
+fn error_scale(w: &[f32]) -> f32 {
+    kernels::norm(w) as f32 * EPSILON_0 / ((w.len().max(2) - 1) as f32).sqrt()
+}
+
+/// RaBitQ's confidence multiplier: an estimate is off by more than
+/// `EPSILON_0 / sqrt(D - 1)` of its scale with negligible probability.
+pub const EPSILON_0: f32 = 1.9;
+
 /// Estimates, on the scale `PreparedQuery::distance` orders by, for the
-/// entries of one list.
+/// entries of one list, with a lower bound that holds with high
+/// probability (the scan reranks every entry whose bound could beat what
+/// it returns).
 pub struct ListEstimator {
     metric: Metric,
     table: QueryTable,
     /// |q - c|² for Euclidean and cosine, <q, c> for inner product.
     offset: f32,
+    /// |w| times RaBitQ's error scale.
+    error_scale: f32,
 }
 
 impl ListEstimator {
+    /// (estimate, lower bound).
     #[inline]
-    pub fn estimate(&self, bits: &[u8], factors: CodeFactors) -> f32 {
+    pub fn estimate(&self, bits: &[u8], factors: CodeFactors) -> (f32, f32) {
         let r = factors.residual_norm;
         let along = r * self.table.estimate_dot(bits, factors);
+        let a = factors.alignment.min(1.0);
+        // Error of <u, w> is at most |w| sqrt(1 - a²) / a · ε0 / sqrt(D - 1).
+        let slack = r * self.error_scale * ((1.0 - a * a).max(0.0)).sqrt() / a;
         match self.metric {
-            Metric::InnerProduct => -(self.offset + along),
-            // |o - q|² = r² + |q - c|² - 2 <o - c, q - c>
-            Metric::L2 => (r * r + self.offset - 2.0 * along).max(0.0).sqrt(),
-            Metric::Cosine => 0.5 * (r * r + self.offset - 2.0 * along),
+            Metric::InnerProduct => {
+                let estimate = -(self.offset + along);
+                (estimate, estimate - slack)
+            }
+            Metric::L2 => {
+                // |o - q|² = r² + |q - c|² - 2 <o - c, q - c>
+                let squared = r * r + self.offset - 2.0 * along;
+                (
+                    squared.max(0.0).sqrt(),
+                    (squared - 2.0 * slack).max(0.0).sqrt(),
+                )
+            }
+            Metric::Cosine => {
+                let squared = r * r + self.offset - 2.0 * along;
+                (0.5 * squared, 0.5 * (squared - 2.0 * slack))
+            }
         }
     }
 }

@@ -32,7 +32,7 @@ impl MemoryIndex {
     pub fn build(
         metric: Metric,
         dims: usize,
-        raw: &[Vec<f32>],
+        raw: &[Option<Vec<f32>>],
         lists: usize,
         seed: u64,
         threads: usize,
@@ -40,7 +40,7 @@ impl MemoryIndex {
         let vectors: Vec<Option<Vec<f32>>> = raw
             .iter()
             .map(|v| {
-                let mut v = v.clone();
+                let mut v = v.clone()?;
                 metric.prepare(&mut v).then_some(v)
             })
             .collect();
@@ -116,16 +116,15 @@ impl MemoryIndex {
                 &self.rotated_centres[list * dims..(list + 1) * dims],
             );
             for (id, bits, factors) in &self.lists[list] {
-                pool.push(estimator.estimate(bits, *factors), *id);
+                pool.push(estimator.estimate(bits, *factors).1, *id);
             }
         }
         let mut exact: Vec<(usize, f64)> = pool
-            .take_best(params.rerank.max(k))
-            .into_iter()
-            .map(|(_, id)| {
-                let v = self.vectors[id].as_ref().expect("listed vectors exist");
-                (id, query.distance(v))
+            .next_round(params.rerank.max(k), |&id| {
+                query.distance(self.vectors[id].as_ref().expect("listed vectors exist"))
             })
+            .into_iter()
+            .map(|(d, id)| (id, d))
             .collect();
         exact.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         exact.truncate(k);
@@ -168,7 +167,10 @@ mod tests {
 
     fn mean_recall(metric: Metric, params: SearchParams) -> f64 {
         let dims = 64;
-        let data = clustered_vectors(6_000, dims, 60, 0.6, 21);
+        let data: Vec<_> = clustered_vectors(6_000, dims, 60, 0.6, 21)
+            .into_iter()
+            .map(Some)
+            .collect();
         let index = MemoryIndex::build(metric, dims, &data, 60, 4, 2);
         let queries = clustered_vectors(40, dims, 60, 0.6, 22);
         queries

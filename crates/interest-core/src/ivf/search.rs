@@ -3,6 +3,8 @@
 //! the next exact rerank takes its candidates from.
 
 use super::estimator::PreparedQuery;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
 
 /// Lists ordered nearest centre first.
 pub fn probe_order(query: &PreparedQuery, centres: &[f32], dims: usize) -> Vec<u32> {
@@ -15,41 +17,114 @@ pub fn probe_order(query: &PreparedQuery, centres: &[f32], dims: usize) -> Vec<u
     keyed.into_iter().map(|(_, list)| list).collect()
 }
 
-/// Entries scanned by their codes, waiting for an exact distance.
+/// Entries scanned by their codes, waiting for an exact distance, ordered
+/// by the lower bound of their distance.
 pub struct CandidatePool<T> {
-    entries: Vec<(f32, T)>,
+    heap: BinaryHeap<Pending<T>>,
+}
+
+struct Pending<T> {
+    lower: f64,
+    exact: Option<f64>,
+    item: T,
+}
+
+impl<T> PartialEq for Pending<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.lower.total_cmp(&other.lower).is_eq()
+    }
+}
+impl<T> Eq for Pending<T> {}
+impl<T> PartialOrd for Pending<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Pending<T> {
+    // Reversed: BinaryHeap is a max-heap, the pool pops the lowest bound.
+    fn cmp(&self, other: &Self) -> Ordering {
+        other.lower.total_cmp(&self.lower)
+    }
 }
 
 impl<T> Default for CandidatePool<T> {
     fn default() -> Self {
         CandidatePool {
-            entries: Vec::new(),
+            heap: BinaryHeap::new(),
         }
     }
 }
 
 impl<T> CandidatePool<T> {
-    pub fn push(&mut self, estimate: f32, entry: T) {
-        self.entries.push((estimate, entry));
+    /// Adds an entry whose distance is at least `lower` (with high probability).
+    pub fn push(&mut self, lower: f32, item: T) {
+        self.heap.push(Pending {
+            lower: lower as f64,
+            exact: None,
+            item,
+        });
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.heap.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.heap.is_empty()
     }
 
-    /// Removes and returns the `n` entries with the smallest estimates.
-    pub fn take_best(&mut self, n: usize) -> Vec<(f32, T)> {
-        if n >= self.entries.len() {
-            return std::mem::take(&mut self.entries);
+    /// The `want` nearest entries of the pool, nearest first, by exact
+    /// distance: entries are ranked exactly in order of their bounds until
+    /// no bound left could beat the `want`-th distance found. Entries ranked
+    /// but not returned go back with their exact distance.
+    pub fn next_round(&mut self, want: usize, mut exact: impl FnMut(&T) -> f64) -> Vec<(f64, T)> {
+        let want = want.max(1);
+        let mut best: BinaryHeap<Ranked<T>> = BinaryHeap::new();
+        while let Some(top) = self.heap.peek() {
+            if best.len() >= want && best.peek().is_some_and(|worst| top.lower >= worst.distance) {
+                break;
+            }
+            let pending = self.heap.pop().expect("peeked");
+            let distance = pending.exact.unwrap_or_else(|| exact(&pending.item));
+            best.push(Ranked {
+                distance,
+                item: pending.item,
+            });
+            if best.len() > want {
+                let worst = best.pop().expect("more than want");
+                self.heap.push(Pending {
+                    lower: worst.distance,
+                    exact: Some(worst.distance),
+                    item: worst.item,
+                });
+            }
         }
-        self.entries
-            .select_nth_unstable_by(n, |a, b| a.0.total_cmp(&b.0));
-        let rest = self.entries.split_off(n);
-        std::mem::replace(&mut self.entries, rest)
+        best.into_sorted_vec()
+            .into_iter()
+            .map(|r| (r.distance, r.item))
+            .collect()
+    }
+}
+
+struct Ranked<T> {
+    distance: f64,
+    item: T,
+}
+
+impl<T> PartialEq for Ranked<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.distance.total_cmp(&other.distance).is_eq()
+    }
+}
+impl<T> Eq for Ranked<T> {}
+impl<T> PartialOrd for Ranked<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T> Ord for Ranked<T> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.distance.total_cmp(&other.distance)
     }
 }
 
@@ -58,16 +133,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn takes_the_smallest_estimates_and_keeps_the_rest() {
+    fn rounds_return_the_nearest_and_keep_the_rest() {
+        // Bounds 0.5 below the truth: ranking stops at the first bound that
+        // cannot beat the second best.
+        let truth = [5.0, 1.0, 4.0, 2.0, 3.0];
         let mut pool = CandidatePool::default();
-        for (i, e) in [5.0, 1.0, 4.0, 2.0, 3.0].into_iter().enumerate() {
-            pool.push(e, i);
+        for (i, d) in truth.iter().enumerate() {
+            pool.push((d - 0.5) as f32, i);
         }
-        let mut best: Vec<usize> = pool.take_best(2).into_iter().map(|(_, i)| i).collect();
-        best.sort();
-        assert_eq!(best, vec![1, 3]);
-        assert_eq!(pool.len(), 3);
-        assert_eq!(pool.take_best(10).len(), 3);
+        let mut ranked = 0;
+        let first = pool.next_round(2, |&i| {
+            ranked += 1;
+            truth[i]
+        });
+        assert_eq!(
+            first.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
+            vec![1, 3]
+        );
+        assert_eq!(ranked, 2, "the next bound (2.5) cannot beat 2.0");
+        let rest = pool.next_round(10, |&i| truth[i]);
+        assert_eq!(
+            rest.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
+            vec![4, 2, 0]
+        );
         assert!(pool.is_empty());
+    }
+
+    #[test]
+    fn loose_bounds_rank_more() {
+        let truth: Vec<f64> = (0..100).map(|i| i as f64).collect();
+        let mut pool = CandidatePool::default();
+        for (i, d) in truth.iter().enumerate() {
+            pool.push((d - 20.0) as f32, i);
+        }
+        let mut ranked = 0;
+        let got = pool.next_round(10, |&i| {
+            ranked += 1;
+            truth[i]
+        });
+        assert_eq!(
+            got.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            ranked, 29,
+            "every entry whose bound is below the 10th distance (9)"
+        );
     }
 }
