@@ -226,10 +226,51 @@ BEGIN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', format('interest_%ss_%s', kind, op), rel);
         EXECUTE format('DROP FUNCTION IF EXISTS %s()', interest._trigger_function(kind, src, op));
     END LOOP;
+    IF kind = 'item' AND to_regclass('interest.' || interest._items_index_name(src)) IS NOT NULL THEN
+        EXECUTE format('DROP INDEX interest.%I', interest._items_index_name(src));
+    END IF;
     PERFORM interest._delete_bookkeeping(kind, src);
     RETURN 1;
 END $$;
 REVOKE ALL ON FUNCTION interest._unregister(regclass, jsonb) FROM PUBLIC;
+
+-- The name of an items table's vector index on interest.item_embeddings.
+CREATE FUNCTION interest._items_index_name(source_id integer) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$ SELECT 'item_embeddings_ivf_' || source_id $$;
+COMMENT ON FUNCTION interest._items_index_name(integer) IS 'Name of the interest_ivf index that index_items builds for an items source.';
+
+-- index_items' privileged step: (re)builds the source's partial
+-- interest_ivf index on interest.item_embeddings. Arguments are data.
+CREATE FUNCTION interest._index_items(rel regclass, args jsonb) RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    src integer;
+    index_name text;
+    lists integer := (args ->> 'lists')::integer;
+BEGIN
+    PERFORM interest._require_owner(rel);
+    SELECT id INTO src FROM interest.item_sources WHERE relid = rel;
+    IF src IS NULL THEN
+        RAISE EXCEPTION 'table % is not attached as an items table', rel USING ERRCODE = '42704',
+            DETAIL = 'index_items indexes the embeddings that attach_items keeps.', HINT = 'Call interest.attach_items first.';
+    END IF;
+    IF lists IS NOT NULL AND lists NOT BETWEEN 1 AND 16384 THEN
+        RAISE EXCEPTION 'lists must be between 1 and 16384' USING ERRCODE = '22023',
+            DETAIL = format('Got lists => %s.', lists), HINT = 'Leave it NULL to use the square root of the number of items.';
+    END IF;
+    index_name := interest._items_index_name(src);
+    IF to_regclass('interest.' || index_name) IS NOT NULL THEN
+        EXECUTE format('DROP INDEX interest.%I', index_name);
+    END IF;
+    EXECUTE format('CREATE INDEX %I ON interest.item_embeddings USING interest_ivf (embedding) WITH (lists = %s) WHERE source_id = %s',
+        index_name, coalesce(lists, 0), src);
+    RETURN (SELECT count(*) FROM interest.item_embeddings WHERE source_id = src)::integer;
+END $$;
+REVOKE ALL ON FUNCTION interest._index_items(regclass, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION interest.index_items(items regclass, lists integer DEFAULT NULL) RETURNS integer
+LANGUAGE sql AS $$ SELECT interest._privileged('index_items', items, jsonb_build_object('lists', lists)) $$;
+COMMENT ON FUNCTION interest.index_items(regclass, integer) IS 'Builds (or rebuilds) an interest_ivf index over the items table''s embeddings; recommend() then ranks candidates from it (content neighbours, co-visitation, trending) instead of the whole catalog. Run it after backfill_items and again when the catalog has grown a lot. Item writes wait while it builds. Returns the number of items indexed.';
 
 CREATE FUNCTION interest.detach_items(items regclass) RETURNS boolean
 LANGUAGE sql AS $$ SELECT interest._privileged('detach', items, '{"kind": "item"}') = 1 $$;

@@ -47,11 +47,23 @@ pub fn ivf_probes(lists: usize) -> usize {
     }
 }
 
+/// recommend() ranks the candidates of a source's vector index when it has
+/// one (interest.index_items); off: every item, as on small catalogs.
+pub static RECOMMEND_CANDIDATES: GucSetting<bool> = GucSetting::<bool>::new(true);
+
 pub fn init() {
+    GucRegistry::define_bool_guc(
+        c"interest.recommend_candidates",
+        c"recommend() ranks candidates from the source's vector index (interest.index_items) when it has one.",
+        c"Off ranks every embedded item of the catalog, as for sources without an index.",
+        &RECOMMEND_CANDIDATES,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
     GucRegistry::define_int_guc(
         c"interest.ivf_probes",
         c"Lists an interest_ivf index scan probes first; 0 chooses from the index's lists.",
-        c"More probes: higher recall, slower queries. 0 probes an eighth of the lists (10 to 64).",
+        c"More probes: higher recall, slower queries. 0 probes an eighth of the lists (10 to 40).",
         &IVF_PROBES,
         0,
         16_384,

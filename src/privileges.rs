@@ -189,6 +189,11 @@ const PRIVILEGED_STEPS: &[(&str, Right, &str)] = &[
     ),
     ("detach", Right::Own, "SELECT interest._unregister($1, $2)"),
     (
+        "index_items",
+        Right::Own,
+        "SELECT interest._index_items($1, $2)",
+    ),
+    (
         "refresh",
         Right::Own,
         "SELECT interest._refresh_attached($1, $2)",

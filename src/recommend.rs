@@ -3,12 +3,15 @@
 //! `interest_core::ranking`, the code offline evaluation runs too.
 
 use crate::errors::raise;
+use crate::gucs;
 use crate::privileges::with_extension_rights;
 use crate::read::load_user;
 use crate::sources::{readable_event_source, EventSource};
 use crate::spi::one_read_cached;
 use crate::store::catalog::{self, Catalog};
 use crate::store::covisit as store;
+use crate::store::{items, trending};
+use interest_core::candidates;
 use interest_core::clock::ranking_clock;
 use interest_core::covisit::CovisitContribution;
 use interest_core::covisit_context::{self, catalog_covisit_scores, RecentStats};
@@ -38,16 +41,12 @@ impl Context {
     /// `as_of` (epoch seconds) replaces now() for replayed, historical data;
     /// either way the clock stops at the source's last event (`ranking_clock`).
     fn load(src: &EventSource, as_of: Option<f64>) -> Context {
-        let asked = as_of.unwrap_or_else(|| {
-            one_read_cached::<f64>("SELECT extract(epoch FROM now())::float8", &[]).unwrap_or(0.0)
-        });
-        let p = src.covisit;
         let stats = store::load_all_counts(src.id);
         let last_event = stats
             .iter()
             .map(|(_, s)| s.last_seen)
             .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
-        let now = ranking_clock(asked, last_event);
+        let now = ranking_clock(asked_time(as_of), last_event);
         let catalog = match src.item_source_id {
             // With an items table, the catalog is its embedded items.
             Some(item_source) => catalog::cached(item_source),
@@ -56,6 +55,57 @@ impl Context {
                 stats.iter().map(|s| s.0.clone()).collect(),
             )),
         };
+        Context::assemble(src, catalog, stats, now)
+    }
+
+    /// recommend()'s context on a catalog with a vector index: only the
+    /// candidates (content neighbours of each sub-interest, the items the
+    /// user's recent items lead to, trending items, a short filter list)
+    /// are read and scored.
+    fn for_candidates(
+        src: &EventSource,
+        item_source: i32,
+        as_of: Option<f64>,
+        user_key: &str,
+        k: usize,
+        allowed: Option<&[Option<String>]>,
+    ) -> Context {
+        let trending = trending::snapshot(src);
+        let now = ranking_clock(asked_time(as_of), trending.last_event);
+        let view = load_user(src, user_key);
+        let interests = view
+            .state
+            .map_or_else(Vec::new, |s| s.interests_at(now, &src.params));
+        let linked: HashMap<String, f64> =
+            store::load_item_stats(src.id, &view.recent, |j| j.to_string())
+                .into_iter()
+                .flat_map(|(_, s)| s.links)
+                .collect();
+        let mut keys = candidates::gather(
+            &interests,
+            &linked,
+            &trending.keys,
+            |v, n| items::nearest(item_source, v, n),
+            candidates::DEFAULT_LIMITS,
+            k,
+        );
+        if let Some(allowed) = allowed.filter(|a| a.len() <= candidates::MAX_FILTER_CANDIDATES) {
+            keys.extend(allowed.iter().flatten().cloned());
+            keys.sort();
+            keys.dedup();
+        }
+        let catalog = Rc::new(catalog::of_candidates(item_source, &keys));
+        let stats = store::load_counts(src.id, &catalog.keys);
+        Context::assemble(src, catalog, stats, now)
+    }
+
+    fn assemble(
+        src: &EventSource,
+        catalog: Rc<Catalog>,
+        stats: Vec<(String, interest_core::covisit::ItemStats<String>)>,
+        now: f64,
+    ) -> Context {
+        let p = src.covisit;
         let n = catalog.keys.len();
         let mut counts = vec![0.0; n];
         let mut recent = vec![0.0; n];
@@ -126,6 +176,13 @@ impl Context {
             by_item,
         }
     }
+}
+
+/// now(), or the `as_of` of the call (epoch seconds).
+fn asked_time(as_of: Option<f64>) -> f64 {
+    as_of.unwrap_or_else(|| {
+        one_read_cached::<f64>("SELECT extract(epoch FROM now())::float8", &[]).unwrap_or(0.0)
+    })
 }
 
 /// Co-visitation terms per candidate; `via` indexes `recent`.
@@ -247,12 +304,61 @@ fn _recommend(
                 balance,
             },
         );
+        let candidate_source = src
+            .item_source_id
+            .filter(|&s| gucs::RECOMMEND_CANDIDATES.get() && items::has_vector_index(s));
+        if let Some(item_source) = candidate_source {
+            let ctx =
+                Context::for_candidates(&src, item_source, as_of, user_key, k, allowed.as_deref());
+            let rows = rank_in(
+                &src,
+                &ctx,
+                user_key,
+                k,
+                &w,
+                exclude_seen,
+                exclude.as_deref(),
+                allowed.as_deref(),
+            );
+            // Filters can leave fewer candidates than asked for: then every item.
+            if rows.len() >= k {
+                return TableIterator::new(rows);
+            }
+        }
         let ctx = Context::load(&src, as_of);
-        let (user, terms) = user_signals(&src, &ctx, user_key);
+        TableIterator::new(rank_in(
+            &src,
+            &ctx,
+            user_key,
+            k,
+            &w,
+            exclude_seen,
+            exclude.as_deref(),
+            allowed.as_deref(),
+        ))
+    })
+}
+
+/// Ranks `ctx`'s catalog for the user, with the call's exclusions and filter
+/// (and row-level security on the items table) applied first.
+#[allow(clippy::too_many_arguments)]
+fn rank_in(
+    src: &EventSource,
+    ctx: &Context,
+    user_key: &str,
+    k: usize,
+    w: &RankWeights,
+    exclude_seen: bool,
+    exclude: Option<&[Option<String>]>,
+    allowed: Option<&[Option<String>]>,
+) -> Vec<(String, f64, String)> {
+    {
+        let (src, ctx) = (src, ctx);
+        let (user, terms) = user_signals(src, ctx, user_key);
         let mut banned: HashSet<usize> = HashSet::new();
         if exclude_seen {
             banned.extend(
-                seen_items(&src, user_key)
+                seen_items(src, user_key)
                     .iter()
                     .filter_map(|k| ctx.index().get(k)),
             );
@@ -262,32 +368,31 @@ fn _recommend(
                 .into_iter()
                 .flatten()
                 .flatten()
-                .filter_map(|k| ctx.index().get(&k).copied()),
+                .filter_map(|k| ctx.index().get(k).copied()),
         );
         // The caller's filter, and row-level security on the items table.
         let allowed: Option<HashSet<usize>> = allowed.map(|a| {
-            a.into_iter()
+            a.iter()
                 .flatten()
-                .filter_map(|k| ctx.index().get(&k).copied())
+                .filter_map(|k| ctx.index().get(k).copied())
                 .collect()
         });
-        let visible = visible_indices(&src, &ctx);
+        let visible = visible_indices(src, ctx);
         let allowed = match (allowed, visible) {
             (Some(a), Some(v)) => Some(a.intersection(&v).copied().collect()),
             (a, v) => a.or(v),
         };
         let eligible =
             |i: usize| !banned.contains(&i) && allowed.as_ref().is_none_or(|a| a.contains(&i));
-        let ranked = ranking::rank(&ctx.ranking_catalog(), &user, eligible, k, &w);
-        let rows: Vec<(String, f64, String)> = ranked
+        let ranked = ranking::rank(&ctx.ranking_catalog(), &user, eligible, k, w);
+        ranked
             .iter()
             .map(|s: &Scored| {
                 let reason = interest_core::explain::reason(s, &user, &terms.via(s.item));
                 (ctx.keys()[s.item].clone(), s.score, reason)
             })
-            .collect();
-        TableIterator::new(rows)
-    })
+            .collect()
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -39,6 +39,52 @@ impl Catalog {
     }
 }
 
+/// The embedded items among `keys` (recommend()'s candidates), read for one
+/// call and not cached: no backend keeps a large catalog.
+pub(crate) fn of_candidates(item_source: i32, keys: &[String]) -> Catalog {
+    let rows: Vec<(String, Vec<f32>, f64)> = read_cached(
+        "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
+         WHERE source_id = $1 AND item_key = ANY($2) ORDER BY item_key",
+        &[item_source.into(), keys.to_vec().into()],
+        rows_of,
+    );
+    build(pg_sys::InvalidOid, -1, rows)
+}
+
+fn rows_of(
+    t: pgrx::spi::SpiTupleTable<'_>,
+) -> Result<Vec<(String, Vec<f32>, f64)>, pgrx::spi::Error> {
+    t.map(|r| {
+        Ok((
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<Embedding>(2)?
+                .map(Embedding::into_vec)
+                .unwrap_or_default(),
+            r.get::<f64>(3)?.unwrap_or(f64::INFINITY),
+        ))
+    })
+    .collect()
+}
+
+fn build(ext: pg_sys::Oid, version: i64, rows: Vec<(String, Vec<f32>, f64)>) -> Catalog {
+    let mut c = Catalog {
+        ext,
+        version,
+        keys: Vec::with_capacity(rows.len()),
+        index: HashMap::with_capacity(rows.len()),
+        vectors: Vec::with_capacity(rows.len()),
+        created: Vec::with_capacity(rows.len()),
+    };
+    for (k, mut v, t) in rows {
+        interest_core::kernels::normalize_in_place(&mut v);
+        c.index.insert(k.clone(), c.keys.len());
+        c.keys.push(k);
+        c.vectors.push(Some(v));
+        c.created.push(t);
+    }
+    c
+}
+
 thread_local! {
     static CATALOGS: RefCell<HashMap<i32, Rc<Catalog>>> = RefCell::new(HashMap::new());
 }
@@ -55,33 +101,9 @@ pub(crate) fn cached(item_source: i32) -> Rc<Catalog> {
         "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
          WHERE source_id = $1 ORDER BY item_key",
         &[item_source.into()],
-        |t| {
-            t.map(|r| {
-                Ok((
-                    r.get::<String>(1)?.unwrap_or_default(),
-                    r.get::<Embedding>(2)?.map(Embedding::into_vec).unwrap_or_default(),
-                    r.get::<f64>(3)?.unwrap_or(f64::INFINITY),
-                ))
-            })
-            .collect()
-        },
+        rows_of,
     );
-    let mut c = Catalog {
-        ext,
-        version,
-        keys: Vec::with_capacity(rows.len()),
-        index: HashMap::with_capacity(rows.len()),
-        vectors: Vec::with_capacity(rows.len()),
-        created: Vec::with_capacity(rows.len()),
-    };
-    for (k, mut v, t) in rows {
-        interest_core::kernels::normalize_in_place(&mut v);
-        c.index.insert(k.clone(), c.keys.len());
-        c.keys.push(k);
-        c.vectors.push(Some(v));
-        c.created.push(t);
-    }
-    let c = Rc::new(c);
+    let c = Rc::new(build(ext, version, rows));
     CATALOGS.with(|m| m.borrow_mut().insert(item_source, c.clone()));
     c
 }

@@ -311,6 +311,16 @@ pub(crate) fn load_all_counts(source_id: i32) -> Vec<(String, ItemStats<String>)
     )
 }
 
+/// The stored counts of `keys` (recommend()'s candidates).
+pub(crate) fn load_counts(source_id: i32, keys: &[String]) -> Vec<(String, ItemStats<String>)> {
+    read_cached(
+        "SELECT item_key, t_ref, events, first_seen, last_seen, recent_events FROM interest.item_stats \
+         WHERE source_id = $1 AND item_key = ANY($2)",
+        &[source_id.into(), keys.to_vec().into()],
+        |t| t.map(|r| stats_row(&r, Vec::new())).collect(),
+    )
+}
+
 /// Forgets the users' recent lists (`None`: the source's, with every item's stats).
 pub(crate) fn delete(source_id: i32, users: Option<&[String]>) {
     super::states::delete_rows("user_recent", source_id, users);

@@ -110,3 +110,28 @@ pub(crate) fn version(item_source: i32) -> i64 {
     )
     .unwrap_or(0)
 }
+
+/// Whether the source has a valid vector index (interest.index_items), so
+/// recommend() may take its candidates from it.
+pub(crate) fn has_vector_index(item_source: i32) -> bool {
+    crate::spi::one_read_cached::<bool>(
+        "SELECT coalesce((SELECT indisvalid FROM pg_catalog.pg_index \
+          WHERE indexrelid = pg_catalog.to_regclass('interest.' || interest._items_index_name($1))), false)",
+        &[item_source.into()],
+    )
+    .unwrap_or(false)
+}
+
+/// Up to `n` items nearest `vector` (cosine), through the source's index.
+pub(crate) fn nearest(item_source: i32, vector: &[f32], n: usize) -> Vec<String> {
+    // The source id is part of the statement, so the planner can match the
+    // partial index's predicate (a parameter could not).
+    let sql = format!(
+        "SELECT item_key FROM interest.item_embeddings WHERE source_id = {item_source} \
+         ORDER BY embedding OPERATOR(interest.<=>) $1 LIMIT $2"
+    );
+    column::<String>(
+        &sql,
+        &[Embedding::new(vector.to_vec()).into(), (n as i64).into()],
+    )
+}

@@ -11,3 +11,4 @@ pub(crate) mod profiles;
 pub(crate) mod queue;
 pub(crate) mod rewrites;
 pub(crate) mod states;
+pub(crate) mod trending;

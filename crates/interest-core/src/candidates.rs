@@ -21,6 +21,14 @@ pub const DEFAULT_LIMITS: CandidateLimits = CandidateLimits {
     trending: 200,
 };
 
+/// How long a backend keeps its trending list and the source's last event
+/// time before reading them again (one scan of the source's item stats).
+pub const TRENDING_REFRESH_SECS: u64 = 60;
+
+/// A `filter` list up to this long joins the candidates whole, so a
+/// filtered call ranks every allowed item.
+pub const MAX_FILTER_CANDIDATES: usize = 10_000;
+
 /// Content neighbours for `k` results: enough that filters and seen items
 /// still leave a full list.
 pub fn per_interest(limits: CandidateLimits, k: usize) -> usize {

@@ -28,10 +28,10 @@ pub fn default_lists(rows: usize) -> usize {
 }
 
 /// Lists a scan probes first when `interest.ivf_probes` is 0 (automatic):
-/// an eighth of the lists, at least 10 and at most 64, so recall holds on
+/// an eighth of the lists, at least 10 and at most 40, so recall holds on
 /// data with overlapping clusters without scanning a large index.
 pub fn default_probes(lists: usize) -> usize {
-    lists.div_ceil(8).clamp(10, 64).min(lists.max(1))
+    lists.div_ceil(8).clamp(10, 40).min(lists.max(1))
 }
 
 /// Vectors k-means trains on: enough per list for stable centres, few

@@ -1,0 +1,60 @@
+//! The candidate path's view of a whole source, without reading it per
+//! call: the trending items (highest recent count) and the time of the
+//! source's last event (the ranking clock stops there). One scan of the
+//! source's item stats, kept per backend for
+//! `candidates::TRENDING_REFRESH_SECS`.
+
+use crate::sources::EventSource;
+use crate::spi::{column, extension_oid, one_read_cached};
+use interest_core::candidates::{DEFAULT_LIMITS, TRENDING_REFRESH_SECS};
+use pgrx::pg_sys;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+pub(crate) struct Trending {
+    ext: pg_sys::Oid,
+    read_at: Instant,
+    pub last_event: Option<f64>,
+    /// Most popular first.
+    pub keys: Vec<String>,
+}
+
+thread_local! {
+    static TRENDING: RefCell<HashMap<i32, Rc<Trending>>> = RefCell::new(HashMap::new());
+}
+
+pub(crate) fn snapshot(src: &EventSource) -> Rc<Trending> {
+    let ext = extension_oid();
+    let fresh = Duration::from_secs(TRENDING_REFRESH_SECS);
+    if let Some(t) = TRENDING.with(|t| t.borrow().get(&src.id).cloned()) {
+        if t.ext == ext && t.read_at.elapsed() < fresh {
+            return t;
+        }
+    }
+    let last_event = one_read_cached::<f64>(
+        "SELECT max(last_seen) FROM interest.item_stats WHERE source_id = $1",
+        &[src.id.into()],
+    );
+    // A recent count halves every half-life from its t_ref, so for a clock
+    // past every item's last event the order of
+    // ln(recent) + t_ref ln 2 / half-life is the order of the counts then.
+    let keys = column::<String>(
+        "SELECT item_key FROM interest.item_stats WHERE source_id = $1 AND recent_events > 0 \
+         ORDER BY ln(recent_events) + t_ref * ln(2) / $2 DESC, item_key LIMIT $3",
+        &[
+            src.id.into(),
+            src.covisit.popularity_half_life_secs.into(),
+            (DEFAULT_LIMITS.trending as i64).into(),
+        ],
+    );
+    let t = Rc::new(Trending {
+        ext,
+        read_at: Instant::now(),
+        last_event,
+        keys,
+    });
+    TRENDING.with(|m| m.borrow_mut().insert(src.id, t.clone()));
+    t
+}

@@ -1,0 +1,71 @@
+-- recommend() from candidates: index_items builds the source's vector index;
+-- recommend() then ranks content neighbours, co-visitation targets and
+-- trending items only, and agrees with the exact path.
+SET search_path = public, interest;
+SET interest.fold_interval = 0;
+
+-- A shop with its own embeddings (clustered) and the synthetic events.
+CREATE TABLE c_items (item_id int PRIMARY KEY, e embedding(32));
+INSERT INTO c_items SELECT id, embedding FROM synthetic_vectors(600, 32, 30, 0.8, 5);
+SELECT attach_items('c_items', 'item_id', embedding_column => 'e') > 0 AS attached;
+CALL backfill_items('c_items', 1000);
+CREATE TABLE c_events (user_id int, item_id int, kind text, at timestamptz);
+SELECT attach_events('c_events', 'user_id', 'item_id', time_column => 'at', type_column => 'kind', items => 'c_items') > 0 AS attached;
+INSERT INTO c_events SELECT user_id, 1 + (item_id - 1) % 600, kind, at FROM synthetic_events(3, 120, 600) ORDER BY at;
+
+-- 1. The index: one per items table, on its embeddings only.
+SELECT index_items('c_items') AS indexed;
+SELECT dimensions, metric, lists, entries FROM ivf_info(('interest.' || interest._items_index_name(
+    (SELECT id FROM interest.item_sources WHERE relid = 'c_items'::regclass)))::regclass);
+
+-- 2. The candidate path agrees with ranking every item.
+CREATE TEMP TABLE via_candidates AS
+SELECT u, array_agg(item ORDER BY score DESC, item) AS items FROM generate_series(1, 120) u, recommend(u, 10) GROUP BY u;
+SET interest.recommend_candidates = off;
+CREATE TEMP TABLE via_all AS
+SELECT u, array_agg(item ORDER BY score DESC, item) AS items FROM generate_series(1, 120) u, recommend(u, 10) GROUP BY u;
+RESET interest.recommend_candidates;
+SELECT count(*) AS users, avg(cardinality(c.items)) AS items_per_list,
+       avg((SELECT count(*) FROM unnest(c.items) x WHERE x = ANY(a.items)))::numeric(4, 2) >= 9.0 AS nearly_the_same_lists
+FROM via_candidates c JOIN via_all a USING (u);
+
+-- 3. Filters and exclusions come before the ranking: a short filter list is
+-- ranked whole; a filter that leaves fewer candidates than k still fills
+-- the list from every item.
+CREATE TEMP TABLE filtered AS
+SELECT 'short' AS f, array_agg(item ORDER BY score DESC, item) AS items FROM recommend(1, 10, filter => 'item_id IN (5, 17, 301, 302)')
+UNION ALL
+SELECT 'long', array_agg(item ORDER BY score DESC, item) FROM recommend(2, 10, filter => 'item_id % 7 = 0')
+UNION ALL
+SELECT 'few', array_agg(item ORDER BY score DESC, item) FROM recommend(4, 10, filter => 'item_id % 97 = 0', exclude_seen => false);
+SET interest.recommend_candidates = off;
+SELECT f, cardinality(items) AS rows,
+       items = (CASE f WHEN 'short' THEN (SELECT array_agg(item ORDER BY score DESC, item) FROM recommend(1, 10, filter => 'item_id IN (5, 17, 301, 302)'))
+                       WHEN 'long' THEN (SELECT array_agg(item ORDER BY score DESC, item) FROM recommend(2, 10, filter => 'item_id % 7 = 0'))
+                       ELSE (SELECT array_agg(item ORDER BY score DESC, item) FROM recommend(4, 10, filter => 'item_id % 97 = 0', exclude_seen => false)) END) AS same_as_ranking_all,
+       (SELECT bool_and(CASE f WHEN 'long' THEN x::int % 7 = 0 WHEN 'few' THEN x::int % 97 = 0 ELSE x IN ('5', '17', '301', '302') END) FROM unnest(items) x) AS all_allowed
+FROM filtered ORDER BY f;
+RESET interest.recommend_candidates;
+SELECT count(*) FILTER (WHERE item IN ('1', '2', '3')) AS excluded_items_returned
+FROM recommend(3, 10, exclude => ARRAY['1', '2', '3']);
+
+-- 4. evaluate() reports the candidate path beside the exact one.
+SELECT method, users > 0 AS has_users FROM evaluate('c_events', k => 10, new_items => 0)
+WHERE method IN ('recommend', 'recommend (candidates)') ORDER BY method;
+SELECT abs((SELECT hit_rate FROM evaluate('c_events', new_items => 0) WHERE method = 'recommend')
+         - (SELECT hit_rate FROM evaluate('c_events', new_items => 0) WHERE method = 'recommend (candidates)')) < 0.05 AS within_noise;
+
+-- 5. Rights and errors: only the owner indexes; a table that is not
+-- attached; a bad list count. Detaching drops the index.
+CREATE ROLE c_other;
+GRANT SELECT ON c_items TO c_other;
+SET ROLE c_other;
+SELECT split_part(regress.err($$SELECT interest.index_items('c_items')$$), ':', 1) AS not_owner;
+RESET ROLE;
+REVOKE ALL ON c_items FROM c_other;
+DROP ROLE c_other;
+SELECT regress.err($$SELECT index_items('c_events')$$) AS not_items;
+SELECT regress.err($$SELECT index_items('c_items', lists => 0)$$) AS bad_lists;
+SELECT index_items('c_items', lists => 8) AS rebuilt;
+SELECT detach_events('c_events'), detach_items('c_items');
+SELECT count(*) AS indexes_left FROM pg_class WHERE relname LIKE 'item_embeddings_ivf_%';
