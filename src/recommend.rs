@@ -81,11 +81,17 @@ impl Context {
                 .into_iter()
                 .flat_map(|(_, s)| s.links)
                 .collect();
+        let mut fetched = Vec::new();
         let mut keys = candidates::gather(
             &interests,
             &linked,
             &trending.keys,
-            |v, n| items::nearest(item_source, v, n),
+            |v, n| {
+                let rows = catalog::nearest(item_source, v, n);
+                let keys = rows.iter().map(|r| r.0.clone()).collect();
+                fetched.extend(rows);
+                keys
+            },
             candidates::DEFAULT_LIMITS,
             k,
         );
@@ -94,7 +100,7 @@ impl Context {
             keys.sort();
             keys.dedup();
         }
-        let catalog = Rc::new(catalog::of_candidates(item_source, &keys));
+        let catalog = Rc::new(catalog::of_candidates(item_source, &keys, fetched));
         let stats = store::load_counts(src.id, &catalog.keys);
         Context::assemble(src, catalog, stats, now)
     }

@@ -20,6 +20,7 @@ use pgrx::prelude::*;
 use pgrx::{PgBox, PgSqlErrorCode};
 
 pub use options::register as register_options;
+pub use scan::with_estimates_only;
 
 #[pg_extern(sql = "
 CREATE FUNCTION interest.interest_ivf_handler(internal) RETURNS index_am_handler

@@ -21,6 +21,24 @@ use pgrx::prelude::*;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
+thread_local! {
+    static ESTIMATES_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `body` with this backend's interest_ivf scans returning rows in
+/// order of their codes' bounds, without exact distances: for callers
+/// that rank what they get exactly themselves (recommend()'s candidates).
+pub fn with_estimates_only<T>(body: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ESTIMATES_ONLY.with(|e| e.set(self.0));
+        }
+    }
+    let _restore = Restore(ESTIMATES_ONLY.with(|e| e.replace(true)));
+    body()
+}
+
 #[derive(Clone, Copy)]
 struct Candidate {
     heap: pg_sys::ItemPointerData,

@@ -40,15 +40,48 @@ impl Catalog {
 }
 
 /// The embedded items among `keys` (recommend()'s candidates), read for one
-/// call and not cached: no backend keeps a large catalog.
-pub(crate) fn of_candidates(item_source: i32, keys: &[String]) -> Catalog {
-    let rows: Vec<(String, Vec<f32>, f64)> = read_cached(
+/// call and not cached: no backend keeps a large catalog. `fetched` rows
+/// (from `nearest`) are not read again.
+pub(crate) fn of_candidates(
+    item_source: i32,
+    keys: &[String],
+    fetched: Vec<(String, Vec<f32>, f64)>,
+) -> Catalog {
+    let known: std::collections::HashSet<&str> = fetched.iter().map(|r| r.0.as_str()).collect();
+    let missing: Vec<String> = keys
+        .iter()
+        .filter(|k| !known.contains(k.as_str()))
+        .cloned()
+        .collect();
+    let mut rows: Vec<(String, Vec<f32>, f64)> = read_cached(
         "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
-         WHERE source_id = $1 AND item_key = ANY($2) ORDER BY item_key",
-        &[item_source.into(), keys.to_vec().into()],
+         WHERE source_id = $1 AND item_key = ANY($2)",
+        &[item_source.into(), missing.into()],
         rows_of,
     );
+    rows.extend(fetched);
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows.dedup_by(|a, b| a.0 == b.0);
     build(pg_sys::InvalidOid, -1, rows)
+}
+
+/// Up to `n` items nearest `vector` (cosine) through the source's vector
+/// index, with their embeddings (the index scan reads the rows anyway).
+pub(crate) fn nearest(item_source: i32, vector: &[f32], n: usize) -> Vec<(String, Vec<f32>, f64)> {
+    // The source id and the limit are part of the statement: the planner
+    // matches the partial index's predicate only against a constant, and
+    // prefers the index only when it knows how few rows are wanted. Limits
+    // go up in steps of 20, so few statements are prepared and kept.
+    let n = n.div_ceil(20) * 20;
+    let sql = format!(
+        "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
+         WHERE source_id = {item_source} ORDER BY embedding OPERATOR(interest.<=>) $1 LIMIT {n}"
+    );
+    // recommend() scores its candidates exactly: the index's own exact
+    // rerank would be work done twice.
+    crate::ivf::with_estimates_only(|| {
+        read_cached(&sql, &[Embedding::new(vector.to_vec()).into()], rows_of)
+    })
 }
 
 fn rows_of(

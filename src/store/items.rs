@@ -121,17 +121,3 @@ pub(crate) fn has_vector_index(item_source: i32) -> bool {
     )
     .unwrap_or(false)
 }
-
-/// Up to `n` items nearest `vector` (cosine), through the source's index.
-pub(crate) fn nearest(item_source: i32, vector: &[f32], n: usize) -> Vec<String> {
-    // The source id is part of the statement, so the planner can match the
-    // partial index's predicate (a parameter could not).
-    let sql = format!(
-        "SELECT item_key FROM interest.item_embeddings WHERE source_id = {item_source} \
-         ORDER BY embedding OPERATOR(interest.<=>) $1 LIMIT $2"
-    );
-    column::<String>(
-        &sql,
-        &[Embedding::new(vector.to_vec()).into(), (n as i64).into()],
-    )
-}

@@ -8,17 +8,21 @@ use std::collections::{BTreeSet, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CandidateLimits {
-    /// Nearest items asked of the index for each sub-interest.
-    pub per_interest: usize,
+    /// Nearest items asked of the index, shared among the sub-interests by
+    /// their weights.
+    pub content: usize,
     /// Most popular items right now.
     pub trending: usize,
 }
 
+/// No sub-interest asks the index for fewer items than this.
+pub const MIN_PER_INTEREST: usize = 20;
+
 /// Chosen on MovieLens-100K and the synthetic shop (benches/evaluation_tables.sh
 /// reports the candidate path beside the exact one).
 pub const DEFAULT_LIMITS: CandidateLimits = CandidateLimits {
-    per_interest: 300,
-    trending: 200,
+    content: 200,
+    trending: 100,
 };
 
 /// How long a backend keeps its trending list and the source's last event
@@ -29,10 +33,13 @@ pub const TRENDING_REFRESH_SECS: u64 = 60;
 /// filtered call ranks every allowed item.
 pub const MAX_FILTER_CANDIDATES: usize = 10_000;
 
-/// Content neighbours for `k` results: enough that filters and seen items
-/// still leave a full list.
-pub fn per_interest(limits: CandidateLimits, k: usize) -> usize {
-    limits.per_interest.max(k.saturating_mul(10))
+/// Content neighbours for `k` results (enough that filters and seen items
+/// still leave a full list), and the share of a sub-interest of `weight`
+/// out of `total`.
+pub fn per_interest(limits: CandidateLimits, k: usize, weight: f64, total: f64) -> usize {
+    let budget = limits.content.max(k.saturating_mul(20)) as f64;
+    let share = if total > 0.0 { weight / total } else { 1.0 };
+    ((budget * share).ceil() as usize).max(MIN_PER_INTEREST)
 }
 
 /// The union of the three sources, ascending and without repeats.
@@ -46,8 +53,12 @@ pub fn gather<K: Ord + Clone>(
     k: usize,
 ) -> Vec<K> {
     let mut all: BTreeSet<K> = BTreeSet::new();
-    for (vector, _) in interests {
-        all.extend(nearest(vector, per_interest(limits, k)));
+    let total: f64 = interests.iter().map(|(_, w)| w.max(0.0)).sum();
+    for (vector, weight) in interests {
+        all.extend(nearest(
+            vector,
+            per_interest(limits, k, weight.max(0.0), total),
+        ));
     }
     all.extend(covisit.keys().cloned());
     all.extend(trending.iter().take(limits.trending).cloned());
@@ -73,7 +84,7 @@ mod tests {
         let interests = vec![(vec![1.0, 0.0], 0.7), (vec![0.0, 1.0], 0.3)];
         let covisit: HashMap<usize, f64> = [(7, 0.5), (2, 0.1)].into_iter().collect();
         let limits = CandidateLimits {
-            per_interest: 3,
+            content: 40,
             trending: 2,
         };
         let got = gather(
@@ -82,25 +93,33 @@ mod tests {
             &[9, 2, 11],
             |v, n| {
                 if v[0] > 0.5 {
-                    (0..n).collect()
+                    (100..100 + n).collect()
                 } else {
-                    (4..4 + n).collect()
+                    (200..200 + n).collect()
                 }
             },
             limits,
             0,
         );
-        assert_eq!(got, vec![0, 1, 2, 4, 5, 6, 7, 9]);
+        // 28 for the first taste (70% of 40), the minimum 20 for the second.
+        let expected: Vec<usize> = [2, 7, 9]
+            .into_iter()
+            .chain(100..128)
+            .chain(200..220)
+            .collect();
+        assert_eq!(got, expected);
     }
 
     #[test]
     fn asks_for_more_neighbours_when_k_is_large() {
         let limits = CandidateLimits {
-            per_interest: 100,
+            content: 100,
             trending: 0,
         };
-        assert_eq!(per_interest(limits, 5), 100);
-        assert_eq!(per_interest(limits, 50), 500);
+        assert_eq!(per_interest(limits, 5, 1.0, 1.0), 100);
+        assert_eq!(per_interest(limits, 50, 1.0, 1.0), 1000);
+        assert_eq!(per_interest(limits, 5, 0.5, 1.0), 50);
+        assert_eq!(per_interest(limits, 5, 0.01, 1.0), MIN_PER_INTEREST);
     }
 
     #[test]

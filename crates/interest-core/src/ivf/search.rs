@@ -73,6 +73,19 @@ impl<T> CandidatePool<T> {
         self.heap.is_empty()
     }
 
+    /// The `want` entries of lowest bound, without exact distances (for
+    /// callers that rank the results themselves).
+    pub fn take_by_bound(&mut self, want: usize) -> Vec<(f64, T)> {
+        let mut out = Vec::with_capacity(want.min(self.heap.len()));
+        while out.len() < want {
+            let Some(pending) = self.heap.pop() else {
+                break;
+            };
+            out.push((pending.exact.unwrap_or(pending.lower), pending.item));
+        }
+        out
+    }
+
     /// The `want` nearest entries of the pool, nearest first, by exact
     /// distance: entries are ranked exactly in order of their bounds until
     /// no bound left could beat the `want`-th distance found. Entries ranked
