@@ -13,6 +13,7 @@ use super::pages::{self, CodeEntry, ListEnds};
 use super::shape::{self, Shape};
 use super::{check_dims, embedding_values};
 use crate::gucs;
+use interest_core::candidates::CANDIDATE_PROBES;
 use interest_core::ivf::estimator::PreparedQuery;
 use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
 use interest_core::ivf::search::{probe_order, CandidatePool};
@@ -26,8 +27,9 @@ thread_local! {
 }
 
 /// Runs `body` with this backend's interest_ivf scans returning rows in
-/// order of their codes' bounds, without exact distances: for callers
-/// that rank what they get exactly themselves (recommend()'s candidates).
+/// order of their codes' bounds, without exact distances, probing at most
+/// `candidates::CANDIDATE_PROBES` lists first: for callers that rank what
+/// they get exactly themselves (recommend()'s candidates).
 pub fn with_estimates_only<T>(body: impl FnOnce() -> T) -> T {
     struct Restore(bool);
     impl Drop for Restore {
@@ -125,6 +127,9 @@ pub unsafe extern "C-unwind" fn amrescan(
             max_probes.min(shape.lists)
         };
         state.probes_per_round = gucs::ivf_probes(shape.lists);
+        if ESTIMATES_ONLY.with(|e| e.get()) {
+            state.probes_per_round = state.probes_per_round.min(CANDIDATE_PROBES);
+        }
         state.rerank = gucs::IVF_RERANK.get().max(1) as usize;
         state.next_list = 0;
         state.pool = CandidatePool::default();
@@ -175,6 +180,11 @@ unsafe fn rerank_round(index: pg_sys::Relation, state: &mut ScanState) {
         state.ready.extend(all.into_iter().map(|(_, c)| c.heap));
         return;
     };
+    if ESTIMATES_ONLY.with(|e| e.get()) {
+        let round = state.pool.take_by_bound(state.rerank);
+        state.ready.extend(round.into_iter().map(|(_, c)| c.heap));
+        return;
+    }
     let mut reader = VectorReader {
         index,
         current: None,

@@ -15,6 +15,11 @@ pub struct CandidateLimits {
     pub trending: usize,
 }
 
+/// Lists the index probes for a sub-interest's neighbours: candidates need
+/// not be the exact nearest (the ranking scores them exactly), and the
+/// other sources cover what a short probe misses.
+pub const CANDIDATE_PROBES: usize = 10;
+
 /// No sub-interest asks the index for fewer items than this.
 pub const MIN_PER_INTEREST: usize = 20;
 

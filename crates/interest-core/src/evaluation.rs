@@ -20,11 +20,7 @@ use crate::candidates;
 use crate::covisit::{self, CovisitParams, ItemGraph};
 use crate::interest_state::{InterestParams, InterestState};
 use crate::interrupts;
-use crate::ivf::{
-    self,
-    memory_index::{MemoryIndex, SearchParams},
-    metric::Metric,
-};
+use crate::ivf::{self, memory_index::MemoryIndex, metric::Metric};
 use crate::metrics::{self, Metrics, MetricsAccumulator};
 use crate::ranking::{self, Catalog, RankWeights, UserSignals};
 use crate::signals::{freshness_score, popularity_scores};
@@ -410,17 +406,7 @@ impl CandidatePath {
             &signals.covisit,
             &self.trending,
             |v, n| match &self.index {
-                Some(index) => {
-                    let params = SearchParams {
-                        probes: ivf::default_probes(index.lists()),
-                        rerank: n,
-                    };
-                    index
-                        .search(v, n, params)
-                        .into_iter()
-                        .map(|(i, _)| i)
-                        .collect()
-                }
+                Some(index) => index.search_estimates(v, n, candidates::CANDIDATE_PROBES),
                 None => Vec::new(),
             },
             candidates::DEFAULT_LIMITS,

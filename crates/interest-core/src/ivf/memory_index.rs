@@ -131,6 +131,31 @@ impl MemoryIndex {
         exact
     }
 
+    /// Up to `n` ids in order of their codes' lower bounds over the
+    /// `probes` nearest lists, without exact distances (what the access
+    /// method returns to recommend()'s candidate search).
+    pub fn search_estimates(&self, raw_query: &[f32], n: usize, probes: usize) -> Vec<usize> {
+        let Some(query) = PreparedQuery::new(self.metric, &self.rotation, raw_query) else {
+            return Vec::new();
+        };
+        let dims = self.dims;
+        let mut pool = CandidatePool::default();
+        for &list in probe_order(&query, &self.centres, dims).iter().take(probes) {
+            let list = list as usize;
+            let estimator = query.for_list(
+                &self.centres[list * dims..(list + 1) * dims],
+                &self.rotated_centres[list * dims..(list + 1) * dims],
+            );
+            for (id, bits, factors) in &self.lists[list] {
+                pool.push(estimator.estimate(bits, *factors).1, *id);
+            }
+        }
+        pool.take_by_bound(n)
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect()
+    }
+
     /// The exact answer, for recall.
     pub fn exact(&self, raw_query: &[f32], k: usize) -> Vec<(usize, f64)> {
         let Some(query) = PreparedQuery::new(self.metric, &self.rotation, raw_query) else {
