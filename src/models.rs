@@ -239,6 +239,23 @@ pub fn with_encoder<T>(entry: &ModelEntry, f: impl FnOnce(&mut Encoder) -> T) ->
     })
 }
 
+/// Optimized encoder graphs live in `$PGDATA/pg_interest_cache`, named for
+/// the model and the runtime library (path, size and modification time).
+fn graph_cache() -> interest_core::encoder::GraphCache {
+    // SAFETY: DataDir is set before any backend runs SQL.
+    let data_dir = unsafe { std::ffi::CStr::from_ptr(pgrx::pg_sys::DataDir) }
+        .to_string_lossy()
+        .into_owned();
+    let library = expand(&gucs::string_setting(&gucs::ONNXRUNTIME_LIBRARY));
+    let stamp = std::fs::metadata(&library)
+        .map(|m| format!("{}:{:?}", m.len(), m.modified().ok()))
+        .unwrap_or_default();
+    interest_core::encoder::GraphCache {
+        dir: PathBuf::from(data_dir).join("pg_interest_cache"),
+        runtime_tag: format!("{}|{stamp}", library.display()),
+    }
+}
+
 pub fn load_encoder(
     env: &interest_core::ort::environment::Environment,
     entry: &ModelEntry,
@@ -252,6 +269,7 @@ pub fn load_encoder(
         normalize: entry.normalize,
         model_max_tokens: entry.max_tokens,
         intra_op_threads: gucs::INTRA_OP_THREADS.get().max(1) as usize,
+        graph_cache: Some(graph_cache()),
     };
     Encoder::load(env, config).unwrap_or_else(|e| raise_encoder_error(&entry.name, e))
 }

@@ -12,11 +12,12 @@ use ort::session::Session;
 use ort::value::Tensor;
 use std::path::Path;
 
+/// Anonymous (private) memory: what a backend does not share.
 fn rss_mb() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let s = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
     let kb: f64 = s
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with("Pss_Anon:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
@@ -109,6 +110,13 @@ fn main() {
         secs = measure!(session);
     } else {
         if let Some(path) = mode.strip_prefix("save:") {
+            if std::env::var("SAVE_AS_BACKEND").is_ok() {
+                builder = builder
+                    .with_inter_threads(1)
+                    .unwrap()
+                    .with_intra_op_spinning(false)
+                    .unwrap();
+            }
             builder = builder.with_optimized_model_path(path).unwrap();
         }
         let mut session = builder.commit_from_file(dir.join("model.onnx")).unwrap();

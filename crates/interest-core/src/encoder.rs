@@ -75,6 +75,31 @@ pub struct EncoderConfig {
     /// The model's own limit on sequence length (position embeddings).
     pub model_max_tokens: usize,
     pub intra_op_threads: usize,
+    /// Where the optimized graph is kept and shared (`encoder_cache`);
+    /// None: each session optimizes the model for itself.
+    pub graph_cache: Option<GraphCache>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GraphCache {
+    pub dir: PathBuf,
+    /// Names the ONNX Runtime build, so another runtime gets its own file.
+    pub runtime_tag: String,
+}
+
+/// The session an encoder runs: its own, or one over the shared cache file.
+enum RunSession {
+    Owned(Session),
+    Mapped(crate::encoder_cache::MappedSession),
+}
+
+impl RunSession {
+    fn session(&self) -> &Session {
+        match self {
+            RunSession::Owned(s) => s,
+            RunSession::Mapped(m) => &m.session,
+        }
+    }
 }
 
 // once_cell for `get_or_try_init` (not stable in std): a failed load leaves
@@ -162,7 +187,7 @@ pub fn file_sha256(path: &Path) -> Result<String, EncoderError> {
 }
 
 pub struct Encoder {
-    session: Session,
+    session: RunSession,
     tokenizer: Tokenizer,
     config: EncoderConfig,
     has_token_type_ids: bool,
@@ -201,14 +226,40 @@ impl Encoder {
                 message: e.to_string(),
             })?;
         let threads = config.intra_op_threads.max(1);
-        let session = with_signals_blocked(|| -> ort::Result<Session> {
-            let mut builder = Session::builder(env)?
-                .with_optimization_level(GraphOptimizationLevel::Level3)?
+        let base = |env: &Environment| -> ort::Result<ort::session::builder::SessionBuilder> {
+            Ok(Session::builder(env)?
                 .with_intra_threads(threads)?
                 .with_inter_threads(1)?
                 // Spinning workers would burn a core that other backends need.
-                .with_intra_op_spinning(false)?;
-            builder.commit_from_memory(&model_bytes)
+                .with_intra_op_spinning(false)?)
+        };
+        let session = with_signals_blocked(|| -> ort::Result<RunSession> {
+            if let Some(cache) = &config.graph_cache {
+                use crate::encoder_cache;
+                let file = encoder_cache::cache_file(&cache.dir, &model_bytes, &cache.runtime_tag);
+                if !file.is_file() {
+                    // A model that cannot be optimized fails below, as before.
+                    let _ = encoder_cache::build(base(env)?, &config.model_path, &file);
+                    // The optimizing session is gone: return its memory.
+                    #[cfg(target_env = "gnu")]
+                    // SAFETY: malloc_trim only gives free heap pages back.
+                    unsafe {
+                        libc::malloc_trim(0);
+                    }
+                }
+                match encoder_cache::open(env, base, &file) {
+                    Ok(mapped) => return Ok(RunSession::Mapped(mapped)),
+                    Err(_) if file.is_file() => {
+                        // Damaged or from another runtime: the next load rebuilds it.
+                        let _ = std::fs::remove_file(&file);
+                    }
+                    Err(_) => {}
+                }
+            }
+            base(env)?
+                .with_optimization_level(GraphOptimizationLevel::Level3)?
+                .commit_from_memory(&model_bytes)
+                .map(RunSession::Owned)
         })
         .map_err(|e| EncoderError::BadModel {
             path: config.model_path.clone(),
@@ -216,6 +267,7 @@ impl Encoder {
         })?;
 
         let input_names: Vec<String> = session
+            .session()
             .inputs()
             .iter()
             .map(|i| i.name().to_string())
@@ -237,6 +289,7 @@ impl Encoder {
         }
         let has_token_type_ids = input_names.iter().any(|n| n == "token_type_ids");
         let output_name = session
+            .session()
             .outputs()
             .first()
             .map(|o| o.name().to_string())
@@ -354,7 +407,11 @@ impl Encoder {
                     .into_dyn(),
             ));
         }
-        let outputs = self.session.run(inputs).map_err(run_err)?;
+        let outputs = match &mut self.session {
+            RunSession::Owned(s) => s.run(inputs),
+            RunSession::Mapped(m) => m.session.run(inputs),
+        }
+        .map_err(run_err)?;
         let (shape, data) = outputs[self.output_name.as_str()]
             .try_extract_tensor::<f32>()
             .map_err(run_err)?;

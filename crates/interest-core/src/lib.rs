@@ -2,7 +2,7 @@
 //! benchmarked with plain `cargo test`.
 //!
 //! - vectors and text: `kernels` (distances), `text_format`, `pooling`,
-//!   `encoder` (the ONNX sentence encoder);
+//!   `encoder` (the ONNX sentence encoder), `encoder_cache` (its optimized graph, shared);
 //! - events and state: `events` (the one validity rule), `decay`,
 //!   `interest_state` (sub-interests), `interest_summary`, `queued_overlay` (reads of queued
 //!   events), `fold_policy`;
@@ -22,6 +22,7 @@ pub mod covisit_context;
 pub mod covisit_history;
 pub mod decay;
 pub mod encoder;
+pub mod encoder_cache;
 pub mod evaluation;
 pub mod events;
 pub mod explain;

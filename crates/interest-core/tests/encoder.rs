@@ -21,6 +21,7 @@ fn config(dir: &Path) -> EncoderConfig {
         normalize: true,
         model_max_tokens: 512,
         intra_op_threads: 1,
+        graph_cache: None,
     }
 }
 
