@@ -45,17 +45,21 @@ impl Encoder<'_> {
         let rows: Vec<&[f32]> = vectors.chunks_exact(self.dims).collect();
         let threads = threads.clamp(1, 16).min(rows.len().max(1));
         let per_thread = rows.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = rows
-                .chunks(per_thread)
-                .map(|chunk| {
-                    scope.spawn(move || chunk.iter().map(|v| self.encode(v)).collect::<Vec<_>>())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("encoding threads do not panic"))
-                .collect()
+        // Threads with every signal blocked: see `kmeans::assign`.
+        crate::encoder::with_signals_blocked(|| {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = rows
+                    .chunks(per_thread)
+                    .map(|chunk| {
+                        scope
+                            .spawn(move || chunk.iter().map(|v| self.encode(v)).collect::<Vec<_>>())
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("encoding threads do not panic"))
+                    .collect()
+            })
         })
     }
 }

@@ -1,6 +1,7 @@
 //! k-means for the index's list centres: Lloyd's iterations on a sample,
 //! then every vector goes to its nearest centre. The nearest-centre search
-//! runs on up to `threads` threads (plain Rust, no Postgres calls).
+//! runs on up to `threads` threads (plain Rust, no Postgres calls, every
+//! signal blocked).
 
 use crate::interrupts;
 use crate::kernels;
@@ -90,16 +91,20 @@ fn assign_into(vectors: &[f32], centres: &[f32], dims: usize, threads: usize, ou
     let n = out.len();
     let threads = threads.clamp(1, 16).min(n.max(1));
     let per_thread = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        for (chunk_index, chunk) in out.chunks_mut(per_thread.max(1)).enumerate() {
-            let start = chunk_index * per_thread;
-            scope.spawn(move || {
-                for (offset, slot) in chunk.iter_mut().enumerate() {
-                    let i = start + offset;
-                    *slot = nearest(centres, dims, &vectors[i * dims..(i + 1) * dims]).0 as u32;
-                }
-            });
-        }
+    // The threads start with every signal blocked, so the host's signals
+    // (Postgres' cancel and terminate) reach its main thread only.
+    crate::encoder::with_signals_blocked(|| {
+        std::thread::scope(|scope| {
+            for (chunk_index, chunk) in out.chunks_mut(per_thread.max(1)).enumerate() {
+                let start = chunk_index * per_thread;
+                scope.spawn(move || {
+                    for (offset, slot) in chunk.iter_mut().enumerate() {
+                        let i = start + offset;
+                        *slot = nearest(centres, dims, &vectors[i * dims..(i + 1) * dims]).0 as u32;
+                    }
+                });
+            }
+        })
     });
 }
 

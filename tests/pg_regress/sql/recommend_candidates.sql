@@ -20,10 +20,10 @@ SELECT dimensions, metric, lists, entries FROM ivf_info(('interest.' || interest
 
 -- 2. The candidate path agrees with ranking every item.
 CREATE TEMP TABLE via_candidates AS
-SELECT u, array_agg(item ORDER BY score DESC, item) AS items FROM generate_series(1, 120) u, recommend(u, 10) GROUP BY u;
+SELECT u, array_agg(item ORDER BY score DESC, item) AS items FROM generate_series(1, 120) u, recommend(u, 10, events => 'c_events') GROUP BY u;
 SET interest.recommend_candidates = off;
 CREATE TEMP TABLE via_all AS
-SELECT u, array_agg(item ORDER BY score DESC, item) AS items FROM generate_series(1, 120) u, recommend(u, 10) GROUP BY u;
+SELECT u, array_agg(item ORDER BY score DESC, item) AS items FROM generate_series(1, 120) u, recommend(u, 10, events => 'c_events') GROUP BY u;
 RESET interest.recommend_candidates;
 SELECT count(*) AS users, avg(cardinality(c.items)) AS items_per_list,
        avg((SELECT count(*) FROM unnest(c.items) x WHERE x = ANY(a.items)))::numeric(4, 2) >= 9.0 AS nearly_the_same_lists
@@ -33,21 +33,21 @@ FROM via_candidates c JOIN via_all a USING (u);
 -- ranked whole; a filter that leaves fewer candidates than k still fills
 -- the list from every item.
 CREATE TEMP TABLE filtered AS
-SELECT 'short' AS f, array_agg(item ORDER BY score DESC, item) AS items FROM recommend(1, 10, filter => 'item_id IN (5, 17, 301, 302)')
+SELECT 'short' AS f, array_agg(item ORDER BY score DESC, item) AS items FROM recommend(1, 10, events => 'c_events', filter => 'item_id IN (5, 17, 301, 302)')
 UNION ALL
-SELECT 'long', array_agg(item ORDER BY score DESC, item) FROM recommend(2, 10, filter => 'item_id % 7 = 0')
+SELECT 'long', array_agg(item ORDER BY score DESC, item) FROM recommend(2, 10, events => 'c_events', filter => 'item_id % 7 = 0')
 UNION ALL
-SELECT 'few', array_agg(item ORDER BY score DESC, item) FROM recommend(4, 10, filter => 'item_id % 97 = 0', exclude_seen => false);
+SELECT 'few', array_agg(item ORDER BY score DESC, item) FROM recommend(4, 10, events => 'c_events', filter => 'item_id % 97 = 0', exclude_seen => false);
 SET interest.recommend_candidates = off;
 SELECT f, cardinality(items) AS rows,
-       items = (CASE f WHEN 'short' THEN (SELECT array_agg(item ORDER BY score DESC, item) FROM recommend(1, 10, filter => 'item_id IN (5, 17, 301, 302)'))
-                       WHEN 'long' THEN (SELECT array_agg(item ORDER BY score DESC, item) FROM recommend(2, 10, filter => 'item_id % 7 = 0'))
-                       ELSE (SELECT array_agg(item ORDER BY score DESC, item) FROM recommend(4, 10, filter => 'item_id % 97 = 0', exclude_seen => false)) END) AS same_as_ranking_all,
+       items = (CASE f WHEN 'short' THEN (SELECT array_agg(item ORDER BY score DESC, item) FROM recommend(1, 10, events => 'c_events', filter => 'item_id IN (5, 17, 301, 302)'))
+                       WHEN 'long' THEN (SELECT array_agg(item ORDER BY score DESC, item) FROM recommend(2, 10, events => 'c_events', filter => 'item_id % 7 = 0'))
+                       ELSE (SELECT array_agg(item ORDER BY score DESC, item) FROM recommend(4, 10, events => 'c_events', filter => 'item_id % 97 = 0', exclude_seen => false)) END) AS same_as_ranking_all,
        (SELECT bool_and(CASE f WHEN 'long' THEN x::int % 7 = 0 WHEN 'few' THEN x::int % 97 = 0 ELSE x IN ('5', '17', '301', '302') END) FROM unnest(items) x) AS all_allowed
 FROM filtered ORDER BY f;
 RESET interest.recommend_candidates;
 SELECT count(*) FILTER (WHERE item IN ('1', '2', '3')) AS excluded_items_returned
-FROM recommend(3, 10, exclude => ARRAY['1', '2', '3']);
+FROM recommend(3, 10, events => 'c_events', exclude => ARRAY['1', '2', '3']);
 
 -- 4. evaluate() reports the candidate path beside the exact one.
 SELECT method, users > 0 AS has_users FROM evaluate('c_events', k => 10, new_items => 0)
