@@ -313,35 +313,28 @@ fn _recommend(
         let candidate_source = src
             .item_source_id
             .filter(|&s| gucs::RECOMMEND_CANDIDATES.get() && items::has_vector_index(s));
-        if let Some(item_source) = candidate_source {
-            let ctx =
-                Context::for_candidates(&src, item_source, as_of, user_key, k, allowed.as_deref());
-            let rows = rank_in(
+        let rank = |ctx: &Context| {
+            rank_in(
                 &src,
-                &ctx,
+                ctx,
                 user_key,
                 k,
                 &w,
                 exclude_seen,
                 exclude.as_deref(),
                 allowed.as_deref(),
-            );
+            )
+        };
+        if let Some(item_source) = candidate_source {
+            let ctx =
+                Context::for_candidates(&src, item_source, as_of, user_key, k, allowed.as_deref());
+            let rows = rank(&ctx);
             // Filters can leave fewer candidates than asked for: then every item.
             if rows.len() >= k {
                 return TableIterator::new(rows);
             }
         }
-        let ctx = Context::load(&src, as_of);
-        TableIterator::new(rank_in(
-            &src,
-            &ctx,
-            user_key,
-            k,
-            &w,
-            exclude_seen,
-            exclude.as_deref(),
-            allowed.as_deref(),
-        ))
+        TableIterator::new(rank(&Context::load(&src, as_of)))
     })
 }
 

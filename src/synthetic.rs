@@ -12,31 +12,33 @@ use pgrx::PgSqlErrorCode;
 const MAX_USERS: i32 = 200_000;
 const MAX_ITEMS: i32 = 1_000_000;
 
+/// An argument outside the range the generators accept.
+fn out_of_range(what: &str, got: String, hint: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("{what} is out of range"),
+        format!("Got {got}."),
+        hint,
+    )
+}
+
 fn config(seed: i64, users: i32, items: i32, years: f64) -> SyntheticConfig {
-    let bad = |what: &str, got: String, hint: &str| -> ! {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("{what} is out of range"),
-            format!("Got {got}."),
-            hint,
-        )
-    };
     if !(1..=MAX_USERS).contains(&users) {
-        bad(
+        out_of_range(
             "users",
             users.to_string(),
             "Use between 1 and 200000 users.",
         );
     }
     if !(1..=MAX_ITEMS).contains(&items) {
-        bad(
+        out_of_range(
             "items",
             items.to_string(),
             "Use between 1 and 1000000 items.",
         );
     }
     if !(years.is_finite() && (0.1..=50.0).contains(&years)) {
-        bad("years", years.to_string(), "Use between 0.1 and 50 years.");
+        out_of_range("years", years.to_string(), "Use between 0.1 and 50 years.");
     }
     SyntheticConfig {
         seed: seed as u64,
@@ -112,37 +114,29 @@ fn synthetic_vectors(
         name!(embedding, crate::embedding_type::Embedding),
     ),
 > {
-    let bad = |what: &str, got: String, hint: &str| -> ! {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("{what} is out of range"),
-            format!("Got {got}."),
-            hint,
-        )
-    };
     if !(0..=100_000_000).contains(&rows) {
-        bad(
+        out_of_range(
             "rows",
             rows.to_string(),
             "Use between 0 and 100000000 rows.",
         );
     }
     if !(1..=interest_core::MAX_DIMENSIONS as i32).contains(&dims) {
-        bad(
+        out_of_range(
             "dims",
             dims.to_string(),
             "Use between 1 and 16000 dimensions.",
         );
     }
     if !(1..=1_000_000).contains(&centres) {
-        bad(
+        out_of_range(
             "centres",
             centres.to_string(),
             "Use between 1 and 1000000 centres.",
         );
     }
     if !(noise.is_finite() && (0.0..=100.0).contains(&noise)) {
-        bad(
+        out_of_range(
             "noise",
             noise.to_string(),
             "Use a noise length between 0 and 100.",

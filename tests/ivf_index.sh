@@ -105,13 +105,19 @@ check "3 inserters beside DELETE + VACUUM: no errors, every live row indexed onc
 answers() {
   PGOPTIONS="$PGOPTIONS -c enable_seqscan=off" psql -X -At -c "SELECT q.id || ' ' || (SELECT string_agg(id::text, ',') FROM (SELECT id FROM t ORDER BY e <=> q.e LIMIT 10) s) FROM q ORDER BY q.id"
 }
-lsn=$(psql -X -At -c "SELECT pg_current_wal_lsn()")
-for _ in $(seq 1 200); do
-  caught=$(PGHOST="$sd" PGPORT=55452 psql -X -At -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" 2>/dev/null || echo f)
-  [[ "$caught" == t ]] && break; sleep 0.1
-done
-answers > "$PG_INTEREST_RUN/ivf.primary"
-PGHOST="$sd" PGPORT=55452 answers > "$PG_INTEREST_RUN/ivf.standby" 2>&1 || true
+# Waits (up to 30 s) until the standby has replayed the primary's WAL, then
+# writes both servers' answers.
+compare_with_standby() {
+  local lsn caught
+  lsn=$(psql -X -At -c "SELECT pg_current_wal_lsn()")
+  for _ in $(seq 1 300); do
+    caught=$(PGHOST="$sd" PGPORT=55452 psql -X -At -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" 2>/dev/null || echo f)
+    [[ "$caught" == t ]] && break; sleep 0.1
+  done
+  answers > "$PG_INTEREST_RUN/ivf.primary"
+  PGHOST="$sd" PGPORT=55452 answers > "$PG_INTEREST_RUN/ivf.standby" 2>&1 || true
+}
+compare_with_standby
 if [[ -s "$PG_INTEREST_RUN/ivf.primary" ]] && diff -q "$PG_INTEREST_RUN/ivf.primary" "$PG_INTEREST_RUN/ivf.standby" >/dev/null; then v=ok; else v=FAIL; fi
 check "a streaming standby replays build, inserts and VACUUM and answers as the primary" "$v ($(wc -l < "$PG_INTEREST_RUN/ivf.standby") queries compared)"
 
@@ -158,13 +164,7 @@ if [[ "$left" == 0 && "$entries" == 150000 && "$p" == *"loading tuples"* ]]; the
 check "kill -9 during a build: no index is left behind and the next build is whole" "$v (killed in '$p', $entries entries after rebuild)"
 
 # 6. The standby followed the crashes too.
-lsn=$(psql -X -At -c "SELECT pg_current_wal_lsn()")
-for _ in $(seq 1 300); do
-  caught=$(PGHOST="$sd" PGPORT=55452 psql -X -At -c "SELECT pg_last_wal_replay_lsn() >= '$lsn'::pg_lsn" 2>/dev/null || echo f)
-  [[ "$caught" == t ]] && break; sleep 0.1
-done
-answers > "$PG_INTEREST_RUN/ivf.primary"
-PGHOST="$sd" PGPORT=55452 answers > "$PG_INTEREST_RUN/ivf.standby" 2>&1 || true
+compare_with_standby
 standby_entries=$(PGHOST="$sd" PGPORT=55452 psql -X -At -c "SELECT entries FROM interest.ivf_info('big_e')" 2>&1 || true)
 if diff -q "$PG_INTEREST_RUN/ivf.primary" "$PG_INTEREST_RUN/ivf.standby" >/dev/null && [[ "$standby_entries" == 150000 ]]; then v=ok; else v=FAIL; fi
 check "after both crashes the standby still answers as the primary" "$v ($standby_entries entries in the rebuilt index on the standby)"

@@ -105,6 +105,9 @@ unsafe fn append_to_list(
             Some(bytes) => pages::read_struct(bytes),
             None => super::corrupt("a list has no ends record"),
         };
+        // The entry goes on the list's last page when it fits; otherwise on
+        // a new page linked after it (or the list's first page), in one record.
+        let mut full_tail = None;
         if ends.tail != pages::INVALID_BLOCK {
             let tail = buffers::lock_block(index, ends.tail, true);
             let mut change = GenericChange::start(index);
@@ -116,29 +119,7 @@ unsafe fn append_to_list(
                 return;
             }
             pg_sys::GenericXLogAbort(change.into_raw());
-            // Full: link a new page after it, in the same record.
-            let fresh = buffers::new_block(index, pg_sys::ForkNumber::MAIN_FORKNUM);
-            let block = pg_sys::BufferGetBlockNumber(fresh);
-            let mut change = GenericChange::start(index);
-            let new_page = change.page(fresh, true);
-            pages::init_page(new_page, PageKind::Codes);
-            pages::add_item(new_page, entry)
-                .unwrap_or_else(|| super::corrupt("an entry larger than a page"));
-            pages::set_next_block(change.page(tail, false), block);
-            let tails_page = change.page(tails_buffer, false);
-            pages::overwrite_item(
-                tails_page,
-                tails_offset,
-                pages::as_bytes(&ListEnds {
-                    head: ends.head,
-                    tail: block,
-                }),
-            );
-            change.finish();
-            pg_sys::UnlockReleaseBuffer(fresh);
-            pg_sys::UnlockReleaseBuffer(tail);
-            pg_sys::UnlockReleaseBuffer(tails_buffer);
-            return;
+            full_tail = Some(tail);
         }
         let fresh = buffers::new_block(index, pg_sys::ForkNumber::MAIN_FORKNUM);
         let block = pg_sys::BufferGetBlockNumber(fresh);
@@ -147,17 +128,25 @@ unsafe fn append_to_list(
         pages::init_page(new_page, PageKind::Codes);
         pages::add_item(new_page, entry)
             .unwrap_or_else(|| super::corrupt("an entry larger than a page"));
+        if let Some(tail) = full_tail {
+            pages::set_next_block(change.page(tail, false), block);
+        }
+        let head = if full_tail.is_some() {
+            ends.head
+        } else {
+            block
+        };
         let tails_page = change.page(tails_buffer, false);
         pages::overwrite_item(
             tails_page,
             tails_offset,
-            pages::as_bytes(&ListEnds {
-                head: block,
-                tail: block,
-            }),
+            pages::as_bytes(&ListEnds { head, tail: block }),
         );
         change.finish();
         pg_sys::UnlockReleaseBuffer(fresh);
+        if let Some(tail) = full_tail {
+            pg_sys::UnlockReleaseBuffer(tail);
+        }
         pg_sys::UnlockReleaseBuffer(tails_buffer);
     }
 }

@@ -101,24 +101,9 @@ impl MemoryIndex {
 
     /// The k nearest ids by the operator's value, nearest first.
     pub fn search(&self, raw_query: &[f32], k: usize, params: SearchParams) -> Vec<(usize, f64)> {
-        let Some(query) = PreparedQuery::new(self.metric, &self.rotation, raw_query) else {
+        let Some((query, mut pool)) = self.probe(raw_query, params.probes) else {
             return Vec::new();
         };
-        let dims = self.dims;
-        let mut pool = CandidatePool::default();
-        for &list in probe_order(&query, &self.centres, dims)
-            .iter()
-            .take(params.probes)
-        {
-            let list = list as usize;
-            let estimator = query.for_list(
-                &self.centres[list * dims..(list + 1) * dims],
-                &self.rotated_centres[list * dims..(list + 1) * dims],
-            );
-            for (id, bits, factors) in &self.lists[list] {
-                pool.push(estimator.estimate(bits, *factors).1, *id);
-            }
-        }
         let mut exact: Vec<(usize, f64)> = pool
             .next_round(params.rerank.max(k), |&id| {
                 query.distance(self.vectors[id].as_ref().expect("listed vectors exist"))
@@ -135,9 +120,23 @@ impl MemoryIndex {
     /// `probes` nearest lists, without exact distances (what the access
     /// method returns to recommend()'s candidate search).
     pub fn search_estimates(&self, raw_query: &[f32], n: usize, probes: usize) -> Vec<usize> {
-        let Some(query) = PreparedQuery::new(self.metric, &self.rotation, raw_query) else {
-            return Vec::new();
-        };
+        match self.probe(raw_query, probes) {
+            Some((_, mut pool)) => pool
+                .take_by_bound(n)
+                .into_iter()
+                .map(|(_, id)| id)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// The prepared query and every entry of its `probes` nearest lists.
+    fn probe(
+        &self,
+        raw_query: &[f32],
+        probes: usize,
+    ) -> Option<(PreparedQuery, CandidatePool<usize>)> {
+        let query = PreparedQuery::new(self.metric, &self.rotation, raw_query)?;
         let dims = self.dims;
         let mut pool = CandidatePool::default();
         for &list in probe_order(&query, &self.centres, dims).iter().take(probes) {
@@ -150,10 +149,7 @@ impl MemoryIndex {
                 pool.push(estimator.estimate(bits, *factors).1, *id);
             }
         }
-        pool.take_by_bound(n)
-            .into_iter()
-            .map(|(_, id)| id)
-            .collect()
+        Some((query, pool))
     }
 
     /// The exact answer, for recall.
