@@ -5,7 +5,7 @@
 use crate::errors::raise;
 use crate::gucs;
 use crate::privileges::with_extension_rights;
-use crate::read::load_user;
+use crate::read::{load_user, UserView};
 use crate::sources::{readable_event_source, EventSource};
 use crate::spi::one_read_cached;
 use crate::store::catalog::{self, Catalog};
@@ -61,7 +61,7 @@ impl Context {
     /// recommend()'s context on a catalog with a vector index: only the
     /// candidates (content neighbours of each sub-interest, the items the
     /// user's recent items lead to, trending items, a short filter list)
-    /// are read and scored.
+    /// are read and scored. Returns the user as read, for the ranking.
     fn for_candidates(
         src: &EventSource,
         item_source: i32,
@@ -69,12 +69,13 @@ impl Context {
         user_key: &str,
         k: usize,
         allowed: Option<&[Option<String>]>,
-    ) -> Context {
+    ) -> (Context, UserView) {
         let trending = trending::snapshot(src);
         let now = ranking_clock(asked_time(as_of), trending.last_event);
         let view = load_user(src, user_key);
         let interests = view
             .state
+            .as_ref()
             .map_or_else(Vec::new, |s| s.interests_at(now, &src.params));
         let linked: HashMap<String, f64> =
             store::load_item_stats(src.id, &view.recent, |j| j.to_string())
@@ -102,7 +103,7 @@ impl Context {
         }
         let catalog = Rc::new(catalog::of_candidates(item_source, &keys, fetched));
         let stats = store::load_counts(src.id, &catalog.keys);
-        Context::assemble(src, catalog, stats, now)
+        (Context::assemble(src, catalog, stats, now), view)
     }
 
     fn assemble(
@@ -214,10 +215,10 @@ impl Terms {
 }
 
 /// The user's signals plus the per-item co-visitation terms (for reasons).
-fn user_signals(src: &EventSource, ctx: &Context, user_key: &str) -> (UserSignals, Terms) {
-    let view = load_user(src, user_key);
+fn user_signals(src: &EventSource, ctx: &Context, view: &UserView) -> (UserSignals, Terms) {
     let interests = view
         .state
+        .as_ref()
         .map_or_else(Vec::new, |s| s.interests_at(ctx.now, &src.params));
     let terms = ctx.covisit(src, &view.recent);
     let covisit = terms.totals();
@@ -313,10 +314,11 @@ fn _recommend(
         let candidate_source = src
             .item_source_id
             .filter(|&s| gucs::RECOMMEND_CANDIDATES.get() && items::has_vector_index(s));
-        let rank = |ctx: &Context| {
+        let rank = |ctx: &Context, view: &UserView| {
             rank_in(
                 &src,
                 ctx,
+                view,
                 user_key,
                 k,
                 &w,
@@ -326,15 +328,18 @@ fn _recommend(
             )
         };
         if let Some(item_source) = candidate_source {
-            let ctx =
+            let (ctx, view) =
                 Context::for_candidates(&src, item_source, as_of, user_key, k, allowed.as_deref());
-            let rows = rank(&ctx);
+            let rows = rank(&ctx, &view);
             // Filters can leave fewer candidates than asked for: then every item.
             if rows.len() >= k {
                 return TableIterator::new(rows);
             }
         }
-        TableIterator::new(rank(&Context::load(&src, as_of)))
+        TableIterator::new(rank(
+            &Context::load(&src, as_of),
+            &load_user(&src, user_key),
+        ))
     })
 }
 
@@ -344,6 +349,7 @@ fn _recommend(
 fn rank_in(
     src: &EventSource,
     ctx: &Context,
+    view: &UserView,
     user_key: &str,
     k: usize,
     w: &RankWeights,
@@ -351,47 +357,44 @@ fn rank_in(
     exclude: Option<&[Option<String>]>,
     allowed: Option<&[Option<String>]>,
 ) -> Vec<(String, f64, String)> {
-    {
-        let (src, ctx) = (src, ctx);
-        let (user, terms) = user_signals(src, ctx, user_key);
-        let mut banned: HashSet<usize> = HashSet::new();
-        if exclude_seen {
-            banned.extend(
-                seen_items(src, user_key)
-                    .iter()
-                    .filter_map(|k| ctx.index().get(k)),
-            );
-        }
+    let (user, terms) = user_signals(src, ctx, view);
+    let mut banned: HashSet<usize> = HashSet::new();
+    if exclude_seen {
         banned.extend(
-            exclude
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|k| ctx.index().get(k).copied()),
+            seen_items(src, user_key)
+                .iter()
+                .filter_map(|k| ctx.index().get(k)),
         );
-        // The caller's filter, and row-level security on the items table.
-        let allowed: Option<HashSet<usize>> = allowed.map(|a| {
-            a.iter()
-                .flatten()
-                .filter_map(|k| ctx.index().get(k).copied())
-                .collect()
-        });
-        let visible = visible_indices(src, ctx);
-        let allowed = match (allowed, visible) {
-            (Some(a), Some(v)) => Some(a.intersection(&v).copied().collect()),
-            (a, v) => a.or(v),
-        };
-        let eligible =
-            |i: usize| !banned.contains(&i) && allowed.as_ref().is_none_or(|a| a.contains(&i));
-        let ranked = ranking::rank(&ctx.ranking_catalog(), &user, eligible, k, w);
-        ranked
-            .iter()
-            .map(|s: &Scored| {
-                let reason = interest_core::explain::reason(s, &user, &terms.via(s.item));
-                (ctx.keys()[s.item].clone(), s.score, reason)
-            })
-            .collect()
     }
+    banned.extend(
+        exclude
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|k| ctx.index().get(k).copied()),
+    );
+    // The caller's filter, and row-level security on the items table.
+    let allowed: Option<HashSet<usize>> = allowed.map(|a| {
+        a.iter()
+            .flatten()
+            .filter_map(|k| ctx.index().get(k).copied())
+            .collect()
+    });
+    let visible = visible_indices(src, ctx);
+    let allowed = match (allowed, visible) {
+        (Some(a), Some(v)) => Some(a.intersection(&v).copied().collect()),
+        (a, v) => a.or(v),
+    };
+    let eligible =
+        |i: usize| !banned.contains(&i) && allowed.as_ref().is_none_or(|a| a.contains(&i));
+    let ranked = ranking::rank(&ctx.ranking_catalog(), &user, eligible, k, w);
+    ranked
+        .iter()
+        .map(|s: &Scored| {
+            let reason = interest_core::explain::reason(s, &user, &terms.via(s.item));
+            (ctx.keys()[s.item].clone(), s.score, reason)
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -437,7 +440,7 @@ fn _explain(
             Some(&i) if visible.as_ref().is_none_or(|v| v.contains(&i)) => i,
             _ => unknown_item(item_key, &src),
         };
-        let (user, terms) = user_signals(&src, &ctx, user_key);
+        let (user, terms) = user_signals(&src, &ctx, &load_user(&src, user_key));
         let s = ranking::score_item(
             &ctx.ranking_catalog(),
             &user,
