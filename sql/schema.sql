@@ -132,8 +132,13 @@ CREATE TABLE interest.item_stats (
     -- endian; weights relative to t_ref): read with interest._link_keys(links)
     -- and interest._link_weights(links)
     links        bytea NOT NULL,
+    -- ItemStats::trend: the order of recent counts at any later clock
+    -- (NULL without recent events); its index gives the trending list
+    trend        double precision,
     PRIMARY KEY (source_id, item_key)
 ) WITH (fillfactor = 50);
+CREATE INDEX item_stats_trend ON interest.item_stats (source_id, trend DESC, item_key) WHERE trend IS NOT NULL;
+CREATE INDEX item_stats_last_seen ON interest.item_stats (source_id, last_seen);
 COMMENT ON TABLE interest.item_stats IS 'Per item: event count, recent (decayed) event count for popularity, first and last event, and its strongest co-visitation links.';
 
 -- Events whose item has no embedding yet: kept, counted, applied when it arrives.

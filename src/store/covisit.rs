@@ -174,7 +174,7 @@ fn save_graph(source_id: i32, graph: ItemGraph<u32>, ids: &Interner, p: &Covisit
             (ids.key(k).to_string(), stats)
         })
         .collect();
-    save_item_stats(source_id, stats);
+    save_item_stats(source_id, stats, p);
 }
 
 pub(crate) fn load_recent(source_id: i32, users: &[String]) -> RecentLists {
@@ -239,7 +239,7 @@ pub(crate) fn load_item_stats<K>(
     )
 }
 
-fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
+fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>, p: &CovisitParams) {
     let n = stats.len();
     let (mut keys, mut t_refs, mut counts, mut recents, mut firsts, mut lasts, mut links) = (
         Vec::with_capacity(n),
@@ -250,7 +250,9 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
         Vec::with_capacity(n),
         Vec::<Vec<u8>>::with_capacity(n),
     );
+    let mut trends = Vec::<Option<f64>>::with_capacity(n);
     for (k, s) in stats {
+        trends.push(s.trend(p));
         keys.push(k);
         t_refs.push(s.t_ref);
         counts.push(s.count);
@@ -262,11 +264,12 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
         ));
     }
     run_cached(
-        "INSERT INTO interest.item_stats (source_id, item_key, t_ref, events, recent_events, first_seen, last_seen, links) \
-         SELECT $1, k, t, c, r, f, l, p \
-         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::bytea[]) AS x(k, t, c, r, f, l, p) \
+        "INSERT INTO interest.item_stats (source_id, item_key, t_ref, events, recent_events, first_seen, last_seen, links, trend) \
+         SELECT $1, k, t, c, r, f, l, p, tr \
+         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::bytea[], $9::float8[]) AS x(k, t, c, r, f, l, p, tr) \
          ON CONFLICT (source_id, item_key) DO UPDATE SET t_ref = excluded.t_ref, events = excluded.events, \
-           recent_events = excluded.recent_events, first_seen = excluded.first_seen, last_seen = excluded.last_seen, links = excluded.links",
+           recent_events = excluded.recent_events, first_seen = excluded.first_seen, last_seen = excluded.last_seen, links = excluded.links, \
+           trend = excluded.trend",
         &[
             source_id.into(),
             keys.into(),
@@ -276,6 +279,7 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>) {
             firsts.into(),
             lasts.into(),
             links.into(),
+            trends.into(),
         ],
         |_| Ok(()),
     );

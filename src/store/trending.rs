@@ -1,7 +1,7 @@
 //! The candidate path's view of a whole source, without reading it per
 //! call: the trending items (highest recent count) and the time of the
-//! source's last event (the ranking clock stops there). One scan of the
-//! source's item stats, kept per backend for
+//! source's last event (the ranking clock stops there), both read from the
+//! top of an index on the source's item stats and kept per backend for
 //! `candidates::TRENDING_REFRESH_SECS`.
 
 use crate::sources::EventSource;
@@ -37,17 +37,11 @@ pub(crate) fn snapshot(src: &EventSource) -> Rc<Trending> {
         "SELECT max(last_seen) FROM interest.item_stats WHERE source_id = $1",
         &[src.id.into()],
     );
-    // A recent count halves every half-life from its t_ref, so for a clock
-    // past every item's last event the order of
-    // ln(recent) + t_ref ln 2 / half-life is the order of the counts then.
+    // Read from the top of item_stats_trend (ItemStats::trend).
     let keys = column::<String>(
-        "SELECT item_key FROM interest.item_stats WHERE source_id = $1 AND recent_events > 0 \
-         ORDER BY ln(recent_events) + t_ref * ln(2) / $2 DESC, item_key LIMIT $3",
-        &[
-            src.id.into(),
-            src.covisit.popularity_half_life_secs.into(),
-            (DEFAULT_LIMITS.trending as i64).into(),
-        ],
+        "SELECT item_key FROM interest.item_stats WHERE source_id = $1 AND trend IS NOT NULL \
+         ORDER BY trend DESC, item_key LIMIT $2",
+        &[src.id.into(), (DEFAULT_LIMITS.trending as i64).into()],
     );
     let t = Rc::new(Trending {
         ext,

@@ -196,6 +196,15 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
         )
     }
 
+    /// The item's place among trending items, stored and indexed so the
+    /// trending list is read from the top of an index, not a scan: at any
+    /// clock past every item's last event, items with a larger trend have
+    /// a larger recent count (log2 of the count at clock 0). None without
+    /// recent events.
+    pub fn trend(&self, p: &CovisitParams) -> Option<f64> {
+        (self.recent > 0.0).then(|| self.recent.log2() + self.t_ref / p.popularity_half_life_secs)
+    }
+
     /// Decay factor from t_ref to `now`, for reading link weights at `now`.
     pub fn decay_to(&self, now: f64, p: &CovisitParams) -> f64 {
         self.factor(now, p).recip()
@@ -398,6 +407,36 @@ mod tests {
             recent_kept: 3,
             recency_decay: 0.5,
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn trend_orders_items_as_their_recent_counts_do_later(
+            events_a in proptest::collection::vec(0.0f64..1e6, 1..20),
+            events_b in proptest::collection::vec(0.0f64..1e6, 1..20),
+            later in 0.0f64..1e6,
+        ) {
+            let p = CovisitParams { popularity_half_life_secs: 86_400.0, ..p() };
+            let item = |events: &[f64]| {
+                let mut events = events.to_vec();
+                events.sort_by(f64::total_cmp);
+                let mut s = ItemStats::<u32>::new(events[0]);
+                events.iter().for_each(|&t| s.add_event(t, &p));
+                s
+            };
+            let (a, b) = (item(&events_a), item(&events_b));
+            let clock = a.last_seen.max(b.last_seen) + later;
+            let (ra, rb) = (a.recent_at(clock, &p), b.recent_at(clock, &p));
+            let (ta, tb) = (a.trend(&p).unwrap(), b.trend(&p).unwrap());
+            if (ra - rb).abs() > 1e-9 * ra.max(rb) {
+                proptest::prop_assert_eq!(ra > rb, ta > tb, "recent {} vs {}, trend {} vs {}", ra, rb, ta, tb);
+            }
+        }
+    }
+
+    #[test]
+    fn no_recent_events_no_trend() {
+        assert_eq!(ItemStats::<u32>::new(5.0).trend(&p()), None);
     }
 
     #[test]

@@ -29,6 +29,21 @@ SELECT count(*) AS users, avg(cardinality(c.items)) AS items_per_list,
        avg((SELECT count(*) FROM unnest(c.items) x WHERE x = ANY(a.items)))::numeric(4, 2) >= 9.0 AS nearly_the_same_lists
 FROM via_candidates c JOIN via_all a USING (u);
 
+-- The trending candidates come from the top of an index on item_stats: each
+-- stored trend is log2 of the recent count at clock 0, so at any later clock
+-- items with larger trends have larger recent counts.
+SELECT count(*) AS items_with_stats,
+       count(*) FILTER (WHERE (s.trend IS NULL) <> (s.recent_events <= 0)
+           OR abs(s.trend - (log(2, s.recent_events::numeric)::float8 + s.t_ref / extract(epoch FROM e.popularity_half_life)::float8)) > 1e-9) AS wrong_trends
+FROM interest.item_stats s JOIN interest.event_sources e ON e.id = s.source_id WHERE e.relid = 'c_events'::regclass;
+-- (small tables are read whole; the plan shows the index serves the order)
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+EXPLAIN (COSTS OFF) SELECT item_key FROM interest.item_stats WHERE source_id = 1 AND trend IS NOT NULL ORDER BY trend DESC, item_key LIMIT 100;
+EXPLAIN (COSTS OFF) SELECT max(last_seen) FROM interest.item_stats WHERE source_id = 1;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+
 -- 3. Filters and exclusions come before the ranking: a short filter list is
 -- ranked whole; a filter that leaves fewer candidates than k still fills
 -- the list from every item.
