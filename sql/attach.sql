@@ -68,7 +68,7 @@ BEGIN
     user_expr := format('(%I)::text', cols[1]);
     user_type := (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = events AND a.attname = cols[1]);
     user_match := format('%I = ($1)::%s', cols[1], user_type);
-    user_match_any := format('%I = ANY(($1)::%s[])', cols[1], user_type);
+    user_match_any := format('%I IN (SELECT unnest(($1)::%s[]))', cols[1], user_type);
     item_expr := CASE WHEN cols[2] IS NULL THEN 'NULL::text' ELSE format('(%I)::text', cols[2]) END;
     time_expr := CASE WHEN cols[3] IS NULL THEN 'now()' ELSE format('%I', cols[3]) END;
     weight_expr := concat_ws(' * ',

@@ -29,7 +29,7 @@ pub(crate) struct EventSource {
     pub item_source_id: Option<i32>,
     /// `column = ($1)::type` on the native column, so the application's index is used.
     pub user_match: String,
-    /// `column = ANY(($1)::type[])`, for many users at once.
+    /// `column IN (SELECT unnest(($1)::type[]))`, for many users at once.
     pub user_match_any: String,
     pub item_expr: String,
     pub time_expr: String,

@@ -1,6 +1,12 @@
 //! SPI plumbing shared by every bookkeeping module: the per-backend plan
 //! cache, caches scoped to the extension's lifetime, one-value helpers and
 //! the error a failed bookkeeping query raises. Knows no domain module.
+//!
+//! Key sets go to statements as one array and are matched with
+//! `key IN (SELECT unnest($n))`, never `key = ANY($n)`: PostgreSQL tests
+//! `= ANY` of a parameter array element by element for every row it
+//! rechecks, which is quadratic when one statement brings hundreds of
+//! thousands of events; the unnest form is planned as a join.
 
 use crate::errors::raise;
 use pgrx::datum::DatumWithOid;

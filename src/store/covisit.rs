@@ -179,7 +179,7 @@ fn save_graph(source_id: i32, graph: ItemGraph<u32>, ids: &Interner, p: &Covisit
 
 pub(crate) fn load_recent(source_id: i32, users: &[String]) -> RecentLists {
     run_cached(
-        "SELECT user_key, items, times FROM interest.user_recent WHERE source_id = $1 AND user_key = ANY($2)",
+        "SELECT user_key, items, times FROM interest.user_recent WHERE source_id = $1 AND user_key IN (SELECT unnest($2::text[]))",
         &[source_id.into(), users.to_vec().into()],
         |t| {
             t.map(|r| {
@@ -223,7 +223,7 @@ pub(crate) fn load_item_stats<K>(
 ) -> Vec<(String, ItemStats<K>)> {
     read_cached(
         "SELECT item_key, t_ref, events, first_seen, last_seen, recent_events, links \
-         FROM interest.item_stats WHERE source_id = $1 AND item_key = ANY($2)",
+         FROM interest.item_stats WHERE source_id = $1 AND item_key IN (SELECT unnest($2::text[]))",
         &[source_id.into(), keys.to_vec().into()],
         |t| {
             t.map(|r| {
@@ -319,7 +319,7 @@ pub(crate) fn load_all_counts(source_id: i32) -> Vec<(String, ItemStats<String>)
 pub(crate) fn load_counts(source_id: i32, keys: &[String]) -> Vec<(String, ItemStats<String>)> {
     read_cached(
         "SELECT item_key, t_ref, events, first_seen, last_seen, recent_events FROM interest.item_stats \
-         WHERE source_id = $1 AND item_key = ANY($2)",
+         WHERE source_id = $1 AND item_key IN (SELECT unnest($2::text[]))",
         &[source_id.into(), keys.to_vec().into()],
         |t| t.map(|r| stats_row(&r, Vec::new())).collect(),
     )

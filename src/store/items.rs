@@ -12,7 +12,7 @@ pub(crate) fn vectors(item_source: i32, keys: &[String]) -> HashMap<String, Vec<
         return HashMap::new();
     }
     read_cached(
-        "SELECT item_key, embedding FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2)",
+        "SELECT item_key, embedding FROM interest.item_embeddings WHERE source_id = $1 AND item_key IN (SELECT unnest($2::text[]))",
         &[item_source.into(), keys.to_vec().into()],
         |t| {
             t.filter_map(|row| {
@@ -28,7 +28,7 @@ pub(crate) fn vectors(item_source: i32, keys: &[String]) -> HashMap<String, Vec<
 /// Of `keys`, those that have an embedding.
 pub(crate) fn present(item_source: i32, keys: &[Option<String>]) -> HashSet<String> {
     column::<String>(
-        "SELECT item_key FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2)",
+        "SELECT item_key FROM interest.item_embeddings WHERE source_id = $1 AND item_key IN (SELECT unnest($2::text[]))",
         &[item_source.into(), keys.to_vec().into()],
     )
     .into_iter()
@@ -59,7 +59,7 @@ pub(crate) fn remove(item_source: i32, keys: Vec<String>) -> i64 {
     }
     bump_version(item_source);
     crate::spi::one_cached::<i64>(
-        "WITH d AS (DELETE FROM interest.item_embeddings WHERE source_id = $1 AND item_key = ANY($2) RETURNING 1) \
+        "WITH d AS (DELETE FROM interest.item_embeddings WHERE source_id = $1 AND item_key IN (SELECT unnest($2::text[])) RETURNING 1) \
          SELECT count(*) FROM d",
         &[item_source.into(), keys.into()],
     )

@@ -36,7 +36,7 @@ pub(crate) fn sources_of_items(item_source: i32) -> Vec<i32> {
 /// Claims (deletes and returns) the events waiting for `keys`, in time order.
 pub(crate) fn claim_for_items(source_id: i32, keys: &[String]) -> Vec<EventRow> {
     claim(
-        "item_key = ANY($2::text[])",
+        "item_key IN (SELECT unnest($2::text[]))",
         &[source_id.into(), keys.to_vec().into()],
     )
 }

@@ -11,7 +11,7 @@ pub(crate) fn load(source_id: i32, users: Option<&[String]>) -> Vec<(String, Sta
     Spi::connect(|c| {
         let t = c.select(
             "SELECT user_key, embedding, set_at FROM interest.user_profiles \
-             WHERE source_id = $1 AND ($2::text[] IS NULL OR user_key = ANY($2))",
+             WHERE source_id = $1 AND ($2::text[] IS NULL OR user_key IN (SELECT unnest($2)))",
             None,
             &[source_id.into(), users.map(|u| u.to_vec()).into()],
         )?;

@@ -75,8 +75,8 @@ pub(crate) struct Claimed {
 /// stays queued, and its rows are not read: it is applied later, as a whole.
 pub(crate) fn claim_and_read(src: &EventSource, users: &[String]) -> Claimed {
     let query = format!(
-        "WITH claimed AS (DELETE FROM interest.event_queue WHERE source_id = $2 AND user_key = ANY($1) RETURNING *), \
-         rewritten AS (DELETE FROM interest.rewrite_queue WHERE source_id = $2 AND user_key = ANY($1) RETURNING *) \
+        "WITH claimed AS (DELETE FROM interest.event_queue WHERE source_id = $2 AND user_key IN (SELECT unnest($1::text[])) RETURNING *), \
+         rewritten AS (DELETE FROM interest.rewrite_queue WHERE source_id = $2 AND user_key IN (SELECT unnest($1::text[])) RETURNING *) \
          SELECT 0 AS part, seq, NULL::int8 AS row_id, {CLAIMED_COLUMNS} FROM claimed \
          UNION ALL \
          SELECT CASE change WHEN '{removed}' THEN 2 ELSE 3 END, seq, NULL, user_key, item_key, t, weight, NULL, NULL FROM rewritten \

@@ -54,7 +54,7 @@ pub(crate) fn load_states(source_id: i32, users: &[String]) -> HashMap<String, I
         "SELECT s.user_key, {STATE_COLUMNS} \
          FROM interest.user_states s \
          LEFT JOIN interest.user_interests i ON i.source_id = s.source_id AND i.user_key = s.user_key \
-         WHERE s.source_id = $1 AND s.user_key = ANY($2) ORDER BY s.user_key, i.slot"
+         WHERE s.source_id = $1 AND s.user_key IN (SELECT unnest($2::text[])) ORDER BY s.user_key, i.slot"
     );
     run_cached(&sql, &[source_id.into(), users.to_vec().into()], |t| {
         let mut by_user: HashMap<String, Option<InterestState>> = HashMap::new();
@@ -161,7 +161,7 @@ pub(crate) fn delete(source_id: i32, users: Option<&[String]>) {
 pub(crate) fn delete_rows(table: &str, source_id: i32, users: Option<&[String]>) {
     match users {
         Some(users) => exec(
-            &format!("DELETE FROM interest.{table} WHERE source_id = $1 AND user_key = ANY($2)"),
+            &format!("DELETE FROM interest.{table} WHERE source_id = $1 AND user_key IN (SELECT unnest($2::text[]))"),
             &[source_id.into(), users.to_vec().into()],
         ),
         None => exec(
