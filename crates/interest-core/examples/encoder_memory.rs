@@ -5,7 +5,8 @@
 //! ARENA toggles both the memory pattern and the CPU arena allocator.
 //! MODE=save:FILE.ort writes the session's optimized graph in ORT format;
 //! MODE=mmap:FILE.ort loads such a file from a shared read-only mapping with
-//! its weights used in place (no graph optimization at load).
+//! its weights used in place (no graph optimization at load). TRIM=1 gives
+//! free heap pages back after the texts, as the encoder does after a call.
 use interest_core::encoder::runtime;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::Session;
@@ -84,7 +85,13 @@ fn main() {
             drop(out);
         }
 
-            t0.elapsed().as_secs_f64()
+            let secs = t0.elapsed().as_secs_f64();
+            // TRIM=1: give free heap pages back, as a backend does after a call.
+            if std::env::var("TRIM").is_ok() {
+                // SAFETY: malloc_trim only releases free pages.
+                unsafe { libc::malloc_trim(0) };
+            }
+            secs
         }};
     }
     let (loaded, secs);

@@ -225,6 +225,12 @@ impl Encoder {
                 path: config.model_path.clone(),
                 message: e.to_string(),
             })?;
+        // The graph ONNX Runtime optimizes: int8 weights kept int8 when the
+        // model has them. Made only when a graph is optimized (a backend that
+        // maps the saved graph never parses the model); the model's own bytes
+        // name the cache file.
+        let runnable =
+            || crate::int8_weights::keep_int8_weights(&model_bytes).map(|(bytes, _)| bytes);
         let threads = config.intra_op_threads.max(1);
         let base = |env: &Environment| -> ort::Result<ort::session::builder::SessionBuilder> {
             Ok(Session::builder(env)?
@@ -239,13 +245,12 @@ impl Encoder {
                 let file = encoder_cache::cache_file(&cache.dir, &model_bytes, &cache.runtime_tag);
                 if !file.is_file() {
                     // A model that cannot be optimized fails below, as before.
-                    let _ = encoder_cache::build(base(env)?, &config.model_path, &file);
-                    // The optimizing session is gone: return its memory.
-                    #[cfg(target_env = "gnu")]
-                    // SAFETY: malloc_trim only gives free heap pages back.
-                    unsafe {
-                        libc::malloc_trim(0);
-                    }
+                    let kept = runnable();
+                    let _ = encoder_cache::build(
+                        base(env)?,
+                        kept.as_deref().unwrap_or(&model_bytes),
+                        &file,
+                    );
                 }
                 match encoder_cache::open(env, base, &file) {
                     Ok(mapped) => return Ok(RunSession::Mapped(mapped)),
@@ -258,13 +263,16 @@ impl Encoder {
             }
             base(env)?
                 .with_optimization_level(GraphOptimizationLevel::Level3)?
-                .commit_from_memory(&model_bytes)
+                .commit_from_memory(runnable().as_deref().unwrap_or(&model_bytes))
                 .map(RunSession::Owned)
         })
         .map_err(|e| EncoderError::BadModel {
             path: config.model_path.clone(),
             message: e.to_string(),
         })?;
+        // The model's bytes (and an optimizing session) are gone.
+        drop(model_bytes);
+        release_free_heap();
 
         let input_names: Vec<String> = session
             .session()
@@ -362,7 +370,9 @@ impl Encoder {
             .map(|t| self.tokenize(t))
             .collect::<Result<Vec<_>, _>>()?;
         let refs: Vec<&Tokens> = tokenized.iter().collect();
-        self.run_batch(&refs)
+        let vectors = self.run_batch(&refs);
+        release_free_heap();
+        vectors
     }
 
     /// One inference call over already tokenized texts, padded to the longest.
@@ -470,7 +480,19 @@ impl Encoder {
             }
             between();
         }
+        release_free_heap();
         Ok(out)
+    }
+}
+
+/// Gives the heap pages a run freed back to the system. Inference frees
+/// large buffers (activations, weights widened block by block) that malloc
+/// would otherwise keep for the backend's lifetime.
+fn release_free_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only releases free pages.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

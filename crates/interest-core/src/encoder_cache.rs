@@ -1,7 +1,6 @@
 //! The encoder's graph, optimized once per server and shared by every
-//! backend. ONNX Runtime's optimizations at load time fold the model's
-//! int8 weights into fp32 and give each backend a private copy (about
-//! 150 MB for all-MiniLM-L6-v2). Instead the first backend saves the
+//! backend. ONNX Runtime's optimizations at load time give each backend a
+//! private copy of the weights. Instead the first backend saves the
 //! optimized graph in ORT format under a cache directory, and every backend
 //! maps that file read-only and runs it with its weights in place: the
 //! weights are page-cache pages all backends share, and no backend
@@ -41,12 +40,13 @@ impl Drop for Mapping {
 pub fn cache_file(dir: &Path, model_bytes: &[u8], runtime_tag: &str) -> PathBuf {
     let model = hex::encode(Sha256::digest(model_bytes));
     let runtime = hex::encode(Sha256::digest(runtime_tag.as_bytes()));
-    dir.join(format!("{}-{}-l2.ort", &model[..32], &runtime[..12]))
+    // "w8": graphs with int8 weights kept int8 (crate::int8_weights).
+    dir.join(format!("{}-{}-l2w8.ort", &model[..32], &runtime[..12]))
 }
 
-/// Writes the optimized graph of the model at `model_path` to `file`
-/// (through a temporary name, so readers never see half a file).
-pub fn build(builder: SessionBuilder, model_path: &Path, file: &Path) -> Result<(), String> {
+/// Writes the optimized graph of `model` to `file` (through a temporary
+/// name, so readers never see half a file).
+pub fn build(builder: SessionBuilder, model: &[u8], file: &Path) -> Result<(), String> {
     let dir = file.parent().ok_or("cache file has no directory")?;
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     // ONNX Runtime picks the saved format by the extension: keep ".ort".
@@ -58,7 +58,7 @@ pub fn build(builder: SessionBuilder, model_path: &Path, file: &Path) -> Result<
             .map_err(|e| text(&e))?
             .with_optimized_model_path(&tmp)
             .map_err(|e| text(&e))?;
-        drop(builder.commit_from_file(model_path).map_err(|e| text(&e))?);
+        drop(builder.commit_from_memory(model).map_err(|e| text(&e))?);
         std::fs::rename(&tmp, file).map_err(|e| format!("{}: {e}", file.display()))
     };
     let result = write();

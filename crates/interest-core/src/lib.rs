@@ -27,6 +27,7 @@ pub mod evaluation;
 pub mod events;
 pub mod explain;
 pub mod fold_policy;
+pub mod int8_weights;
 pub mod interest_state;
 pub mod interest_summary;
 pub mod interner;

@@ -3,7 +3,10 @@
 //! after installing both; they are required, so this test cannot pass vacuously.
 
 use interest_core::encoder::{self, Encoder, EncoderConfig, EncoderError, Pooling};
-use interest_core::kernels;
+use interest_core::{int8_weights, kernels};
+use ndarray::Array2;
+use ort::session::Session;
+use ort::value::TensorRef;
 use std::path::{Path, PathBuf};
 
 fn required_env(name: &str) -> PathBuf {
@@ -103,6 +106,51 @@ fn encoder_end_to_end() {
     assert!(kernels::cosine_distance(&a, &b) < 1e-6);
     let short = enc.embed(&["word word"], 16).unwrap().remove(0);
     assert!(kernels::cosine_distance(&a, &short) > 1e-4);
+
+    // Int8 weights kept int8 (MatMulNBits) give what ONNX Runtime's own
+    // folding into fp32 gives.
+    let original = std::fs::read(dir.join("model.onnx")).unwrap();
+    let (kept, count) =
+        int8_weights::keep_int8_weights(&original).expect("the default model has int8 weights");
+    assert_eq!(
+        count, 38,
+        "six projections in each of six layers, word and position tables"
+    );
+    let run = |model: &[u8]| -> Vec<f32> {
+        let mut session = Session::builder(env)
+            .unwrap()
+            .commit_from_memory(model)
+            .unwrap();
+        let ids = Array2::<i64>::from_shape_fn((2, 12), |(i, j)| {
+            101 + ((i * 12 + j) * 997 % 20_000) as i64
+        });
+        let mask = Array2::<i64>::ones((2, 12));
+        let types = Array2::<i64>::zeros((2, 12));
+        let inputs = vec![
+            (
+                "input_ids",
+                TensorRef::from_array_view(&ids).unwrap().into_dyn(),
+            ),
+            (
+                "attention_mask",
+                TensorRef::from_array_view(&mask).unwrap().into_dyn(),
+            ),
+            (
+                "token_type_ids",
+                TensorRef::from_array_view(&types).unwrap().into_dyn(),
+            ),
+        ];
+        let outputs = session.run(inputs).unwrap();
+        outputs[0].try_extract_tensor::<f32>().unwrap().1.to_vec()
+    };
+    let (folded, int8) = (run(&original), run(&kept));
+    assert_eq!(folded.len(), 2 * 12 * 384);
+    let worst = folded
+        .iter()
+        .zip(&int8)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "outputs differ by {worst}");
 
     // Broken files are errors, not crashes.
     let tmp = std::env::temp_dir().join(format!("interest-core-test-{}", std::process::id()));
