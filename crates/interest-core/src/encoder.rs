@@ -244,13 +244,15 @@ impl Encoder {
                 use crate::encoder_cache;
                 let file = encoder_cache::cache_file(&cache.dir, &model_bytes, &cache.runtime_tag);
                 if !file.is_file() {
-                    // A model that cannot be optimized fails below, as before.
-                    let kept = runnable();
-                    let _ = encoder_cache::build(
-                        base(env)?,
-                        kept.as_deref().unwrap_or(&model_bytes),
-                        &file,
-                    );
+                    // A runtime that refuses the int8 graph gets the model as
+                    // it is; a model that cannot be optimized fails below.
+                    let int8_built = match runnable() {
+                        Some(kept) => encoder_cache::build(base(env)?, &kept, &file).is_ok(),
+                        None => false,
+                    };
+                    if !int8_built {
+                        let _ = encoder_cache::build(base(env)?, &model_bytes, &file);
+                    }
                 }
                 match encoder_cache::open(env, base, &file) {
                     Ok(mapped) => return Ok(RunSession::Mapped(mapped)),
@@ -261,10 +263,16 @@ impl Encoder {
                     Err(_) => {}
                 }
             }
-            base(env)?
-                .with_optimization_level(GraphOptimizationLevel::Level3)?
-                .commit_from_memory(runnable().as_deref().unwrap_or(&model_bytes))
-                .map(RunSession::Owned)
+            let owned = |bytes: &[u8]| {
+                base(env)?
+                    .with_optimization_level(GraphOptimizationLevel::Level3)?
+                    .commit_from_memory(bytes)
+            };
+            match runnable() {
+                Some(kept) => owned(&kept).or_else(|_| owned(&model_bytes)),
+                None => owned(&model_bytes),
+            }
+            .map(RunSession::Owned)
         })
         .map_err(|e| EncoderError::BadModel {
             path: config.model_path.clone(),
