@@ -13,7 +13,7 @@ use crate::store::covisit as store;
 use crate::store::{items, trending};
 use interest_core::candidates;
 use interest_core::clock::ranking_clock;
-use interest_core::covisit::CovisitContribution;
+use interest_core::covisit::{CovisitContribution, ItemStats};
 use interest_core::covisit_context::{self, catalog_covisit_scores, RecentStats};
 use interest_core::ranking::{self, RankWeights, Scored, UserSignals};
 use interest_core::signals::{catalog_signals, FRESHNESS_HALF_LIFE_SECS};
@@ -34,6 +34,9 @@ struct Context {
     counts: Vec<f64>,
     /// Recent (decayed) event count by catalog index (popularity).
     recent: Vec<f64>,
+    /// The stats and links of the user's recent items when the candidate
+    /// path has read them already (None: `covisit` reads them).
+    recent_links: Option<Vec<(String, ItemStats<String>)>>,
     now: f64,
 }
 
@@ -77,11 +80,11 @@ impl Context {
             .state
             .as_ref()
             .map_or_else(Vec::new, |s| s.interests_at(now, &src.params));
-        let linked: HashMap<String, f64> =
-            store::load_item_stats(src.id, &view.recent, |j| j.to_string())
-                .into_iter()
-                .flat_map(|(_, s)| s.links)
-                .collect();
+        let recent_links = store::load_item_stats(src.id, &view.recent, |j| j.to_string());
+        let linked: HashMap<String, f64> = recent_links
+            .iter()
+            .flat_map(|(_, s)| s.links.iter().cloned())
+            .collect();
         let mut fetched = Vec::new();
         let mut keys = candidates::gather(
             &interests,
@@ -103,13 +106,15 @@ impl Context {
         }
         let catalog = Rc::new(catalog::of_candidates(item_source, &keys, fetched));
         let stats = store::load_counts(src.id, &catalog.keys);
-        (Context::assemble(src, catalog, stats, now), view)
+        let mut ctx = Context::assemble(src, catalog, stats, now);
+        ctx.recent_links = Some(recent_links);
+        (ctx, view)
     }
 
     fn assemble(
         src: &EventSource,
         catalog: Rc<Catalog>,
-        stats: Vec<(String, interest_core::covisit::ItemStats<String>)>,
+        stats: Vec<(String, ItemStats<String>)>,
         now: f64,
     ) -> Context {
         let p = src.covisit;
@@ -132,6 +137,7 @@ impl Context {
             freshness,
             counts,
             recent,
+            recent_links: None,
             now,
         }
     }
@@ -162,21 +168,30 @@ impl Context {
     /// so scoring hashes integers, not strings.
     fn covisit(&self, src: &EventSource, recent: &[String]) -> Terms {
         let p = src.covisit;
-        let by_key: HashMap<String, (f64, Vec<(usize, f64)>)> =
-            store::load_item_stats(src.id, recent, |j| self.index().get(j).copied())
-                .into_iter()
-                .map(|(k, s)| {
-                    let f = s.decay_to(self.now, &p);
-                    let links = s
-                        .links
-                        .iter()
-                        .filter_map(|&(j, w)| j.map(|i| (i, w * f)))
-                        .collect();
-                    (k, (s.count * f, links))
-                })
-                .collect();
-        let recent_stats: Vec<Option<RecentStats>> =
-            recent.iter().map(|k| by_key.get(k).cloned()).collect();
+        let read;
+        let stats = match &self.recent_links {
+            Some(stats) => stats,
+            None => {
+                read = store::load_item_stats(src.id, recent, |j| j.to_string());
+                &read
+            }
+        };
+        let by_key: HashMap<&str, RecentStats> = stats
+            .iter()
+            .map(|(k, s)| {
+                let f = s.decay_to(self.now, &p);
+                let links = s
+                    .links
+                    .iter()
+                    .filter_map(|(j, w)| self.index().get(j).map(|&i| (i, w * f)))
+                    .collect();
+                (k.as_str(), (s.count * f, links))
+            })
+            .collect();
+        let recent_stats: Vec<Option<RecentStats>> = recent
+            .iter()
+            .map(|k| by_key.get(k.as_str()).cloned())
+            .collect();
         let by_item = catalog_covisit_scores(&recent_stats, &self.counts, &p);
         Terms {
             recent: recent.to_vec(),
