@@ -5,6 +5,7 @@
 //! once per process) and turns `EncoderError`s into SQL errors.
 
 use crate::pooling;
+use crate::signal_mask::with_signals_blocked;
 use ndarray::Array2;
 use once_cell::sync::OnceCell;
 use ort::environment::Environment;
@@ -145,22 +146,6 @@ pub fn config_max_positions(model_path: &Path) -> Option<usize> {
 
 pub fn runtime_loaded() -> bool {
     ENVIRONMENT.get().is_some()
-}
-
-/// Runs `f` with every signal blocked on this thread, so that threads started
-/// inside it (ONNX Runtime's pools) inherit a full mask and never take a
-/// signal meant for the host process's main thread.
-pub fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: plain libc calls on local, initialised sigset_t values.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        let out = f();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-        out
-    }
 }
 
 /// sha256 of a file, hex-encoded; used to pin model files.

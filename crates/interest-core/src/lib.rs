@@ -2,7 +2,8 @@
 //! benchmarked with plain `cargo test`.
 //!
 //! - vectors and text: `kernels` (distances), `text_format`, `pooling`,
-//!   `encoder` (the ONNX sentence encoder), `encoder_cache` (its optimized graph, shared);
+//!   `encoder` (the ONNX sentence encoder), `encoder_cache` (its optimized graph, shared),
+//!   `int8_weights` (the graph's int8 weights kept int8);
 //! - events and state: `events` (the one validity rule), `decay`,
 //!   `interest_state` (sub-interests), `interest_summary`, `queued_overlay` (reads of queued
 //!   events), `fold_policy`;
@@ -12,7 +13,8 @@
 //! - ranking: `signals` (popularity, freshness), `candidates`, `ranking`, `weights`,
 //!   `explain`, `metrics`, `evaluation`;
 //! - `ivf`: the vector index (k-means lists, RaBitQ codes, probing);
-//! - `interrupts`: the cancellation points of long loops.
+//! - `interrupts`: the cancellation points of long loops; `signal_mask`: threads
+//!   that never take the host's signals.
 
 pub mod array_literal;
 pub mod candidates;
@@ -40,6 +42,7 @@ pub mod pooling;
 pub mod queued_overlay;
 pub mod ranking;
 pub mod rng;
+pub mod signal_mask;
 pub mod signals;
 pub mod synthetic;
 pub mod text_format;

@@ -46,7 +46,7 @@ impl Encoder<'_> {
         let threads = threads.clamp(1, 16).min(rows.len().max(1));
         let per_thread = rows.len().div_ceil(threads).max(1);
         // Threads with every signal blocked: see `kmeans::assign`.
-        crate::encoder::with_signals_blocked(|| {
+        crate::signal_mask::with_signals_blocked(|| {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = rows
                     .chunks(per_thread)

@@ -93,7 +93,7 @@ fn assign_into(vectors: &[f32], centres: &[f32], dims: usize, threads: usize, ou
     let per_thread = n.div_ceil(threads);
     // The threads start with every signal blocked, so the host's signals
     // (Postgres' cancel and terminate) reach its main thread only.
-    crate::encoder::with_signals_blocked(|| {
+    crate::signal_mask::with_signals_blocked(|| {
         std::thread::scope(|scope| {
             for (chunk_index, chunk) in out.chunks_mut(per_thread.max(1)).enumerate() {
                 let start = chunk_index * per_thread;
