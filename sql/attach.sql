@@ -406,6 +406,7 @@ BEGIN
         DELETE FROM interest.user_profiles WHERE source_id = src;
         DELETE FROM interest.user_recent WHERE source_id = src;
         DELETE FROM interest.item_stats WHERE source_id = src;
+        DELETE FROM interest.item_links WHERE source_id = src;
         DELETE FROM interest.event_queue WHERE source_id = src;
         DELETE FROM interest.rewrite_queue WHERE source_id = src;
         DELETE FROM interest.event_sources WHERE id = src;

@@ -128,18 +128,28 @@ CREATE TABLE interest.item_stats (
     -- the recent count behind popularity (relative to t_ref, halving every
     -- CovisitParams::popularity_half_life_secs)
     recent_events double precision NOT NULL DEFAULT 0,
-    -- strongest links first, packed (key length u32, key, weight f32, little
-    -- endian; weights relative to t_ref): read with interest._link_keys(links)
-    -- and interest._link_weights(links)
-    links        bytea NOT NULL,
     -- ItemStats::trend: the order of recent counts at any later clock
     -- (NULL without recent events); its index gives the trending list
     trend        double precision,
     PRIMARY KEY (source_id, item_key)
-) WITH (fillfactor = 50);
+) WITH (fillfactor = 70);
 CREATE INDEX item_stats_trend ON interest.item_stats (source_id, trend DESC, item_key) WHERE trend IS NOT NULL;
 CREATE INDEX item_stats_last_seen ON interest.item_stats (source_id, last_seen);
-COMMENT ON TABLE interest.item_stats IS 'Per item: event count, recent (decayed) event count for popularity, first and last event, and its strongest co-visitation links.';
+COMMENT ON TABLE interest.item_stats IS 'Per item: event count, recent (decayed) event count for popularity, first and last event (its links are in interest.item_links).';
+
+-- The links live apart from the counts: recommend() reads the counts of
+-- hundreds of candidates and the links of a user's few recent items, so the
+-- counts stay on a narrow heap. One row per item_stats row, written with it.
+CREATE TABLE interest.item_links (
+    source_id    integer NOT NULL,
+    item_key     text NOT NULL,
+    -- strongest links first, packed (key length u32, key, weight f32, little
+    -- endian; weights relative to item_stats.t_ref): read with
+    -- interest._link_keys(links) and interest._link_weights(links)
+    links        bytea NOT NULL,
+    PRIMARY KEY (source_id, item_key)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE interest.item_links IS 'Per item: its strongest co-visitation links, packed, relative to the t_ref of its interest.item_stats row.';
 
 -- Events whose item has no embedding yet: kept, counted, applied when it arrives.
 CREATE TABLE interest.pending_events (
@@ -241,7 +251,7 @@ COMMENT ON TABLE interest.bookkeeping_errors IS 'Bookkeeping failures; the appli
 
 REVOKE ALL ON interest.item_sources, interest.item_embeddings, interest.event_sources, interest.user_states,
     interest.user_interests, interest.pending_events, interest.user_profiles, interest.bookkeeping_errors,
-    interest.user_recent, interest.item_stats, interest.event_queue, interest.rewrite_queue,
+    interest.user_recent, interest.item_stats, interest.item_links, interest.event_queue, interest.rewrite_queue,
     interest.catalog_changes FROM PUBLIC;
 GRANT SELECT ON interest.item_sources, interest.event_sources TO PUBLIC;
 -- An attached table's settings (its expressions among them) are visible to
@@ -267,6 +277,7 @@ SELECT pg_catalog.pg_extension_config_dump('interest.user_states', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.user_interests', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.user_recent', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.item_stats', '');
+SELECT pg_catalog.pg_extension_config_dump('interest.item_links', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.pending_events', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.event_queue', '');
 SELECT pg_catalog.pg_extension_config_dump('interest.rewrite_queue', '');

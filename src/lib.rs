@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 // The embedding type, its operators, and the encoder.
 mod embed;
 mod embedding_type;
+mod encoder_graph_worker;
 mod ivf;
 mod models;
 mod operators;

@@ -240,19 +240,18 @@ pub fn with_encoder<T>(entry: &ModelEntry, f: impl FnOnce(&mut Encoder) -> T) ->
 }
 
 /// Optimized encoder graphs live in `$PGDATA/pg_interest_cache`, named for
-/// the model and the runtime library (path, size and modification time).
+/// the model and the runtime library (path, size and modification time),
+/// built by a short-lived worker (`encoder_graph_worker`).
 fn graph_cache() -> interest_core::encoder::GraphCache {
-    // SAFETY: DataDir is set before any backend runs SQL.
-    let data_dir = unsafe { std::ffi::CStr::from_ptr(pgrx::pg_sys::DataDir) }
-        .to_string_lossy()
-        .into_owned();
     let library = expand(&gucs::string_setting(&gucs::ONNXRUNTIME_LIBRARY));
     let stamp = std::fs::metadata(&library)
         .map(|m| format!("{}:{:?}", m.len(), m.modified().ok()))
         .unwrap_or_default();
     interest_core::encoder::GraphCache {
-        dir: PathBuf::from(data_dir).join("pg_interest_cache"),
+        dir: crate::encoder_graph_worker::cache_dir(),
         runtime_tag: format!("{}|{stamp}", library.display()),
+        runtime_library: library,
+        build_elsewhere: Some(crate::encoder_graph_worker::build_in_worker),
     }
 }
 

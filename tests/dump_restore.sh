@@ -29,6 +29,7 @@ SELECT 'rows ' || t || ' ' || n FROM (
   SELECT 'user_states' t, count(*) n FROM interest.user_states UNION ALL
   SELECT 'user_interests', count(*) FROM interest.user_interests UNION ALL
   SELECT 'user_recent', count(*) FROM interest.user_recent UNION ALL
+  SELECT 'item_links', count(*) FROM interest.item_links UNION ALL
   SELECT 'item_stats', count(*) FROM interest.item_stats UNION ALL
   SELECT 'item_embeddings', count(*) FROM interest.item_embeddings UNION ALL
   SELECT 'event_queue', count(*) FROM interest.event_queue) s ORDER BY t;

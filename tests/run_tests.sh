@@ -5,7 +5,8 @@
 #   2. pg_regress SQL tests against a real server run by an unprivileged user,
 #   3. #[pg_test] tests through cargo pgrx test,
 #   4. scripts against real servers: 8 concurrent clients, a kill -9 crash, the queue folder,
-#      pg_dump and pg_restore of a database with attached tables, a streaming hot standby.
+#      pg_dump and pg_restore of a database with attached tables, a streaming hot standby,
+#      application transactions, the vector index, the encoder graph worker.
 # Exits non-zero when any test fails; the last line is "N passed, N failed".
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -107,7 +108,7 @@ set -e
 record "#[pg_test] tests" "$status" /tmp/pg_interest_pgtest.log
 
 # ---- 4. a real server under concurrent clients, and a crash ---------------
-for script in concurrency crash fold_worker dump_restore standby app_transactions ivf_index; do
+for script in concurrency crash fold_worker dump_restore standby app_transactions ivf_index encoder_worker; do
   set +e
   "tests/$script.sh" 2>&1 | tee "/tmp/pg_interest_$script.log" | grep -E '^(check|crash:)'
   status=${PIPESTATUS[0]}

@@ -1,5 +1,5 @@
-//! `user_recent` and `item_stats`: each user's last items, and each item's
-//! decayed count and strongest co-visitation links. Loads them, applies
+//! `user_recent`, `item_stats` and `item_links`: each user's last items, and
+//! each item's decayed count and strongest co-visitation links. Loads them, applies
 //! `interest_core::covisit`, saves. The caller holds the users' locks
 //! (`crate::locks`); item locks are taken here, after them.
 
@@ -214,16 +214,17 @@ fn save_recent(source_id: i32, recent: HashMap<String, (Vec<String>, Vec<f64>)>)
     );
 }
 
-/// The stats rows of `keys`, with each link's key mapped by `link_key`
-/// straight from the packed bytes (no String per link).
+/// The stats rows of `keys` with their links, each link's key mapped by
+/// `link_key` straight from the packed bytes (no String per link).
 pub(crate) fn load_item_stats<K>(
     source_id: i32,
     keys: &[String],
     mut link_key: impl FnMut(&str) -> K,
 ) -> Vec<(String, ItemStats<K>)> {
     read_cached(
-        "SELECT item_key, t_ref, events, first_seen, last_seen, recent_events, links \
-         FROM interest.item_stats WHERE source_id = $1 AND item_key IN (SELECT unnest($2::text[]))",
+        "SELECT s.item_key, s.t_ref, s.events, s.first_seen, s.last_seen, s.recent_events, l.links \
+         FROM interest.item_stats s LEFT JOIN interest.item_links l USING (source_id, item_key) \
+         WHERE s.source_id = $1 AND s.item_key IN (SELECT unnest($2::text[]))",
         &[source_id.into(), keys.to_vec().into()],
         |t| {
             t.map(|r| {
@@ -264,11 +265,18 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>, p:
         ));
     }
     run_cached(
-        "INSERT INTO interest.item_stats (source_id, item_key, t_ref, events, recent_events, first_seen, last_seen, links, trend) \
-         SELECT $1, k, t, c, r, f, l, p, tr \
-         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::bytea[], $9::float8[]) AS x(k, t, c, r, f, l, p, tr) \
+        "INSERT INTO interest.item_links (source_id, item_key, links) \
+         SELECT $1, k, p FROM unnest($2::text[], $3::bytea[]) AS x(k, p) \
+         ON CONFLICT (source_id, item_key) DO UPDATE SET links = excluded.links",
+        &[source_id.into(), keys.clone().into(), links.into()],
+        |_| Ok(()),
+    );
+    run_cached(
+        "INSERT INTO interest.item_stats (source_id, item_key, t_ref, events, recent_events, first_seen, last_seen, trend) \
+         SELECT $1, k, t, c, r, f, l, tr \
+         FROM unnest($2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::float8[]) AS x(k, t, c, r, f, l, tr) \
          ON CONFLICT (source_id, item_key) DO UPDATE SET t_ref = excluded.t_ref, events = excluded.events, \
-           recent_events = excluded.recent_events, first_seen = excluded.first_seen, last_seen = excluded.last_seen, links = excluded.links, \
+           recent_events = excluded.recent_events, first_seen = excluded.first_seen, last_seen = excluded.last_seen, \
            trend = excluded.trend",
         &[
             source_id.into(),
@@ -278,7 +286,6 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>, p:
             recents.into(),
             firsts.into(),
             lasts.into(),
-            links.into(),
             trends.into(),
         ],
         |_| Ok(()),
@@ -330,6 +337,7 @@ pub(crate) fn delete(source_id: i32, users: Option<&[String]>) {
     super::states::delete_rows("user_recent", source_id, users);
     if users.is_none() {
         super::states::delete_rows("item_stats", source_id, None);
+        super::states::delete_rows("item_links", source_id, None);
     }
 }
 
@@ -342,12 +350,12 @@ fn unpack(packed: &[u8]) -> Vec<(&str, f32)> {
                 "{} bytes that are not (length, key, weight) records.",
                 packed.len()
             ),
-            "Only interest.item_stats.links holds packed link lists.",
+            "Only interest.item_links.links holds packed link lists.",
         )
     })
 }
 
-/// The keys of a packed link list (`interest.item_stats.links`), strongest first.
+/// The keys of a packed link list (`interest.item_links.links`), strongest first.
 #[pg_extern(immutable, strict, parallel_safe)]
 fn _link_keys(packed: &[u8]) -> Vec<String> {
     unpack(packed)

@@ -86,6 +86,13 @@ pub struct GraphCache {
     pub dir: PathBuf,
     /// Names the ONNX Runtime build, so another runtime gets its own file.
     pub runtime_tag: String,
+    /// The runtime library, for a process that builds the file for us.
+    pub runtime_library: PathBuf,
+    /// Runs `encoder_cache::build_requested(file)` in another process and
+    /// waits for it; false when no such process could run. Optimizing leaves
+    /// the process that does it with ~100 MB of heap it never returns, so a
+    /// short-lived process does it and the backend only maps the result.
+    pub build_elsewhere: Option<fn(&Path) -> bool>,
 }
 
 /// The session an encoder runs: its own, or one over the shared cache file.
@@ -217,33 +224,38 @@ impl Encoder {
         let runnable =
             || crate::int8_weights::keep_int8_weights(&model_bytes).map(|(bytes, _)| bytes);
         let threads = config.intra_op_threads.max(1);
-        let base = |env: &Environment| -> ort::Result<ort::session::builder::SessionBuilder> {
-            Ok(Session::builder(env)?
-                .with_intra_threads(threads)?
-                .with_inter_threads(1)?
-                // Spinning workers would burn a core that other backends need.
-                .with_intra_op_spinning(false)?)
-        };
-        let session = with_signals_blocked(|| -> ort::Result<RunSession> {
-            if let Some(cache) = &config.graph_cache {
-                use crate::encoder_cache;
-                let file = encoder_cache::cache_file(&cache.dir, &model_bytes, &cache.runtime_tag);
-                if !file.is_file() {
-                    // A runtime that refuses the int8 graph gets the model as
-                    // it is; a model that cannot be optimized fails below.
-                    let int8_built = match runnable() {
-                        Some(kept) => encoder_cache::build(base(env)?, &kept, &file).is_ok(),
-                        None => false,
+        let base = |env: &Environment| session_builder(env, threads);
+        let cache_file = config.graph_cache.as_ref().map(|cache| {
+            let file =
+                crate::encoder_cache::cache_file(&cache.dir, &model_bytes, &cache.runtime_tag);
+            if !file.is_file() {
+                if let Some(build_elsewhere) = cache.build_elsewhere {
+                    // Outside with_signals_blocked: the wait for the other
+                    // process needs this thread's signals.
+                    let request = crate::encoder_cache::BuildRequest {
+                        model_path: config.model_path.clone(),
+                        runtime_library: cache.runtime_library.clone(),
+                        intra_op_threads: threads,
                     };
-                    if !int8_built {
-                        let _ = encoder_cache::build(base(env)?, &model_bytes, &file);
+                    if request.write(&file).is_ok() {
+                        build_elsewhere(&file);
                     }
                 }
-                match encoder_cache::open(env, base, &file) {
+            }
+            file
+        });
+        let session = with_signals_blocked(|| -> ort::Result<RunSession> {
+            if let Some(file) = &cache_file {
+                use crate::encoder_cache;
+                if !file.is_file() {
+                    // No other process built it: this one does.
+                    let _ = encoder_cache::build_graph(env, &model_bytes, file, threads);
+                }
+                match encoder_cache::open(env, base, file) {
                     Ok(mapped) => return Ok(RunSession::Mapped(mapped)),
                     Err(_) if file.is_file() => {
                         // Damaged or from another runtime: the next load rebuilds it.
-                        let _ = std::fs::remove_file(&file);
+                        let _ = std::fs::remove_file(file);
                     }
                     Err(_) => {}
                 }
@@ -476,6 +488,18 @@ impl Encoder {
         release_free_heap();
         Ok(out)
     }
+}
+
+/// The session options every encoder session shares.
+pub(crate) fn session_builder(
+    env: &Environment,
+    threads: usize,
+) -> ort::Result<ort::session::builder::SessionBuilder> {
+    Ok(Session::builder(env)?
+        .with_intra_threads(threads)?
+        .with_inter_threads(1)?
+        // Spinning workers would burn a core that other backends need.
+        .with_intra_op_spinning(false)?)
 }
 
 /// Gives the heap pages a run freed back to the system. Inference frees

@@ -12,9 +12,11 @@
 //! only: they do not depend on the CPU, so a file that a base backup copies
 //! to a standby still fits there.
 
+use crate::signal_mask::with_signals_blocked;
 use ort::environment::Environment;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::InMemorySession;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -42,6 +44,89 @@ pub fn cache_file(dir: &Path, model_bytes: &[u8], runtime_tag: &str) -> PathBuf 
     let runtime = hex::encode(Sha256::digest(runtime_tag.as_bytes()));
     // "w8": graphs with int8 weights kept int8 (crate::int8_weights).
     dir.join(format!("{}-{}-l2w8.ort", &model[..32], &runtime[..12]))
+}
+
+/// What a process that builds a cache file for a backend needs to know;
+/// written next to the file (`BuildRequest::write`), read by
+/// `build_requested`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildRequest {
+    pub model_path: PathBuf,
+    pub runtime_library: PathBuf,
+    pub intra_op_threads: usize,
+}
+
+impl BuildRequest {
+    fn path(file: &Path) -> PathBuf {
+        file.with_extension("request")
+    }
+
+    /// Writes the request for `file` (through a temporary name).
+    pub fn write(&self, file: &Path) -> Result<(), String> {
+        let dir = file.parent().ok_or("cache file has no directory")?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let text = serde_json::to_vec(self).map_err(|e| e.to_string())?;
+        let path = Self::path(file);
+        let tmp = path.with_extension(format!("request{}", std::process::id()));
+        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn read(file: &Path) -> Result<BuildRequest, String> {
+        let path = Self::path(file);
+        let text = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+/// Builds `file` as its request (`BuildRequest`) says: the body of the
+/// short-lived process that optimizes for a backend. One process at a time
+/// per file (a lock file); a file already there is left alone (false).
+pub fn build_requested(file: &Path) -> Result<bool, String> {
+    let _lock = lock(&file.with_extension("lock"))?;
+    if file.is_file() {
+        return Ok(false);
+    }
+    let request = BuildRequest::read(file)?;
+    let env = crate::encoder::runtime(&request.runtime_library).map_err(|e| e.to_string())?;
+    let model = std::fs::read(&request.model_path)
+        .map_err(|e| format!("{}: {e}", request.model_path.display()))?;
+    with_signals_blocked(|| build_graph(env, &model, file, request.intra_op_threads))?;
+    Ok(true)
+}
+
+/// Holds an exclusive lock on `path` until dropped (closing the file).
+fn lock(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor this function owns.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!("{}: flock failed", path.display()));
+    }
+    Ok(f)
+}
+
+/// Writes the optimized graph of the model `model_bytes` to `file`: with
+/// its int8 weights kept int8 (`crate::int8_weights`) when it has them and
+/// the runtime takes that graph, else the model as it is.
+pub fn build_graph(
+    env: &Environment,
+    model_bytes: &[u8],
+    file: &Path,
+    threads: usize,
+) -> Result<(), String> {
+    let base = || crate::encoder::session_builder(env, threads).map_err(|e| e.to_string());
+    if let Some((kept, _)) = crate::int8_weights::keep_int8_weights(model_bytes) {
+        if build(base()?, &kept, file).is_ok() {
+            return Ok(());
+        }
+    }
+    build(base()?, model_bytes, file)
 }
 
 /// Writes the optimized graph of `model` to `file` (through a temporary
@@ -132,5 +217,27 @@ mod tests {
         assert_ne!(a, cache_file(dir, b"model b", "runtime 1"));
         assert_ne!(a, cache_file(dir, b"model a", "runtime 2"));
         assert_eq!(a.extension().unwrap(), "ort");
+    }
+
+    #[test]
+    fn a_request_reads_back_as_written() {
+        let dir = std::env::temp_dir().join(format!("encoder_cache_test_{}", std::process::id()));
+        let file = cache_file(&dir, b"model", "runtime");
+        let request = BuildRequest {
+            model_path: PathBuf::from("/models/m.onnx"),
+            runtime_library: PathBuf::from("/lib/libonnxruntime.so"),
+            intra_op_threads: 2,
+        };
+        request.write(&file).unwrap();
+        assert_eq!(BuildRequest::read(&file).unwrap(), request);
+        // No runtime at that path: the build says so and leaves no file.
+        let err = build_requested(&file).unwrap_err();
+        // (Another test may have loaded a runtime already: then the model.)
+        assert!(
+            err.contains("/lib/libonnxruntime.so") || err.contains("/models/m.onnx"),
+            "{err}"
+        );
+        assert!(!file.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -20,9 +20,12 @@ INSERT INTO shop_events VALUES ('d1', 4, '2026-01-01 03:00'), ('d1', 5, '2026-01
                                ('d2', 4, '2026-01-01 03:02'), ('d2', 5, '2026-01-01 03:03'),
                                ('alice', 1, '2026-01-01 04:00');
 SELECT flush('shop_events') AS folded;
-SELECT count(*) AS items_with_stats, sum(cardinality(interest._link_keys(links))) AS links,
+-- each item's links sit in item_links, one row per item_stats row
+SELECT count(*) AS items_with_stats, count(l.links) AS items_with_links, sum(cardinality(interest._link_keys(links))) AS links,
        bool_and(cardinality(interest._link_keys(links)) = cardinality(interest._link_weights(links))) AS weight_per_link
-FROM interest.item_stats;
+FROM interest.item_stats s LEFT JOIN interest.item_links l USING (source_id, item_key);
+SELECT count(*) AS links_without_stats FROM interest.item_links l
+WHERE NOT EXISTS (SELECT FROM interest.item_stats s WHERE (s.source_id, s.item_key) = (l.source_id, l.item_key));
 
 -- alice: what follows Dune comes first; what she bought is left out
 SELECT item, round(score::numeric, 3) AS score, reason
@@ -127,16 +130,16 @@ SELECT item FROM recommend('alice', 1, events => 'shop_events', as_of => '2026-0
 DELETE FROM shop_events WHERE customer = 'c1' AND sku = 2;     -- c1: 1 -> 3 now
 UPDATE shop_events SET sku = 8 WHERE customer = 'c2' AND sku = 3; -- c2: 1 -> 2 -> 8
 SELECT interest._covisit_half_life_secs() AS covisit_half_life \gset
-SELECT s.item_key, interest._link_keys(s.links) AS links, round((s.events * 2 ^ ((s.t_ref - 1767225600) / :'covisit_half_life'::float8))::numeric, 4) AS events
-FROM interest.item_stats s JOIN interest.event_sources e ON e.id = s.source_id
+SELECT s.item_key, interest._link_keys(l.links) AS links, round((s.events * 2 ^ ((s.t_ref - 1767225600) / :'covisit_half_life'::float8))::numeric, 4) AS events
+FROM interest.item_stats s JOIN interest.item_links l USING (source_id, item_key) JOIN interest.event_sources e ON e.id = s.source_id
 WHERE e.relid = 'shop_events'::regclass ORDER BY 1;
 -- counts compared at one time (each row keeps its own reference time t_ref)
-CREATE TEMP TABLE stats_before AS SELECT item_key, events * 2 ^ ((t_ref - 1767225600) / :'covisit_half_life'::float8) AS events, links FROM interest.item_stats s
-  JOIN interest.event_sources e ON e.id = s.source_id WHERE e.relid = 'shop_events'::regclass;
+CREATE TEMP TABLE stats_before AS SELECT item_key, events * 2 ^ ((t_ref - 1767225600) / :'covisit_half_life'::float8) AS events, links
+  FROM interest.item_stats s JOIN interest.item_links USING (source_id, item_key) JOIN interest.event_sources e ON e.id = s.source_id WHERE e.relid = 'shop_events'::regclass;
 SELECT rebuild('shop_events') AS events_replayed;
-SELECT count(*) AS changed_items FROM interest.item_stats s JOIN interest.event_sources e ON e.id = s.source_id
-  JOIN stats_before b USING (item_key)
+SELECT count(*) AS changed_items FROM interest.item_stats s JOIN interest.item_links l USING (source_id, item_key)
+  JOIN interest.event_sources e ON e.id = s.source_id JOIN stats_before b USING (item_key)
   WHERE e.relid = 'shop_events'::regclass
     AND (abs(s.events * 2 ^ ((s.t_ref - 1767225600) / :'covisit_half_life'::float8) - b.events) > 1e-6
-         OR (SELECT array_agg(x ORDER BY x) FROM unnest(interest._link_keys(s.links)) x) <> (SELECT array_agg(x ORDER BY x) FROM unnest(interest._link_keys(b.links)) x));
+         OR (SELECT array_agg(x ORDER BY x) FROM unnest(interest._link_keys(l.links)) x) <> (SELECT array_agg(x ORDER BY x) FROM unnest(interest._link_keys(b.links)) x));
 SELECT detach_events('shop_events'), detach_items('shop_items');
