@@ -8,7 +8,8 @@
 #   - recommend() from candidates after interest.index_items.
 #   SKIP_SETUP=1 benches/recommend_scale.sh                             # 200,000 items, 1,000,000 events
 #   ITEMS=1000000 EVENTS=10000000 USERS=100000 SKIP_SETUP=1 benches/recommend_scale.sh
-# KEEP=1 leaves the server running afterwards; REUSE=1 runs again on its data.
+# KEEP=1 leaves the server running afterwards; REUSE=1 runs again on its data;
+# SKIP_EXACT=1 leaves out the run that ranks every item.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
 export PG_INTEREST_RUN=/tmp/pg_interest_run
@@ -48,6 +49,8 @@ SQL
       FROM generate_series($((b * batch + 1)), $((b * batch + batch))) u, generate_series(1, $per_user) n"
   done
   echo "setup: $ITEMS items, $((USERS * per_user)) events, $USERS users loaded in $(( $(date +%s) - t0 )) s"
+  # Autovacuum would otherwise run over the fresh tables during the calls.
+  psql -X -q -c "VACUUM ANALYZE"
 fi
 
 # run LABEL CLIENTS SETTINGS: CLIENTS backends at once, CALLS calls each
@@ -80,30 +83,33 @@ SQL
     for _ in $(seq 1 50); do pid=$(head -1 "$PG_INTEREST_RUN/recscale.$c.out" 2>/dev/null || true); [[ -n "$pid" ]] && break; sleep 0.1; done
     pids+=("$pid")
   done
-  # PSS counts the shared_buffers pages a backend touched (divided among
-  # the backends that touched them) besides its own memory (Pss_Anon).
-  declare -A pss0 anon0 pss anon
+  # PSS counts the shared_buffers pages a backend touched (Pss_Shmem,
+  # divided among the processes that touched them: after a restart a lone
+  # backend counts each page whole, after a load the checkpointer shares
+  # them) besides its own memory (Pss_Anon).
+  declare -A pss0 anon0 shm0 pss anon shm
   for pid in "${pids[@]}"; do
-    read -r pss0[$pid] anon0[$pid] <<<"$(awk '/^Pss:/ {p=$2} /^Pss_Anon:/ {a=$2} END {print p, a}' "/proc/$pid/smaps_rollup")"
-    pss[$pid]=${pss0[$pid]} anon[$pid]=${anon0[$pid]}
+    read -r pss0[$pid] anon0[$pid] shm0[$pid] <<<"$(awk '/^Pss:/ {p=$2} /^Pss_Anon:/ {a=$2} /^Pss_Shmem:/ {s=$2} END {print p, a, s}' "/proc/$pid/smaps_rollup")"
+    pss[$pid]=${pss0[$pid]} anon[$pid]=${anon0[$pid]} shm[$pid]=${shm0[$pid]}
   done
   while kill -0 "${jobs[0]}" 2>/dev/null; do
     for pid in "${pids[@]}"; do
-      read -r p a <<<"$(awk '/^Pss:/ {p=$2} /^Pss_Anon:/ {a=$2} END {print p, a}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo "0 0")"
+      read -r p a m <<<"$(awk '/^Pss:/ {p=$2} /^Pss_Anon:/ {a=$2} /^Pss_Shmem:/ {s=$2} END {print p, a, s}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo "0 0 0")"
       [[ -n "$p" && "$p" -gt "${pss[$pid]}" ]] && pss[$pid]=$p
       [[ -n "$a" && "$a" -gt "${anon[$pid]}" ]] && anon[$pid]=$a
+      [[ -n "$m" && "$m" -gt "${shm[$pid]}" ]] && shm[$pid]=$m
     done
     sleep 0.2
   done
   wait "${jobs[@]}"
-  local dp=0 da=0
-  for pid in "${pids[@]}"; do dp=$((dp + pss[$pid] - pss0[$pid])); da=$((da + anon[$pid] - anon0[$pid])); done
-  printf '%-44s %s   PSS +%d MB (own memory +%d MB)\n' "$label" \
+  local dp=0 da=0 dm=0
+  for pid in "${pids[@]}"; do dp=$((dp + pss[$pid] - pss0[$pid])); da=$((da + anon[$pid] - anon0[$pid])); dm=$((dm + shm[$pid] - shm0[$pid])); done
+  printf '%-44s %s   PSS +%d MB (own memory +%d MB, shared_buffers pages +%d MB)\n' "$label" \
     "$(cat "$PG_INTEREST_RUN"/recscale.*.out | awk '/^ms / {print $2}' | sort -g | awk '{v[NR]=$1} END {printf "p50 %.1f ms   p99 %.1f ms", v[int(NR*0.5)+1], v[int(NR*0.99)+1]}')" \
-    $((dp / clients / 1024)) $((da / clients / 1024))
+    $((dp / clients / 1024)) $((da / clients / 1024)) $((dm / clients / 1024))
   rm -f "$PG_INTEREST_RUN"/recscale.*.out
 }
-run "recommend(u, 10), every item ranked:" 1 "SET interest.recommend_candidates = off;"
+[[ -n "${SKIP_EXACT:-}" ]] || run "recommend(u, 10), every item ranked:" 1 "SET interest.recommend_candidates = off;"
 t0=$(date +%s.%N)
 psql -X -q -At -c "SELECT interest.index_items('products')" >/dev/null
 echo "index_items('products'): $(echo "$(date +%s.%N) - $t0" | bc | xargs printf '%.1f') s"
