@@ -13,7 +13,7 @@ use crate::store::covisit as store;
 use crate::store::{items, trending};
 use interest_core::candidates;
 use interest_core::clock::ranking_clock;
-use interest_core::covisit::{CovisitContribution, ItemStats};
+use interest_core::covisit::{link_strengths, CovisitContribution, ItemStats};
 use interest_core::covisit_context::{self, catalog_covisit_scores, RecentStats};
 use interest_core::ranking::{self, RankWeights, Scored, UserSignals};
 use interest_core::signals::{catalog_signals, FRESHNESS_HALF_LIFE_SECS};
@@ -81,10 +81,21 @@ impl Context {
             .as_ref()
             .map_or_else(Vec::new, |s| s.interests_at(now, &src.params));
         let recent_links = store::load_item_stats(src.id, &view.recent, |j| j.to_string());
-        let linked: HashMap<String, f64> = recent_links
-            .iter()
-            .flat_map(|(_, s)| s.links.iter().cloned())
-            .collect();
+        let linked = {
+            let by_key: HashMap<&str, &ItemStats<String>> =
+                recent_links.iter().map(|(k, s)| (k.as_str(), s)).collect();
+            link_strengths(
+                &view.recent,
+                |k| {
+                    by_key.get(k.as_str()).map(|s| {
+                        let f = s.decay_to(now, &src.covisit);
+                        let links = s.links.iter().map(|(j, w)| (j.clone(), w * f)).collect();
+                        (s.count * f, links)
+                    })
+                },
+                &src.covisit,
+            )
+        };
         let mut fetched = Vec::new();
         let mut keys = candidates::gather(
             &interests,

@@ -13,6 +13,10 @@ pub struct CandidateLimits {
     pub content: usize,
     /// Most popular items right now.
     pub trending: usize,
+    /// Items the user's recent items lead to, strongest first
+    /// (`covisit::link_strengths`): with 20 recent items of 100 links
+    /// each, a dense catalog would otherwise give 2,000.
+    pub covisit: usize,
 }
 
 /// Lists the index probes for a sub-interest's neighbours: candidates need
@@ -28,6 +32,7 @@ pub const MIN_PER_INTEREST: usize = 20;
 pub const DEFAULT_LIMITS: CandidateLimits = CandidateLimits {
     content: 200,
     trending: 100,
+    covisit: 200,
 };
 
 /// How long a backend keeps its trending list and the source's last event
@@ -48,7 +53,9 @@ pub fn per_interest(limits: CandidateLimits, k: usize, weight: f64, total: f64) 
 }
 
 /// The union of the three sources, ascending and without repeats.
-/// `nearest(vector, n)` returns up to `n` items nearest to `vector`.
+/// `nearest(vector, n)` returns up to `n` items nearest to `vector`;
+/// `covisit` holds each linked item's strength, of which the strongest
+/// `limits.covisit` are taken (ties: lower key first).
 pub fn gather<K: Ord + Clone>(
     interests: &[(Vec<f32>, f64)],
     covisit: &HashMap<K, f64>,
@@ -65,7 +72,12 @@ pub fn gather<K: Ord + Clone>(
             per_interest(limits, k, weight.max(0.0), total),
         ));
     }
-    all.extend(covisit.keys().cloned());
+    let mut linked: Vec<(&K, f64)> = covisit.iter().map(|(j, &w)| (j, w)).collect();
+    if linked.len() > limits.covisit {
+        linked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        linked.truncate(limits.covisit);
+    }
+    all.extend(linked.into_iter().map(|(j, _)| j.clone()));
     all.extend(trending.iter().take(limits.trending).cloned());
     all.into_iter().collect()
 }
@@ -91,6 +103,7 @@ mod tests {
         let limits = CandidateLimits {
             content: 40,
             trending: 2,
+            covisit: 10,
         };
         let got = gather(
             &interests,
@@ -120,11 +133,27 @@ mod tests {
         let limits = CandidateLimits {
             content: 100,
             trending: 0,
+            covisit: 0,
         };
         assert_eq!(per_interest(limits, 5, 1.0, 1.0), 100);
         assert_eq!(per_interest(limits, 50, 1.0, 1.0), 1000);
         assert_eq!(per_interest(limits, 5, 0.5, 1.0), 50);
         assert_eq!(per_interest(limits, 5, 0.01, 1.0), MIN_PER_INTEREST);
+    }
+
+    #[test]
+    fn keeps_the_strongest_linked_items() {
+        let limits = CandidateLimits {
+            content: 0,
+            trending: 0,
+            covisit: 3,
+        };
+        let covisit: HashMap<usize, f64> = [(1, 0.1), (2, 0.9), (3, 0.5), (4, 0.5), (5, 0.7)]
+            .into_iter()
+            .collect();
+        let got = gather(&[], &covisit, &[], |_, _| Vec::new(), limits, 10);
+        // 0.9, 0.7, then the tie at 0.5 goes to the lower key.
+        assert_eq!(got, vec![2, 3, 5]);
     }
 
     #[test]

@@ -362,6 +362,20 @@ pub struct CovisitContribution<K> {
     pub value: f64,
 }
 
+/// Each linked item's co-visitation score before its own count
+/// normalises it: what candidate gathering ranks linked items by, since
+/// the counts of linked items are read only once they are candidates.
+pub fn link_strengths<K: Clone + Eq + Hash>(
+    recent: &[K],
+    stats_of: impl Fn(&K) -> Option<(f64, Vec<(K, f64)>)>,
+    p: &CovisitParams,
+) -> HashMap<K, f64> {
+    covisit_scores(recent, stats_of, |_| 0.0, p)
+        .into_iter()
+        .map(|(j, parts)| (j, parts.iter().map(|c| c.value).sum()))
+        .collect()
+}
+
 /// Co-visitation scores of candidates from the user's recent items (oldest
 /// first): sum over recent items i at recency rank r of
 /// recency_decay^r * link(i, j) / sqrt((count_i + 1)(count_j + 1)), with

@@ -176,14 +176,7 @@ impl Model {
                 .map_or_else(Vec::new, |s| s.interests_at(now, &cfg.interest)),
             covisit: covisit::covisit_scores(
                 &self.user_recent[u],
-                |i| {
-                    self.stats.get(i).map(|s| {
-                        (
-                            s.count_at(now, &cfg.covisit),
-                            links_at(s, now, &cfg.covisit),
-                        )
-                    })
-                },
+                |i| self.recent_stats(i, cfg),
                 |j| self.counts[*j],
                 &cfg.covisit,
             )
@@ -191,6 +184,26 @@ impl Model {
             .map(|(j, parts)| (j, parts.iter().map(|c| c.value).sum()))
             .collect(),
         }
+    }
+
+    /// What recommend() ranks user `u`'s linked items by when it gathers
+    /// candidates (`covisit::link_strengths`).
+    fn link_strengths(&self, u: usize, cfg: &EvalConfig) -> HashMap<usize, f64> {
+        covisit::link_strengths(
+            &self.user_recent[u],
+            |i| self.recent_stats(i, cfg),
+            &cfg.covisit,
+        )
+    }
+
+    /// A recent item's decayed count and links at the replay's clock.
+    fn recent_stats(&self, i: &usize, cfg: &EvalConfig) -> Option<(f64, Vec<(usize, f64)>)> {
+        self.stats.get(i).map(|s| {
+            (
+                s.count_at(self.now, &cfg.covisit),
+                links_at(s, self.now, &cfg.covisit),
+            )
+        })
     }
 }
 
@@ -332,7 +345,11 @@ pub fn evaluate(
             a.add(&list, target, vectors);
         }
         if let Some(path) = &candidate_path {
-            let pool: HashSet<usize> = path.candidates(&signals, cfg.k).into_iter().collect();
+            let strengths = model.link_strengths(u, cfg);
+            let pool: HashSet<usize> = path
+                .candidates(&signals, &strengths, cfg.k)
+                .into_iter()
+                .collect();
             let list: Vec<usize> = ranking::rank(
                 &catalog,
                 &signals,
@@ -400,10 +417,15 @@ impl CandidatePath {
         }
     }
 
-    fn candidates(&self, signals: &UserSignals, k: usize) -> Vec<usize> {
+    fn candidates(
+        &self,
+        signals: &UserSignals,
+        link_strengths: &HashMap<usize, f64>,
+        k: usize,
+    ) -> Vec<usize> {
         candidates::gather(
             &signals.interests,
-            &signals.covisit,
+            link_strengths,
             &self.trending,
             |v, n| match &self.index {
                 Some(index) => index.search_estimates(v, n, candidates::CANDIDATE_PROBES),
