@@ -649,4 +649,18 @@ mod tests {
             "each recent item's term is kept for explanations"
         );
     }
+
+    #[test]
+    fn link_strengths_are_scores_before_the_linked_items_count() {
+        let stats = |k: &u32| match k {
+            10 => Some((3.0, vec![(1, 4.0), (2, 4.0)])),
+            20 => Some((0.0, vec![(1, 1.0)])),
+            _ => None,
+        };
+        let strengths = link_strengths(&[10, 20], stats, &p());
+        // item 1: 1/sqrt(1) + 0.5*4/sqrt(4) = 2; item 2: 0.5*4/sqrt(4) = 1;
+        // item 1's own count (3) would halve its score, not its strength.
+        assert_eq!(strengths.len(), 2);
+        assert!((strengths[&1] - 2.0).abs() < 1e-12 && (strengths[&2] - 1.0).abs() < 1e-12);
+    }
 }
