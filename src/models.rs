@@ -270,7 +270,15 @@ pub fn load_encoder(
         intra_op_threads: gucs::INTRA_OP_THREADS.get().max(1) as usize,
         graph_cache: Some(graph_cache()),
     };
-    Encoder::load(env, config).unwrap_or_else(|e| raise_encoder_error(&entry.name, e))
+    let encoder =
+        Encoder::load(env, config).unwrap_or_else(|e| raise_encoder_error(&entry.name, e));
+    if encoder.built_graph_here() {
+        pgrx::log!(
+            "pg_interest: this backend optimized the graph of model \"{}\" itself (no background worker could)",
+            entry.name
+        );
+    }
+    encoder
 }
 
 pub fn loaded_models() -> Vec<String> {

@@ -187,6 +187,9 @@ pub struct Encoder {
     dimensions: usize,
     pad_id: i64,
     truncation: usize,
+    /// This process optimized the shared graph file itself (no other
+    /// process could build it for this load).
+    built_graph_here: bool,
 }
 
 impl Encoder {
@@ -235,6 +238,7 @@ impl Encoder {
                     let request = crate::encoder_cache::BuildRequest {
                         model_path: config.model_path.clone(),
                         runtime_library: cache.runtime_library.clone(),
+                        runtime_tag: cache.runtime_tag.clone(),
                         intra_op_threads: threads,
                     };
                     if request.write(&file).is_ok() {
@@ -244,12 +248,14 @@ impl Encoder {
             }
             file
         });
+        let mut built_graph_here = false;
         let session = with_signals_blocked(|| -> ort::Result<RunSession> {
             if let Some(file) = &cache_file {
                 use crate::encoder_cache;
                 if !file.is_file() {
                     // No other process built it: this one does.
-                    let _ = encoder_cache::build_graph(env, &model_bytes, file, threads);
+                    built_graph_here =
+                        encoder_cache::build_graph(env, &model_bytes, file, threads).is_ok();
                 }
                 match encoder_cache::open(env, base, file) {
                     Ok(mapped) => return Ok(RunSession::Mapped(mapped)),
@@ -322,12 +328,18 @@ impl Encoder {
             dimensions: 0,
             pad_id,
             truncation: 0,
+            built_graph_here,
         };
         encoder.set_truncation(truncation)?;
         // One probe run tells the output dimension and proves the graph runs.
         let probe = encoder.embed(&["pg_interest"], truncation)?;
         encoder.dimensions = probe[0].len();
         Ok(encoder)
+    }
+
+    /// Whether this load optimized the shared graph file in this process.
+    pub fn built_graph_here(&self) -> bool {
+        self.built_graph_here
     }
 
     pub fn dimensions(&self) -> usize {

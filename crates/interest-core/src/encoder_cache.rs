@@ -53,6 +53,9 @@ pub fn cache_file(dir: &Path, model_bytes: &[u8], runtime_tag: &str) -> PathBuf 
 pub struct BuildRequest {
     pub model_path: PathBuf,
     pub runtime_library: PathBuf,
+    /// `GraphCache::runtime_tag`: with the model's bytes it names the file,
+    /// so the builder can tell the model it reads is the one asked for.
+    pub runtime_tag: String,
     pub intra_op_threads: usize,
 }
 
@@ -87,12 +90,46 @@ pub fn build_requested(file: &Path) -> Result<bool, String> {
     if file.is_file() {
         return Ok(false);
     }
+    remove_stale_temporaries(file);
     let request = BuildRequest::read(file)?;
-    let env = crate::encoder::runtime(&request.runtime_library).map_err(|e| e.to_string())?;
     let model = std::fs::read(&request.model_path)
         .map_err(|e| format!("{}: {e}", request.model_path.display()))?;
+    let dir = file.parent().ok_or("cache file has no directory")?;
+    if cache_file(dir, &model, &request.runtime_tag) != file {
+        return Err(format!(
+            "{}: not the model the request was made for (changed since)",
+            request.model_path.display()
+        ));
+    }
+    let env = crate::encoder::runtime(&request.runtime_library).map_err(|e| e.to_string())?;
     with_signals_blocked(|| build_graph(env, &model, file, request.intra_op_threads))?;
+    let _ = std::fs::remove_file(BuildRequest::path(file));
     Ok(true)
+}
+
+/// Removes temporary files of `file` that a killed build left (older than
+/// any build takes; a live one elsewhere is left alone).
+fn remove_stale_temporaries(file: &Path) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(600);
+    let (Some(dir), Some(stem)) = (file.parent(), file.file_stem().and_then(|s| s.to_str())) else {
+        return;
+    };
+    let prefix = format!("{stem}.tmp");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE);
+        if old && name.to_str().is_some_and(|n| n.starts_with(&prefix)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Holds an exclusive lock on `path` until dropped (closing the file).
@@ -223,20 +260,27 @@ mod tests {
     fn a_request_reads_back_as_written() {
         let dir = std::env::temp_dir().join(format!("encoder_cache_test_{}", std::process::id()));
         let file = cache_file(&dir, b"model", "runtime");
+        let model = dir.join("m.onnx");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&model, b"other model").unwrap();
         let request = BuildRequest {
-            model_path: PathBuf::from("/models/m.onnx"),
+            model_path: model.clone(),
             runtime_library: PathBuf::from("/lib/libonnxruntime.so"),
+            runtime_tag: "runtime".into(),
             intra_op_threads: 2,
         };
         request.write(&file).unwrap();
         assert_eq!(BuildRequest::read(&file).unwrap(), request);
-        // No runtime at that path: the build says so and leaves no file.
+        // The file is named for b"model": the one on disk is another.
         let err = build_requested(&file).unwrap_err();
-        // (Another test may have loaded a runtime already: then the model.)
-        assert!(
-            err.contains("/lib/libonnxruntime.so") || err.contains("/models/m.onnx"),
-            "{err}"
-        );
+        assert!(err.contains("not the model"), "{err}");
+        // The right model, but no runtime at that path (unless another test
+        // loaded one already, then not a model): an error, and no file.
+        std::fs::write(&model, b"model").unwrap();
+        match build_requested(&file) {
+            Err(err) => assert!(!err.contains("not the model"), "{err}"),
+            Ok(built) => panic!("built ({built}) from bytes that are no model"),
+        }
         assert!(!file.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
