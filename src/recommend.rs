@@ -88,9 +88,9 @@ impl Context {
                 &view.recent,
                 |k| {
                     by_key.get(k.as_str()).map(|s| {
-                        let f = s.decay_to(now, &src.covisit);
-                        let links = s.links.iter().map(|(j, w)| (j.clone(), w * f)).collect();
-                        (s.count * f, links)
+                        let links = s.links_at(now, &src.covisit);
+                        let links = links.map(|(j, w)| (j.clone(), w)).collect();
+                        (s.count_at(now, &src.covisit), links)
                     })
                 },
                 &src.covisit,
@@ -190,13 +190,11 @@ impl Context {
         let by_key: HashMap<&str, RecentStats> = stats
             .iter()
             .map(|(k, s)| {
-                let f = s.decay_to(self.now, &p);
                 let links = s
-                    .links
-                    .iter()
-                    .filter_map(|(j, w)| self.index().get(j).map(|&i| (i, w * f)))
+                    .links_at(self.now, &p)
+                    .filter_map(|(j, w)| self.index().get(j).map(|&i| (i, w)))
                     .collect();
-                (k.as_str(), (s.count * f, links))
+                (k.as_str(), (s.count_at(self.now, &p), links))
             })
             .collect();
         let recent_stats: Vec<Option<RecentStats>> = recent

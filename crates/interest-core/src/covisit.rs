@@ -209,6 +209,12 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
     pub fn decay_to(&self, now: f64, p: &CovisitParams) -> f64 {
         self.factor(now, p).recip()
     }
+
+    /// The item's links with their weights at `now` (stored relative to t_ref).
+    pub fn links_at(&self, now: f64, p: &CovisitParams) -> impl Iterator<Item = (&K, f64)> {
+        let f = self.decay_to(now, p);
+        self.links.iter().map(move |(j, w)| (j, w * f))
+    }
 }
 
 /// The links one new event makes with the user's previous items (`recent`,

@@ -201,7 +201,9 @@ impl Model {
         self.stats.get(i).map(|s| {
             (
                 s.count_at(self.now, &cfg.covisit),
-                links_at(s, self.now, &cfg.covisit),
+                s.links_at(self.now, &cfg.covisit)
+                    .map(|(&j, w)| (j, w))
+                    .collect(),
             )
         })
     }
@@ -695,11 +697,6 @@ pub fn catalog_center(vectors: &[Option<Vec<f32>>]) -> Option<Vec<f32>> {
         }
     }
     (n > 0).then(|| sum.iter().map(|s| (s / n as f64) as f32).collect())
-}
-
-fn links_at(s: &covisit::ItemStats<usize>, now: f64, p: &CovisitParams) -> Vec<(usize, f64)> {
-    let f = s.decay_to(now, p);
-    s.links.iter().map(|&(j, w)| (j, w * f)).collect()
 }
 
 fn top_by(scores: &[f64], seen: &HashSet<usize>, k: usize) -> Vec<usize> {
