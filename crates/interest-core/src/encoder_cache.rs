@@ -42,8 +42,10 @@ impl Drop for Mapping {
 pub fn cache_file(dir: &Path, model_bytes: &[u8], runtime_tag: &str) -> PathBuf {
     let model = hex::encode(Sha256::digest(model_bytes));
     let runtime = hex::encode(Sha256::digest(runtime_tag.as_bytes()));
-    // "w8": graphs with int8 weights kept int8 (crate::int8_weights).
-    dir.join(format!("{}-{}-l2w8.ort", &model[..32], &runtime[..12]))
+    // "w8a": graphs with int8 weights kept int8 and int8 arithmetic for the
+    // wide ones (crate::int8_weights); a graph of another rewrite is
+    // another file.
+    dir.join(format!("{}-{}-l2w8a.ort", &model[..32], &runtime[..12]))
 }
 
 /// What a process that builds a cache file for a backend needs to know;
@@ -166,6 +168,31 @@ pub fn build_graph(
     build(base()?, model_bytes, file)
 }
 
+/// Removes the graphs of the same model that an older rewrite or runtime
+/// saved next to `file`: nothing loads them again. (A backend still mapping
+/// one keeps its pages until it exits.)
+fn remove_superseded(file: &Path) {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else {
+        return;
+    };
+    let Some((model, _)) = name.split_once('-') else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let other = entry.file_name();
+        let Some(other) = other.to_str() else {
+            continue;
+        };
+        let graph = other.ends_with(".ort") && !other.contains(".tmp");
+        if graph && other != name && other.starts_with(&format!("{model}-")) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes the optimized graph of `model` to `file` (through a temporary
 /// name, so readers never see half a file).
 pub fn build(builder: SessionBuilder, model: &[u8], file: &Path) -> Result<(), String> {
@@ -181,7 +208,9 @@ pub fn build(builder: SessionBuilder, model: &[u8], file: &Path) -> Result<(), S
             .with_optimized_model_path(&tmp)
             .map_err(|e| text(&e))?;
         drop(builder.commit_from_memory(model).map_err(|e| text(&e))?);
-        std::fs::rename(&tmp, file).map_err(|e| format!("{}: {e}", file.display()))
+        std::fs::rename(&tmp, file).map_err(|e| format!("{}: {e}", file.display()))?;
+        remove_superseded(file);
+        Ok(())
     };
     let result = write();
     if result.is_err() {
@@ -205,9 +234,6 @@ pub fn open(
     let mut builder = builder(env)
         .map_err(|e| text(&e))?
         .with_optimization_level(GraphOptimizationLevel::Disable)
-        .map_err(|e| text(&e))?
-        // Prepacked weights would be private copies; the point is sharing.
-        .with_prepacking(false)
         .map_err(|e| text(&e))?;
     let session = builder
         .commit_from_memory_directly(bytes)
@@ -282,6 +308,28 @@ mod tests {
             Ok(built) => panic!("built ({built}) from bytes that are no model"),
         }
         assert!(!file.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_new_graph_removes_older_graphs_of_its_model_only() {
+        let dir = std::env::temp_dir().join(format!("encoder_cache_old_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = cache_file(&dir, b"model", "runtime");
+        let name = file.file_name().unwrap().to_str().unwrap().to_string();
+        let model = name.split_once('-').unwrap().0;
+        let older = dir.join(format!("{model}-0123456789ab-l2w8.ort"));
+        let other_model = cache_file(&dir, b"another model", "runtime");
+        let building = dir.join(format!("{model}-0123456789ab-l2w8.tmp42.ort"));
+        let lock = file.with_extension("lock");
+        for f in [&file, &older, &other_model, &building, &lock] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        remove_superseded(&file);
+        assert!(!older.exists(), "an older graph of the model is removed");
+        for kept in [&file, &other_model, &building, &lock] {
+            assert!(kept.exists(), "{} kept", kept.display());
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,7 +5,8 @@
 //! a MatMul reads becomes ONNX Runtime's `MatMulNBits` with 8 bits (widened
 //! block by block inside the kernel), an embedding table a Gather reads is
 //! gathered as int8 rows and only those rows are widened. Each weight is
-//! still exactly `W * scale`: the same products, a quarter of the memory.
+//! still exactly `W * scale`, at a quarter of the memory; the wide
+//! matrices multiply with int8 activations (`accuracy_level`).
 
 use onnx_protobuf::{
     attribute_proto::AttributeType, tensor_proto::DataLocation, tensor_proto::DataType,
@@ -304,9 +305,7 @@ fn nbits_node(
         usize::try_from(w.dims[0]).ok()?,
         usize::try_from(w.dims[1]).ok()?,
     );
-    let block = [128, 64, 32, 16]
-        .into_iter()
-        .find(|&b| k.is_multiple_of(b))?;
+    let (block, accuracy_level) = arithmetic(k, n)?;
     let weights = int8_values(w)?;
     let scales = float_values(scale)?;
     if weights.len() != k * n {
@@ -351,10 +350,32 @@ fn nbits_node(
         int_attribute("N", n as i64),
         int_attribute("bits", 8),
         int_attribute("block_size", block as i64),
-        // fp32 arithmetic: the products of the original graph.
-        int_attribute("accuracy_level", 0),
+        int_attribute("accuracy_level", accuracy_level),
     ];
     Some((node, b_tensor, s_tensor))
+}
+
+/// `MatMulNBits`'s block size and `accuracy_level` for a K x N weight;
+/// None when K is not a multiple of the smallest block. The square
+/// matrices of a BERT-style layer (the attention projections) keep fp32
+/// arithmetic, in the largest block K allows. The wide ones (the
+/// feed-forward expansion and contraction, most of the multiply-adds)
+/// multiply int8 by int8, which is faster than widening the weights; the
+/// kernel quantizes activations per block, so they take the smallest
+/// block, which moves the embeddings least (quantizing the attention too,
+/// or larger blocks, moves them past what `tests/pg_regress/sql/embed.sql`
+/// allows against the reference).
+pub fn arithmetic(k: usize, n: usize) -> Option<(usize, i64)> {
+    const FP32: i64 = 0;
+    const INT8: i64 = 4;
+    const BLOCKS: [usize; 4] = [128, 64, 32, 16];
+    if k == n {
+        let block = BLOCKS.into_iter().find(|&b| k.is_multiple_of(b))?;
+        Some((block, FP32))
+    } else {
+        let smallest = BLOCKS[BLOCKS.len() - 1];
+        k.is_multiple_of(smallest).then_some((smallest, INT8))
+    }
 }
 
 fn int_attribute(name: &str, value: i64) -> AttributeProto {
@@ -463,8 +484,14 @@ mod tests {
         assert_eq!(node.output, vec!["y".to_string()]);
         let attr = |name: &str| node.attribute.iter().find(|a| a.name == name).unwrap().i;
         assert_eq!(
-            (attr("K"), attr("N"), attr("bits"), attr("block_size")),
-            (64, 3, 8, 64)
+            (
+                attr("K"),
+                attr("N"),
+                attr("bits"),
+                attr("block_size"),
+                attr("accuracy_level")
+            ),
+            (64, 3, 8, 16, 4)
         );
         assert!(
             g.initializer.iter().all(|t| t.name != "w" && t.name != "s"),
@@ -475,7 +502,7 @@ mod tests {
             .iter()
             .find(|t| t.name == node.input[1])
             .unwrap();
-        assert_eq!(b.dims, vec![3, 1, 64]);
+        assert_eq!(b.dims, vec![3, 4, 16]);
         let s = g
             .initializer
             .iter()
@@ -486,7 +513,8 @@ mod tests {
         for row in 0..k {
             for col in 0..n {
                 let q = b.raw_data[col * k + row] as i16 - ZERO_POINT;
-                assert_eq!(q as f32 * s[col], w[row * n + col] as f32 * scales[col]);
+                let scale = s[col * (k / 16) + row / 16];
+                assert_eq!(q as f32 * scale, w[row * n + col] as f32 * scales[col]);
             }
         }
         assert!(m.opset_import.iter().any(|o| o.domain == CONTRIB_DOMAIN));
@@ -502,7 +530,18 @@ mod tests {
             .iter()
             .find(|t| t.name == "y_int8_scales")
             .unwrap();
-        assert_eq!(float_values(s).unwrap(), vec![scales[0]; 2]);
+        // Two columns of two blocks of 16.
+        assert_eq!(float_values(s).unwrap(), vec![scales[0]; 4]);
+    }
+
+    #[test]
+    fn square_matrices_keep_fp32_arithmetic_and_wide_ones_take_int8() {
+        assert_eq!(arithmetic(384, 384), Some((128, 0)));
+        assert_eq!(arithmetic(96, 96), Some((32, 0)));
+        assert_eq!(arithmetic(384, 1536), Some((16, 4)));
+        assert_eq!(arithmetic(1536, 384), Some((16, 4)));
+        assert_eq!(arithmetic(40, 40), None);
+        assert_eq!(arithmetic(40, 80), None);
     }
 
     #[test]

@@ -64,10 +64,10 @@ fn encoder_end_to_end() {
         )
         .unwrap()
         .remove(0);
-    assert!(
-        kernels::cosine_distance(&alone, &padded) < 1e-5,
-        "padding changed the embedding"
-    );
+    // Padding masks the extra tokens out; only the int8 kernels' tiling
+    // (which depends on the batch's row count) moves the result, slightly.
+    let moved = kernels::cosine_distance(&alone, &padded);
+    assert!(moved < 1e-4, "padding changed the embedding by {moved}");
 
     // embed_many sorts by length internally but returns the caller's order.
     let texts = [
@@ -80,7 +80,7 @@ fn encoder_end_to_end() {
     for (t, v) in texts.iter().zip(&many) {
         let single = enc.embed(&[t], 256).unwrap().remove(0);
         assert!(
-            kernels::cosine_distance(&single, v) < 1e-5,
+            kernels::cosine_distance(&single, v) < 1e-4,
             "order or padding broke for {t:?}"
         );
     }
@@ -107,8 +107,9 @@ fn encoder_end_to_end() {
     let short = enc.embed(&["word word"], 16).unwrap().remove(0);
     assert!(kernels::cosine_distance(&a, &short) > 1e-4);
 
-    // Int8 weights kept int8 (MatMulNBits) give what ONNX Runtime's own
-    // folding into fp32 gives.
+    // Int8 weights kept int8 (MatMulNBits, int8 arithmetic for the wide
+    // matrices) give, token by token, what ONNX Runtime's own folding into
+    // fp32 gives.
     let original = std::fs::read(dir.join("model.onnx")).unwrap();
     let (kept, count) =
         int8_weights::keep_int8_weights(&original).expect("the default model has int8 weights");
@@ -146,11 +147,14 @@ fn encoder_end_to_end() {
     let (folded, int8) = (run(&original), run(&kept));
     assert_eq!(folded.len(), 2 * 12 * 384);
     let worst = folded
-        .iter()
-        .zip(&int8)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(worst < 1e-4, "outputs differ by {worst}");
+        .chunks(384)
+        .zip(int8.chunks(384))
+        .map(|(a, b)| kernels::cosine_distance(a, b))
+        .fold(0.0f64, f64::max);
+    assert!(
+        worst < 1e-3,
+        "a token's output moved by a cosine distance of {worst}"
+    );
 
     // Broken files are errors, not crashes.
     let tmp = std::env::temp_dir().join(format!("interest-core-test-{}", std::process::id()));
