@@ -9,22 +9,24 @@
 #   SKIP_SETUP=1 benches/recommend_scale.sh                             # 200,000 items, 1,000,000 events
 #   ITEMS=1000000 EVENTS=10000000 USERS=100000 SKIP_SETUP=1 benches/recommend_scale.sh
 # KEEP=1 leaves the server running afterwards; REUSE=1 runs again on its data;
-# SKIP_EXACT=1 leaves out the run that ranks every item.
+# SKIP_EXACT=1 leaves out the run that ranks every item; SHARED_BUFFERS
+# (default 1GB) sets the server's shared_buffers, on REUSE=1 too.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
 export PG_INTEREST_RUN=/tmp/pg_interest_run
 ITEMS="${ITEMS:-200000}" EVENTS="${EVENTS:-1000000}" USERS="${USERS:-20000}" CALLS="${CALLS:-200}"
+SHARED_BUFFERS="${SHARED_BUFFERS:-1GB}"
 [[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
 source scripts/cluster.sh
 dir="$(cluster_dir recscale)"
 if [[ -n "${REUSE:-}" && -f "$dir/data/PG_VERSION" ]]; then
   # REUSE=1: the data a KEEP=1 run left, on a restarted server (cold shared buffers).
-  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 restart >/dev/null
+  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-c shared_buffers=$SHARED_BUFFERS" restart >/dev/null
   export PGHOST="$dir" PGPORT=55462 PGUSER=postgres PGDATABASE=postgres
   [[ -n "${KEEP:-}" ]] || trap 'cluster_stop recscale' EXIT
   export PGOPTIONS="-c search_path=public,interest"
 else
-  cluster_start recscale 55462 "shared_buffers = 1GB" "maintenance_work_mem = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
+  cluster_start recscale 55462 "shared_buffers = $SHARED_BUFFERS" "maintenance_work_mem = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
   [[ -n "${KEEP:-}" ]] || trap 'cluster_stop recscale' EXIT
   export PGOPTIONS="-c search_path=public,interest"
   per_user=$((EVENTS / USERS))
@@ -113,5 +115,6 @@ SQL
 t0=$(date +%s.%N)
 psql -X -q -At -c "SELECT interest.index_items('products')" >/dev/null
 echo "index_items('products'): $(echo "$(date +%s.%N) - $t0" | bc | xargs printf '%.1f') s"
+echo "shared_buffers: $(psql -X -At -c 'SHOW shared_buffers')"
 run "recommend(u, 10), from candidates:" 1 ""
 run "the same, 4 backends at once (each):" 4 ""

@@ -259,18 +259,22 @@ BEGIN
             DETAIL = format('Got lists => %s.', lists), HINT = 'Leave it NULL to use the square root of the number of items.';
     END IF;
     index_name := interest._items_index_name(src);
+    -- The new index is built beside the old one, which recommend() keeps
+    -- using meanwhile (building takes a SHARE lock: item writes wait, reads
+    -- do not); only the swap at the end takes the table's exclusive lock.
+    EXECUTE format('CREATE INDEX %I ON interest.item_embeddings USING interest_ivf (embedding) WITH (lists = %s) WHERE source_id = %s',
+        index_name || '_new', coalesce(lists, 0), src);
     IF to_regclass('interest.' || index_name) IS NOT NULL THEN
         EXECUTE format('DROP INDEX interest.%I', index_name);
     END IF;
-    EXECUTE format('CREATE INDEX %I ON interest.item_embeddings USING interest_ivf (embedding) WITH (lists = %s) WHERE source_id = %s',
-        index_name, coalesce(lists, 0), src);
+    EXECUTE format('ALTER INDEX interest.%I RENAME TO %I', index_name || '_new', index_name);
     RETURN (SELECT count(*) FROM interest.item_embeddings WHERE source_id = src)::integer;
 END $$;
 REVOKE ALL ON FUNCTION interest._index_items(regclass, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION interest.index_items(items regclass, lists integer DEFAULT NULL) RETURNS integer
 LANGUAGE sql AS $$ SELECT interest._privileged('index_items', items, jsonb_build_object('lists', lists)) $$;
-COMMENT ON FUNCTION interest.index_items(regclass, integer) IS 'Builds (or rebuilds) an interest_ivf index over the items table''s embeddings; recommend() then ranks candidates from it (content neighbours, co-visitation, trending) instead of the whole catalog. Run it after backfill_items and again when the catalog has grown a lot. Item writes wait while it builds. Returns the number of items indexed.';
+COMMENT ON FUNCTION interest.index_items(regclass, integer) IS 'Builds (or rebuilds) an interest_ivf index over the items table''s embeddings; recommend() then ranks candidates from it (content neighbours, co-visitation, trending) instead of the whole catalog. Run it after backfill_items and again when the catalog has grown a lot. A rebuild builds the new index beside the old one: recommend() keeps using the old one meanwhile, item writes wait. Returns the number of items indexed.';
 
 CREATE FUNCTION interest.detach_items(items regclass) RETURNS boolean
 LANGUAGE sql AS $$ SELECT interest._privileged('detach', items, '{"kind": "item"}') = 1 $$;

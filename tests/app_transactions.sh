@@ -14,6 +14,9 @@
 #      flush every 0.1 s; no application statement or COMMIT may fail.
 #   5. REPEATABLE READ item writers while a READ COMMITTED writer changes
 #      items too: every item change is recorded, no statement fails.
+#   6. index_items rebuilding the items' vector index while an application
+#      transaction holds an item write: recommend() keeps answering from the
+#      old index (under lock_timeout = 500ms) while the rebuild waits.
 # After each case: flush, then every user's state must equal interest.rebuild().
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
@@ -245,4 +248,26 @@ stale=$(q -c "SELECT count(*) FROM items i JOIN interest.item_embeddings e ON e.
 logged=$(q -c "SELECT count(*) FROM interest.bookkeeping_errors WHERE id > $mark")
 echo "check repeatable read item writers beside a read committed one: every change recorded, nothing fails: $(verdict test "$(rc rr_items_1)$(rc rr_items_2)$(rc rr_items_rc)" = 000 -a "$errs" = 0 -a "$warns" = 0 -a "$stale" = 0 -a "$logged" = 0) ($errs errors, $warns bookkeeping warnings, $logged logged failures, $stale stale embeddings, $(secs "$t0" "$t1") s)"
 grep -h -m2 -E 'ERROR|WARNING' "$L"/rr_items_*.log | sed 's/^/  /' || true
+
+q -c "SELECT interest.index_items('items')" >/dev/null
+session ix_writer "" -v ON_ERROR_STOP=1 <<'SQL' &
+BEGIN;
+UPDATE items SET e = array_append(e[1:31], 0.75) WHERE id = 7;
+SELECT pg_sleep(2);
+COMMIT;
+SQL
+session ix_build "" -v ON_ERROR_STOP=1 <<'SQL' &
+SELECT pg_sleep(0.3);
+SELECT 'indexed', interest.index_items('items');
+SQL
+session ix_reader "" -v ON_ERROR_STOP=1 <<'SQL' &
+SET lock_timeout = '500ms';
+SELECT pg_sleep(0.8);
+SELECT 'rebuild_waiting', count(*) FROM pg_stat_activity WHERE query LIKE '%index_items%' AND wait_event_type = 'Lock' AND pid <> pg_backend_pid();
+SELECT 'recommended', count(*) FROM interest.recommend('1', 10, events => 'events');
+SQL
+wait
+field() { awk -F'|' -v k="$2" '$1 == k { print $2 }' "$L/$1.log"; }
+echo "check recommend() answers while index_items rebuilds behind an application's item write: $(verdict test "$(rc ix_writer)$(rc ix_build)$(rc ix_reader)" = 000 -a "$(field ix_reader rebuild_waiting)" = 1 -a "$(field ix_reader recommended)" = 10 -a "$(field ix_build indexed)" -gt 0) (rebuild waiting: $(field ix_reader rebuild_waiting), recommended $(field ix_reader recommended) of 10, indexed $(field ix_build indexed))"
+grep -h -m2 -E 'ERROR|WARNING' "$L"/ix_*.log | sed 's/^/  /' || true
 exit 0

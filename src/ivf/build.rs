@@ -16,6 +16,8 @@ use interest_core::ivf::rotation::Rotation;
 use interest_core::ivf::{default_lists, kmeans, training_sample_size, KMEANS_ITERATIONS};
 use interest_core::rng::Rng;
 use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
 use pgrx::prelude::*;
 
 const PHASE_SAMPLING: i64 = 2;
@@ -84,6 +86,10 @@ pub unsafe extern "C-unwind" fn ambuild(
     let build_id = new_build_id(index);
     let indexed = if sampler.seen == 0 {
         unsafe { write_empty(index, pg_sys::ForkNumber::MAIN_FORKNUM, metric, build_id) };
+        notice_few_lists(
+            "interest_ivf index built on no rows has one list".into(),
+            "Lists are chosen when the index is built; rows added later all go to that one list, and every search reads them all.".into(),
+        );
         0
     } else {
         unsafe { build_lists(heap, index, index_info, metric, sampler, build_id) }
@@ -100,6 +106,19 @@ pub unsafe extern "C-unwind" fn ambuild(
         (*result).index_tuples = indexed as f64;
         result
     }
+}
+
+/// A NOTICE that the index was built with fewer lists than its data will
+/// want: searches stay right but read more of the index until a rebuild.
+fn notice_few_lists(message: String, detail: String) {
+    ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
+        message,
+        "pg_interest",
+    )
+    .set_detail(detail)
+    .set_hint("REINDEX the index once the table holds its data (for an items table, call interest.index_items again).")
+    .report(PgLogLevel::NOTICE);
 }
 
 /// The init fork of an unlogged table's index: an empty index.
@@ -227,6 +246,18 @@ unsafe fn build_lists(
     );
     drop(sampler.sample);
     let lists = centres.len() / dims;
+    if sampler.lists_option > lists {
+        notice_few_lists(
+            format!(
+                "interest_ivf index has {lists} lists, fewer than the {} asked",
+                sampler.lists_option
+            ),
+            format!(
+                "{} rows were indexed; a list needs at least one row to train its centre.",
+                sampler.seen
+            ),
+        );
+    }
     let rotation = Rotation::new(dims, seed);
     let rotated_centres = rotate_centres(&rotation, &centres);
 

@@ -93,6 +93,11 @@ INSERT INTO ivf_empty SELECT id, embedding FROM synthetic_vectors(500, 32, 40, 1
 SELECT dimensions, lists, entries FROM ivf_info('ivf_empty_e');
 SELECT regress.ivf_recall('ivf_empty', '<=>') >= 0.9 AS recall;
 SELECT regress.err($$INSERT INTO ivf_empty VALUES (0, '[1,2,3]')$$) AS other_dimensions;
+-- More lists asked than rows: as many lists as rows, and a NOTICE saying so.
+CREATE TABLE ivf_few AS SELECT id, embedding AS e FROM synthetic_vectors(6, 32, 3, 1.0, 16);
+CREATE INDEX ivf_few_e ON ivf_few USING interest_ivf (e) WITH (lists = 50);
+SELECT lists, entries FROM ivf_info('ivf_few_e');
+DROP TABLE ivf_few;
 
 -- 7. NULLs, zero vectors and NULL queries: rows without a direction are
 -- not indexed; a NULL query still returns k rows.
