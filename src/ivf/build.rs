@@ -17,8 +17,8 @@ use interest_core::ivf::{default_lists, kmeans, training_sample_size, KMEANS_ITE
 use interest_core::rng::Rng;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
-use pgrx::{PgLogLevel, PgSqlErrorCode};
 use pgrx::prelude::*;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
 
 const PHASE_SAMPLING: i64 = 2;
 const PHASE_TRAINING: i64 = 3;
