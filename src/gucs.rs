@@ -129,7 +129,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"interest.batch_size",
         c"Texts per inference call when interest.embed(text[]) embeds many texts.",
-        c"Texts are sorted by length and padded per batch to the longest one; a batch of long texts is cut smaller so its attention scores stay bounded (interest_core::encoder::MAX_ATTENTION_CELLS).",
+        c"Texts are sorted by length and padded per batch to the longest one; a batch is cut smaller so its padded tokens and attention scores stay bounded (interest_core::encoder::MAX_BATCH_TOKENS, MAX_ATTENTION_CELLS).",
         &BATCH_SIZE,
         1,
         4096,

@@ -530,23 +530,32 @@ fn release_free_heap() {
     }
 }
 
-/// A batch's attention scores hold batch × longest² values per head: batches
-/// are cut so that this stays within `MAX_ATTENTION_CELLS`, whatever
-/// `batch_size` and the token limit allow (a few long texts per batch, many
-/// short ones).
-pub const MAX_ATTENTION_CELLS: usize = 1 << 22;
+/// Padded tokens per batch (texts × longest): the activations ONNX
+/// Runtime allocates for a run grow with them, and beyond a few hundred
+/// rows a bigger batch is no faster.
+pub const MAX_BATCH_TOKENS: usize = 512;
+
+/// A batch's attention scores hold texts × longest² values per head (and
+/// the graph keeps several such tensors of all heads at once); long texts
+/// also run faster in small batches, whose tensors stay in cache
+/// (`benches/encoder_memory.sh` prints a backend embedding long texts).
+pub const MAX_ATTENTION_CELLS: usize = 1 << 15;
 
 /// Consecutive ranges of texts sorted by token count (`lengths`, ascending):
-/// at most `batch_size` texts each, and within `MAX_ATTENTION_CELLS`
-/// (a single text is always a batch of its own, whatever its length).
+/// at most `batch_size` texts each, and within `MAX_BATCH_TOKENS` and
+/// `MAX_ATTENTION_CELLS` (a single text is always a batch of its own,
+/// whatever its length).
 pub fn attention_batches(lengths: &[usize], batch_size: usize) -> Vec<std::ops::Range<usize>> {
+    let within = |texts: usize, longest: usize| {
+        texts * longest <= MAX_BATCH_TOKENS && texts * longest * longest <= MAX_ATTENTION_CELLS
+    };
     let mut out = Vec::new();
     let mut start = 0;
     while start < lengths.len() {
         let mut end = start + 1;
         while end < lengths.len()
             && end - start < batch_size.max(1)
-            && (end + 1 - start) * lengths[end] * lengths[end] <= MAX_ATTENTION_CELLS
+            && within(end + 1 - start, lengths[end])
         {
             end += 1;
         }
@@ -563,14 +572,24 @@ mod attention_batch_tests {
     #[test]
     fn batches_respect_the_count_and_the_attention_budget() {
         let short = vec![16; 1000];
+        let cut = attention_batches(&short, 16);
+        assert_eq!(cut.len(), 63, "batch_size binds: 16 texts of 16 tokens");
         let cut = attention_batches(&short, 256);
-        assert_eq!(cut.len(), 4);
-        assert!(cut.iter().all(|r| r.len() <= 256));
-        let long = vec![512; 100];
-        let cut = attention_batches(&long, 4096);
-        let per_batch = MAX_ATTENTION_CELLS / (512 * 512);
+        assert!(cut
+            .iter()
+            .all(|r| r.len() == (MAX_BATCH_TOKENS / 16).min(1000 - r.start)));
+        let medium = vec![64; 100];
+        let cut = attention_batches(&medium, 4096);
+        let per_batch = MAX_ATTENTION_CELLS / (64 * 64);
+        assert!(per_batch >= 2);
         assert!(cut.iter().all(|r| r.len() <= per_batch));
         assert_eq!(cut.iter().map(|r| r.len()).sum::<usize>(), 100);
+        let long = vec![1024; 3];
+        assert_eq!(
+            attention_batches(&long, 32).len(),
+            3,
+            "one text too long for the budget is a batch of its own"
+        );
         // ranges are consecutive and cover everything once
         let mixed: Vec<usize> = (1..=600).collect();
         let cut = attention_batches(&mixed, 64);
@@ -579,7 +598,11 @@ mod attention_batch_tests {
         assert!(cut.windows(2).all(|w| w[0].end == w[1].start));
         for r in &cut {
             let longest = mixed[r.end - 1];
-            assert!(r.len() == 1 || r.len() * longest * longest <= MAX_ATTENTION_CELLS);
+            assert!(
+                r.len() == 1
+                    || (r.len() * longest <= MAX_BATCH_TOKENS
+                        && r.len() * longest * longest <= MAX_ATTENTION_CELLS)
+            );
         }
     }
 }
