@@ -246,6 +246,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     src integer;
     index_name text;
+    saved_timeout text;
     lists integer := (args ->> 'lists')::integer;
 BEGIN
     PERFORM interest._require_owner(rel);
@@ -258,23 +259,46 @@ BEGIN
         RAISE EXCEPTION 'lists must be between 1 and 16384' USING ERRCODE = '22023',
             DETAIL = format('Got lists => %s.', lists), HINT = 'Leave it NULL to use the square root of the number of items.';
     END IF;
+    -- Two rebuilds of one source take turns (the second would find the
+    -- first one's new index name taken). NO KEY: item rows' foreign-key
+    -- checks on the source row go on.
+    PERFORM 1 FROM interest.item_sources WHERE id = src FOR NO KEY UPDATE;
     index_name := interest._items_index_name(src);
     -- The new index is built beside the old one, which recommend() keeps
     -- using meanwhile (building takes a SHARE lock: item writes wait, reads
     -- do not); only the swap at the end takes the table's exclusive lock.
     EXECUTE format('CREATE INDEX %I ON interest.item_embeddings USING interest_ivf (embedding) WITH (lists = %s) WHERE source_id = %s',
         index_name || '_new', coalesce(lists, 0), src);
-    IF to_regclass('interest.' || index_name) IS NOT NULL THEN
-        EXECUTE format('DROP INDEX interest.%I', index_name);
+    -- An application transaction that read item embeddings and now waits
+    -- to write one (behind the build's SHARE lock) deadlocks with the swap.
+    -- Checking for deadlock at once makes this call, not the application's
+    -- transaction, the one that finds the cycle and gives way.
+    saved_timeout := current_setting('deadlock_timeout');
+    BEGIN
+        PERFORM set_config('deadlock_timeout', '10ms', true);
+    EXCEPTION WHEN insufficient_privilege THEN
+        saved_timeout := NULL;
+    END;
+    BEGIN
+        IF to_regclass('interest.' || index_name) IS NOT NULL THEN
+            EXECUTE format('DROP INDEX interest.%I', index_name);
+        END IF;
+        EXECUTE format('ALTER INDEX interest.%I RENAME TO %I', index_name || '_new', index_name);
+    EXCEPTION WHEN deadlock_detected THEN
+        RAISE EXCEPTION 'index_items gave way to an application transaction' USING ERRCODE = '40P01',
+            DETAIL = format('A transaction that had read %s''s item embeddings was waiting to change one while the new index was built; the old index is kept.', rel),
+            HINT = 'Call interest.index_items again.';
+    END;
+    IF saved_timeout IS NOT NULL THEN
+        PERFORM set_config('deadlock_timeout', saved_timeout, true);
     END IF;
-    EXECUTE format('ALTER INDEX interest.%I RENAME TO %I', index_name || '_new', index_name);
     RETURN (SELECT count(*) FROM interest.item_embeddings WHERE source_id = src)::integer;
 END $$;
 REVOKE ALL ON FUNCTION interest._index_items(regclass, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION interest.index_items(items regclass, lists integer DEFAULT NULL) RETURNS integer
 LANGUAGE sql AS $$ SELECT interest._privileged('index_items', items, jsonb_build_object('lists', lists)) $$;
-COMMENT ON FUNCTION interest.index_items(regclass, integer) IS 'Builds (or rebuilds) an interest_ivf index over the items table''s embeddings; recommend() then ranks candidates from it (content neighbours, co-visitation, trending) instead of the whole catalog. Run it after backfill_items and again when the catalog has grown a lot. A rebuild builds the new index beside the old one: recommend() keeps using the old one meanwhile, item writes wait. Returns the number of items indexed.';
+COMMENT ON FUNCTION interest.index_items(regclass, integer) IS 'Builds (or rebuilds) an interest_ivf index over the items table''s embeddings; recommend() then ranks candidates from it (content neighbours, co-visitation, trending) instead of the whole catalog. Run it after backfill_items and again when the catalog has grown a lot. A rebuild builds the new index beside the old one: recommend() keeps using the old one meanwhile, item writes wait; it gives way (40P01) rather than deadlock an application transaction. Returns the number of items indexed.';
 
 CREATE FUNCTION interest.detach_items(items regclass) RETURNS boolean
 LANGUAGE sql AS $$ SELECT interest._privileged('detach', items, '{"kind": "item"}') = 1 $$;

@@ -17,6 +17,10 @@
 #   6. index_items rebuilding the items' vector index while an application
 #      transaction holds an item write: recommend() keeps answering from the
 #      old index (under lock_timeout = 500ms) while the rebuild waits.
+#   7. two index_items calls for one source at once: both succeed.
+#   8. an application transaction that read recommendations, then changes an
+#      item while index_items waits to build: it commits; the rebuild gives
+#      way with 40P01 and a hint.
 # After each case: flush, then every user's state must equal interest.rebuild().
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
@@ -270,4 +274,42 @@ wait
 field() { awk -F'|' -v k="$2" '$1 == k { print $2 }' "$L/$1.log"; }
 echo "check recommend() answers while index_items rebuilds behind an application's item write: $(verdict test "$(rc ix_writer)$(rc ix_build)$(rc ix_reader)" = 000 -a "$(field ix_reader rebuild_waiting)" = 1 -a "$(field ix_reader recommended)" = 10 -a "$(field ix_build indexed)" -gt 0) (rebuild waiting: $(field ix_reader rebuild_waiting), recommended $(field ix_reader recommended) of 10, indexed $(field ix_build indexed))"
 grep -h -m2 -E 'ERROR|WARNING' "$L"/ix_*.log | sed 's/^/  /' || true
+
+# 7. Two index_items calls for one source at once take turns; one index is left.
+for s in 1 2; do
+  session "ix_twice_$s" "" -v ON_ERROR_STOP=1 <<'SQL' &
+SELECT 'indexed', interest.index_items('items');
+SQL
+done
+wait
+left=$(q -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'item_embeddings_ivf_%'")
+echo "check two index_items calls at once both succeed and leave one index: $(verdict test "$(rc ix_twice_1)$(rc ix_twice_2)" = 00 -a "$left" = 1) (indexes left: $left)"
+grep -h -m2 -E 'ERROR|WARNING' "$L"/ix_twice_*.log | sed 's/^/  /' || true
+
+# 8. An application transaction that read recommendations, then changes an
+#    item while index_items builds: the rebuild gives way (40P01, with a
+#    hint), never the application; the old index stays and answers.
+session dl_writer "" -v ON_ERROR_STOP=1 <<'SQL' &
+BEGIN;
+UPDATE items SET e = array_append(e[1:31], 0.125) WHERE id = 7;
+SELECT pg_sleep(2);
+COMMIT;
+SQL
+session dl_build "" -v VERBOSITY=verbose <<'SQL' &
+SELECT pg_sleep(0.3);
+SELECT 'indexed', interest.index_items('items');
+SQL
+session dl_app "" -v ON_ERROR_STOP=1 <<'SQL' &
+SELECT pg_sleep(0.6);
+BEGIN;
+SELECT 'recommended', count(*) FROM interest.recommend('1', 10, events => 'events');
+UPDATE items SET e = array_append(e[1:31], 0.125) WHERE id = 8;
+COMMIT;
+SQL
+wait
+gave_way=$(matching_in '40P01.*gave way' "$L/dl_build.log")
+after=$(q -c "SELECT count(*) FROM interest.recommend('1', 10, events => 'events')")
+left=$(q -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'item_embeddings_ivf_%'")
+echo "check an application transaction that read, then writes an item during index_items commits; the rebuild gives way: $(verdict test "$(rc dl_writer)$(rc dl_app)" = 00 -a "$(errors_in "$L/dl_writer.log" "$L/dl_app.log")" = 0 -a "$gave_way" = 1 -a "$after" = 10 -a "$left" = 1) (rebuild gave way: $gave_way, recommended afterwards $after of 10, indexes left $left)"
+grep -h -m3 -E 'ERROR|HINT' "$L"/dl_*.log | sed 's/^/  /' || true
 exit 0
