@@ -253,17 +253,25 @@ logged=$(q -c "SELECT count(*) FROM interest.bookkeeping_errors WHERE id > $mark
 echo "check repeatable read item writers beside a read committed one: every change recorded, nothing fails: $(verdict test "$(rc rr_items_1)$(rc rr_items_2)$(rc rr_items_rc)" = 000 -a "$errs" = 0 -a "$warns" = 0 -a "$stale" = 0 -a "$logged" = 0) ($errs errors, $warns bookkeeping warnings, $logged logged failures, $stale stale embeddings, $(secs "$t0" "$t1") s)"
 grep -h -m2 -E 'ERROR|WARNING' "$L"/rr_items_*.log | sed 's/^/  /' || true
 
-q -c "SELECT interest.index_items('items')" >/dev/null
-session ix_writer "" -v ON_ERROR_STOP=1 <<'SQL' &
+# An application transaction holding an item write for 2 s, and an
+# index_items call that starts 0.3 s later (and waits for it to build).
+item_write_held() {
+  session "$1" "" -v ON_ERROR_STOP=1 <<SQL &
 BEGIN;
-UPDATE items SET e = array_append(e[1:31], 0.75) WHERE id = 7;
+UPDATE items SET e = array_append(e[1:31], $2) WHERE id = 7;
 SELECT pg_sleep(2);
 COMMIT;
 SQL
-session ix_build "" -v ON_ERROR_STOP=1 <<'SQL' &
+}
+rebuild_behind() {
+  session "$1" "" "${@:2}" <<'SQL' &
 SELECT pg_sleep(0.3);
 SELECT 'indexed', interest.index_items('items');
 SQL
+}
+q -c "SELECT interest.index_items('items')" >/dev/null
+item_write_held ix_writer 0.75
+rebuild_behind ix_build -v ON_ERROR_STOP=1
 session ix_reader "" -v ON_ERROR_STOP=1 <<'SQL' &
 SET lock_timeout = '500ms';
 SELECT pg_sleep(0.8);
@@ -289,16 +297,8 @@ grep -h -m2 -E 'ERROR|WARNING' "$L"/ix_twice_*.log | sed 's/^/  /' || true
 # 8. An application transaction that read recommendations, then changes an
 #    item while index_items builds: the rebuild gives way (40P01, with a
 #    hint), never the application; the old index stays and answers.
-session dl_writer "" -v ON_ERROR_STOP=1 <<'SQL' &
-BEGIN;
-UPDATE items SET e = array_append(e[1:31], 0.125) WHERE id = 7;
-SELECT pg_sleep(2);
-COMMIT;
-SQL
-session dl_build "" -v VERBOSITY=verbose <<'SQL' &
-SELECT pg_sleep(0.3);
-SELECT 'indexed', interest.index_items('items');
-SQL
+item_write_held dl_writer 0.125
+rebuild_behind dl_build -v VERBOSITY=verbose
 session dl_app "" -v ON_ERROR_STOP=1 <<'SQL' &
 SELECT pg_sleep(0.6);
 BEGIN;
