@@ -215,74 +215,86 @@ impl Encoder {
             .unwrap_or(0);
         tokenizer.with_padding(None);
 
-        let model_bytes =
+        let read_model = || {
             std::fs::read(&config.model_path).map_err(|e| EncoderError::FileMissing {
                 path: config.model_path.clone(),
                 message: e.to_string(),
-            })?;
-        // The graph ONNX Runtime optimizes: int8 weights kept int8 when the
-        // model has them. Made only when a graph is optimized (a backend that
-        // maps the saved graph never parses the model); the model's own bytes
-        // name the cache file.
-        let runnable =
-            || crate::int8_weights::keep_int8_weights(&model_bytes).map(|(bytes, _)| bytes);
-        let threads = config.intra_op_threads.max(1);
-        let base = |env: &Environment| session_builder(env, threads);
-        let cache_file = config.graph_cache.as_ref().map(|cache| {
-            let file =
-                crate::encoder_cache::cache_file(&cache.dir, &model_bytes, &cache.runtime_tag);
-            if !file.is_file() {
-                if let Some(build_elsewhere) = cache.build_elsewhere {
-                    // Outside with_signals_blocked: the wait for the other
-                    // process needs this thread's signals.
-                    let request = crate::encoder_cache::BuildRequest {
-                        model_path: config.model_path.clone(),
-                        runtime_library: cache.runtime_library.clone(),
-                        runtime_tag: cache.runtime_tag.clone(),
-                        intra_op_threads: threads,
-                    };
-                    if request.write(&file).is_ok() {
-                        build_elsewhere(&file);
-                    }
-                }
-            }
-            file
-        });
-        let mut built_graph_here = false;
-        let session = with_signals_blocked(|| -> ort::Result<RunSession> {
-            if let Some(file) = &cache_file {
-                use crate::encoder_cache;
-                if !file.is_file() {
-                    // No other process built it: this one does.
-                    built_graph_here =
-                        encoder_cache::build_graph(env, &model_bytes, file, threads).is_ok();
-                }
-                match encoder_cache::open(env, base, file) {
-                    Ok(mapped) => return Ok(RunSession::Mapped(mapped)),
-                    Err(_) if file.is_file() => {
-                        // Damaged or from another runtime: the next load rebuilds it.
-                        let _ = std::fs::remove_file(file);
-                    }
-                    Err(_) => {}
-                }
-            }
-            let owned = |bytes: &[u8]| {
-                base(env)?
-                    .with_optimization_level(GraphOptimizationLevel::Level3)?
-                    .commit_from_memory(bytes)
-            };
-            match runnable() {
-                Some(kept) => owned(&kept).or_else(|_| owned(&model_bytes)),
-                None => owned(&model_bytes),
-            }
-            .map(RunSession::Owned)
-        })
-        .map_err(|e| EncoderError::BadModel {
+            })
+        };
+        let bad_model = |e: ort::Error| EncoderError::BadModel {
             path: config.model_path.clone(),
             message: e.to_string(),
-        })?;
-        // The model's bytes (and an optimizing session) are gone.
-        drop(model_bytes);
+        };
+        let threads = config.intra_op_threads.max(1);
+        let base = |env: &Environment| session_builder(env, threads);
+        // The model's sha256 names the cache file; it is read in pieces, so
+        // a backend that maps the saved graph never holds the model's bytes.
+        let cache_file = match config.graph_cache.as_ref() {
+            None => None,
+            Some(cache) => {
+                let model = file_sha256(&config.model_path)?;
+                let file =
+                    crate::encoder_cache::cache_file_of(&cache.dir, &model, &cache.runtime_tag);
+                if !file.is_file() {
+                    if let Some(build_elsewhere) = cache.build_elsewhere {
+                        // Outside with_signals_blocked: the wait for the other
+                        // process needs this thread's signals.
+                        let request = crate::encoder_cache::BuildRequest {
+                            model_path: config.model_path.clone(),
+                            runtime_library: cache.runtime_library.clone(),
+                            runtime_tag: cache.runtime_tag.clone(),
+                            intra_op_threads: threads,
+                        };
+                        if request.write(&file).is_ok() {
+                            build_elsewhere(&file);
+                        }
+                    }
+                }
+                Some(file)
+            }
+        };
+        let mut built_graph_here = false;
+        let mut mapped = None;
+        if let Some(file) = &cache_file {
+            use crate::encoder_cache;
+            if !file.is_file() {
+                // No other process built it: this one does.
+                let model_bytes = read_model()?;
+                built_graph_here = with_signals_blocked(|| {
+                    encoder_cache::build_graph(env, &model_bytes, file, threads).is_ok()
+                });
+            }
+            match with_signals_blocked(|| encoder_cache::open(env, base, file)) {
+                Ok(session) => mapped = Some(RunSession::Mapped(session)),
+                Err(_) if file.is_file() => {
+                    // Damaged or from another runtime: the next load rebuilds it.
+                    let _ = std::fs::remove_file(file);
+                }
+                Err(_) => {}
+            }
+        }
+        let session = match mapped {
+            Some(session) => session,
+            None => {
+                // The graph ONNX Runtime optimizes: int8 weights kept int8
+                // when the model has them.
+                let model_bytes = read_model()?;
+                let owned = |bytes: &[u8]| {
+                    base(env)?
+                        .with_optimization_level(GraphOptimizationLevel::Level3)?
+                        .commit_from_memory(bytes)
+                };
+                with_signals_blocked(|| {
+                    match crate::int8_weights::keep_int8_weights(&model_bytes) {
+                        Some((kept, _)) => owned(&kept).or_else(|_| owned(&model_bytes)),
+                        None => owned(&model_bytes),
+                    }
+                })
+                .map(RunSession::Owned)
+                .map_err(bad_model)?
+            }
+        };
+        // Buffers of the build or of an optimizing session are gone.
         release_free_heap();
 
         let input_names: Vec<String> = session

@@ -40,7 +40,11 @@ impl Drop for Mapping {
 
 /// The cache file for a model's bytes under `dir`.
 pub fn cache_file(dir: &Path, model_bytes: &[u8], runtime_tag: &str) -> PathBuf {
-    let model = hex::encode(Sha256::digest(model_bytes));
+    cache_file_of(dir, &hex::encode(Sha256::digest(model_bytes)), runtime_tag)
+}
+
+/// The cache file for the model whose sha256 (hex) is `model` under `dir`.
+pub fn cache_file_of(dir: &Path, model: &str, runtime_tag: &str) -> PathBuf {
     let runtime = hex::encode(Sha256::digest(runtime_tag.as_bytes()));
     // "w8a": graphs with int8 weights kept int8 and int8 arithmetic for the
     // wide ones (crate::int8_weights); a graph of another rewrite is
