@@ -250,7 +250,13 @@ DECLARE
     lists integer := (args ->> 'lists')::integer;
 BEGIN
     PERFORM interest._require_owner(rel);
-    SELECT id INTO src FROM interest.item_sources WHERE relid = rel;
+    -- Rebuilds take turns: the table lock is held by one rebuild at a time
+    -- (readers go on, item writes wait as for any index build), so that no
+    -- two rebuilds, of one source or of two, each wait for the other's swap.
+    -- The source row lock keeps a detach from removing the source meanwhile
+    -- (NO KEY: foreign-key checks on it go on).
+    LOCK TABLE interest.item_embeddings IN SHARE ROW EXCLUSIVE MODE;
+    SELECT id INTO src FROM interest.item_sources WHERE relid = rel FOR NO KEY UPDATE;
     IF src IS NULL THEN
         RAISE EXCEPTION 'table % is not attached as an items table', rel USING ERRCODE = '42704',
             DETAIL = 'index_items indexes the embeddings that attach_items keeps.', HINT = 'Call interest.attach_items first.';
@@ -259,10 +265,6 @@ BEGIN
         RAISE EXCEPTION 'lists must be between 1 and 16384' USING ERRCODE = '22023',
             DETAIL = format('Got lists => %s.', lists), HINT = 'Leave it NULL to use the square root of the number of items.';
     END IF;
-    -- Two rebuilds of one source take turns (the second would find the
-    -- first one's new index name taken). NO KEY: item rows' foreign-key
-    -- checks on the source row go on.
-    PERFORM 1 FROM interest.item_sources WHERE id = src FOR NO KEY UPDATE;
     index_name := interest._items_index_name(src);
     -- The new index is built beside the old one, which recommend() keeps
     -- using meanwhile (building takes a SHARE lock: item writes wait, reads
@@ -286,7 +288,7 @@ BEGIN
         EXECUTE format('ALTER INDEX interest.%I RENAME TO %I', index_name || '_new', index_name);
     EXCEPTION WHEN deadlock_detected THEN
         RAISE EXCEPTION 'index_items gave way to an application transaction' USING ERRCODE = '40P01',
-            DETAIL = format('A transaction that had read %s''s item embeddings was waiting to change one while the new index was built; the old index is kept.', rel),
+            DETAIL = 'A transaction that had read item embeddings was waiting to change one while the new index was built; the old index is kept.',
             HINT = 'Call interest.index_items again.';
     END;
     IF saved_timeout IS NOT NULL THEN

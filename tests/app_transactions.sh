@@ -283,15 +283,18 @@ field() { awk -F'|' -v k="$2" '$1 == k { print $2 }' "$L/$1.log"; }
 echo "check recommend() answers while index_items rebuilds behind an application's item write: $(verdict test "$(rc ix_writer)$(rc ix_build)$(rc ix_reader)" = 000 -a "$(field ix_reader rebuild_waiting)" = 1 -a "$(field ix_reader recommended)" = 10 -a "$(field ix_build indexed)" -gt 0) (rebuild waiting: $(field ix_reader rebuild_waiting), recommended $(field ix_reader recommended) of 10, indexed $(field ix_build indexed))"
 grep -h -m2 -E 'ERROR|WARNING' "$L"/ix_*.log | sed 's/^/  /' || true
 
-# 7. Two index_items calls for one source at once take turns; one index is left.
-for s in 1 2; do
-  session "ix_twice_$s" "" -v ON_ERROR_STOP=1 <<'SQL' &
-SELECT 'indexed', interest.index_items('items');
+# 7. index_items calls at once take turns: two for one source, one for another.
+q -c "CREATE TABLE items2 (id int PRIMARY KEY, e real[]); INSERT INTO items2 SELECT id, e FROM items; SELECT interest.attach_items('items2', 'id', embedding_column => 'e')" >/dev/null
+for s in 1 2 3; do
+  table=items; [[ $s == 3 ]] && table=items2
+  session "ix_twice_$s" "" -v ON_ERROR_STOP=1 <<SQL &
+SELECT 'indexed', interest.index_items('$table');
 SQL
 done
 wait
 left=$(q -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'item_embeddings_ivf_%'")
-echo "check two index_items calls at once both succeed and leave one index: $(verdict test "$(rc ix_twice_1)$(rc ix_twice_2)" = 00 -a "$left" = 1) (indexes left: $left)"
+echo "check three index_items calls at once (two sources) all succeed and leave one index per source: $(verdict test "$(rc ix_twice_1)$(rc ix_twice_2)$(rc ix_twice_3)" = 000 -a "$left" = 2) (indexes left: $left)"
+q -c "SELECT interest.detach_items('items2'); DROP TABLE items2" >/dev/null
 grep -h -m2 -E 'ERROR|WARNING' "$L"/ix_twice_*.log | sed 's/^/  /' || true
 
 # 8. An application transaction that read recommendations, then changes an
