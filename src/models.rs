@@ -242,13 +242,15 @@ pub fn with_encoder<T>(entry: &ModelEntry, f: impl FnOnce(&mut Encoder) -> T) ->
 /// Optimized encoder graphs live in `$PGDATA/pg_interest_cache`, named for
 /// the model and the runtime library (path, size and modification time),
 /// built by a short-lived worker (`encoder_graph_worker`).
-fn graph_cache() -> interest_core::encoder::GraphCache {
+fn graph_cache(model_sha256: &str) -> interest_core::encoder::GraphCache {
     let library = expand(&gucs::string_setting(&gucs::ONNXRUNTIME_LIBRARY));
     let stamp = std::fs::metadata(&library)
         .map(|m| format!("{}:{:?}", m.len(), m.modified().ok()))
         .unwrap_or_default();
     interest_core::encoder::GraphCache {
         dir: crate::encoder_graph_worker::cache_dir(),
+        // verify_sha compared the file with it (in any case).
+        model_sha256: model_sha256.to_ascii_lowercase(),
         runtime_tag: format!("{}|{stamp}", library.display()),
         runtime_library: library,
         build_elsewhere: Some(crate::encoder_graph_worker::build_in_worker),
@@ -268,7 +270,7 @@ pub fn load_encoder(
         normalize: entry.normalize,
         model_max_tokens: entry.max_tokens,
         intra_op_threads: gucs::INTRA_OP_THREADS.get().max(1) as usize,
-        graph_cache: Some(graph_cache()),
+        graph_cache: Some(graph_cache(&entry.model_sha256)),
     };
     let encoder =
         Encoder::load(env, config).unwrap_or_else(|e| raise_encoder_error(&entry.name, e));

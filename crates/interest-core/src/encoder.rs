@@ -84,6 +84,9 @@ pub struct EncoderConfig {
 #[derive(Debug, Clone)]
 pub struct GraphCache {
     pub dir: PathBuf,
+    /// The model file's sha256 (hex), as the caller verified it; with the
+    /// runtime tag it names the cache file.
+    pub model_sha256: String,
     /// Names the ONNX Runtime build, so another runtime gets its own file.
     pub runtime_tag: String,
     /// The runtime library, for a process that builds the file for us.
@@ -227,14 +230,15 @@ impl Encoder {
         };
         let threads = config.intra_op_threads.max(1);
         let base = |env: &Environment| session_builder(env, threads);
-        // The model's sha256 names the cache file; it is read in pieces, so
-        // a backend that maps the saved graph never holds the model's bytes.
+        // A backend that maps the saved graph never reads the model's bytes.
         let cache_file = match config.graph_cache.as_ref() {
             None => None,
             Some(cache) => {
-                let model = file_sha256(&config.model_path)?;
-                let file =
-                    crate::encoder_cache::cache_file_of(&cache.dir, &model, &cache.runtime_tag);
+                let file = crate::encoder_cache::cache_file_of(
+                    &cache.dir,
+                    &cache.model_sha256,
+                    &cache.runtime_tag,
+                );
                 if !file.is_file() {
                     if let Some(build_elsewhere) = cache.build_elsewhere {
                         // Outside with_signals_blocked: the wait for the other

@@ -59,7 +59,7 @@ pub fn cache_file_of(dir: &Path, model: &str, runtime_tag: &str) -> PathBuf {
 pub struct BuildRequest {
     pub model_path: PathBuf,
     pub runtime_library: PathBuf,
-    /// `GraphCache::runtime_tag`: with the model's bytes it names the file,
+    /// `GraphCache::runtime_tag`: with the model's sha256 it names the file,
     /// so the builder can tell the model it reads is the one asked for.
     pub runtime_tag: String,
     pub intra_op_threads: usize,
@@ -117,22 +117,33 @@ pub fn build_requested(file: &Path) -> Result<bool, String> {
 /// any build takes; a live one elsewhere is left alone).
 fn remove_stale_temporaries(file: &Path) {
     const STALE: std::time::Duration = std::time::Duration::from_secs(600);
-    let (Some(dir), Some(stem)) = (file.parent(), file.file_stem().and_then(|s| s.to_str())) else {
+    let Some(stem) = file.file_stem().and_then(|s| s.to_str()) else {
         return;
     };
     let prefix = format!("{stem}.tmp");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
+    remove_siblings(file, |name, entry| {
         let old = entry
             .metadata()
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.elapsed().ok())
             .is_some_and(|age| age > STALE);
-        if old && name.to_str().is_some_and(|n| n.starts_with(&prefix)) {
+        old && name.starts_with(&prefix)
+    });
+}
+
+/// Removes the files in `file`'s directory whose name (and entry) `doomed`
+/// picks; errors are ignored (another process may remove them first).
+fn remove_siblings(file: &Path, doomed: impl Fn(&str, &std::fs::DirEntry) -> bool) {
+    let Some(dir) = file.parent() else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_str().is_some_and(|n| doomed(n, &entry)) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -173,28 +184,22 @@ pub fn build_graph(
 }
 
 /// Removes the graphs of the same model that an older rewrite or runtime
-/// saved next to `file`: nothing loads them again. (A backend still mapping
-/// one keeps its pages until it exits.)
+/// saved next to `file`: the runtime tag changes when the library is
+/// replaced, so they would pile up. (A session that SETs another runtime
+/// library builds its graph again; a backend still mapping one keeps its
+/// pages until it exits.)
 fn remove_superseded(file: &Path) {
-    let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else {
+    let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
         return;
     };
     let Some((model, _)) = name.split_once('-') else {
         return;
     };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let other = entry.file_name();
-        let Some(other) = other.to_str() else {
-            continue;
-        };
+    let same_model = format!("{model}-");
+    remove_siblings(file, |other, _| {
         let graph = other.ends_with(".ort") && !other.contains(".tmp");
-        if graph && other != name && other.starts_with(&format!("{model}-")) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
+        graph && other != name && other.starts_with(&same_model)
+    });
 }
 
 /// Writes the optimized graph of `model` to `file` (through a temporary
