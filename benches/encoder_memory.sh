@@ -18,7 +18,7 @@ trap 'cluster_stop encmem' EXIT
 psql -X -q -c "CREATE EXTENSION pg_interest"
 rollup() { awk '/^Pss:/ {p=$2} /^Pss_Anon:/ {a=$2} /^Pss_File:/ {f=$2} END {print p, a, f}' "/proc/$1/smaps_rollup"; }
 # A backend embedding $2 batches of 32 texts: short product titles, or
-# ("long") reviews cut at the model's 256 tokens.
+# ("long") reviews cut at 256 tokens (interest.max_tokens' default).
 SHORT="'a short product title number ' || (b * 32 + i) || ' with some words about running shoes and tea'"
 LONG="repeat('a long review of product ' || (b * 32 + i) || ' that goes on about the fit, the colour and the price; ', 30)"
 backend() {

@@ -246,7 +246,10 @@ LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     src integer;
     index_name text;
-    saved_timeout text;
+    saved_deadlock_timeout text;
+    saved_lock_timeout text;
+    attempts integer := 0;
+    gave_way boolean := false;
     lists integer := (args ->> 'lists')::integer;
 BEGIN
     PERFORM interest._require_owner(rel);
@@ -275,24 +278,49 @@ BEGIN
     -- to write one (behind the build's SHARE lock) deadlocks with the swap.
     -- Checking for deadlock at once makes this call, not the application's
     -- transaction, the one that finds the cycle and gives way.
-    saved_timeout := current_setting('deadlock_timeout');
+    saved_deadlock_timeout := current_setting('deadlock_timeout');
     BEGIN
         PERFORM set_config('deadlock_timeout', '10ms', true);
     EXCEPTION WHEN insufficient_privilege THEN
-        saved_timeout := NULL;
+        saved_deadlock_timeout := NULL;
     END;
-    BEGIN
-        IF to_regclass('interest.' || index_name) IS NOT NULL THEN
-            EXECUTE format('DROP INDEX interest.%I', index_name);
-        END IF;
-        EXECUTE format('ALTER INDEX interest.%I RENAME TO %I', index_name || '_new', index_name);
-    EXCEPTION WHEN deadlock_detected THEN
+    -- The swap's exclusive lock is asked for in short attempts: while it
+    -- waits, every new reader (recommend()) would queue behind it for as
+    -- long as some open transaction that read item embeddings lasts.
+    saved_lock_timeout := current_setting('lock_timeout');
+    PERFORM set_config('lock_timeout', '50ms', true);
+    LOOP
+        BEGIN
+            IF to_regclass('interest.' || index_name) IS NOT NULL THEN
+                EXECUTE format('DROP INDEX interest.%I', index_name);
+            END IF;
+            EXECUTE format('ALTER INDEX interest.%I RENAME TO %I', index_name || '_new', index_name);
+            EXIT;
+        EXCEPTION
+            WHEN deadlock_detected THEN
+                gave_way := true;
+                EXIT;
+            WHEN lock_not_available THEN
+                -- The deadlock check did not run (deadlock_timeout could not
+                -- be lowered): look for the cycle here.
+                IF EXISTS (SELECT 1 FROM pg_locks l
+                           WHERE l.relation = 'interest.item_embeddings'::regclass AND l.granted
+                             AND l.pid <> pg_backend_pid() AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
+                    gave_way := true;
+                    EXIT;
+                END IF;
+        END;
+        attempts := attempts + 1;
+        PERFORM pg_sleep(least(0.5, 0.05 * attempts));
+    END LOOP;
+    IF gave_way THEN
         RAISE EXCEPTION 'index_items gave way to an application transaction' USING ERRCODE = '40P01',
             DETAIL = 'A transaction that had read item embeddings was waiting to change one while the new index was built; the old index is kept.',
             HINT = 'Call interest.index_items again.';
-    END;
-    IF saved_timeout IS NOT NULL THEN
-        PERFORM set_config('deadlock_timeout', saved_timeout, true);
+    END IF;
+    PERFORM set_config('lock_timeout', saved_lock_timeout, true);
+    IF saved_deadlock_timeout IS NOT NULL THEN
+        PERFORM set_config('deadlock_timeout', saved_deadlock_timeout, true);
     END IF;
     RETURN (SELECT count(*) FROM interest.item_embeddings WHERE source_id = src)::integer;
 END $$;
@@ -300,7 +328,7 @@ REVOKE ALL ON FUNCTION interest._index_items(regclass, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION interest.index_items(items regclass, lists integer DEFAULT NULL) RETURNS integer
 LANGUAGE sql AS $$ SELECT interest._privileged('index_items', items, jsonb_build_object('lists', lists)) $$;
-COMMENT ON FUNCTION interest.index_items(regclass, integer) IS 'Builds (or rebuilds) an interest_ivf index over the items table''s embeddings; recommend() then ranks candidates from it (content neighbours, co-visitation, trending) instead of the whole catalog. Run it after backfill_items and again when the catalog has grown a lot. A rebuild builds the new index beside the old one: recommend() keeps using the old one meanwhile, item writes wait; it gives way (40P01) rather than deadlock an application transaction. Returns the number of items indexed.';
+COMMENT ON FUNCTION interest.index_items(regclass, integer) IS 'Builds (or rebuilds) an interest_ivf index over the items table''s embeddings; recommend() then ranks candidates from it (content neighbours, co-visitation, trending) instead of the whole catalog. Run it after backfill_items and again when the catalog has grown a lot. A rebuild builds the new index beside the old one: recommend() keeps using the old one meanwhile, item writes wait; the swap waits for open transactions that read item embeddings, in short attempts so that recommend() calls do not queue behind it; it gives way (40P01) rather than deadlock an application transaction. Returns the number of items indexed.';
 
 CREATE FUNCTION interest.detach_items(items regclass) RETURNS boolean
 LANGUAGE sql AS $$ SELECT interest._privileged('detach', items, '{"kind": "item"}') = 1 $$;

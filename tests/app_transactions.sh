@@ -21,6 +21,9 @@
 #   8. an application transaction that read recommendations, then changes an
 #      item while index_items waits to build: it commits; the rebuild gives
 #      way with 40P01 and a hint.
+#   9. an open transaction that read recommendations while index_items waits
+#      to swap in the new index: other sessions' recommend() calls (under
+#      lock_timeout = 500ms) do not queue behind the swap; it ends after.
 # After each case: flush, then every user's state must equal interest.rebuild().
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
@@ -315,4 +318,23 @@ after=$(q -c "SELECT count(*) FROM interest.recommend('1', 10, events => 'events
 left=$(q -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'item_embeddings_ivf_%'")
 echo "check an application transaction that read, then writes an item during index_items commits; the rebuild gives way: $(verdict test "$(rc dl_writer)$(rc dl_app)" = 00 -a "$(errors_in "$L/dl_writer.log" "$L/dl_app.log")" = 0 -a "$gave_way" = 1 -a "$after" = 10 -a "$left" = 1) (rebuild gave way: $gave_way, recommended afterwards $after of 10, indexes left $left)"
 grep -h -m3 -E 'ERROR|HINT' "$L"/dl_*.log | sed 's/^/  /' || true
+
+# 9. A transaction that read recommendations stays open for 3 s while
+#    index_items swaps: new readers go on between the swap's short attempts.
+session sw_holder "" -v ON_ERROR_STOP=1 <<'SQL' &
+BEGIN;
+SELECT 'recommended', count(*) FROM interest.recommend('2', 10, events => 'events');
+SELECT pg_sleep(3);
+COMMIT;
+SQL
+rebuild_behind sw_build -v ON_ERROR_STOP=1
+session sw_reader "" -v ON_ERROR_STOP=1 <<'SQL' &
+SET lock_timeout = '500ms';
+SELECT pg_sleep(1.2);
+SELECT 'rebuilding', count(*) FROM pg_stat_activity WHERE query LIKE '%index_items%' AND state = 'active' AND pid <> pg_backend_pid();
+SELECT 'recommended', sum(n) FROM (SELECT (SELECT count(*) FROM interest.recommend(u::text, 10, events => 'events')) AS n FROM generate_series(3, 12) u) c;
+SQL
+wait
+echo "check recommend() calls do not queue behind index_items' swap while a reader's transaction is open: $(verdict test "$(rc sw_holder)$(rc sw_build)$(rc sw_reader)" = 000 -a "$(field sw_reader rebuilding)" = 1 -a "$(field sw_reader recommended)" = 100 -a "$(field sw_build indexed)" -gt 0) (rebuilding: $(field sw_reader rebuilding), recommended $(field sw_reader recommended) of 100, indexed $(field sw_build indexed))"
+grep -h -m3 -E 'ERROR|HINT' "$L"/sw_*.log | sed 's/^/  /' || true
 exit 0

@@ -28,7 +28,7 @@ wait
 check "two backends embedding at once got one worker build" [ "$(built)" = 1 ]
 check "neither backend optimized the graph itself (both waited for the worker)" [ "$(built_by_backend)" = 0 ]
 check "the worker left one graph file and no temporary or request file" \
-  [ "$(find "$cache" -name '*-l2w8a.ort' | wc -l)" = 1 -a "$(find "$cache" -name '*.tmp*' -o -name '*.request' | wc -l)" = 0 ]
+  [ "$(find "$cache" -name '*.ort' ! -name '*.tmp*' | wc -l)" = 1 -a "$(find "$cache" -name '*.tmp*' -o -name '*.request' | wc -l)" = 0 ]
 check "both backends got the same 384-d vector" \
   cmp -s "$PG_INTEREST_RUN/encgraph_1.out" "$PG_INTEREST_RUN/encgraph_2.out"
 check "the vector has 384 dimensions" \
@@ -43,5 +43,5 @@ as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w resta
 rm -f "$cache"/*.ort
 embed_as app > "$PG_INTEREST_RUN/encgraph_3.out"
 check "without a worker slot the backend builds the file itself" \
-  [ "$(built)" = 1 -a "$(built_by_backend)" = 1 -a "$(find "$cache" -name '*-l2w8a.ort' | wc -l)" = 1 ]
+  [ "$(built)" = 1 -a "$(built_by_backend)" = 1 -a "$(find "$cache" -name '*.ort' ! -name '*.tmp*' | wc -l)" = 1 ]
 check "and gets the same vector" cmp -s "$PG_INTEREST_RUN/encgraph_1.out" "$PG_INTEREST_RUN/encgraph_3.out"

@@ -89,6 +89,7 @@ pub unsafe extern "C-unwind" fn ambuild(
         notice_few_lists(
             "interest_ivf index built on no rows has one list".into(),
             "Lists are chosen when the index is built; rows added later all go to that one list, and every search reads them all.".into(),
+            REINDEX_WITH_DATA,
         );
         0
     } else {
@@ -108,16 +109,19 @@ pub unsafe extern "C-unwind" fn ambuild(
     }
 }
 
+const REINDEX_WITH_DATA: &str =
+    "REINDEX the index once the table holds its data (for an items table, call interest.index_items again).";
+
 /// A NOTICE that the index was built with fewer lists than its data will
 /// want: searches stay right but read more of the index until a rebuild.
-fn notice_few_lists(message: String, detail: String) {
+fn notice_few_lists(message: String, detail: String, hint: &str) {
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
         message,
         "pg_interest",
     )
     .set_detail(detail)
-    .set_hint("REINDEX the index once the table holds its data (for an items table, call interest.index_items again).")
+    .set_hint(hint)
     .report(PgLogLevel::NOTICE);
 }
 
@@ -247,16 +251,26 @@ unsafe fn build_lists(
     drop(sampler.sample);
     let lists = centres.len() / dims;
     if sampler.lists_option > lists {
-        notice_few_lists(
-            format!(
-                "interest_ivf index has {lists} lists, fewer than the {} asked",
-                sampler.lists_option
-            ),
-            format!(
-                "{} rows were indexed; a list needs at least one row to train its centre.",
-                sampler.seen
-            ),
+        let message = format!(
+            "interest_ivf index has {lists} lists, fewer than the {} asked",
+            sampler.lists_option
         );
+        if sampled < sampler.seen {
+            notice_few_lists(
+                message,
+                format!("maintenance_work_mem held a training sample of {sampled} of the {} rows; a list needs at least one sampled row to train its centre.", sampler.seen),
+                "Raise maintenance_work_mem for the build (the sample is 4 bytes per dimension per row) and REINDEX the index.",
+            );
+        } else {
+            notice_few_lists(
+                message,
+                format!(
+                    "{} rows were indexed; a list needs at least one row to train its centre.",
+                    sampler.seen
+                ),
+                REINDEX_WITH_DATA,
+            );
+        }
     }
     let rotation = Rotation::new(dims, seed);
     let rotated_centres = rotate_centres(&rotation, &centres);

@@ -547,8 +547,8 @@ fn release_free_heap() {
 }
 
 /// Padded tokens per batch (texts × longest): the activations ONNX
-/// Runtime allocates for a run grow with them, and beyond a few hundred
-/// rows a bigger batch is no faster.
+/// Runtime allocates for a run grow with them, and a bigger batch is no
+/// faster (`benches/embed_bench.sh`).
 pub const MAX_BATCH_TOKENS: usize = 512;
 
 /// A batch's attention scores hold texts × longest² values per head (and

@@ -98,6 +98,13 @@ CREATE TABLE ivf_few AS SELECT id, embedding AS e FROM synthetic_vectors(6, 32, 
 CREATE INDEX ivf_few_e ON ivf_few USING interest_ivf (e) WITH (lists = 50);
 SELECT lists, entries FROM ivf_info('ivf_few_e');
 DROP TABLE ivf_few;
+-- More lists asked than maintenance_work_mem's sample holds: the NOTICE says so.
+CREATE TABLE ivf_capped AS SELECT id, embedding AS e FROM synthetic_vectors(1040, 256, 8, 1.0, 17);
+SET maintenance_work_mem = '1MB';
+CREATE INDEX ivf_capped_e ON ivf_capped USING interest_ivf (e) WITH (lists = 1030);
+RESET maintenance_work_mem;
+SELECT lists, entries FROM ivf_info('ivf_capped_e');
+DROP TABLE ivf_capped;
 
 -- 7. NULLs, zero vectors and NULL queries: rows without a direction are
 -- not indexed; a NULL query still returns k rows.

@@ -84,6 +84,6 @@ SELECT regress.err($$SELECT index_items('c_items', lists => 0)$$) AS bad_lists;
 SELECT index_items('c_items', lists => 8) AS rebuilt;
 -- the rebuild replaced the index under its name (built beside it, then swapped)
 SELECT c.relname = interest._items_index_name(s.id) AS same_name, (interest.ivf_info(c.oid)).lists
-FROM pg_class c, interest.item_sources s WHERE s.relid = 'c_items'::regclass AND c.relname LIKE 'item_embeddings_ivf_' || s.id || '%';
+FROM pg_class c, interest.item_sources s WHERE s.relid = 'c_items'::regclass AND c.relname ~ ('^' || interest._items_index_name(s.id) || '(_new)?$');
 SELECT detach_events('c_events'), detach_items('c_items');
 SELECT count(*) AS indexes_left FROM pg_class WHERE relname LIKE 'item_embeddings_ivf_%';
