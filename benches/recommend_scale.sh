@@ -10,7 +10,8 @@
 #   ITEMS=1000000 EVENTS=10000000 USERS=100000 SKIP_SETUP=1 benches/recommend_scale.sh
 # KEEP=1 leaves the server running afterwards; REUSE=1 runs again on its data;
 # SKIP_EXACT=1 leaves out the run that ranks every item; SHARED_BUFFERS
-# (default 1GB) sets the server's shared_buffers, on REUSE=1 too.
+# (default 1GB) sets the server's shared_buffers, on REUSE=1 too;
+# PG_INTEREST_LOCALE=C.UTF-8 makes a new cluster with that locale (default C).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
 export PG_INTEREST_RUN=/tmp/pg_interest_run
@@ -115,6 +116,6 @@ SQL
 t0=$(date +%s.%N)
 psql -X -q -At -c "SELECT interest.index_items('products')" >/dev/null
 echo "index_items('products'): $(echo "$(date +%s.%N) - $t0" | bc | xargs printf '%.1f') s"
-echo "shared_buffers: $(psql -X -At -c 'SHOW shared_buffers')"
+echo "shared_buffers: $(psql -X -At -c 'SHOW shared_buffers'), database locale: $(psql -X -At -c 'SHOW lc_collate')"
 run "recommend(u, 10), from candidates:" 1 ""
 run "the same, 4 backends at once (each):" 4 ""

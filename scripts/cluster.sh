@@ -21,6 +21,7 @@ as_pg_user() {
 cluster_dir() { echo "${PG_INTEREST_RUN:-/tmp/pg_interest_run}/$1"; }
 
 # cluster_start NAME PORT [extra postgresql.conf lines...]
+# PG_INTEREST_LOCALE (default C) is the cluster's locale, e.g. C.UTF-8.
 cluster_start() {
   local name="$1" port="$2"; shift 2
   local dir; dir="$(cluster_dir "$name")"
@@ -28,7 +29,7 @@ cluster_start() {
   cluster_stop "$name" || true
   rm -rf "$dir"; mkdir -p "$dir"; chown "$PG_TEST_USER" "$dir" "$(dirname "$dir")" 2>/dev/null || true
   chmod 755 "$(dirname "$dir")"
-  as_pg_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 --locale=C >/dev/null
+  as_pg_user "$PG_BIN/initdb" -D "$dir/data" -U postgres --auth=trust --no-sync -E UTF8 --locale="${PG_INTEREST_LOCALE:-C}" >/dev/null
   {
     echo "listen_addresses = ''"
     echo "unix_socket_directories = '$dir'"

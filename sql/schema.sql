@@ -13,6 +13,10 @@
 -- may write the source table, then do the bookkeeping with the extension
 -- owner's rights (src/privileges.rs), so an application role needs no rights
 -- on these tables.
+--
+-- User and item keys are identifiers, compared byte by byte (COLLATE "C")
+-- whatever the database's locale: lookups by key skip the locale's
+-- comparison rules, and SQL orders keys as the Rust code does.
 -- ---------------------------------------------------------------------------
 GRANT USAGE ON SCHEMA interest TO PUBLIC;
 
@@ -30,7 +34,7 @@ COMMENT ON TABLE interest.item_sources IS 'Attached items tables.';
 
 CREATE TABLE interest.item_embeddings (
     source_id  integer NOT NULL,
-    item_key   text NOT NULL,
+    item_key   text COLLATE "C" NOT NULL,
     embedding  interest.embedding NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),  -- for freshness
     updated_at timestamptz NOT NULL DEFAULT now(),
@@ -82,7 +86,7 @@ COMMENT ON TABLE interest.event_sources IS 'Attached events tables and their set
 -- rebuild delete the rows explicitly instead.
 CREATE TABLE interest.user_states (
     source_id  integer NOT NULL,
-    user_key   text NOT NULL,
+    user_key   text COLLATE "C" NOT NULL,
     t_ref      double precision NOT NULL,
     total      interest.embedding NOT NULL,
     events     bigint NOT NULL,
@@ -93,7 +97,7 @@ COMMENT ON TABLE interest.user_states IS 'Per user: reference time, decayed tota
 
 CREATE TABLE interest.user_interests (
     source_id integer NOT NULL,
-    user_key  text NOT NULL,
+    user_key  text COLLATE "C" NOT NULL,
     slot      integer NOT NULL,
     centroid  interest.embedding NOT NULL,
     mass      double precision NOT NULL,
@@ -109,7 +113,7 @@ COMMENT ON TABLE interest.user_interests IS 'Per user and slot: a sub-interest''
 -- Co-visitation: each user's last items (the context new events link with).
 CREATE TABLE interest.user_recent (
     source_id integer NOT NULL,
-    user_key  text NOT NULL,
+    user_key  text COLLATE "C" NOT NULL,
     items     text[] NOT NULL,
     times     double precision[] NOT NULL,
     PRIMARY KEY (source_id, user_key)
@@ -120,7 +124,7 @@ COMMENT ON TABLE interest.user_recent IS 'Per user: the last items, which new ev
 -- strongest co-visitation links (bounded), all relative to t_ref.
 CREATE TABLE interest.item_stats (
     source_id    integer NOT NULL,
-    item_key     text NOT NULL,
+    item_key     text COLLATE "C" NOT NULL,
     t_ref        double precision NOT NULL,
     events       double precision NOT NULL,
     first_seen   double precision NOT NULL,
@@ -142,7 +146,7 @@ COMMENT ON TABLE interest.item_stats IS 'Per item: event count, recent (decayed)
 -- counts stay on a narrow heap. One row per item_stats row, written with it.
 CREATE TABLE interest.item_links (
     source_id    integer NOT NULL,
-    item_key     text NOT NULL,
+    item_key     text COLLATE "C" NOT NULL,
     -- strongest links first, packed (key length u32, key, weight f32, little
     -- endian; weights relative to item_stats.t_ref): read with
     -- interest._link_keys(links) and interest._link_weights(links)
@@ -154,8 +158,8 @@ COMMENT ON TABLE interest.item_links IS 'Per item: its strongest co-visitation l
 -- Events whose item has no embedding yet: kept, counted, applied when it arrives.
 CREATE TABLE interest.pending_events (
     source_id  integer NOT NULL,
-    user_key   text NOT NULL,
-    item_key   text NOT NULL,
+    user_key   text COLLATE "C" NOT NULL,
+    item_key   text COLLATE "C" NOT NULL,
     t          double precision NOT NULL,
     weight     double precision NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now()
@@ -173,8 +177,8 @@ CREATE INDEX pending_events_item ON interest.pending_events (source_id, item_key
 CREATE TABLE interest.event_queue (
     seq       bigserial,               -- arrival order: the order events are folded in
     source_id integer NOT NULL,
-    user_key  text NOT NULL,
-    item_key  text,
+    user_key  text COLLATE "C" NOT NULL,
+    item_key  text COLLATE "C",
     t         double precision NOT NULL,
     weight    double precision NOT NULL,
     embedding interest.embedding,       -- free-text events: embedded on arrival
@@ -206,8 +210,8 @@ CREATE TABLE interest.rewrite_queue (
     seq       bigserial,
     source_id integer NOT NULL,
     change    text NOT NULL CHECK (change IN ('removed', 'added', 'truncated')),
-    user_key  text CHECK ((user_key IS NULL) = (change = 'truncated')),
-    item_key  text,
+    user_key  text COLLATE "C" CHECK ((user_key IS NULL) = (change = 'truncated')),
+    item_key  text COLLATE "C",
     t         double precision,
     weight    double precision
 );
@@ -230,7 +234,7 @@ CREATE INDEX catalog_changes_source ON interest.catalog_changes (source_id);
 -- seeds a user with no events and fades as real events arrive.
 CREATE TABLE interest.user_profiles (
     source_id integer NOT NULL,
-    user_key  text NOT NULL,
+    user_key  text COLLATE "C" NOT NULL,
     profile   text NOT NULL,
     embedding interest.embedding NOT NULL,
     set_at    double precision NOT NULL,

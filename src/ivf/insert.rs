@@ -25,13 +25,17 @@ pub unsafe extern "C-unwind" fn aminsert(
         return false;
     }
     let mut vector = unsafe { embedding_values(*values) }.to_vec();
-    let metric = unsafe { shape::load(index) }.metric;
-    if !metric.prepare(&mut vector) {
+    let mut shape = unsafe { shape::load(index) };
+    if !shape.metric.prepare(&mut vector) {
         return false;
     }
     unsafe {
         let (vector_block, vector_offset) = place_vector(index, &vector);
-        let shape = shape::load(index);
+        if shape.dims == 0 {
+            // This insert (or a concurrent one) fixed the dimensions of an
+            // index built empty.
+            shape = shape::load(index);
+        }
         let encoded = shape.encoder().encode(&vector);
         let entry = code_entry(&*heap_tid, vector_block, vector_offset, encoded.factors);
         let mut bytes = pages::as_bytes(&entry).to_vec();

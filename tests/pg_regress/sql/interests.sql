@@ -251,3 +251,10 @@ SELECT detach_events('searches'), detach_events('tiny_events'), detach_items('ti
 SELECT count(*) AS movies_kept FROM movies;
 REVOKE ALL ON events FROM regress_app_writer;
 DROP ROLE regress_app_writer, regress_outsider;
+
+-- user and item keys compare byte by byte, whatever the database's locale
+SELECT count(*) AS key_columns,
+       count(*) FILTER (WHERE a.attcollation = 'pg_catalog."C"'::regcollation) AS byte_order
+FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+WHERE c.relnamespace = 'interest'::regnamespace AND c.relkind IN ('r', 'p')
+  AND a.attname IN ('user_key', 'item_key') AND NOT a.attisdropped;
