@@ -6,7 +6,11 @@
 //! `key IN (SELECT unnest($n))`, never `key = ANY($n)`: PostgreSQL tests
 //! `= ANY` of a parameter array element by element for every row it
 //! rechecks, which is quadratic when one statement brings hundreds of
-//! thousands of events; the unnest form is planned as a join.
+//! thousands of events; the unnest form is planned as a join. The one
+//! exception is recommend()'s candidates (a few hundred keys, a filter list
+//! at most `candidates::MAX_FILTER_CANDIDATES`): their lookups use
+//! `= ANY`, which the primary key's index scan takes whole, sorted, in one
+//! pass, instead of one index scan per key.
 
 use crate::errors::raise;
 use pgrx::datum::DatumWithOid;

@@ -55,7 +55,7 @@ pub(crate) fn of_candidates(
         .collect();
     let mut rows: Vec<(String, Vec<f32>, f64)> = read_cached(
         "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
-         WHERE source_id = $1 AND item_key IN (SELECT unnest($2::text[]))",
+         WHERE source_id = $1 AND item_key = ANY ($2::text[])",
         &[item_source.into(), missing.into()],
         rows_of,
     );
