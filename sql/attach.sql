@@ -250,6 +250,11 @@ DECLARE
     saved_lock_timeout text;
     attempts integer := 0;
     gave_way boolean := false;
+    timed_out boolean := false;
+    last_attempt boolean;
+    caller_lock_ms bigint;
+    patience interval;
+    started timestamptz;
     lists integer := (args ->> 'lists')::integer;
 BEGIN
     PERFORM interest._require_owner(rel);
@@ -284,12 +289,26 @@ BEGIN
     EXCEPTION WHEN insufficient_privilege THEN
         saved_deadlock_timeout := NULL;
     END;
-    -- The swap's exclusive lock is asked for in short attempts: while it
-    -- waits, every new reader (recommend()) would queue behind it for as
-    -- long as some open transaction that read item embeddings lasts.
+    -- The swap's exclusive lock is asked for in short attempts (50 ms,
+    -- then 100, then 200): while a request waits, every new reader
+    -- (recommend()) queues behind it, for as long as some open transaction
+    -- that read item embeddings lasts. Between attempts readers go on. After
+    -- 10 s of attempts (item writes wait all along) the swap waits as any
+    -- DDL does; with a lock_timeout of its own the caller gets 55P03 once
+    -- that time has passed instead.
     saved_lock_timeout := current_setting('lock_timeout');
-    PERFORM set_config('lock_timeout', '50ms', true);
+    caller_lock_ms := (SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout');
+    patience := CASE WHEN caller_lock_ms > 0 THEN least(interval '10 s', caller_lock_ms * interval '1 ms')
+                     ELSE interval '10 s' END;
+    started := clock_timestamp();
     LOOP
+        last_attempt := clock_timestamp() - started >= patience;
+        IF last_attempt AND caller_lock_ms > 0 THEN
+            timed_out := true;
+            EXIT;
+        END IF;
+        PERFORM set_config('lock_timeout',
+            CASE WHEN last_attempt THEN saved_lock_timeout ELSE least(200, 50 * 2 ^ least(attempts, 2))::integer || 'ms' END, true);
         BEGIN
             IF to_regclass('interest.' || index_name) IS NOT NULL THEN
                 EXECUTE format('DROP INDEX interest.%I', index_name);
@@ -301,18 +320,27 @@ BEGIN
                 gave_way := true;
                 EXIT;
             WHEN lock_not_available THEN
-                -- The deadlock check did not run (deadlock_timeout could not
-                -- be lowered): look for the cycle here.
+                -- A cycle the deadlock check did not see (deadlock_timeout
+                -- could not be lowered, or it formed after the check): a
+                -- transaction holding a lock on the table waits for this
+                -- one. (A cycle through a third transaction is left to
+                -- PostgreSQL's deadlock check.)
                 IF EXISTS (SELECT 1 FROM pg_locks l
-                           WHERE l.relation = 'interest.item_embeddings'::regclass AND l.granted
+                           WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                             AND l.relation = 'interest.item_embeddings'::regclass AND l.granted
                              AND l.pid <> pg_backend_pid() AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
                     gave_way := true;
                     EXIT;
                 END IF;
         END;
         attempts := attempts + 1;
-        PERFORM pg_sleep(least(0.5, 0.05 * attempts));
+        PERFORM pg_sleep(0.05);
     END LOOP;
+    IF timed_out THEN
+        RAISE EXCEPTION 'index_items could not swap in the new index within lock_timeout' USING ERRCODE = '55P03',
+            DETAIL = format('Transactions that read item embeddings stayed open for %s; the old index is kept.', patience),
+            HINT = 'Call interest.index_items again when fewer such transactions are open, or raise lock_timeout.';
+    END IF;
     IF gave_way THEN
         RAISE EXCEPTION 'index_items gave way to an application transaction' USING ERRCODE = '40P01',
             DETAIL = 'A transaction that had read item embeddings was waiting to change one while the new index was built; the old index is kept.',
@@ -328,7 +356,7 @@ REVOKE ALL ON FUNCTION interest._index_items(regclass, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION interest.index_items(items regclass, lists integer DEFAULT NULL) RETURNS integer
 LANGUAGE sql AS $$ SELECT interest._privileged('index_items', items, jsonb_build_object('lists', lists)) $$;
-COMMENT ON FUNCTION interest.index_items(regclass, integer) IS 'Builds (or rebuilds) an interest_ivf index over the items table''s embeddings; recommend() then ranks candidates from it (content neighbours, co-visitation, trending) instead of the whole catalog. Run it after backfill_items and again when the catalog has grown a lot. A rebuild builds the new index beside the old one: recommend() keeps using the old one meanwhile, item writes wait; the swap waits for open transactions that read item embeddings, in short attempts so that recommend() calls do not queue behind it; it gives way (40P01) rather than deadlock an application transaction. Returns the number of items indexed.';
+COMMENT ON FUNCTION interest.index_items(regclass, integer) IS 'Builds (or rebuilds) an interest_ivf index over the items table''s embeddings; recommend() then ranks candidates from it (content neighbours, co-visitation, trending) instead of the whole catalog. Run it after backfill_items and again when the catalog has grown a lot. A rebuild builds the new index beside the old one: recommend() keeps using the old one meanwhile, item writes wait; the swap waits for open transactions that read item embeddings in short attempts (recommend() calls wait at most one attempt, item writes wait throughout), then after 10 s as any DDL (55P03 once a lock_timeout of the caller has passed); it gives way (40P01) rather than deadlock an application transaction. Returns the number of items indexed.';
 
 CREATE FUNCTION interest.detach_items(items regclass) RETURNS boolean
 LANGUAGE sql AS $$ SELECT interest._privileged('detach', items, '{"kind": "item"}') = 1 $$;

@@ -7,10 +7,11 @@
 //! `= ANY` of a parameter array element by element for every row it
 //! rechecks, which is quadratic when one statement brings hundreds of
 //! thousands of events; the unnest form is planned as a join. The one
-//! exception is recommend()'s candidates (a few hundred keys, a filter list
-//! at most `candidates::MAX_FILTER_CANDIDATES`): their lookups use
-//! `= ANY`, which the primary key's index scan takes whole, sorted, in one
-//! pass, instead of one index scan per key.
+//! exception is recommend()'s candidates (a few hundred keys, twenty per
+//! result for a large k, plus a filter list of at most
+//! `candidates::MAX_FILTER_CANDIDATES`): their lookups use `= ANY`, which
+//! one scan of the primary key takes whole and sorted (PostgreSQL 15 still
+//! descends once per key, but runs one scan rather than one per key).
 
 use crate::errors::raise;
 use pgrx::datum::DatumWithOid;

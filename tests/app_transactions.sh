@@ -24,6 +24,8 @@
 #   9. an open transaction that read recommendations while index_items waits
 #      to swap in the new index: other sessions' recommend() calls (under
 #      lock_timeout = 500ms) do not queue behind the swap; it ends after.
+#  10. the same with the caller's lock_timeout = 1s: index_items stops with
+#      55P03 and a hint; the old index stays and answers.
 # After each case: flush, then every user's state must equal interest.rebuild().
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
@@ -327,7 +329,16 @@ SELECT 'recommended', count(*) FROM interest.recommend('2', 10, events => 'event
 SELECT pg_sleep(3);
 COMMIT;
 SQL
-rebuild_behind sw_build -v ON_ERROR_STOP=1
+# The rebuild starts once the holder's transaction holds its lock on the embeddings.
+session sw_build "" -v ON_ERROR_STOP=1 <<'SQL' &
+DO $$ BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'interest.item_embeddings'::regclass AND granted AND pid <> pg_backend_pid());
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+SELECT 'indexed', interest.index_items('items');
+SQL
 session sw_reader "" -v ON_ERROR_STOP=1 <<'SQL' &
 SET lock_timeout = '500ms';
 SELECT pg_sleep(1.2);
@@ -337,4 +348,29 @@ SQL
 wait
 echo "check recommend() calls do not queue behind index_items' swap while a reader's transaction is open: $(verdict test "$(rc sw_holder)$(rc sw_build)$(rc sw_reader)" = 000 -a "$(field sw_reader rebuilding)" = 1 -a "$(field sw_reader recommended)" = 100 -a "$(field sw_build indexed)" -gt 0) (rebuilding: $(field sw_reader rebuilding), recommended $(field sw_reader recommended) of 100, indexed $(field sw_build indexed))"
 grep -h -m3 -E 'ERROR|HINT' "$L"/sw_*.log | sed 's/^/  /' || true
+
+# 10. The same with a lock_timeout of the caller's (1 s): index_items stops
+#     with 55P03 and a hint once it has passed; the old index stays.
+session lt_holder "" -v ON_ERROR_STOP=1 <<'SQL' &
+BEGIN;
+SELECT 'recommended', count(*) FROM interest.recommend('2', 10, events => 'events');
+SELECT pg_sleep(3);
+COMMIT;
+SQL
+session lt_build "" -v VERBOSITY=verbose <<'SQL' &
+DO $$ BEGIN
+  FOR i IN 1..200 LOOP
+    EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'interest.item_embeddings'::regclass AND granted AND pid <> pg_backend_pid());
+    PERFORM pg_sleep(0.01);
+  END LOOP;
+END $$;
+SET lock_timeout = '1s';
+SELECT 'indexed', interest.index_items('items');
+SQL
+wait
+timed_out=$(matching_in '55P03.*could not swap' "$L/lt_build.log")
+left=$(q -c "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 'item_embeddings_ivf_%'")
+after=$(q -c "SELECT count(*) FROM interest.recommend('1', 10, events => 'events')")
+echo "check index_items under the caller's lock_timeout stops with 55P03 while a reader's transaction stays open; the old index stays: $(verdict test "$(rc lt_holder)" = 0 -a "$timed_out" = 1 -a "$(matching_in 'HINT' "$L/lt_build.log")" = 1 -a "$after" = 10 -a "${left//[0-9]/}" = item_embeddings_ivf_) (55P03: $timed_out, indexes left: $left, recommended afterwards $after of 10)"
+grep -h -m3 -E 'ERROR|HINT' "$L"/lt_*.log | sed 's/^/  /' || true
 exit 0

@@ -221,8 +221,49 @@ fn encoder_end_to_end() {
     );
 
     // The sha256 the registry pins for the default model.
+    let pinned = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6";
     assert_eq!(
         encoder::file_sha256(&dir.join("model.onnx")).unwrap(),
-        "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+        pinned
     );
+
+    // The graph cache: a graph is saved under the model's sha256, and only
+    // when the bytes read are that model (a file replaced after the caller
+    // checked it loads, but nothing is saved under the old name).
+    let cache_dir =
+        std::env::temp_dir().join(format!("interest-core-cache-{}", std::process::id()));
+    std::fs::create_dir_all(&cache_dir).unwrap();
+    let cached = |model_sha256: &str| EncoderConfig {
+        graph_cache: Some(encoder::GraphCache {
+            dir: cache_dir.clone(),
+            model_sha256: model_sha256.into(),
+            runtime_tag: "test".into(),
+            runtime_library: lib.clone(),
+            build_elsewhere: None,
+        }),
+        ..config(&dir)
+    };
+    let graphs = || {
+        std::fs::read_dir(&cache_dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".ort"))
+            .count()
+    };
+    let mut replaced = Encoder::load(env, cached(&"0".repeat(64))).expect("loads unmapped");
+    assert_eq!(
+        graphs(),
+        0,
+        "a graph saved under a sha the bytes do not have"
+    );
+    let mut mapped = Encoder::load(env, cached(pinned)).expect("loads mapped");
+    assert_eq!(graphs(), 1);
+    let from_mapped = mapped.embed(&["Toy Story (1995)"], 256).unwrap().remove(0);
+    let from_unmapped = replaced
+        .embed(&["Toy Story (1995)"], 256)
+        .unwrap()
+        .remove(0);
+    assert!(kernels::cosine_distance(&from_mapped, &alone) < 1e-6);
+    assert!(kernels::cosine_distance(&from_unmapped, &alone) < 1e-6);
+    std::fs::remove_dir_all(&cache_dir).unwrap();
 }

@@ -32,7 +32,9 @@ SELECT item, round(score::numeric, 3) AS score, reason
 FROM recommend('alice', 3, events => 'shop_events', as_of => '2026-01-01 05:00');
 -- the parts of explain add up to the score (the cosine to two decimals: the
 -- encoder's int8 kernels differ between CPUs in the last digits)
-SELECT component, regexp_replace(detail, 'cosine ([0-9]\.[0-9]{2})[0-9]', 'cosine \1..') AS detail,
+SELECT component, CASE WHEN detail ~ 'cosine [0-9.]+'
+         THEN regexp_replace(detail, 'cosine [0-9.]+', 'cosine ~' || round(substring(detail FROM 'cosine ([0-9.]+)')::numeric, 2))
+         ELSE detail END AS detail,
        round(contribution::numeric, CASE component WHEN 'content' THEN 3 ELSE 4 END) AS contribution
 FROM explain('alice', '2', events => 'shop_events', as_of => '2026-01-01 05:00');
 SELECT abs(e.total - r.score) < 1e-9 AS explain_adds_up
