@@ -321,24 +321,34 @@ left=$(q -c "SELECT count(*) FROM pg_class WHERE relname LIKE 'item_embeddings_i
 echo "check an application transaction that read, then writes an item during index_items commits; the rebuild gives way: $(verdict test "$(rc dl_writer)$(rc dl_app)" = 00 -a "$(errors_in "$L/dl_writer.log" "$L/dl_app.log")" = 0 -a "$gave_way" = 1 -a "$after" = 10 -a "$left" = 1) (rebuild gave way: $gave_way, recommended afterwards $after of 10, indexes left $left)"
 grep -h -m3 -E 'ERROR|HINT' "$L"/dl_*.log | sed 's/^/  /' || true
 
-# 9. A transaction that read recommendations stays open for 3 s while
-#    index_items swaps: new readers go on between the swap's short attempts.
-session sw_holder "" -v ON_ERROR_STOP=1 <<'SQL' &
+# A transaction that read recommendations and stays open for 3 s, and an
+# index_items call (after SETTINGS) that starts once that transaction holds
+# its lock on the embeddings.
+reader_open() {
+  session "$1" "" -v ON_ERROR_STOP=1 <<'SQL' &
 BEGIN;
 SELECT 'recommended', count(*) FROM interest.recommend('2', 10, events => 'events');
 SELECT pg_sleep(3);
 COMMIT;
 SQL
-# The rebuild starts once the holder's transaction holds its lock on the embeddings.
-session sw_build "" -v ON_ERROR_STOP=1 <<'SQL' &
-DO $$ BEGIN
+}
+rebuild_after_reader() {
+  session "$1" "" "${@:3}" <<SQL &
+DO \$\$ BEGIN
   FOR i IN 1..200 LOOP
     EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'interest.item_embeddings'::regclass AND granted AND pid <> pg_backend_pid());
     PERFORM pg_sleep(0.01);
   END LOOP;
-END $$;
+END \$\$;
+$2
 SELECT 'indexed', interest.index_items('items');
 SQL
+}
+
+# 9. A transaction that read recommendations stays open for 3 s while
+#    index_items swaps: new readers go on between the swap's short attempts.
+reader_open sw_holder
+rebuild_after_reader sw_build "" -v ON_ERROR_STOP=1
 session sw_reader "" -v ON_ERROR_STOP=1 <<'SQL' &
 SET lock_timeout = '500ms';
 SELECT pg_sleep(1.2);
@@ -351,22 +361,8 @@ grep -h -m3 -E 'ERROR|HINT' "$L"/sw_*.log | sed 's/^/  /' || true
 
 # 10. The same with a lock_timeout of the caller's (1 s): index_items stops
 #     with 55P03 and a hint once it has passed; the old index stays.
-session lt_holder "" -v ON_ERROR_STOP=1 <<'SQL' &
-BEGIN;
-SELECT 'recommended', count(*) FROM interest.recommend('2', 10, events => 'events');
-SELECT pg_sleep(3);
-COMMIT;
-SQL
-session lt_build "" -v VERBOSITY=verbose <<'SQL' &
-DO $$ BEGIN
-  FOR i IN 1..200 LOOP
-    EXIT WHEN EXISTS (SELECT 1 FROM pg_locks WHERE relation = 'interest.item_embeddings'::regclass AND granted AND pid <> pg_backend_pid());
-    PERFORM pg_sleep(0.01);
-  END LOOP;
-END $$;
-SET lock_timeout = '1s';
-SELECT 'indexed', interest.index_items('items');
-SQL
+reader_open lt_holder
+rebuild_after_reader lt_build "SET lock_timeout = '1s';" -v VERBOSITY=verbose
 wait
 timed_out=$(matching_in '55P03.*could not swap' "$L/lt_build.log")
 left=$(q -c "SELECT string_agg(relname, ',') FROM pg_class WHERE relname LIKE 'item_embeddings_ivf_%'")
