@@ -247,7 +247,6 @@ DECLARE
     src integer;
     index_name text;
     saved_deadlock_timeout text;
-    saved_lock_timeout text;
     attempts integer := 0;
     gave_way boolean := false;
     timed_out boolean := false;
@@ -296,7 +295,6 @@ BEGIN
     -- 10 s of attempts (item writes wait all along) the swap waits as any
     -- DDL does; with a lock_timeout of its own the caller gets 55P03 once
     -- that time has passed instead.
-    saved_lock_timeout := current_setting('lock_timeout');
     caller_lock_ms := (SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout');
     patience := CASE WHEN caller_lock_ms > 0 THEN least(interval '10 s', caller_lock_ms * interval '1 ms')
                      ELSE interval '10 s' END;
@@ -308,7 +306,7 @@ BEGIN
             EXIT;
         END IF;
         PERFORM set_config('lock_timeout',
-            CASE WHEN last_attempt THEN saved_lock_timeout ELSE least(200, 50 * 2 ^ least(attempts, 2))::integer || 'ms' END, true);
+            CASE WHEN last_attempt THEN caller_lock_ms || 'ms' ELSE least(200, 50 * 2 ^ least(attempts, 2))::integer || 'ms' END, true);
         BEGIN
             IF to_regclass('interest.' || index_name) IS NOT NULL THEN
                 EXECUTE format('DROP INDEX interest.%I', index_name);
@@ -346,7 +344,7 @@ BEGIN
             DETAIL = 'A transaction that had read item embeddings was waiting to change one while the new index was built; the old index is kept.',
             HINT = 'Call interest.index_items again.';
     END IF;
-    PERFORM set_config('lock_timeout', saved_lock_timeout, true);
+    PERFORM set_config('lock_timeout', caller_lock_ms || 'ms', true);
     IF saved_deadlock_timeout IS NOT NULL THEN
         PERFORM set_config('deadlock_timeout', saved_deadlock_timeout, true);
     END IF;

@@ -261,20 +261,19 @@ impl Encoder {
         let mut mapped = None;
         if let Some(file) = &cache_file {
             use crate::encoder_cache;
-            if !file.is_file() {
-                // No other process built it: this one does, if the bytes it
-                // reads are still the model the name stands for (a file
-                // replaced since the caller checked it must not be saved
-                // under the old model's name).
+            if let (false, Some(cache)) = (file.is_file(), config.graph_cache.as_ref()) {
+                // No other process built it: this one does.
                 let model_bytes = read_model()?;
-                let named_for_these = config.graph_cache.as_ref().is_some_and(|c| {
-                    encoder_cache::cache_file(&c.dir, &model_bytes, &c.runtime_tag) == *file
+                built_graph_here = with_signals_blocked(|| {
+                    encoder_cache::build_graph(
+                        || Ok(env),
+                        &model_bytes,
+                        file,
+                        &cache.runtime_tag,
+                        threads,
+                    )
+                    .is_ok()
                 });
-                if named_for_these {
-                    built_graph_here = with_signals_blocked(|| {
-                        encoder_cache::build_graph(env, &model_bytes, file, threads).is_ok()
-                    });
-                }
             }
             match with_signals_blocked(|| encoder_cache::open(env, base, file)) {
                 Ok(session) => mapped = Some(RunSession::Mapped(session)),

@@ -100,15 +100,16 @@ pub fn build_requested(file: &Path) -> Result<bool, String> {
     let request = BuildRequest::read(file)?;
     let model = std::fs::read(&request.model_path)
         .map_err(|e| format!("{}: {e}", request.model_path.display()))?;
-    let dir = file.parent().ok_or("cache file has no directory")?;
-    if cache_file(dir, &model, &request.runtime_tag) != file {
-        return Err(format!(
-            "{}: not the model the request was made for (changed since)",
-            request.model_path.display()
-        ));
-    }
-    let env = crate::encoder::runtime(&request.runtime_library).map_err(|e| e.to_string())?;
-    with_signals_blocked(|| build_graph(env, &model, file, request.intra_op_threads))?;
+    let runtime = || crate::encoder::runtime(&request.runtime_library).map_err(|e| e.to_string());
+    with_signals_blocked(|| {
+        build_graph(
+            runtime,
+            &model,
+            file,
+            &request.runtime_tag,
+            request.intra_op_threads,
+        )
+    })?;
     let _ = std::fs::remove_file(BuildRequest::path(file));
     Ok(true)
 }
@@ -167,13 +168,22 @@ fn lock(path: &Path) -> Result<std::fs::File, String> {
 
 /// Writes the optimized graph of the model `model_bytes` to `file`: with
 /// its int8 weights kept int8 (`crate::int8_weights`) when it has them and
-/// the runtime takes that graph, else the model as it is.
-pub fn build_graph(
-    env: &Environment,
+/// the runtime takes that graph, else the model as it is. Only when these
+/// bytes (under `runtime_tag`) give `file`'s name: a model file replaced
+/// since the name was chosen must not be saved as the old model's graph
+/// (checked before `runtime` is asked for the environment).
+pub fn build_graph<'e>(
+    runtime: impl FnOnce() -> Result<&'e Environment, String>,
     model_bytes: &[u8],
     file: &Path,
+    runtime_tag: &str,
     threads: usize,
 ) -> Result<(), String> {
+    let dir = file.parent().ok_or("cache file has no directory")?;
+    if cache_file(dir, model_bytes, runtime_tag) != file {
+        return Err("not the model the cache file was named for (changed since)".into());
+    }
+    let env = runtime()?;
     let base = || crate::encoder::session_builder(env, threads).map_err(|e| e.to_string());
     if let Some((kept, _)) = crate::int8_weights::keep_int8_weights(model_bytes) {
         if build(base()?, &kept, file).is_ok() {
