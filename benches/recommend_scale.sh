@@ -11,23 +11,33 @@
 # KEEP=1 leaves the server running afterwards; REUSE=1 runs again on its data;
 # SKIP_EXACT=1 leaves out the run that ranks every item; SHARED_BUFFERS
 # (default 1GB) sets the server's shared_buffers, on REUSE=1 too;
-# PG_INTEREST_LOCALE=C.UTF-8 makes a new cluster with that locale (default C).
+# PG_INTEREST_LOCALE=C.UTF-8 makes a new cluster with that locale (default C);
+# HUGE_PAGES=on puts shared_buffers in huge pages (reserving them, as root,
+# when too few are), on REUSE=1 too.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
 export PG_INTEREST_RUN=/tmp/pg_interest_run
 ITEMS="${ITEMS:-200000}" EVENTS="${EVENTS:-1000000}" USERS="${USERS:-20000}" CALLS="${CALLS:-200}"
-SHARED_BUFFERS="${SHARED_BUFFERS:-1GB}"
+SHARED_BUFFERS="${SHARED_BUFFERS:-1GB}" HUGE_PAGES="${HUGE_PAGES:-off}"
+if [[ "$HUGE_PAGES" == on ]]; then
+  # shared_buffers and about 200 MB of the server's other shared memory, in 2 MB pages.
+  want=$(( $(numfmt --from=iec "${SHARED_BUFFERS%B}") / 2097152 + 100 ))
+  have=$(cat /proc/sys/vm/nr_hugepages)
+  if (( have < want )); then
+    echo "$want" > /proc/sys/vm/nr_hugepages || { echo "HUGE_PAGES=on needs $want huge pages (vm.nr_hugepages is $have)" >&2; exit 1; }
+  fi
+fi
 [[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
 source scripts/cluster.sh
 dir="$(cluster_dir recscale)"
 if [[ -n "${REUSE:-}" && -f "$dir/data/PG_VERSION" ]]; then
   # REUSE=1: the data a KEEP=1 run left, on a restarted server (cold shared buffers).
-  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-c shared_buffers=$SHARED_BUFFERS" restart >/dev/null
+  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-c shared_buffers=$SHARED_BUFFERS -c huge_pages=$HUGE_PAGES" restart >/dev/null
   export PGHOST="$dir" PGPORT=55462 PGUSER=postgres PGDATABASE=postgres
   [[ -n "${KEEP:-}" ]] || trap 'cluster_stop recscale' EXIT
   export PGOPTIONS="-c search_path=public,interest"
 else
-  cluster_start recscale 55462 "shared_buffers = $SHARED_BUFFERS" "maintenance_work_mem = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
+  cluster_start recscale 55462 "shared_buffers = $SHARED_BUFFERS" "huge_pages = $HUGE_PAGES" "maintenance_work_mem = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
   [[ -n "${KEEP:-}" ]] || trap 'cluster_stop recscale' EXIT
   export PGOPTIONS="-c search_path=public,interest"
   per_user=$((EVENTS / USERS))
@@ -89,33 +99,38 @@ SQL
   # PSS counts the shared_buffers pages a backend touched (Pss_Shmem,
   # divided among the processes that touched them: after a restart a lone
   # backend counts each page whole, after a load the checkpointer shares
-  # them) besides its own memory (Pss_Anon).
-  declare -A pss0 anon0 shm0 pss anon shm
+  # them) besides its own memory (Pss_Anon). Huge pages are not in PSS:
+  # the kernel counts them apart (Shared_Hugetlb, whole 2 MB pages).
+  declare -A pss0 anon0 shm0 huge0 pss anon shm huge
+  rollup() { awk '/^Pss:/ {p=$2} /^Pss_Anon:/ {a=$2} /^Pss_Shmem:/ {s=$2} /^Shared_Hugetlb:/ {h+=$2} /^Private_Hugetlb:/ {h+=$2} END {print p, a, s, h+0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo "0 0 0 0"; }
   for pid in "${pids[@]}"; do
-    read -r pss0[$pid] anon0[$pid] shm0[$pid] <<<"$(awk '/^Pss:/ {p=$2} /^Pss_Anon:/ {a=$2} /^Pss_Shmem:/ {s=$2} END {print p, a, s}' "/proc/$pid/smaps_rollup")"
-    pss[$pid]=${pss0[$pid]} anon[$pid]=${anon0[$pid]} shm[$pid]=${shm0[$pid]}
+    read -r pss0[$pid] anon0[$pid] shm0[$pid] huge0[$pid] <<<"$(rollup "$pid")"
+    pss[$pid]=${pss0[$pid]} anon[$pid]=${anon0[$pid]} shm[$pid]=${shm0[$pid]} huge[$pid]=${huge0[$pid]}
   done
   while kill -0 "${jobs[0]}" 2>/dev/null; do
     for pid in "${pids[@]}"; do
-      read -r p a m <<<"$(awk '/^Pss:/ {p=$2} /^Pss_Anon:/ {a=$2} /^Pss_Shmem:/ {s=$2} END {print p, a, s}' "/proc/$pid/smaps_rollup" 2>/dev/null || echo "0 0 0")"
+      read -r p a m h <<<"$(rollup "$pid")"
       [[ -n "$p" && "$p" -gt "${pss[$pid]}" ]] && pss[$pid]=$p
       [[ -n "$a" && "$a" -gt "${anon[$pid]}" ]] && anon[$pid]=$a
       [[ -n "$m" && "$m" -gt "${shm[$pid]}" ]] && shm[$pid]=$m
+      [[ -n "$h" && "$h" -gt "${huge[$pid]}" ]] && huge[$pid]=$h
     done
     sleep 0.2
   done
   wait "${jobs[@]}"
-  local dp=0 da=0 dm=0
-  for pid in "${pids[@]}"; do dp=$((dp + pss[$pid] - pss0[$pid])); da=$((da + anon[$pid] - anon0[$pid])); dm=$((dm + shm[$pid] - shm0[$pid])); done
-  printf '%-44s %s   PSS +%d MB (own memory +%d MB, shared_buffers pages +%d MB)\n' "$label" \
+  local dp=0 da=0 dm=0 dh=0
+  for pid in "${pids[@]}"; do dp=$((dp + pss[$pid] - pss0[$pid])); da=$((da + anon[$pid] - anon0[$pid])); dm=$((dm + shm[$pid] - shm0[$pid])); dh=$((dh + huge[$pid] - huge0[$pid])); done
+  printf '%-44s %s   PSS +%d MB (own memory +%d MB, shared_buffers pages +%d MB)' "$label" \
     "$(cat "$PG_INTEREST_RUN"/recscale.*.out | awk '/^ms / {print $2}' | sort -g | awk '{v[NR]=$1} END {printf "p50 %.1f ms   p99 %.1f ms", v[int(NR*0.5)+1], v[int(NR*0.99)+1]}')" \
     $((dp / clients / 1024)) $((da / clients / 1024)) $((dm / clients / 1024))
+  if [[ "$HUGE_PAGES" == on ]]; then printf ', huge pages mapped +%d MB (not in PSS)' $((dh / clients / 1024)); fi
+  echo
   rm -f "$PG_INTEREST_RUN"/recscale.*.out
 }
 [[ -n "${SKIP_EXACT:-}" ]] || run "recommend(u, 10), every item ranked:" 1 "SET interest.recommend_candidates = off;"
 t0=$(date +%s.%N)
 psql -X -q -At -c "SELECT interest.index_items('products')" >/dev/null
 echo "index_items('products'): $(echo "$(date +%s.%N) - $t0" | bc | xargs printf '%.1f') s"
-echo "shared_buffers: $(psql -X -At -c 'SHOW shared_buffers'), database locale: $(psql -X -At -c 'SHOW lc_collate')"
+echo "shared_buffers: $(psql -X -At -c 'SHOW shared_buffers') (huge_pages $HUGE_PAGES), database locale: $(psql -X -At -c 'SHOW lc_collate')"
 run "recommend(u, 10), from candidates:" 1 ""
 run "the same, 4 backends at once (each):" 4 ""
