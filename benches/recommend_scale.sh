@@ -12,7 +12,8 @@
 # SKIP_EXACT=1 leaves out the run that ranks every item; SHARED_BUFFERS
 # (default 1GB) sets the server's shared_buffers, on REUSE=1 too;
 # PG_INTEREST_LOCALE=C.UTF-8 makes a new cluster with that locale (default C);
-# HUGE_PAGES=on puts shared_buffers in huge pages (reserving them, as root,
+# SETTINGS="SET interest.content_candidates = 100;" applies to the runs from
+# candidates; HUGE_PAGES=on puts shared_buffers in huge pages (reserving them, as root,
 # when too few are), on REUSE=1 too.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
@@ -132,5 +133,5 @@ t0=$(date +%s.%N)
 psql -X -q -At -c "SELECT interest.index_items('products')" >/dev/null
 echo "index_items('products'): $(echo "$(date +%s.%N) - $t0" | bc | xargs printf '%.1f') s"
 echo "shared_buffers: $(psql -X -At -c 'SHOW shared_buffers') (huge_pages $HUGE_PAGES), database locale: $(psql -X -At -c 'SHOW lc_collate')"
-run "recommend(u, 10), from candidates:" 1 ""
-run "the same, 4 backends at once (each):" 4 ""
+run "recommend(u, 10), from candidates:" 1 "${SETTINGS:-}"
+run "the same, 4 backends at once (each):" 4 "${SETTINGS:-}"

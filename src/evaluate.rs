@@ -92,6 +92,7 @@ fn config(
         covisit: src.covisit,
         freshness_half_life_secs: FRESHNESS_HALF_LIFE_SECS,
         ablations: false,
+        candidates: crate::gucs::candidate_limits(),
     }
 }
 

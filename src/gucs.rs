@@ -1,5 +1,6 @@
 //! Settings, all under the reserved prefix `interest.`.
 
+use interest_core::candidates;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use std::ffi::CString;
 
@@ -50,6 +51,23 @@ pub fn ivf_probes(lists: usize) -> usize {
 /// recommend() ranks the candidates of a source's vector index when it has
 /// one (interest.index_items); off: every item, as on small catalogs.
 pub static RECOMMEND_CANDIDATES: GucSetting<bool> = GucSetting::<bool>::new(true);
+/// Nearest items recommend() asks the vector index for, shared by the
+/// user's sub-interests.
+pub static CONTENT_CANDIDATES: GucSetting<i32> =
+    GucSetting::<i32>::new(candidates::DEFAULT_LIMITS.content as i32);
+/// Items the user's recent items lead to by co-visitation that recommend()
+/// takes as candidates, strongest first.
+pub static COVISIT_CANDIDATES: GucSetting<i32> =
+    GucSetting::<i32>::new(candidates::DEFAULT_LIMITS.covisit as i32);
+
+/// The candidate limits of this session (recommend() and evaluate()).
+pub fn candidate_limits() -> candidates::CandidateLimits {
+    candidates::CandidateLimits {
+        content: CONTENT_CANDIDATES.get() as usize,
+        covisit: COVISIT_CANDIDATES.get() as usize,
+        ..candidates::DEFAULT_LIMITS
+    }
+}
 
 pub fn init() {
     GucRegistry::define_bool_guc(
@@ -57,6 +75,27 @@ pub fn init() {
         c"recommend() ranks candidates from the source's vector index (interest.index_items) when it has one.",
         c"Off ranks every embedded item of the catalog, as for sources without an index.",
         &RECOMMEND_CANDIDATES,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // Bounded: each candidate is one read of its embedding and its counts.
+    GucRegistry::define_int_guc(
+        c"interest.content_candidates",
+        c"Nearest items recommend() asks the vector index for, shared by the user's sub-interests by their weights.",
+        c"Used when the source has a vector index (interest.index_items); each sub-interest asks at least 20, and k * 20 when that is more. Fewer reads less per call; evaluate() reports the candidate path under the same setting.",
+        &CONTENT_CANDIDATES,
+        candidates::MIN_PER_INTEREST as i32,
+        candidates::MAX_PER_SOURCE as i32,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"interest.covisit_candidates",
+        c"Items the user's recent items lead to by co-visitation that recommend() takes as candidates, strongest first.",
+        c"Used when the source has a vector index (interest.index_items). Fewer reads less per call; evaluate() reports the candidate path under the same setting.",
+        &COVISIT_CANDIDATES,
+        0,
+        candidates::MAX_PER_SOURCE as i32,
         GucContext::Userset,
         GucFlags::default(),
     );

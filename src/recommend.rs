@@ -107,7 +107,7 @@ impl Context {
                 fetched.extend(rows);
                 keys
             },
-            candidates::DEFAULT_LIMITS,
+            gucs::candidate_limits(),
             k,
         );
         if let Some(allowed) = allowed.filter(|a| a.len() <= candidates::MAX_FILTER_CANDIDATES) {

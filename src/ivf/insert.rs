@@ -1,6 +1,7 @@
-//! One new row: its vector goes to the last vector page and its entry to
-//! the end of its list, each as one generic WAL record (a crash between
-//! them leaves only an unreferenced vector).
+//! One new row: its vector goes to a vector page with room (space VACUUM
+//! freed, else the last vector page) and its entry to the end of its list,
+//! each as one generic WAL record (a crash between them leaves only an
+//! unreferenced vector).
 
 use super::buffers::{self, GenericChange};
 use super::build::code_entry;
@@ -45,9 +46,10 @@ pub unsafe extern "C-unwind" fn aminsert(
     false
 }
 
-/// Stores the vector on the last vector page (a new one when full), fixing
-/// the index's dimensions if it was built empty. Holds the meta page's lock
-/// throughout, which orders concurrent inserts.
+/// Stores the vector on a page VACUUM freed room on, else on the last vector
+/// page (a new one when full), fixing the index's dimensions if it was built
+/// empty. Holds the meta page's lock throughout, which orders concurrent
+/// inserts.
 unsafe fn place_vector(
     index: pg_sys::Relation,
     vector: &[f32],
@@ -62,6 +64,12 @@ unsafe fn place_vector(
             meta.dims = vector.len() as u32;
         }
         let item = pages::floats_as_bytes(vector);
+        if !set_dims {
+            if let Some(placed) = place_in_freed_space(index, item, meta.vector_tail) {
+                pg_sys::UnlockReleaseBuffer(meta_buffer);
+                return placed;
+            }
+        }
         if meta.vector_tail != pages::INVALID_BLOCK {
             let tail = buffers::lock_block(index, meta.vector_tail, true);
             let mut change = GenericChange::start(index);
@@ -94,6 +102,49 @@ unsafe fn place_vector(
         pg_sys::UnlockReleaseBuffer(fresh);
         pg_sys::UnlockReleaseBuffer(meta_buffer);
         (block, offset)
+    }
+}
+
+/// Puts `item` on a vector page the free space map says has room (VACUUM
+/// records them); the map is a hint, so a page that turns out full or not a
+/// vector page is recorded as it is and None returned.
+unsafe fn place_in_freed_space(
+    index: pg_sys::Relation,
+    item: &[u8],
+    tail: pg_sys::BlockNumber,
+) -> Option<(pg_sys::BlockNumber, pg_sys::OffsetNumber)> {
+    unsafe {
+        let block = pg_sys::GetPageWithFreeSpace(index, pages::maxalign(item.len()));
+        // (the map may name a block past the end after a crash)
+        if block == pages::INVALID_BLOCK
+            || block == tail
+            || block
+                >= pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM)
+        {
+            return None;
+        }
+        let buffer = buffers::lock_block(index, block, true);
+        let page = pg_sys::BufferGetPage(buffer);
+        let is_vectors = pages::page_kind(page) == Some(PageKind::Vectors);
+        let mut placed = None;
+        if is_vectors {
+            let mut change = GenericChange::start(index);
+            match pages::add_item(change.page(buffer, false), item) {
+                Some(offset) => {
+                    change.finish();
+                    placed = Some((block, offset));
+                }
+                None => pg_sys::GenericXLogAbort(change.into_raw()),
+            }
+        }
+        let left = if is_vectors {
+            pg_sys::PageGetFreeSpace(page)
+        } else {
+            0
+        };
+        pg_sys::UnlockReleaseBuffer(buffer);
+        pg_sys::RecordPageWithFreeSpace(index, block, left);
+        placed
     }
 }
 

@@ -183,6 +183,20 @@ pub unsafe fn add_item(page: pg_sys::Page, item: &[u8]) -> Option<pg_sys::Offset
     }
 }
 
+/// Removes the item at `offset`, keeping every other item at its offset
+/// (code entries refer to vectors by offset); a later `add_item` reuses the
+/// slot.
+///
+/// # Safety
+/// As `add_item`; `offset` holds an item.
+pub unsafe fn remove_item_in_place(page: pg_sys::Page, offset: pg_sys::OffsetNumber) {
+    unsafe {
+        pg_sys::PageIndexTupleDeleteNoCompact(page, offset);
+        // The hint that makes PageAddItemExtended look for unused slots.
+        (*(page as *mut pg_sys::PageHeaderData)).pd_flags |= pg_sys::PD_HAS_FREE_LINES as u16;
+    }
+}
+
 /// The bytes of the item at `offset` (1-based), if it is in use.
 ///
 /// # Safety

@@ -1,6 +1,7 @@
-//! VACUUM: entries whose rows are dead leave their code pages (one generic
-//! WAL record per page changed). Their vectors stay on the vector pages
-//! until REINDEX; no scan reaches them.
+//! VACUUM: entries whose rows are dead leave their code pages, then their
+//! vectors leave the vector pages (one generic WAL record per page changed),
+//! whose free space goes to the free space map for inserts to reuse. A
+//! crash between the two leaves only unreferenced vectors.
 
 use super::buffers::GenericChange;
 use super::pages::{self, CodeEntry, PageKind};
@@ -20,6 +21,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
         let blocks =
             pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
         let mut kept = 0f64;
+        let mut dead_vectors: Vec<(pg_sys::BlockNumber, pg_sys::OffsetNumber)> = Vec::new();
         for block in 0..blocks {
             pgrx::check_for_interrupts!();
             let buffer = pg_sys::ReadBufferExtended(
@@ -51,6 +53,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
                 };
                 if remove {
                     dead.push(offset);
+                    dead_vectors.push((entry.vector_block, entry.vector_offset));
                 } else {
                     kept += 1.0;
                 }
@@ -64,9 +67,51 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
             }
             pg_sys::UnlockReleaseBuffer(buffer);
         }
+        remove_vectors(index, (*info).strategy, dead_vectors);
         (*stats).num_index_tuples = kept;
         (*stats).num_pages = blocks;
         stats
+    }
+}
+
+/// Removes the vectors of removed entries (no entry refers to them any
+/// more) and records each page's free space.
+unsafe fn remove_vectors(
+    index: pg_sys::Relation,
+    strategy: pg_sys::BufferAccessStrategy,
+    mut dead: Vec<(pg_sys::BlockNumber, pg_sys::OffsetNumber)>,
+) {
+    if dead.is_empty() {
+        return;
+    }
+    dead.sort_unstable();
+    unsafe {
+        for same_page in dead.chunk_by(|a, b| a.0 == b.0) {
+            pgrx::check_for_interrupts!();
+            let block = same_page[0].0;
+            let buffer = pg_sys::ReadBufferExtended(
+                index,
+                pg_sys::ForkNumber::MAIN_FORKNUM,
+                block,
+                pg_sys::ReadBufferMode::RBM_NORMAL,
+                strategy,
+            );
+            pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+            let page = pg_sys::BufferGetPage(buffer);
+            if pages::page_kind(page) == Some(PageKind::Vectors) {
+                let mut change = GenericChange::start(index);
+                let changed = change.page(buffer, false);
+                for &(_, offset) in same_page {
+                    if pages::item(changed, offset).is_some() {
+                        pages::remove_item_in_place(changed, offset);
+                    }
+                }
+                change.finish();
+                pg_sys::RecordPageWithFreeSpace(index, block, pg_sys::PageGetFreeSpace(page));
+            }
+            pg_sys::UnlockReleaseBuffer(buffer);
+        }
+        pg_sys::IndexFreeSpaceMapVacuum(index);
     }
 }
 

@@ -148,6 +148,7 @@ fn main() {
             },
             freshness_half_life_secs: 7.0 * 86_400.0,
             ablations: true,
+            candidates: interest_core::candidates::DEFAULT_LIMITS,
         };
         let users = user_sequences(&raw, &index, get("rating_offset"));
         let t0 = std::time::Instant::now();

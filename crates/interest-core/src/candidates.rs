@@ -35,6 +35,10 @@ pub const DEFAULT_LIMITS: CandidateLimits = CandidateLimits {
     covisit: 200,
 };
 
+/// The most candidates a setting may take from the index or from
+/// co-visitation: each is one read of its embedding and of its counts.
+pub const MAX_PER_SOURCE: usize = 10_000;
+
 /// How long a backend keeps its trending list and the source's last event
 /// time before reading them again (one scan of the source's item stats).
 pub const TRENDING_REFRESH_SECS: u64 = 60;

@@ -58,6 +58,8 @@ pub struct EvalConfig {
     pub freshness_half_life_secs: f64,
     /// Also score the ablations (fused ranking without each signal).
     pub ablations: bool,
+    /// How many candidates of each source the candidate path takes.
+    pub candidates: candidates::CandidateLimits,
 }
 
 /// About this share of the embedded items is made new by the new-item protocol, by default.
@@ -330,7 +332,7 @@ pub fn evaluate(
     // co-visitation targets, trending items).
     let candidate_path = cfg
         .ablations
-        .then(|| CandidatePath::build(vectors, &model.popularity));
+        .then(|| CandidatePath::build(vectors, &model.popularity, cfg.candidates));
     let mut candidate_acc = MetricsAccumulator::new(cfg.k, n_items);
 
     for &(u, target) in &split.tests {
@@ -349,7 +351,7 @@ pub fn evaluate(
         if let Some(path) = &candidate_path {
             let strengths = model.link_strengths(u, cfg);
             let pool: HashSet<usize> = path
-                .candidates(&signals, &strengths, cfg.k)
+                .candidates(&signals, &strengths, cfg.candidates, cfg.k)
                 .into_iter()
                 .collect();
             let list: Vec<usize> = ranking::rank(
@@ -400,7 +402,11 @@ struct CandidatePath {
 }
 
 impl CandidatePath {
-    fn build(vectors: &[Option<Vec<f32>>], popularity: &[f64]) -> CandidatePath {
+    fn build(
+        vectors: &[Option<Vec<f32>>],
+        popularity: &[f64],
+        limits: candidates::CandidateLimits,
+    ) -> CandidatePath {
         let dims = vectors.iter().flatten().map(|v| v.len()).next();
         let embedded = vectors.iter().flatten().count();
         let index = dims.map(|dims| {
@@ -415,7 +421,7 @@ impl CandidatePath {
         });
         CandidatePath {
             index,
-            trending: candidates::trending(popularity, candidates::DEFAULT_LIMITS.trending),
+            trending: candidates::trending(popularity, limits.trending),
         }
     }
 
@@ -423,6 +429,7 @@ impl CandidatePath {
         &self,
         signals: &UserSignals,
         link_strengths: &HashMap<usize, f64>,
+        limits: candidates::CandidateLimits,
         k: usize,
     ) -> Vec<usize> {
         candidates::gather(
@@ -433,7 +440,7 @@ impl CandidatePath {
                 Some(index) => index.search_estimates(v, n, candidates::CANDIDATE_PROBES),
                 None => Vec::new(),
             },
-            candidates::DEFAULT_LIMITS,
+            limits,
             k,
         )
     }
@@ -821,6 +828,7 @@ mod tests {
             covisit: CovisitParams::default(),
             freshness_half_life_secs: 7.0 * 86_400.0,
             ablations: false,
+            candidates: crate::candidates::DEFAULT_LIMITS,
         }
     }
 
@@ -1014,6 +1022,7 @@ mod tests {
             covisit: CovisitParams::default(),
             freshness_half_life_secs: 86_400.0,
             ablations: true,
+            candidates: crate::candidates::DEFAULT_LIMITS,
         };
         let r: HashMap<String, Metrics> = evaluate(&users, &vectors, &NewItems::default(), &cfg)
             .into_iter()
@@ -1063,6 +1072,7 @@ mod tests {
             covisit: CovisitParams::default(),
             freshness_half_life_secs: 86_400.0,
             ablations: false,
+            candidates: crate::candidates::DEFAULT_LIMITS,
         };
         let r: HashMap<String, Metrics> = evaluate(&users, &vectors, &new_items, &cfg)
             .into_iter()

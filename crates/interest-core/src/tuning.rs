@@ -159,6 +159,7 @@ mod tests {
             covisit: CovisitParams::default(),
             freshness_half_life_secs: 7.0 * 86_400.0,
             ablations: false,
+            candidates: crate::candidates::DEFAULT_LIMITS,
         }
     }
 

@@ -64,6 +64,28 @@ SELECT regress.ivf_recall('ivf_t', '<=>') >= 0.9 AS cosine, regress.ivf_recall('
        regress.ivf_recall('ivf_t', '<->') >= 0.9 AS l2;
 SET enable_seqscan = off;
 SELECT count(*) AS every_live_row_reachable FROM (SELECT id FROM ivf_t ORDER BY e <=> '[1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0]' LIMIT 100000) s;
+RESET enable_seqscan;
+
+-- 3b. Churn: every embedding rewritten, then VACUUM, three times. VACUUM
+-- frees the old vectors' room and inserts reuse it, so the indexes grow by
+-- little more than the new code entries after the first round.
+UPDATE ivf_t SET e = e * 1.01;
+VACUUM ivf_t;
+CREATE TEMP TABLE ivf_sizes AS
+SELECT i, pg_relation_size(i::regclass) AS after_one, (SELECT count(*) FROM ivf_t) AS live_rows
+FROM unnest(ARRAY['ivf_cos', 'ivf_ip', 'ivf_l2']) i;
+UPDATE ivf_t SET e = e * 1.01;
+VACUUM ivf_t;
+UPDATE ivf_t SET e = e * 1.01;
+VACUUM ivf_t;
+-- (a vector here is 128 bytes; rewriting every row twice without reuse
+-- would add 2 * live_rows * 132 bytes of vector pages)
+SELECT i, pg_relation_size(i::regclass) - after_one < live_rows * 132 / 2 AS vector_space_reused,
+       (ivf_info(i::regclass)).entries = live_rows AS entries_match
+FROM ivf_sizes ORDER BY i;
+SELECT regress.ivf_recall('ivf_t', '<=>') >= 0.9 AS cosine, regress.ivf_recall('ivf_t', '<#>') >= 0.9 AS ip,
+       regress.ivf_recall('ivf_t', '<->') >= 0.9 AS l2;
+SET enable_seqscan = off;
 
 -- 4. Filters: k rows whenever k rows qualify; all of them when fewer do.
 SELECT count(*) AS rows, bool_and(category = 3) AS all_match

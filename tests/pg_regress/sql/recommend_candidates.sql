@@ -28,6 +28,22 @@ RESET interest.recommend_candidates;
 SELECT count(*) AS users, avg(cardinality(c.items)) AS items_per_list,
        avg((SELECT count(*) FROM unnest(c.items) x WHERE x = ANY(a.items)))::numeric(4, 2) >= 9.0 AS nearly_the_same_lists
 FROM via_candidates c JOIN via_all a USING (u);
+-- Fewer candidates per call (interest.content_candidates, covisit_candidates):
+-- lists stay full and close to ranking every item; the settings are bounded.
+SHOW interest.content_candidates;
+SHOW interest.covisit_candidates;
+SET interest.content_candidates = 40;
+SET interest.covisit_candidates = 40;
+CREATE TEMP TABLE via_fewer AS
+SELECT u, array_agg(item ORDER BY score DESC, item) AS items FROM generate_series(1, 120) u, recommend(u, 10, events => 'c_events') GROUP BY u;
+SELECT count(*) AS users, avg(cardinality(f.items)) AS items_per_list,
+       avg((SELECT count(*) FROM unnest(f.items) x WHERE x = ANY(a.items)))::numeric(4, 2) >= 8.0 AS close_to_every_item,
+       count(*) FILTER (WHERE f.items <> c.items) > 0 AS some_lists_changed
+FROM via_fewer f JOIN via_all a USING (u) JOIN via_candidates c USING (u);
+RESET interest.content_candidates;
+RESET interest.covisit_candidates;
+SELECT regress.err($$SET interest.content_candidates = 5$$) AS too_few;
+SELECT regress.err($$SET interest.covisit_candidates = 100000$$) AS too_many;
 
 -- The trending candidates come from the top of an index on item_stats: each
 -- stored trend is log2 of the recent count at clock 0, so at any later clock
