@@ -4,7 +4,8 @@
 # is not in Debian 12's archive, so they are quoted, not rerun).
 #   SKIP_SETUP=1 benches/ivf_bench.sh                 # 100,000 x 384, 1,000 centres
 #   ROWS=1000000 SKIP_SETUP=1 benches/ivf_bench.sh    # a million
-# Settings: ROWS DIMS CENTRES NOISE QUERIES, and the sweep: PROBES RERANKS.
+# Settings: ROWS DIMS CENTRES NOISE QUERIES, the sweep: PROBES RERANKS, and
+# CHURN (rounds of rewriting every vector, then VACUUM).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
 export PG_INTEREST_RUN=/tmp/pg_interest_run
@@ -55,3 +56,14 @@ for probes in ${PROBES:-0 10 20 40 80}; do
   done
 done
 echo "pgvector HNSW (same machine, issue 15): recall@10 0.925 at 1.8 ms (ef_search 40), 0.935 at 2.0 ms (100), 0.945 at 3.8 ms (200)"
+# CHURN=N: every row's vector rewritten, then VACUUM, N times; the index's
+# size and recall after each round (VACUUM frees dead vectors' room for
+# later inserts).
+for round in $(seq 1 "${CHURN:-0}"); do
+  started=$(date +%s.%N)
+  psql -X -q -v ON_ERROR_STOP=1 -c "UPDATE items SET e = e * 1.001" -c "VACUUM items"
+  took=$(echo "$(date +%s.%N) - $started" | bc)
+  read -r recall median <<<"$(psql -X -At -F ' ' -c "SELECT * FROM run()")"
+  printf 'after rewrite + VACUUM %d (%.1f s):   index %s, recall@10 %s, median %s ms\n' "$round" "$took" \
+    "$(psql -X -At -c "SELECT pg_size_pretty(pg_relation_size('items_e'))")" "$recall" "$median"
+done
