@@ -82,7 +82,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"interest.content_candidates",
         c"Nearest items recommend() asks the vector index for, shared by the user's sub-interests by their weights.",
-        c"Used when the source has a vector index (interest.index_items); each sub-interest asks at least 20, and k * 20 when that is more. Fewer reads less per call; evaluate() reports the candidate path under the same setting.",
+        c"Used when the source has a vector index (interest.index_items); for lists of up to 10 items, scaled with k beyond; each sub-interest asks at least 20. Fewer reads less per call; evaluate(ablations => true) reports the candidate path under the same setting.",
         &CONTENT_CANDIDATES,
         candidates::MIN_PER_INTEREST as i32,
         candidates::MAX_PER_SOURCE as i32,
@@ -92,7 +92,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"interest.covisit_candidates",
         c"Items the user's recent items lead to by co-visitation that recommend() takes as candidates, strongest first.",
-        c"Used when the source has a vector index (interest.index_items). Fewer reads less per call; evaluate() reports the candidate path under the same setting.",
+        c"Used when the source has a vector index (interest.index_items). Fewer reads less per call; evaluate(ablations => true) reports the candidate path under the same setting.",
         &COVISIT_CANDIDATES,
         0,
         candidates::MAX_PER_SOURCE as i32,

@@ -1,7 +1,8 @@
 //! One new row: its vector goes to a vector page with room (space VACUUM
-//! freed, else the last vector page) and its entry to the end of its list,
-//! each as one generic WAL record (a crash between them leaves only an
-//! unreferenced vector).
+//! freed, else the last vector page) and its entry to its list's last page,
+//! or to room VACUUM left on one of the list's first pages, else to a new
+//! page at the list's end; each as one generic WAL record (a crash between
+//! them leaves only an unreferenced vector).
 
 use super::buffers::{self, GenericChange};
 use super::build::code_entry;
@@ -64,10 +65,19 @@ unsafe fn place_vector(
             meta.dims = vector.len() as u32;
         }
         let item = pages::floats_as_bytes(vector);
-        if !set_dims {
-            if let Some(placed) = place_in_freed_space(index, item, meta.vector_tail) {
-                pg_sys::UnlockReleaseBuffer(meta_buffer);
-                return placed;
+        // The meta page is rewritten below when the map turned out empty.
+        let mut meta_changed = set_dims;
+        if meta.vectors_freed != 0 {
+            match place_in_freed_space(index, item, meta.vector_tail) {
+                FreedSpace::Placed(block, offset) => {
+                    pg_sys::UnlockReleaseBuffer(meta_buffer);
+                    return (block, offset);
+                }
+                FreedSpace::MapEmpty => {
+                    meta.vectors_freed = 0;
+                    meta_changed = true;
+                }
+                FreedSpace::Missed => {}
             }
         }
         if meta.vector_tail != pages::INVALID_BLOCK {
@@ -75,7 +85,7 @@ unsafe fn place_vector(
             let mut change = GenericChange::start(index);
             let page = change.page(tail, false);
             if let Some(offset) = pages::add_item(page, item) {
-                if set_dims {
+                if meta_changed {
                     let meta_page = change.page(meta_buffer, false);
                     pages::overwrite_item(meta_page, 1, pages::as_bytes(&meta));
                 }
@@ -105,34 +115,47 @@ unsafe fn place_vector(
     }
 }
 
+enum FreedSpace {
+    Placed(pg_sys::BlockNumber, pg_sys::OffsetNumber),
+    /// The map names no page with room.
+    MapEmpty,
+    /// The page it named had no room after all (the map is a hint).
+    Missed,
+}
+
 /// Puts `item` on a vector page the free space map says has room (VACUUM
-/// records them); the map is a hint, so a page that turns out full or not a
-/// vector page is recorded as it is and None returned.
+/// records them); a page that turns out full or not a vector page is
+/// recorded as it is.
 unsafe fn place_in_freed_space(
     index: pg_sys::Relation,
     item: &[u8],
     tail: pg_sys::BlockNumber,
-) -> Option<(pg_sys::BlockNumber, pg_sys::OffsetNumber)> {
+) -> FreedSpace {
     unsafe {
         let block = pg_sys::GetPageWithFreeSpace(index, pages::maxalign(item.len()));
-        // (the map may name a block past the end after a crash)
-        if block == pages::INVALID_BLOCK
+        if block == pages::INVALID_BLOCK {
+            return FreedSpace::MapEmpty;
+        }
+        // The meta page is locked by the caller; the map may name a block
+        // past the end after a crash.
+        if block == pages::META_BLOCK
             || block == tail
             || block
                 >= pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM)
         {
-            return None;
+            pg_sys::RecordPageWithFreeSpace(index, block, 0);
+            return FreedSpace::Missed;
         }
         let buffer = buffers::lock_block(index, block, true);
         let page = pg_sys::BufferGetPage(buffer);
         let is_vectors = pages::page_kind(page) == Some(PageKind::Vectors);
-        let mut placed = None;
+        let mut placed = FreedSpace::Missed;
         if is_vectors {
             let mut change = GenericChange::start(index);
             match pages::add_item(change.page(buffer, false), item) {
                 Some(offset) => {
                     change.finish();
-                    placed = Some((block, offset));
+                    placed = FreedSpace::Placed(block, offset);
                 }
                 None => pg_sys::GenericXLogAbort(change.into_raw()),
             }
@@ -148,8 +171,99 @@ unsafe fn place_in_freed_space(
     }
 }
 
+/// How many of a list's pages an insert looks through for room VACUUM left
+/// when the list's last page is full: whole lists at the default list count,
+/// a bounded walk for the single long list of an index built empty.
+const LIST_PAGES_SEARCHED: usize = 32;
+
+/// Adds `entry` to one of the list's pages before `tail` that has room;
+/// false when none of the first `LIST_PAGES_SEARCHED` has. An entry's place
+/// in its list does not matter to scans, and a scan that already passed the
+/// page could not see the new row anyway (it is not yet committed).
+unsafe fn add_to_earlier_page(
+    index: pg_sys::Relation,
+    head: pg_sys::BlockNumber,
+    tail: pg_sys::BlockNumber,
+    entry: &[u8],
+) -> bool {
+    unsafe {
+        let mut block = head;
+        for _ in 0..LIST_PAGES_SEARCHED {
+            if block == pages::INVALID_BLOCK || block == tail {
+                return false;
+            }
+            let buffer = buffers::lock_block(index, block, true);
+            let page = pg_sys::BufferGetPage(buffer);
+            let next = pages::next_block(page);
+            if pg_sys::PageGetFreeSpace(page) >= pages::maxalign(entry.len()) {
+                let mut change = GenericChange::start(index);
+                if pages::add_item(change.page(buffer, false), entry).is_some() {
+                    change.finish();
+                    pg_sys::UnlockReleaseBuffer(buffer);
+                    return true;
+                }
+                pg_sys::GenericXLogAbort(change.into_raw());
+            }
+            pg_sys::UnlockReleaseBuffer(buffer);
+            block = next;
+        }
+        false
+    }
+}
+
 /// Adds an entry at the end of a list, starting or extending its chain.
 unsafe fn append_to_list(
+    index: pg_sys::Relation,
+    tail_slot: (pg_sys::BlockNumber, pg_sys::OffsetNumber),
+    entry: &[u8],
+) {
+    unsafe {
+        // The walk over earlier pages runs without the ends record's lock,
+        // which other lists share; a second attempt then extends the list.
+        let Some((head, tail)) = try_last_page(index, tail_slot, entry) else {
+            return;
+        };
+        if tail != pages::INVALID_BLOCK && add_to_earlier_page(index, head, tail, entry) {
+            return;
+        }
+        extend_list(index, tail_slot, entry);
+    }
+}
+
+/// Adds `entry` to the list's last page; when it is full (or the list is
+/// empty) returns the list's (head, tail) as read.
+unsafe fn try_last_page(
+    index: pg_sys::Relation,
+    (tails_block, tails_offset): (pg_sys::BlockNumber, pg_sys::OffsetNumber),
+    entry: &[u8],
+) -> Option<(pg_sys::BlockNumber, pg_sys::BlockNumber)> {
+    unsafe {
+        let tails_buffer = buffers::lock_block(index, tails_block, false);
+        let ends: ListEnds = match pages::item(pg_sys::BufferGetPage(tails_buffer), tails_offset) {
+            Some(bytes) => pages::read_struct(bytes),
+            None => super::corrupt("a list has no ends record"),
+        };
+        pg_sys::UnlockReleaseBuffer(tails_buffer);
+        if ends.tail == pages::INVALID_BLOCK {
+            return Some((ends.head, ends.tail));
+        }
+        let tail = buffers::lock_block(index, ends.tail, true);
+        let mut change = GenericChange::start(index);
+        let added = pages::add_item(change.page(tail, false), entry).is_some();
+        if added {
+            change.finish();
+        } else {
+            pg_sys::GenericXLogAbort(change.into_raw());
+        }
+        pg_sys::UnlockReleaseBuffer(tail);
+        (!added).then_some((ends.head, ends.tail))
+    }
+}
+
+/// Adds the entry on the list's last page if it fits, else on a new page
+/// linked after it (or as the list's first page), in one record, under the
+/// ends record's lock.
+unsafe fn extend_list(
     index: pg_sys::Relation,
     (tails_block, tails_offset): (pg_sys::BlockNumber, pg_sys::OffsetNumber),
     entry: &[u8],
@@ -160,8 +274,6 @@ unsafe fn append_to_list(
             Some(bytes) => pages::read_struct(bytes),
             None => super::corrupt("a list has no ends record"),
         };
-        // The entry goes on the list's last page when it fits; otherwise on
-        // a new page linked after it (or the list's first page), in one record.
         let mut full_tail = None;
         if ends.tail != pages::INVALID_BLOCK {
             let tail = buffers::lock_block(index, ends.tail, true);

@@ -53,7 +53,9 @@ pub struct Meta {
     pub centres_start: pg_sys::BlockNumber,
     pub tails_start: pg_sys::BlockNumber,
     pub vector_tail: pg_sys::BlockNumber,
-    pub _unused: u32,
+    /// 1 once VACUUM has recorded room on vector pages in the free space
+    /// map; inserts look there only then (0 in indexes of older releases).
+    pub vectors_freed: u32,
 }
 
 impl Meta {
@@ -70,7 +72,7 @@ impl Meta {
             centres_start: INVALID_BLOCK,
             tails_start: INVALID_BLOCK,
             vector_tail: INVALID_BLOCK,
-            _unused: 0,
+            vectors_freed: 0,
         }
     }
 

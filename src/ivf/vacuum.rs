@@ -1,9 +1,12 @@
-//! VACUUM: entries whose rows are dead leave their code pages, then their
-//! vectors leave the vector pages (one generic WAL record per page changed),
-//! whose free space goes to the free space map for inserts to reuse. A
-//! crash between the two leaves only unreferenced vectors.
+//! VACUUM: entries whose rows are dead leave their code pages (where later
+//! entries of the same list take their room), then their vectors leave the
+//! vector pages (one generic WAL record per page changed), whose free space
+//! goes to the free space map for inserts to reuse. A crash between the two
+//! leaves only unreferenced vectors. Every VACUUM records every vector
+//! page's room again: the map is not WAL-logged, so a crash or a failover
+//! may lose it.
 
-use super::buffers::GenericChange;
+use super::buffers::{self, GenericChange};
 use super::pages::{self, CodeEntry, PageKind};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -21,6 +24,9 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
         let blocks =
             pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM);
         let mut kept = 0f64;
+        let mut room = FreedRoom::new(index);
+        // 8 bytes per dead entry: VACUUM calls this once per batch of dead
+        // rows that maintenance_work_mem holds.
         let mut dead_vectors: Vec<(pg_sys::BlockNumber, pg_sys::OffsetNumber)> = Vec::new();
         for block in 0..blocks {
             pgrx::check_for_interrupts!();
@@ -33,9 +39,17 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
             );
             pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
             let page = pg_sys::BufferGetPage(buffer);
-            if pages::page_kind(page) != Some(PageKind::Codes) {
-                pg_sys::UnlockReleaseBuffer(buffer);
-                continue;
+            match pages::page_kind(page) {
+                Some(PageKind::Codes) => {}
+                Some(PageKind::Vectors) => {
+                    room.record(block, page);
+                    pg_sys::UnlockReleaseBuffer(buffer);
+                    continue;
+                }
+                _ => {
+                    pg_sys::UnlockReleaseBuffer(buffer);
+                    continue;
+                }
             }
             let mut dead: Vec<pg_sys::OffsetNumber> = Vec::new();
             for offset in 1..=pages::item_count(page) {
@@ -67,19 +81,73 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
             }
             pg_sys::UnlockReleaseBuffer(buffer);
         }
-        remove_vectors(index, (*info).strategy, dead_vectors);
+        remove_vectors(index, (*info).strategy, dead_vectors, &mut room);
+        room.publish();
         (*stats).num_index_tuples = kept;
         (*stats).num_pages = blocks;
         stats
     }
 }
 
+/// Room on vector pages, recorded in the free space map, and whether any
+/// page other than the last one can take a vector.
+struct FreedRoom {
+    index: pg_sys::Relation,
+    tail: pg_sys::BlockNumber,
+    vector_bytes: usize,
+    any: bool,
+}
+
+impl FreedRoom {
+    unsafe fn new(index: pg_sys::Relation) -> FreedRoom {
+        let meta = unsafe { buffers::read_meta(index) };
+        FreedRoom {
+            index,
+            tail: meta.vector_tail,
+            vector_bytes: pages::maxalign(meta.dims as usize * size_of::<f32>()),
+            any: false,
+        }
+    }
+
+    /// # Safety
+    /// `page` is block `block`, a vector page, locked.
+    unsafe fn record(&mut self, block: pg_sys::BlockNumber, page: pg_sys::Page) {
+        if block == self.tail {
+            return;
+        }
+        let free = unsafe { pg_sys::PageGetFreeSpace(page) };
+        unsafe { pg_sys::RecordPageWithFreeSpace(self.index, block, free) };
+        self.any |= self.vector_bytes > 0 && free >= self.vector_bytes;
+    }
+
+    /// Makes the recorded room findable, and tells inserts to look for it.
+    unsafe fn publish(self) {
+        unsafe {
+            pg_sys::IndexFreeSpaceMapVacuum(self.index);
+            if !self.any {
+                return;
+            }
+            let meta_buffer = buffers::lock_block(self.index, pages::META_BLOCK, true);
+            let mut meta = buffers::meta_of(pg_sys::BufferGetPage(meta_buffer));
+            if meta.vectors_freed == 0 {
+                meta.vectors_freed = 1;
+                let mut change = GenericChange::start(self.index);
+                pages::overwrite_item(change.page(meta_buffer, false), 1, pages::as_bytes(&meta));
+                change.finish();
+            }
+            pg_sys::UnlockReleaseBuffer(meta_buffer);
+        }
+    }
+}
+
 /// Removes the vectors of removed entries (no entry refers to them any
-/// more) and records each page's free space.
+/// more) and records each page's free space. Not interruptible: a vector
+/// left behind here would have no entry to find it by.
 unsafe fn remove_vectors(
     index: pg_sys::Relation,
     strategy: pg_sys::BufferAccessStrategy,
     mut dead: Vec<(pg_sys::BlockNumber, pg_sys::OffsetNumber)>,
+    room: &mut FreedRoom,
 ) {
     if dead.is_empty() {
         return;
@@ -87,7 +155,6 @@ unsafe fn remove_vectors(
     dead.sort_unstable();
     unsafe {
         for same_page in dead.chunk_by(|a, b| a.0 == b.0) {
-            pgrx::check_for_interrupts!();
             let block = same_page[0].0;
             let buffer = pg_sys::ReadBufferExtended(
                 index,
@@ -107,11 +174,10 @@ unsafe fn remove_vectors(
                     }
                 }
                 change.finish();
-                pg_sys::RecordPageWithFreeSpace(index, block, pg_sys::PageGetFreeSpace(page));
+                room.record(block, page);
             }
             pg_sys::UnlockReleaseBuffer(buffer);
         }
-        pg_sys::IndexFreeSpaceMapVacuum(index);
     }
 }
 

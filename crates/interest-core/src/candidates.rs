@@ -24,6 +24,10 @@ pub struct CandidateLimits {
 /// other sources cover what a short probe misses.
 pub const CANDIDATE_PROBES: usize = 10;
 
+/// The limits are for lists of up to this many items; a longer list scales
+/// the content limit with k, so filters and seen items still leave it full.
+pub const LIMITS_ARE_FOR_K: usize = 10;
+
 /// No sub-interest asks the index for fewer items than this.
 pub const MIN_PER_INTEREST: usize = 20;
 
@@ -47,11 +51,10 @@ pub const TRENDING_REFRESH_SECS: u64 = 60;
 /// filtered call ranks every allowed item.
 pub const MAX_FILTER_CANDIDATES: usize = 10_000;
 
-/// Content neighbours for `k` results (enough that filters and seen items
-/// still leave a full list), and the share of a sub-interest of `weight`
-/// out of `total`.
+/// Content neighbours of a sub-interest of `weight` out of `total`, for a
+/// list of `k` items.
 pub fn per_interest(limits: CandidateLimits, k: usize, weight: f64, total: f64) -> usize {
-    let budget = limits.content.max(k.saturating_mul(20)) as f64;
+    let budget = (limits.content.saturating_mul(k.max(LIMITS_ARE_FOR_K)) / LIMITS_ARE_FOR_K) as f64;
     let share = if total > 0.0 { weight / total } else { 1.0 };
     ((budget * share).ceil() as usize).max(MIN_PER_INTEREST)
 }
@@ -140,9 +143,13 @@ mod tests {
             covisit: 0,
         };
         assert_eq!(per_interest(limits, 5, 1.0, 1.0), 100);
-        assert_eq!(per_interest(limits, 50, 1.0, 1.0), 1000);
+        assert_eq!(per_interest(limits, 10, 1.0, 1.0), 100);
+        assert_eq!(per_interest(limits, 50, 1.0, 1.0), 500);
         assert_eq!(per_interest(limits, 5, 0.5, 1.0), 50);
         assert_eq!(per_interest(limits, 5, 0.01, 1.0), MIN_PER_INTEREST);
+        // The defaults ask 20 per item of the list beyond ten, as before the setting.
+        assert_eq!(per_interest(DEFAULT_LIMITS, 50, 1.0, 1.0), 1000);
+        assert_eq!(per_interest(DEFAULT_LIMITS, 10, 1.0, 1.0), 200);
     }
 
     #[test]
