@@ -20,26 +20,40 @@ root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
 export PG_INTEREST_RUN=/tmp/pg_interest_run
 ITEMS="${ITEMS:-200000}" EVENTS="${EVENTS:-1000000}" USERS="${USERS:-20000}" CALLS="${CALLS:-200}"
 SHARED_BUFFERS="${SHARED_BUFFERS:-1GB}" HUGE_PAGES="${HUGE_PAGES:-off}"
+# CLUSTER names the kept data (a second size can be kept beside the first).
+CLUSTER="${CLUSTER:-recscale}" PORT="${PORT:-55462}"
 if [[ "$HUGE_PAGES" == on ]]; then
-  # shared_buffers and about 200 MB of the server's other shared memory, in 2 MB pages.
-  want=$(( $(numfmt --from=iec "${SHARED_BUFFERS%B}") / 2097152 + 100 ))
-  have=$(cat /proc/sys/vm/nr_hugepages)
-  if (( have < want )); then
-    echo "$want" > /proc/sys/vm/nr_hugepages || { echo "HUGE_PAGES=on needs $want huge pages (vm.nr_hugepages is $have)" >&2; exit 1; }
+  # shared_buffers (PostgreSQL's units; a bare number counts 8 kB pages) and
+  # about 200 MB of the server's other shared memory, in the kernel's huge pages.
+  case "$SHARED_BUFFERS" in
+    *kB) bytes=$(( ${SHARED_BUFFERS%kB} * 1024 )) ;;
+    *MB) bytes=$(( ${SHARED_BUFFERS%MB} * 1024 * 1024 )) ;;
+    *GB) bytes=$(( ${SHARED_BUFFERS%GB} * 1024 * 1024 * 1024 )) ;;
+    *TB) bytes=$(( ${SHARED_BUFFERS%TB} * 1024 * 1024 * 1024 * 1024 )) ;;
+    *[0-9]) bytes=$(( SHARED_BUFFERS * 8192 )) ;;
+    *) echo "SHARED_BUFFERS=$SHARED_BUFFERS: give kB, MB, GB or TB" >&2; exit 1 ;;
+  esac
+  page=$(awk '/^Hugepagesize:/ {print $2 * 1024}' /proc/meminfo)
+  want=$(( (bytes + 200 * 1024 * 1024) / page ))
+  free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+  if (( free < want )); then
+    echo $(( $(cat /proc/sys/vm/nr_hugepages) + want - free )) > /proc/sys/vm/nr_hugepages 2>/dev/null || true
+    free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+    (( free >= want )) || { echo "HUGE_PAGES=on needs $want free huge pages; the kernel has $free (vm.nr_hugepages, as root)" >&2; exit 1; }
   fi
 fi
 [[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
 source scripts/cluster.sh
-dir="$(cluster_dir recscale)"
+dir="$(cluster_dir "$CLUSTER")"
 if [[ -n "${REUSE:-}" && -f "$dir/data/PG_VERSION" ]]; then
   # REUSE=1: the data a KEEP=1 run left, on a restarted server (cold shared buffers).
   as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-c shared_buffers=$SHARED_BUFFERS -c huge_pages=$HUGE_PAGES" restart >/dev/null
-  export PGHOST="$dir" PGPORT=55462 PGUSER=postgres PGDATABASE=postgres
-  [[ -n "${KEEP:-}" ]] || trap 'cluster_stop recscale' EXIT
+  export PGHOST="$dir" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
+  [[ -n "${KEEP:-}" ]] || trap 'cluster_stop "$CLUSTER"' EXIT
   export PGOPTIONS="-c search_path=public,interest"
 else
-  cluster_start recscale 55462 "shared_buffers = $SHARED_BUFFERS" "huge_pages = $HUGE_PAGES" "maintenance_work_mem = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
-  [[ -n "${KEEP:-}" ]] || trap 'cluster_stop recscale' EXIT
+  cluster_start "$CLUSTER" "$PORT" "shared_buffers = $SHARED_BUFFERS" "huge_pages = $HUGE_PAGES" "maintenance_work_mem = 1GB" "max_wal_size = 8GB" "checkpoint_timeout = 30min"
+  [[ -n "${KEEP:-}" ]] || trap 'cluster_stop "$CLUSTER"' EXIT
   export PGOPTIONS="-c search_path=public,interest"
   per_user=$((EVENTS / USERS))
   t0=$(date +%s)
