@@ -148,7 +148,10 @@ mod tests {
         assert_eq!(per_interest(limits, 50, 1.0, 1.0), 500);
         assert_eq!(per_interest(limits, 5, 0.5, 1.0), 50);
         assert_eq!(per_interest(limits, 5, 0.01, 1.0), MIN_PER_INTEREST);
-        assert_eq!(per_interest(DEFAULT_LIMITS, 10, 1.0, 1.0), DEFAULT_LIMITS.content);
+        assert_eq!(
+            per_interest(DEFAULT_LIMITS, 10, 1.0, 1.0),
+            DEFAULT_LIMITS.content
+        );
     }
 
     #[test]
