@@ -12,7 +12,7 @@
 # SKIP_EXACT=1 leaves out the run that ranks every item; SHARED_BUFFERS
 # (default 1GB) sets the server's shared_buffers, on REUSE=1 too;
 # PG_INTEREST_LOCALE=C.UTF-8 makes a new cluster with that locale (default C);
-# SETTINGS="SET interest.content_candidates = 100;" applies to the runs from
+# SETTINGS="SET interest.content_candidates = 50;" applies to the runs from
 # candidates; HUGE_PAGES=on puts shared_buffers in huge pages (reserving them, as root,
 # when too few are), on REUSE=1 too.
 set -euo pipefail
@@ -22,6 +22,15 @@ ITEMS="${ITEMS:-200000}" EVENTS="${EVENTS:-1000000}" USERS="${USERS:-20000}" CAL
 SHARED_BUFFERS="${SHARED_BUFFERS:-1GB}" HUGE_PAGES="${HUGE_PAGES:-off}"
 # CLUSTER names the kept data (a second size can be kept beside the first).
 CLUSTER="${CLUSTER:-recscale}" PORT="${PORT:-55462}"
+[[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
+source scripts/cluster.sh
+dir="$(cluster_dir "$CLUSTER")"
+reuse=""
+if [[ -n "${REUSE:-}" && -f "$dir/data/PG_VERSION" ]]; then
+  reuse=1
+  # Stopped first: its huge pages count as free only then.
+  cluster_stop "$CLUSTER"
+fi
 if [[ "$HUGE_PAGES" == on ]]; then
   # shared_buffers (PostgreSQL's units; a bare number counts 8 kB pages) and
   # about 200 MB of the server's other shared memory, in the kernel's huge pages.
@@ -35,19 +44,18 @@ if [[ "$HUGE_PAGES" == on ]]; then
   esac
   page=$(awk '/^Hugepagesize:/ {print $2 * 1024}' /proc/meminfo)
   want=$(( (bytes + 200 * 1024 * 1024) / page ))
-  free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+  # Free and not reserved by a running server.
+  free_pages() { awk '/^HugePages_Free:/ {f=$2} /^HugePages_Rsvd:/ {r=$2} END {print f - r}' /proc/meminfo; }
+  free=$(free_pages)
   if (( free < want )); then
     echo $(( $(cat /proc/sys/vm/nr_hugepages) + want - free )) > /proc/sys/vm/nr_hugepages 2>/dev/null || true
-    free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+    free=$(free_pages)
     (( free >= want )) || { echo "HUGE_PAGES=on needs $want free huge pages; the kernel has $free (vm.nr_hugepages, as root)" >&2; exit 1; }
   fi
 fi
-[[ -n "${SKIP_SETUP:-}" ]] || scripts/setup.sh
-source scripts/cluster.sh
-dir="$(cluster_dir "$CLUSTER")"
-if [[ -n "${REUSE:-}" && -f "$dir/data/PG_VERSION" ]]; then
+if [[ -n "$reuse" ]]; then
   # REUSE=1: the data a KEEP=1 run left, on a restarted server (cold shared buffers).
-  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-c shared_buffers=$SHARED_BUFFERS -c huge_pages=$HUGE_PAGES" restart >/dev/null
+  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-c port=$PORT -c shared_buffers=$SHARED_BUFFERS -c huge_pages=$HUGE_PAGES" start >/dev/null
   export PGHOST="$dir" PGPORT="$PORT" PGUSER=postgres PGDATABASE=postgres
   [[ -n "${KEEP:-}" ]] || trap 'cluster_stop "$CLUSTER"' EXIT
   export PGOPTIONS="-c search_path=public,interest"
@@ -87,7 +95,7 @@ fi
 run() {
   local label="$1" clients="$2" settings="$3" jobs=() pids=()
   for c in $(seq 1 "$clients"); do
-    psql -X -q -At -v ON_ERROR_STOP=1 > "$PG_INTEREST_RUN/recscale.$c.out" <<SQL &
+    psql -X -q -At -v ON_ERROR_STOP=1 > "$PG_INTEREST_RUN/$CLUSTER.$c.out" <<SQL &
 $settings
 SELECT pg_backend_pid();
 SELECT pg_sleep(1);
@@ -108,7 +116,7 @@ SQL
   done
   for c in $(seq 1 "$clients"); do
     local pid=""
-    for _ in $(seq 1 50); do pid=$(head -1 "$PG_INTEREST_RUN/recscale.$c.out" 2>/dev/null || true); [[ -n "$pid" ]] && break; sleep 0.1; done
+    for _ in $(seq 1 50); do pid=$(head -1 "$PG_INTEREST_RUN/$CLUSTER.$c.out" 2>/dev/null || true); [[ -n "$pid" ]] && break; sleep 0.1; done
     pids+=("$pid")
   done
   # PSS counts the shared_buffers pages a backend touched (Pss_Shmem,
@@ -136,11 +144,11 @@ SQL
   local dp=0 da=0 dm=0 dh=0
   for pid in "${pids[@]}"; do dp=$((dp + pss[$pid] - pss0[$pid])); da=$((da + anon[$pid] - anon0[$pid])); dm=$((dm + shm[$pid] - shm0[$pid])); dh=$((dh + huge[$pid] - huge0[$pid])); done
   printf '%-44s %s   PSS +%d MB (own memory +%d MB, shared_buffers pages +%d MB)' "$label" \
-    "$(cat "$PG_INTEREST_RUN"/recscale.*.out | awk '/^ms / {print $2}' | sort -g | awk '{v[NR]=$1} END {printf "p50 %.1f ms   p99 %.1f ms", v[int(NR*0.5)+1], v[int(NR*0.99)+1]}')" \
+    "$(cat "$PG_INTEREST_RUN/$CLUSTER".*.out | awk '/^ms / {print $2}' | sort -g | awk '{v[NR]=$1} END {printf "p50 %.1f ms   p99 %.1f ms", v[int(NR*0.5)+1], v[int(NR*0.99)+1]}')" \
     $((dp / clients / 1024)) $((da / clients / 1024)) $((dm / clients / 1024))
   if [[ "$HUGE_PAGES" == on ]]; then printf ', huge pages mapped +%d MB (not in PSS)' $((dh / clients / 1024)); fi
   echo
-  rm -f "$PG_INTEREST_RUN"/recscale.*.out
+  rm -f "$PG_INTEREST_RUN/$CLUSTER".*.out
 }
 [[ -n "${SKIP_EXACT:-}" ]] || run "recommend(u, 10), every item ranked:" 1 "SET interest.recommend_candidates = off;"
 t0=$(date +%s.%N)

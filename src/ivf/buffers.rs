@@ -12,13 +12,26 @@ pub unsafe fn lock_block(
     block: pg_sys::BlockNumber,
     exclusive: bool,
 ) -> pg_sys::Buffer {
+    unsafe { lock_block_with(index, block, exclusive, std::ptr::null_mut()) }
+}
+
+/// `lock_block` through a buffer access strategy (VACUUM's ring).
+///
+/// # Safety
+/// As `lock_block`; `strategy` is null or a live strategy.
+pub unsafe fn lock_block_with(
+    index: pg_sys::Relation,
+    block: pg_sys::BlockNumber,
+    exclusive: bool,
+    strategy: pg_sys::BufferAccessStrategy,
+) -> pg_sys::Buffer {
     unsafe {
         let buffer = pg_sys::ReadBufferExtended(
             index,
             pg_sys::ForkNumber::MAIN_FORKNUM,
             block,
             pg_sys::ReadBufferMode::RBM_NORMAL,
-            std::ptr::null_mut(),
+            strategy,
         );
         let mode = if exclusive {
             pg_sys::BUFFER_LOCK_EXCLUSIVE

@@ -67,7 +67,7 @@ unsafe fn place_vector(
         let item = pages::floats_as_bytes(vector);
         // The meta page is rewritten below when the map turned out empty.
         let mut meta_changed = set_dims;
-        if meta.vectors_freed != 0 {
+        if !set_dims && meta.vectors_freed != 0 {
             match place_in_freed_space(index, item, meta.vector_tail) {
                 FreedSpace::Placed(block, offset) => {
                     pg_sys::UnlockReleaseBuffer(meta_buffer);
@@ -148,9 +148,9 @@ unsafe fn place_in_freed_space(
         }
         let buffer = buffers::lock_block(index, block, true);
         let page = pg_sys::BufferGetPage(buffer);
-        let is_vectors = pages::page_kind(page) == Some(PageKind::Vectors);
         let mut placed = FreedSpace::Missed;
-        if is_vectors {
+        let mut left = 0;
+        if pages::page_kind(page) == Some(PageKind::Vectors) {
             let mut change = GenericChange::start(index);
             match pages::add_item(change.page(buffer, false), item) {
                 Some(offset) => {
@@ -159,12 +159,8 @@ unsafe fn place_in_freed_space(
                 }
                 None => pg_sys::GenericXLogAbort(change.into_raw()),
             }
+            left = pg_sys::PageGetFreeSpace(page);
         }
-        let left = if is_vectors {
-            pg_sys::PageGetFreeSpace(page)
-        } else {
-            0
-        };
         pg_sys::UnlockReleaseBuffer(buffer);
         pg_sys::RecordPageWithFreeSpace(index, block, left);
         placed
@@ -192,10 +188,14 @@ unsafe fn add_to_earlier_page(
             if block == pages::INVALID_BLOCK || block == tail {
                 return false;
             }
-            let buffer = buffers::lock_block(index, block, true);
+            // Read under a share lock, so a walk past full pages does not
+            // hold up scans; the exclusive lock only where there is room.
+            let buffer = buffers::lock_block(index, block, false);
             let page = pg_sys::BufferGetPage(buffer);
             let next = pages::next_block(page);
             if pg_sys::PageGetFreeSpace(page) >= pages::maxalign(entry.len()) {
+                pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_UNLOCK as i32);
+                pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
                 let mut change = GenericChange::start(index);
                 if pages::add_item(change.page(buffer, false), entry).is_some() {
                     change.finish();
