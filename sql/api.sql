@@ -88,6 +88,14 @@ $$;
 COMMENT ON FUNCTION interest.recommend(anyelement, integer, regclass, double precision, double precision, double precision, double precision, double precision, boolean, text[], text, timestamptz, double precision) IS
     'recommend for int, bigint or uuid user keys.';
 
+CREATE FUNCTION interest.cached_catalogs() RETURNS TABLE (items regclass, embeddings bigint, bytes bigint)
+LANGUAGE sql VOLATILE AS $$
+    SELECT s.relid::regclass, c.embeddings, c.bytes
+    FROM interest._cached_catalogs() c JOIN interest.item_sources s ON s.id = c.source_id ORDER BY 1
+$$;
+COMMENT ON FUNCTION interest.cached_catalogs() IS
+    'The items tables whose embeddings this backend holds in memory (bytes approximate): recommend, explain and similar_items rank every item from such a copy when the source has no vector index (interest.index_items), or when its candidates leave fewer than k eligible items even after widening; evaluate reads one too. Empty while calls are served from candidates.';
+
 CREATE FUNCTION interest.explain(user_key text, item text, events regclass DEFAULT NULL,
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
     popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)

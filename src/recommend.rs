@@ -11,7 +11,7 @@ use crate::spi::one_read_cached;
 use crate::store::catalog::{self, Catalog};
 use crate::store::covisit as store;
 use crate::store::{items, trending};
-use interest_core::candidates;
+use interest_core::candidates::{self, CandidateLimits};
 use interest_core::clock::ranking_clock;
 use interest_core::covisit::{link_strengths, CovisitContribution, ItemStats};
 use interest_core::covisit_context::{self, catalog_covisit_scores, RecentStats};
@@ -62,16 +62,18 @@ impl Context {
     }
 
     /// recommend()'s context on a catalog with a vector index: only the
-    /// candidates (content neighbours of each sub-interest, the items the
-    /// user's recent items lead to, trending items, a short filter list)
-    /// are read and scored. Returns the user as read, for the ranking.
+    /// candidates under `limits` (content neighbours of each sub-interest,
+    /// the items the user's recent items lead to, trending items) and the
+    /// `extra` keys are read and scored. Returns the user as read, for the
+    /// ranking.
     fn for_candidates(
         src: &EventSource,
         item_source: i32,
         as_of: Option<f64>,
         user_key: &str,
         k: usize,
-        allowed: Option<&[Option<String>]>,
+        extra: &[String],
+        limits: CandidateLimits,
     ) -> (Context, UserView) {
         let trending = trending::snapshot(src);
         let now = ranking_clock(asked_time(as_of), trending.last_event);
@@ -96,30 +98,68 @@ impl Context {
                 &src.covisit,
             )
         };
-        let mut fetched = Vec::new();
-        let mut keys = candidates::gather(
-            &interests,
-            &linked,
-            &trending.keys,
-            |v, n| {
-                let rows = catalog::nearest(item_source, v, n);
-                let keys = rows.iter().map(|r| r.0.clone()).collect();
-                fetched.extend(rows);
-                keys
-            },
-            gucs::candidate_limits(),
-            k,
-        );
-        if let Some(allowed) = allowed.filter(|a| a.len() <= candidates::MAX_FILTER_CANDIDATES) {
-            keys.extend(allowed.iter().flatten().cloned());
-            keys.sort();
-            keys.dedup();
-        }
-        let catalog = Rc::new(catalog::of_candidates(item_source, &keys, fetched));
-        let stats = store::load_counts(src.id, &catalog.keys);
-        let mut ctx = Context::assemble(src, catalog, stats, now);
+        let popular = trending::most_popular(src, &trending, limits.trending);
+        let mut ctx = Context::of_candidates(src, item_source, now, |nearest| {
+            let mut keys = candidates::gather(&interests, &linked, &popular, nearest, limits, k);
+            keys.extend(extra.iter().cloned());
+            keys
+        });
         ctx.recent_links = Some(recent_links);
         (ctx, view)
+    }
+
+    /// similar_items()' context on a catalog with a vector index: the
+    /// item's nearest neighbours and the items it leads to by co-visitation,
+    /// under `limits`. None when the item has no embedding.
+    fn for_similar(
+        src: &EventSource,
+        item_source: i32,
+        as_of: Option<f64>,
+        item_key: &str,
+        k: usize,
+        limits: CandidateLimits,
+    ) -> Option<Context> {
+        let key = item_key.to_string();
+        let vector = items::vectors(item_source, std::slice::from_ref(&key)).remove(&key)?;
+        let trending = trending::snapshot(src);
+        let now = ranking_clock(asked_time(as_of), trending.last_event);
+        let linked: HashMap<String, f64> =
+            store::load_item_stats(src.id, std::slice::from_ref(&key), |j| j.to_string())
+                .into_iter()
+                .flat_map(|(_, s)| {
+                    s.links_at(now, &src.covisit)
+                        .map(|(j, w)| (j.clone(), w))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+        let interests = [(vector, 1.0)];
+        Some(Context::of_candidates(src, item_source, now, |nearest| {
+            let mut keys = candidates::gather(&interests, &linked, &[], nearest, limits, k);
+            keys.push(key);
+            keys
+        }))
+    }
+
+    /// The context of the keys `gather` returns, given a lookup of nearest
+    /// neighbours in the source's vector index (whose rows are not read again).
+    fn of_candidates(
+        src: &EventSource,
+        item_source: i32,
+        now: f64,
+        gather: impl FnOnce(&mut dyn FnMut(&[f32], usize) -> Vec<String>) -> Vec<String>,
+    ) -> Context {
+        let mut fetched = Vec::new();
+        let mut keys = gather(&mut |v, n| {
+            let rows = catalog::nearest(item_source, v, n);
+            let keys = rows.iter().map(|r| r.0.clone()).collect();
+            fetched.extend(rows);
+            keys
+        });
+        keys.sort();
+        keys.dedup();
+        let catalog = Rc::new(catalog::of_candidates(item_source, &keys, fetched));
+        let stats = store::load_counts(src.id, &catalog.keys);
+        Context::assemble(src, catalog, stats, now)
     }
 
     fn assemble(
@@ -207,6 +247,13 @@ impl Context {
             by_item,
         }
     }
+}
+
+/// The items source whose vector index gives `src`'s candidates, when
+/// interest.recommend_candidates is on.
+fn candidate_source(src: &EventSource) -> Option<i32> {
+    src.item_source_id
+        .filter(|&s| gucs::RECOMMEND_CANDIDATES.get() && items::has_vector_index(s))
 }
 
 /// now(), or the `as_of` of the call (epoch seconds).
@@ -335,9 +382,6 @@ fn _recommend(
                 balance,
             },
         );
-        let candidate_source = src
-            .item_source_id
-            .filter(|&s| gucs::RECOMMEND_CANDIDATES.get() && items::has_vector_index(s));
         let rank = |ctx: &Context, view: &UserView| {
             rank_in(
                 &src,
@@ -351,13 +395,24 @@ fn _recommend(
                 allowed.as_deref(),
             )
         };
-        if let Some(item_source) = candidate_source {
-            let (ctx, view) =
-                Context::for_candidates(&src, item_source, as_of, user_key, k, allowed.as_deref());
-            let rows = rank(&ctx, &view);
-            // Filters can leave fewer candidates than asked for: then every item.
-            if rows.len() >= k {
-                return TableIterator::new(rows);
+        if let Some(item_source) = candidate_source(&src) {
+            // A short filter list joins the candidates whole: then nothing
+            // the filter allows is left out, however few rows it gives.
+            let whole = allowed
+                .as_deref()
+                .filter(|a| a.len() <= candidates::MAX_FILTER_CANDIDATES);
+            let extra: Vec<String> = whole.into_iter().flatten().flatten().cloned().collect();
+            let found = widening(k, |limits| {
+                let (ctx, view) =
+                    Context::for_candidates(&src, item_source, as_of, user_key, k, &extra, limits);
+                (ctx.keys().len(), rank(&ctx, &view))
+            });
+            match found {
+                Ok(rows) => return TableIterator::new(rows),
+                Err(rows) if whole.is_some() => return TableIterator::new(rows),
+                Err(_) => {
+                    debug1!("recommend(): fewer than {k} eligible candidates; ranking every item")
+                }
             }
         }
         TableIterator::new(rank(
@@ -365,6 +420,30 @@ fn _recommend(
             &load_user(&src, user_key),
         ))
     })
+}
+
+/// Asks `attempt` for k rows under the candidate limits, widened
+/// (`candidates::widened`) while it returns fewer and its candidates still
+/// grow. `attempt` returns how many candidates it read and its rows. Err:
+/// the last rows, fewer than k.
+fn widening<T>(
+    k: usize,
+    mut attempt: impl FnMut(CandidateLimits) -> (usize, Vec<T>),
+) -> Result<Vec<T>, Vec<T>> {
+    let mut read = 0;
+    let mut rows = Vec::new();
+    for round in 0..=candidates::WIDENING_ROUNDS {
+        let (n, found) = attempt(candidates::widened(gucs::candidate_limits(), round));
+        if found.len() >= k {
+            return Ok(found);
+        }
+        rows = found;
+        if n <= read {
+            break;
+        }
+        read = n;
+    }
+    Err(rows)
 }
 
 /// Ranks `ctx`'s catalog for the user, with the call's exclusions and filter
@@ -458,13 +537,26 @@ fn _explain(
                 ..Default::default()
             },
         );
-        let ctx = Context::load(&src, as_of);
+        // With a vector index, the context recommend() would read for the
+        // user plus the item: the same normalisers, so the same score.
+        let (ctx, view) = match candidate_source(&src) {
+            Some(item_source) => Context::for_candidates(
+                &src,
+                item_source,
+                as_of,
+                user_key,
+                candidates::LIMITS_ARE_FOR_K,
+                &[item_key.to_string()],
+                gucs::candidate_limits(),
+            ),
+            None => (Context::load(&src, as_of), load_user(&src, user_key)),
+        };
         let visible = visible_indices(&src, &ctx);
         let item = match ctx.index().get(item_key) {
             Some(&i) if visible.as_ref().is_none_or(|v| v.contains(&i)) => i,
             _ => unknown_item(item_key, &src),
         };
-        let (user, terms) = user_signals(&src, &ctx, &load_user(&src, user_key));
+        let (user, terms) = user_signals(&src, &ctx, &view);
         let s = ranking::score_item(
             &ctx.ranking_catalog(),
             &user,
@@ -556,33 +648,69 @@ fn _similar_items(
             },
         );
         let src = readable_event_source(source_id);
+        if let Some(item_source) = candidate_source(&src) {
+            let found = widening(k, |limits| {
+                match Context::for_similar(&src, item_source, as_of, item_key, k, limits) {
+                    Some(ctx) => (ctx.keys().len(), similar_in(&src, &ctx, item_key, k, &w)),
+                    None => unknown_item(item_key, &src),
+                }
+            });
+            if let Ok(rows) = found {
+                return TableIterator::new(rows);
+            }
+            debug1!("similar_items(): fewer than {k} eligible candidates; ranking every item");
+        }
         let ctx = Context::load(&src, as_of);
-        let visible = visible_indices(&src, &ctx);
-        let item = match ctx.index().get(item_key) {
-            Some(&i) if visible.as_ref().is_none_or(|v| v.contains(&i)) => i,
-            _ => unknown_item(item_key, &src),
-        };
-        // The item itself plays the user: its direction and its links.
-        let terms = ctx.covisit(&src, &[item_key.to_string()]);
-        let user = UserSignals {
-            interests: ctx.vectors()[item]
-                .clone()
-                .map(|v| vec![(v, 1.0)])
-                .unwrap_or_default(),
-            covisit: terms.totals(),
-        };
-        let ranked = ranking::rank(
-            &ctx.ranking_catalog(),
-            &user,
-            |i| i != item && visible.as_ref().is_none_or(|v| v.contains(&i)),
-            k,
-            &w,
-        );
-        TableIterator::new(
-            ranked
-                .into_iter()
-                .map(|s| (ctx.keys()[s.item].clone(), s.score))
-                .collect::<Vec<_>>(),
-        )
+        TableIterator::new(similar_in(&src, &ctx, item_key, k, &w))
     })
+}
+
+/// The `k` items of `ctx` most like `item_key` (which plays the user: its
+/// direction and its links).
+fn similar_in(
+    src: &EventSource,
+    ctx: &Context,
+    item_key: &str,
+    k: usize,
+    w: &RankWeights,
+) -> Vec<(String, f64)> {
+    let visible = visible_indices(src, ctx);
+    let item = match ctx.index().get(item_key) {
+        Some(&i) if visible.as_ref().is_none_or(|v| v.contains(&i)) => i,
+        _ => unknown_item(item_key, src),
+    };
+    let terms = ctx.covisit(src, &[item_key.to_string()]);
+    let user = UserSignals {
+        interests: ctx.vectors()[item]
+            .clone()
+            .map(|v| vec![(v, 1.0)])
+            .unwrap_or_default(),
+        covisit: terms.totals(),
+    };
+    let ranked = ranking::rank(
+        &ctx.ranking_catalog(),
+        &user,
+        |i| i != item && visible.as_ref().is_none_or(|v| v.contains(&i)),
+        k,
+        w,
+    );
+    ranked
+        .into_iter()
+        .map(|s| (ctx.keys()[s.item].clone(), s.score))
+        .collect()
+}
+
+/// The catalogs this backend holds for ranking every item (see
+/// `catalog::cached`): what a connection keeps beyond one call.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest)]
+fn _cached_catalogs() -> TableIterator<
+    'static,
+    (
+        name!(source_id, i32),
+        name!(embeddings, i64),
+        name!(bytes, i64),
+    ),
+> {
+    TableIterator::new(catalog::cached_sizes())
 }

@@ -140,3 +140,21 @@ pub(crate) fn cached(item_source: i32) -> Rc<Catalog> {
     CATALOGS.with(|m| m.borrow_mut().insert(item_source, c.clone()));
     c
 }
+
+/// Each catalog this backend holds: its items source, how many embeddings
+/// and about how many bytes (vectors and keys).
+pub(crate) fn cached_sizes() -> Vec<(i32, i64, i64)> {
+    CATALOGS.with(|m| {
+        let mut sizes: Vec<(i32, i64, i64)> = m
+            .borrow()
+            .iter()
+            .map(|(&source, c)| {
+                let vectors: usize = c.vectors.iter().flatten().map(|v| v.len() * 4).sum();
+                let keys: usize = c.keys.iter().map(|k| k.len()).sum();
+                (source, c.keys.len() as i64, (vectors + keys) as i64)
+            })
+            .collect();
+        sizes.sort();
+        sizes
+    })
+}

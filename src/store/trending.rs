@@ -37,12 +37,7 @@ pub(crate) fn snapshot(src: &EventSource) -> Rc<Trending> {
         "SELECT max(last_seen) FROM interest.item_stats WHERE source_id = $1",
         &[src.id.into()],
     );
-    // Read from the top of item_stats_trend (ItemStats::trend).
-    let keys = column::<String>(
-        "SELECT item_key FROM interest.item_stats WHERE source_id = $1 AND trend IS NOT NULL \
-         ORDER BY trend DESC, item_key LIMIT $2",
-        &[src.id.into(), (DEFAULT_LIMITS.trending as i64).into()],
-    );
+    let keys = top(src, DEFAULT_LIMITS.trending);
     let t = Rc::new(Trending {
         ext,
         read_at: Instant::now(),
@@ -51,4 +46,21 @@ pub(crate) fn snapshot(src: &EventSource) -> Rc<Trending> {
     });
     TRENDING.with(|m| m.borrow_mut().insert(src.id, t.clone()));
     t
+}
+
+/// The `n` most popular items now, read from the top of item_stats_trend
+/// (ItemStats::trend); the snapshot's when it holds enough.
+pub(crate) fn most_popular(src: &EventSource, snapshot: &Trending, n: usize) -> Vec<String> {
+    if n <= snapshot.keys.len() || snapshot.keys.len() < DEFAULT_LIMITS.trending {
+        return snapshot.keys.iter().take(n).cloned().collect();
+    }
+    top(src, n)
+}
+
+fn top(src: &EventSource, n: usize) -> Vec<String> {
+    column::<String>(
+        "SELECT item_key FROM interest.item_stats WHERE source_id = $1 AND trend IS NOT NULL \
+         ORDER BY trend DESC, item_key LIMIT $2",
+        &[src.id.into(), (n as i64).into()],
+    )
 }

@@ -52,6 +52,25 @@ pub const TRENDING_REFRESH_SECS: u64 = 60;
 /// filtered call ranks every allowed item.
 pub const MAX_FILTER_CANDIDATES: usize = 10_000;
 
+/// When the candidates leave fewer than k eligible items (a long filter,
+/// seen and excluded items), the call asks again with every limit this
+/// many times larger...
+pub const WIDENING_FACTOR: usize = 4;
+
+/// ...at most this many times, before it ranks every item (which reads the
+/// whole catalog into the backend).
+pub const WIDENING_ROUNDS: u32 = 3;
+
+/// `limits` after `round` widenings.
+pub fn widened(limits: CandidateLimits, round: u32) -> CandidateLimits {
+    let f = WIDENING_FACTOR.saturating_pow(round);
+    CandidateLimits {
+        content: limits.content.saturating_mul(f),
+        trending: limits.trending.saturating_mul(f),
+        covisit: limits.covisit.saturating_mul(f),
+    }
+}
+
 /// Content neighbours of a sub-interest of `weight` out of `total`, for a
 /// list of `k` items.
 pub fn per_interest(limits: CandidateLimits, k: usize, weight: f64, total: f64) -> usize {
@@ -167,6 +186,26 @@ mod tests {
         let got = gather(&[], &covisit, &[], |_, _| Vec::new(), limits, 10);
         // 0.9, 0.7, then the tie at 0.5 goes to the lower key.
         assert_eq!(got, vec![2, 3, 5]);
+    }
+
+    #[test]
+    fn widening_multiplies_every_limit_and_keeps_a_source_that_is_off() {
+        let limits = CandidateLimits {
+            content: 100,
+            trending: 100,
+            covisit: 0,
+        };
+        assert_eq!(widened(limits, 0), limits);
+        let w = widened(limits, 2);
+        assert_eq!((w.content, w.trending, w.covisit), (1600, 1600, 0));
+        let huge = widened(
+            CandidateLimits {
+                content: usize::MAX / 2,
+                ..limits
+            },
+            WIDENING_ROUNDS,
+        );
+        assert_eq!(huge.content, usize::MAX, "saturates, never wraps");
     }
 
     #[test]

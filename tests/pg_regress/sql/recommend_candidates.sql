@@ -79,6 +79,55 @@ FROM filtered ORDER BY f;
 RESET interest.recommend_candidates;
 SELECT count(*) FILTER (WHERE item IN ('1', '2', '3')) AS excluded_items_returned
 FROM recommend(3, 10, events => 'c_events', exclude => ARRAY['1', '2', '3']);
+-- When exclusions leave fewer than k of the candidates, the call asks again
+-- with wider limits, not every item (that would read the whole catalog into
+-- the backend: cached_catalogs() lists it, and a DEBUG line says so); the
+-- lists stay close to exact. A new connection holds no catalog.
+\c
+SET search_path = public, interest;
+SET interest.fold_interval = 0;
+SELECT count(*) AS catalogs_held FROM cached_catalogs();
+SET interest.content_candidates = 20;
+SET interest.covisit_candidates = 0;
+CREATE TEMP TABLE far AS SELECT array_agg(i::text) AS keys FROM generate_series(1, 600) i WHERE i % 50 <> 0;
+CREATE TEMP TABLE widened (u int, items text[]);
+SET client_min_messages = debug1;
+INSERT INTO widened
+SELECT u, array_agg(item ORDER BY score DESC, item) AS items
+FROM generate_series(5, 8) u, recommend(u, 5, events => 'c_events', exclude => (SELECT keys FROM far)) GROUP BY u;
+RESET client_min_messages;
+SELECT count(*) AS catalogs_held FROM cached_catalogs();
+SET interest.recommend_candidates = off;
+SELECT count(*) AS users, min(cardinality(w.items)) AS fewest_rows,
+       avg((SELECT count(*) FROM unnest(w.items) x WHERE x IN (SELECT item FROM recommend(w.u, 5, events => 'c_events', exclude => (SELECT keys FROM far)))))
+           >= 4.0 AS nearly_the_same_lists
+FROM widened w;
+RESET interest.recommend_candidates;
+RESET interest.content_candidates;
+RESET interest.covisit_candidates;
+-- (ranking every item, as just now, holds the catalog)
+SELECT items, embeddings, bytes > 600 * 32 * 4 AS holds_the_vectors FROM cached_catalogs();
+\c
+SET search_path = public, interest;
+SET interest.fold_interval = 0;
+
+-- explain() reads the context recommend() reads (the user's candidates and
+-- the item), so its parts add up to the score from candidates.
+SELECT count(*) AS rows,
+       bool_and(abs(r.score - (SELECT sum(contribution) FROM explain(u::text, r.item, events => 'c_events'))) < 1e-9) AS explain_adds_up
+FROM generate_series(1, 30) u, recommend(u, 3, events => 'c_events') r;
+-- similar_items() from the item's neighbours and links: as from every item.
+CREATE TEMP TABLE similar_c AS
+SELECT i, array_agg(item ORDER BY score DESC, item) AS items, array_agg(round(score::numeric, 9) ORDER BY score DESC, item) AS scores
+FROM generate_series(1, 600, 15) i, similar_items(i, 10, events => 'c_events') GROUP BY i;
+SELECT count(*) AS catalogs_held FROM cached_catalogs();
+SET interest.recommend_candidates = off;
+SELECT count(*) AS items, min(cardinality(c.items)) AS fewest_rows,
+       count(*) FILTER (WHERE (c.items, c.scores) = (SELECT array_agg(item ORDER BY score DESC, item), array_agg(round(score::numeric, 9) ORDER BY score DESC, item)
+                                                     FROM similar_items(c.i, 10, events => 'c_events'))) AS same_as_ranking_all
+FROM similar_c c;
+RESET interest.recommend_candidates;
+SELECT regress.err($$SELECT * FROM similar_items(100000, 10, events => 'c_events')$$) AS unknown_item;
 
 -- 4. evaluate() reports the candidate path beside the exact one.
 SELECT method, users > 0 AS has_users FROM evaluate('c_events', k => 10, new_items => 0)
