@@ -89,11 +89,12 @@ SQL
   psql -X -q -c "VACUUM ANALYZE"
 fi
 
-# run LABEL CLIENTS SETTINGS: CLIENTS backends at once, CALLS calls each
-# (different users); p50/p99 over all calls and the mean growth of each
-# backend's PSS and own memory.
+# run LABEL CLIENTS SETTINGS [CALL]: CLIENTS backends at once, CALLS calls
+# each (different users: CALL names the user u and an item it, both text);
+# p50/p99 over all calls and the mean growth of each backend's PSS and own
+# memory.
 run() {
-  local label="$1" clients="$2" settings="$3" jobs=() pids=()
+  local label="$1" clients="$2" settings="$3" call="${4:-interest.recommend(u, 10, events => 'clicks')}" jobs=() pids=()
   for c in $(seq 1 "$clients"); do
     psql -X -q -At -v ON_ERROR_STOP=1 > "$PG_INTEREST_RUN/$CLUSTER.$c.out" <<SQL &
 $settings
@@ -101,11 +102,13 @@ SELECT pg_backend_pid();
 SELECT pg_sleep(1);
 CREATE TEMP TABLE lat (ms float8);
 DO \$\$
-DECLARE t0 timestamptz;
+DECLARE t0 timestamptz; u text; it text;
 BEGIN
   FOR i IN 1..$CALLS LOOP
+    u := (1 + (i * 7919 + $c * 104729) % $USERS)::text;
+    it := (1 + (i::bigint * 15485863 + $c * 104729) % $ITEMS)::text;
     t0 := clock_timestamp();
-    PERFORM count(*) FROM interest.recommend((1 + (i * 7919 + $c * 104729) % $USERS)::text, 10, events => 'clicks');
+    PERFORM count(*) FROM $call;
     INSERT INTO lat VALUES (extract(epoch FROM clock_timestamp() - t0) * 1000);
   END LOOP;
 END \$\$;
@@ -157,3 +160,10 @@ echo "index_items('products'): $(echo "$(date +%s.%N) - $t0" | bc | xargs printf
 echo "shared_buffers: $(psql -X -At -c 'SHOW shared_buffers') (huge_pages $HUGE_PAGES), database locale: $(psql -X -At -c 'SHOW lc_collate')"
 run "recommend(u, 10), from candidates:" 1 "${SETTINGS:-}"
 run "the same, 4 backends at once (each):" 4 "${SETTINGS:-}"
+run "explain(u, item), from candidates:" 1 "${SETTINGS:-}" "interest.explain(u, it, events => 'clicks')"
+run "similar_items(item, 10), from candidates:" 1 "${SETTINGS:-}" "interest.similar_items(it, 10, events => 'clicks')"
+held=$(psql -X -At -v ON_ERROR_STOP=1 -c "SELECT count(*) FROM interest.recommend('1', 10, events => 'clicks')" \
+  -c "SELECT count(*) FROM interest.explain('1', '1', events => 'clicks')" \
+  -c "SELECT count(*) FROM interest.similar_items('1', 10, events => 'clicks')" \
+  -c "SELECT count(*) FROM interest.cached_catalogs()" 2>/dev/null | tail -1) || held="n/a (an older install)"
+echo "catalogs a backend holds after recommend, explain and similar_items: $held"

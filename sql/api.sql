@@ -193,6 +193,32 @@ BEGIN
     RETURN n;
 END $$;
 REVOKE ALL ON FUNCTION interest._fold_all() FROM PUBLIC;
+
+-- The queue folder's other round: vector indexes that index_items built and
+-- that are gone (a restored database: a dump carries item_sources'
+-- vector_index, not the index) are built again with the same arguments,
+-- each in a block of its own. Returns how many.
+CREATE FUNCTION interest._rebuild_missing_indexes() RETURNS integer
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    s record;
+    n integer := 0;
+BEGIN
+    FOR s IN SELECT id, relid, vector_index FROM interest.item_sources
+             WHERE vector_index IS NOT NULL
+               AND to_regclass('interest.' || interest._items_index_name(id)) IS NULL
+             ORDER BY id LOOP
+        BEGIN
+            PERFORM interest._index_items(s.relid, s.vector_index);
+            n := n + 1;
+            RAISE LOG 'pg_interest: rebuilt the missing vector index of items table %', s.relid;
+        EXCEPTION WHEN query_canceled OR OTHERS THEN
+            RAISE WARNING 'pg_interest: could not rebuild the vector index of items table %: %', s.relid, SQLERRM;
+        END;
+    END LOOP;
+    RETURN n;
+END $$;
+REVOKE ALL ON FUNCTION interest._rebuild_missing_indexes() FROM PUBLIC;
 -- Reads a table as its owner (src/owner_read.rs): for the extension's own functions only.
 REVOKE ALL ON FUNCTION interest._owner_rows(integer, text[]) FROM PUBLIC;
 

@@ -348,6 +348,7 @@ BEGIN
     IF saved_deadlock_timeout IS NOT NULL THEN
         PERFORM set_config('deadlock_timeout', saved_deadlock_timeout, true);
     END IF;
+    UPDATE interest.item_sources SET vector_index = jsonb_build_object('lists', lists) WHERE id = src;
     RETURN (SELECT count(*) FROM interest.item_embeddings WHERE source_id = src)::integer;
 END $$;
 REVOKE ALL ON FUNCTION interest._index_items(regclass, jsonb) FROM PUBLIC;

@@ -28,9 +28,14 @@ CREATE TABLE interest.item_sources (
     embedding_column name,
     model            text NOT NULL,
     created_at       timestamptz NOT NULL DEFAULT now(),
+    -- index_items' arguments once it has built the source's vector index:
+    -- a dump carries them, the index itself (on this extension's table) it
+    -- does not, so a restored database knows to rebuild it.
+    vector_index     jsonb,
     CHECK ((text_expr IS NULL) <> (embedding_column IS NULL))
 );
 COMMENT ON TABLE interest.item_sources IS 'Attached items tables.';
+COMMENT ON COLUMN interest.item_sources.vector_index IS 'The arguments of the last interest.index_items that built the source''s vector index (NULL: none built). A restored database has them but not the index: recommend() warns, and the queue folder rebuilds it.';
 
 CREATE TABLE interest.item_embeddings (
     source_id  integer NOT NULL,

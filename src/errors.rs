@@ -24,6 +24,19 @@ pub fn raise(
     unreachable!("ERROR does not return")
 }
 
+/// A WARNING with its SQLSTATE, detail and hint; the statement goes on.
+pub fn warn(
+    code: PgSqlErrorCode,
+    message: impl Into<String>,
+    detail: impl Into<String>,
+    hint: impl Into<String>,
+) {
+    ErrorReport::new(code, message.into(), "pg_interest")
+        .set_detail(detail.into())
+        .set_hint(hint.into())
+        .report(PgLogLevel::WARNING);
+}
+
 pub fn raise_vector_error(err: VectorError) -> ! {
     let message = err.to_string();
     match err {

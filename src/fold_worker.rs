@@ -7,7 +7,10 @@
 
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::prelude::*;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How often the worker looks for vector indexes to rebuild.
+const INDEX_CHECK_PERIOD: Duration = Duration::from_secs(30);
 
 /// Registers the worker; called from `_PG_init` while preloading.
 pub fn register() {
@@ -45,6 +48,7 @@ pub extern "C-unwind" fn pg_interest_fold_worker_main(_arg: pg_sys::Datum) {
     let database = crate::gucs::string_setting(&crate::gucs::FOLD_DATABASE);
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     log!("pg_interest queue folder started in database \"{database}\"");
+    let mut indexes_checked: Option<Instant> = None;
     while BackgroundWorker::wait_latch(Some(period())) {
         if BackgroundWorker::sighup_received() {
             // SAFETY: the documented way for a worker to reread postgresql.conf.
@@ -53,16 +57,29 @@ pub extern "C-unwind" fn pg_interest_fold_worker_main(_arg: pg_sys::Datum) {
         // interest._fold_all catches each table's errors (logged in
         // interest.bookkeeping_errors), so one bad queue holds up no other.
         BackgroundWorker::transaction(|| {
-            let installed = Spi::get_one::<bool>(
-                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_interest')",
-            )
-            .ok()
-            .flatten()
-            .unwrap_or(false);
-            if installed {
+            if extension_installed() {
                 let _ = Spi::get_one::<i64>("SELECT interest._fold_all()");
             }
         });
+        // Missing vector indexes (a restore) are rebuilt, looked for at
+        // start and then every INDEX_CHECK_PERIOD, in a transaction of their own.
+        if indexes_checked.is_none_or(|t| t.elapsed() >= INDEX_CHECK_PERIOD) {
+            indexes_checked = Some(Instant::now());
+            BackgroundWorker::transaction(|| {
+                if extension_installed() {
+                    let _ = Spi::get_one::<i32>("SELECT interest._rebuild_missing_indexes()");
+                }
+            });
+        }
     }
     log!("pg_interest queue folder stopped");
+}
+
+fn extension_installed() -> bool {
+    Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_interest')",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
 }

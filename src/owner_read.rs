@@ -135,21 +135,38 @@ pub(crate) fn reader_sees_user(src: &EventSource, user_key: &str) -> bool {
     })
 }
 
-/// Under row-level security on the items table, the keys of the items the
-/// caller may see (read with the caller's own rights, so their policies
-/// apply); None when nothing hides items from them.
-pub(crate) fn items_visible_to_caller(src: &EventSource) -> Option<HashSet<String>> {
+/// Under row-level security on the items table, which of `keys` the caller
+/// may see (read with the caller's own rights, so their policies apply);
+/// None when nothing hides items from them. A few keys are looked up by the
+/// id column's own type (so its index serves them); many, by reading the
+/// table.
+pub(crate) fn items_visible_to_caller(
+    src: &EventSource,
+    keys: &[String],
+) -> Option<HashSet<String>> {
     let items = load_item_source(src.item_source_id?);
     if !rls_limits_caller(items.relid) {
         return None;
     }
-    let sql = format!(
-        "SELECT ({id})::text FROM {rel}",
-        id = quote_identifier(&items.id_column),
-        rel = items.relname
-    );
+    let id = quote_identifier(&items.id_column);
+    let rel = &items.relname;
+    if keys.len() > interest_core::candidates::MAX_FILTER_CANDIDATES {
+        let sql = format!("SELECT ({id})::text FROM {rel}");
+        return Some(as_role(caller(), || {
+            crate::spi::column::<String>(&sql, &[])
+                .into_iter()
+                .collect()
+        }));
+    }
+    let id_type = crate::spi::one_read_cached::<String>(
+        "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
+         WHERE attrelid = $1 AND attname = $2",
+        &[items.relid.into(), items.id_column.clone().into()],
+    )
+    .unwrap_or_else(|| "text".to_string());
+    let sql = format!("SELECT ({id})::text FROM {rel} WHERE {id} = ANY ($1::text[]::{id_type}[])");
     Some(as_role(caller(), || {
-        crate::spi::column::<String>(&sql, &[])
+        crate::spi::column::<String>(&sql, &[keys.to_vec().into()])
             .into_iter()
             .collect()
     }))

@@ -10,7 +10,8 @@ use crate::sources::{readable_event_source, EventSource};
 use crate::spi::one_read_cached;
 use crate::store::catalog::{self, Catalog};
 use crate::store::covisit as store;
-use crate::store::{items, trending};
+use crate::store::items::{self, VectorIndex};
+use crate::store::trending;
 use interest_core::candidates::{self, CandidateLimits};
 use interest_core::clock::ranking_clock;
 use interest_core::covisit::{link_strengths, CovisitContribution, ItemStats};
@@ -252,8 +253,42 @@ impl Context {
 /// The items source whose vector index gives `src`'s candidates, when
 /// interest.recommend_candidates is on.
 fn candidate_source(src: &EventSource) -> Option<i32> {
-    src.item_source_id
-        .filter(|&s| gucs::RECOMMEND_CANDIDATES.get() && items::has_vector_index(s))
+    let item_source = src.item_source_id?;
+    if !gucs::RECOMMEND_CANDIDATES.get() {
+        return None;
+    }
+    match items::vector_index(item_source) {
+        VectorIndex::Valid => Some(item_source),
+        VectorIndex::Missing => {
+            warn_missing_index(item_source);
+            None
+        }
+        VectorIndex::None => None,
+    }
+}
+
+thread_local! {
+    static WARNED_MISSING: std::cell::RefCell<HashSet<i32>> = Default::default();
+}
+
+/// Once per backend and source: its vector index is gone (a restore), so
+/// calls rank every item until it is rebuilt.
+fn warn_missing_index(item_source: i32) {
+    if !WARNED_MISSING.with(|w| w.borrow_mut().insert(item_source)) {
+        return;
+    }
+    let relname = crate::sources::load_item_source(item_source)
+        .relname
+        .clone();
+    crate::errors::warn(
+        PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+        format!("the vector index of items table {relname} is missing"),
+        "interest.index_items built it, but it does not exist now, as after pg_restore (a dump does not carry indexes on the extension's own tables). \
+         Until it is rebuilt, recommend(), explain() and similar_items() rank every item, with the catalog in each backend's memory.",
+        format!(
+            "Call SELECT interest.index_items('{relname}'); the queue folder rebuilds it by itself when interest.fold_database names this database."
+        ),
+    );
 }
 
 /// now(), or the `as_of` of the call (epoch seconds).
@@ -611,7 +646,7 @@ fn _explain(
 /// The catalog positions of the items row-level security lets the caller
 /// see; None when it hides none.
 fn visible_indices(src: &EventSource, ctx: &Context) -> Option<HashSet<usize>> {
-    crate::owner_read::items_visible_to_caller(src).map(|keys| {
+    crate::owner_read::items_visible_to_caller(src, ctx.keys()).map(|keys| {
         keys.iter()
             .filter_map(|k| ctx.index().get(k).copied())
             .collect()

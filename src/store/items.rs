@@ -111,13 +111,29 @@ pub(crate) fn version(item_source: i32) -> i64 {
     .unwrap_or(0)
 }
 
-/// Whether the source has a valid vector index (interest.index_items), so
-/// recommend() may take its candidates from it.
-pub(crate) fn has_vector_index(item_source: i32) -> bool {
-    crate::spi::one_read_cached::<bool>(
-        "SELECT coalesce((SELECT indisvalid FROM pg_catalog.pg_index \
-          WHERE indexrelid = pg_catalog.to_regclass('interest.' || interest._items_index_name($1))), false)",
+/// The state of an items source's vector index (interest.index_items).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VectorIndex {
+    /// Built and valid: recommend() may take its candidates from it.
+    Valid,
+    /// Built once (item_sources.vector_index) but absent now, as after a
+    /// restore: a dump does not carry indexes on the extension's tables.
+    Missing,
+    /// Never built.
+    None,
+}
+
+pub(crate) fn vector_index(item_source: i32) -> VectorIndex {
+    let state = crate::spi::one_read_cached::<String>(
+        "SELECT CASE WHEN coalesce((SELECT indisvalid FROM pg_catalog.pg_index \
+              WHERE indexrelid = pg_catalog.to_regclass('interest.' || interest._items_index_name($1))), false) THEN 'valid' \
+            WHEN (SELECT vector_index IS NOT NULL FROM interest.item_sources WHERE id = $1) THEN 'missing' \
+            ELSE 'none' END",
         &[item_source.into()],
-    )
-    .unwrap_or(false)
+    );
+    match state.as_deref() {
+        Some("valid") => VectorIndex::Valid,
+        Some("missing") => VectorIndex::Missing,
+        _ => VectorIndex::None,
+    }
 }

@@ -146,7 +146,14 @@ REVOKE ALL ON c_items FROM c_other;
 DROP ROLE c_other;
 SELECT regress.err($$SELECT index_items('c_events')$$) AS not_items;
 SELECT regress.err($$SELECT index_items('c_items', lists => 0)$$) AS bad_lists;
+SELECT vector_index FROM interest.item_sources WHERE relid = 'c_items'::regclass;
+-- An index index_items built that is gone (as after a restore: a dump does
+-- not carry it): recommend() warns once per backend and ranks every item.
+SELECT format('DROP INDEX interest.%I', interest._items_index_name(id)) FROM interest.item_sources WHERE relid = 'c_items'::regclass \gexec
+SELECT count(*) AS rows FROM recommend(1, 5, events => 'c_events');
+SELECT count(*) AS rows FROM recommend(2, 5, events => 'c_events');
 SELECT index_items('c_items', lists => 8) AS rebuilt;
+SELECT vector_index FROM interest.item_sources WHERE relid = 'c_items'::regclass;
 -- the rebuild replaced the index under its name (built beside it, then swapped)
 SELECT c.relname = interest._items_index_name(s.id) AS same_name, (interest.ivf_info(c.oid)).lists
 FROM pg_class c, interest.item_sources s WHERE s.relid = 'c_items'::regclass AND c.relname ~ ('^' || interest._items_index_name(s.id) || '(_new)?$');

@@ -248,6 +248,20 @@ SELECT count(*) FILTER (WHERE item IN ('3', '4')) AS hidden_similar, count(*) AS
 FROM interest.similar_items('1', 4, events => 'h_shop.events');
 SELECT split_part(regress.err($$SELECT * FROM interest.explain('alice', '3', events => 'h_shop.events')$$), ':', 1) AS explain_hidden_item;
 RESET ROLE;
+-- the same from candidates (a vector index): the policies are applied to
+-- the candidates' keys, looked up by the id column's own type
+SET ROLE h_shop_owner;
+SELECT interest.index_items('h_shop.items', lists => 1) AS indexed;
+RESET ROLE;
+SET ROLE h_tenant;
+SELECT count(*) FILTER (WHERE item IN ('3', '4')) AS hidden_items_recommended, count(*) AS recommended
+FROM interest.recommend('alice', 4, events => 'h_shop.events', exclude_seen => false);
+SELECT count(*) FILTER (WHERE item IN ('3', '4')) AS hidden_similar, count(*) AS similar
+FROM interest.similar_items('1', 4, events => 'h_shop.events');
+SELECT split_part(regress.err($$SELECT * FROM interest.explain('alice', '3', events => 'h_shop.events')$$), ':', 1) AS explain_hidden_item;
+SELECT count(*) FILTER (WHERE component = 'content') AS content_rows_for_alice
+FROM interest.explain('alice', '2', events => 'h_shop.events');
+RESET ROLE;
 SELECT user_key, events FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
 WHERE e.relid = 'h_shop.events'::regclass ORDER BY 1;
 SET ROLE h_shop_owner;
