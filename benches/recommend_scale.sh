@@ -5,7 +5,9 @@
 # inside the server) and the backend's proportional memory (PSS, from
 # /proc/<pid>/smaps_rollup) before and after, for:
 #   - recommend() ranking every item (interest.recommend_candidates = off),
-#   - recommend() from candidates after interest.index_items.
+#   - recommend() from candidates after interest.index_items, explain() and
+#     similar_items() from candidates, recommend() under a filter,
+#   then how many catalogs a backend holds (interest.cached_catalogs()).
 #   SKIP_SETUP=1 benches/recommend_scale.sh                             # 200,000 items, 1,000,000 events
 #   ITEMS=1000000 EVENTS=10000000 USERS=100000 SKIP_SETUP=1 benches/recommend_scale.sh
 # KEEP=1 leaves the server running afterwards; REUSE=1 runs again on its data;
@@ -162,6 +164,11 @@ run "recommend(u, 10), from candidates:" 1 "${SETTINGS:-}"
 run "the same, 4 backends at once (each):" 4 "${SETTINGS:-}"
 run "explain(u, item), from candidates:" 1 "${SETTINGS:-}" "interest.explain(u, it, events => 'clicks')"
 run "similar_items(item, 10), from candidates:" 1 "${SETTINGS:-}" "interest.similar_items(it, 10, events => 'clicks')"
+# A filter that allows 5% of the items (more than a filter list joins whole
+# at a million items): known users, then users without events, whose only
+# candidates are the trending items until the call widens its limits.
+run "recommend(u, 10, filter => 5% of items):" 1 "${SETTINGS:-}" "interest.recommend(u, 10, events => 'clicks', filter => 'id <= $((ITEMS / 20))')"
+run "the same for a new user:" 1 "${SETTINGS:-}" "interest.recommend('new-' || u, 10, events => 'clicks', filter => 'id <= $((ITEMS / 20))')"
 held=$(psql -X -At -v ON_ERROR_STOP=1 -c "SELECT count(*) FROM interest.recommend('1', 10, events => 'clicks')" \
   -c "SELECT count(*) FROM interest.explain('1', '1', events => 'clicks')" \
   -c "SELECT count(*) FROM interest.similar_items('1', 10, events => 'clicks')" \

@@ -94,7 +94,7 @@ LANGUAGE sql VOLATILE AS $$
     FROM interest._cached_catalogs() c JOIN interest.item_sources s ON s.id = c.source_id ORDER BY 1
 $$;
 COMMENT ON FUNCTION interest.cached_catalogs() IS
-    'The items tables whose embeddings this backend holds in memory (bytes approximate): recommend, explain and similar_items rank every item from such a copy when the source has no vector index (interest.index_items), or when its candidates leave fewer than k eligible items even after widening; evaluate reads one too. Empty while calls are served from candidates.';
+    'The items tables whose embeddings this backend holds in memory (bytes approximate): recommend, explain and similar_items rank every item from such a copy when the source has no vector index (interest.index_items), or when its candidates leave fewer than k eligible items even after widening. Empty while calls are served from candidates (evaluate reads the catalog for its call only).';
 
 CREATE FUNCTION interest.explain(user_key text, item text, events regclass DEFAULT NULL,
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,

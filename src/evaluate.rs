@@ -102,8 +102,8 @@ fn config(
 fn read_replay(src: &EventSource) -> Replay {
     let (mut keys, mut vectors): (Vec<String>, Vec<Option<Vec<f32>>>) = match src.item_source_id {
         Some(item_source) => {
-            let c = catalog::cached(item_source);
-            (c.keys.clone(), c.vectors.clone())
+            let c = catalog::uncached(item_source);
+            (c.keys, c.vectors)
         }
         None => (Vec::new(), Vec::new()),
     };

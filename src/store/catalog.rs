@@ -130,15 +130,25 @@ pub(crate) fn cached(item_source: i32) -> Rc<Catalog> {
             return c;
         }
     }
+    let c = Rc::new(read_whole(ext, version, item_source));
+    CATALOGS.with(|m| m.borrow_mut().insert(item_source, c.clone()));
+    c
+}
+
+/// Every embedded item of the items table, read for one call and not kept
+/// (evaluate(): one read per call, and no copy left in a pooled connection).
+pub(crate) fn uncached(item_source: i32) -> Catalog {
+    read_whole(pg_sys::InvalidOid, -1, item_source)
+}
+
+fn read_whole(ext: pg_sys::Oid, version: i64, item_source: i32) -> Catalog {
     let rows: Vec<(String, Vec<f32>, f64)> = read_cached(
         "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
          WHERE source_id = $1 ORDER BY item_key",
         &[item_source.into()],
         rows_of,
     );
-    let c = Rc::new(build(ext, version, rows));
-    CATALOGS.with(|m| m.borrow_mut().insert(item_source, c.clone()));
-    c
+    build(ext, version, rows)
 }
 
 /// Each catalog this backend holds: its items source, how many embeddings
