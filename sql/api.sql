@@ -197,26 +197,34 @@ REVOKE ALL ON FUNCTION interest._fold_all() FROM PUBLIC;
 -- The queue folder's other round: vector indexes that index_items built and
 -- that are gone (a restored database: a dump carries item_sources'
 -- vector_index, not the index) are built again with the same arguments,
--- each in a block of its own. Returns how many.
+-- each in a block of its own. Not while pg_restore is loading this database
+-- (the embeddings may be half there), nor for a source without embeddings.
+-- A lock it cannot have within 5 s fails the attempt, so no application
+-- transaction waits long behind it. Returns how many attempts failed.
 CREATE FUNCTION interest._rebuild_missing_indexes() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
     s record;
-    n integer := 0;
+    failed integer := 0;
 BEGIN
-    FOR s IN SELECT id, relid, vector_index FROM interest.item_sources
-             WHERE vector_index IS NOT NULL
-               AND to_regclass('interest.' || interest._items_index_name(id)) IS NULL
-             ORDER BY id LOOP
+    IF EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'pg_restore') THEN
+        RETURN 0;
+    END IF;
+    PERFORM set_config('lock_timeout', '5s', true);
+    FOR s IN SELECT i.id, i.relid, i.vector_index FROM interest.item_sources i
+             WHERE i.vector_index IS NOT NULL
+               AND to_regclass('interest.' || interest._items_index_name(i.id)) IS NULL
+               AND EXISTS (SELECT 1 FROM interest.item_embeddings e WHERE e.source_id = i.id)
+             ORDER BY i.id LOOP
         BEGIN
             PERFORM interest._index_items(s.relid, s.vector_index);
-            n := n + 1;
             RAISE LOG 'pg_interest: rebuilt the missing vector index of items table %', s.relid;
-        EXCEPTION WHEN query_canceled OR OTHERS THEN
+        EXCEPTION WHEN OTHERS THEN
+            failed := failed + 1;
             RAISE WARNING 'pg_interest: could not rebuild the vector index of items table %: %', s.relid, SQLERRM;
         END;
     END LOOP;
-    RETURN n;
+    RETURN failed;
 END $$;
 REVOKE ALL ON FUNCTION interest._rebuild_missing_indexes() FROM PUBLIC;
 -- Reads a table as its owner (src/owner_read.rs): for the extension's own functions only.

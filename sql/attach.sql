@@ -633,6 +633,14 @@ BEGIN
         END LOOP;
         PERFORM interest._delete_bookkeeping(src.kind, src.id);
     END LOOP;
+    -- A vector index index_items built, dropped by hand: no longer wanted,
+    -- so the queue folder does not build it again (index_items' own swap
+    -- drops the old index, then records itself).
+    UPDATE interest.item_sources s SET vector_index = NULL
+    FROM pg_event_trigger_dropped_objects() d
+    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.object_type = 'index'
+      AND d.schema_name = 'interest' AND d.object_name = interest._items_index_name(s.id)
+      AND s.vector_index IS NOT NULL;
 END $$;
 
 CREATE EVENT TRIGGER interest_ddl_remember_columns ON ddl_command_start WHEN TAG IN ('ALTER TABLE')

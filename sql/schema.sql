@@ -35,7 +35,7 @@ CREATE TABLE interest.item_sources (
     CHECK ((text_expr IS NULL) <> (embedding_column IS NULL))
 );
 COMMENT ON TABLE interest.item_sources IS 'Attached items tables.';
-COMMENT ON COLUMN interest.item_sources.vector_index IS 'The arguments of the last interest.index_items that built the source''s vector index (NULL: none built). A restored database has them but not the index: recommend() warns, and the queue folder rebuilds it.';
+COMMENT ON COLUMN interest.item_sources.vector_index IS 'The arguments of the last interest.index_items that built the source''s vector index (NULL: none built). A restored database has them but not the index: recommend() warns, and the queue folder rebuilds it. A DROP INDEX by hand clears them.';
 
 CREATE TABLE interest.item_embeddings (
     source_id  integer NOT NULL,

@@ -9,8 +9,10 @@ use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags
 use pgrx::prelude::*;
 use std::time::{Duration, Instant};
 
-/// How often the worker looks for vector indexes to rebuild.
+/// How often the worker looks for vector indexes to rebuild...
 const INDEX_CHECK_PERIOD: Duration = Duration::from_secs(30);
+/// ...doubling after a round with a failed rebuild, up to this.
+const MAX_INDEX_CHECK_PERIOD: Duration = Duration::from_secs(3600);
 
 /// Registers the worker; called from `_PG_init` while preloading.
 pub fn register() {
@@ -48,12 +50,42 @@ pub extern "C-unwind" fn pg_interest_fold_worker_main(_arg: pg_sys::Datum) {
     let database = crate::gucs::string_setting(&crate::gucs::FOLD_DATABASE);
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     log!("pg_interest queue folder started in database \"{database}\"");
-    let mut indexes_checked: Option<Instant> = None;
-    while BackgroundWorker::wait_latch(Some(period())) {
+    let mut next_fold = Instant::now() + period();
+    let mut next_index_check = Instant::now();
+    let mut index_check_period = INDEX_CHECK_PERIOD;
+    loop {
+        // Missing vector indexes (a restore) are rebuilt, looked for at
+        // start and then every INDEX_CHECK_PERIOD (longer after failures),
+        // in a transaction of their own.
+        if Instant::now() >= next_index_check {
+            let failed = BackgroundWorker::transaction(|| {
+                if !extension_installed() {
+                    return 0;
+                }
+                Spi::get_one::<i32>("SELECT interest._rebuild_missing_indexes()")
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0)
+            });
+            index_check_period = if failed > 0 {
+                (index_check_period * 2).min(MAX_INDEX_CHECK_PERIOD)
+            } else {
+                INDEX_CHECK_PERIOD
+            };
+            next_index_check = Instant::now() + index_check_period;
+        }
+        let wake = next_fold.min(next_index_check);
+        if !BackgroundWorker::wait_latch(Some(wake.saturating_duration_since(Instant::now()))) {
+            break;
+        }
         if BackgroundWorker::sighup_received() {
             // SAFETY: the documented way for a worker to reread postgresql.conf.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
+        if Instant::now() < next_fold {
+            continue;
+        }
+        next_fold = Instant::now() + period();
         // interest._fold_all catches each table's errors (logged in
         // interest.bookkeeping_errors), so one bad queue holds up no other.
         BackgroundWorker::transaction(|| {
@@ -61,16 +93,6 @@ pub extern "C-unwind" fn pg_interest_fold_worker_main(_arg: pg_sys::Datum) {
                 let _ = Spi::get_one::<i64>("SELECT interest._fold_all()");
             }
         });
-        // Missing vector indexes (a restore) are rebuilt, looked for at
-        // start and then every INDEX_CHECK_PERIOD, in a transaction of their own.
-        if indexes_checked.is_none_or(|t| t.elapsed() >= INDEX_CHECK_PERIOD) {
-            indexes_checked = Some(Instant::now());
-            BackgroundWorker::transaction(|| {
-                if extension_installed() {
-                    let _ = Spi::get_one::<i32>("SELECT interest._rebuild_missing_indexes()");
-                }
-            });
-        }
     }
     log!("pg_interest queue folder stopped");
 }

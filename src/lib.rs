@@ -87,6 +87,7 @@ mod tests {
         let user = UserSignals {
             interests: vec![(vec![1.0, 0.0], 1.0)],
             covisit: Default::default(),
+            covisit_max: None,
         };
         // SAFETY: what a cancel request (SIGINT) sets in this backend.
         unsafe {

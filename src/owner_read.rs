@@ -158,13 +158,18 @@ pub(crate) fn items_visible_to_caller(
                 .collect()
         }));
     }
-    let id_type = crate::spi::one_read_cached::<String>(
-        "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute \
-         WHERE attrelid = $1 AND attname = $2",
+    // A built-in type's own `=` (its index serves the lookup); any other
+    // type (whose `=` this search_path may not see) compares as text.
+    let builtin_type = crate::spi::one_read_cached::<String>(
+        "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a \
+         JOIN pg_catalog.pg_type t ON t.oid = a.atttypid \
+         WHERE a.attrelid = $1 AND a.attname = $2 AND t.typnamespace = 'pg_catalog'::regnamespace",
         &[items.relid.into(), items.id_column.clone().into()],
-    )
-    .unwrap_or_else(|| "text".to_string());
-    let sql = format!("SELECT ({id})::text FROM {rel} WHERE {id} = ANY ($1::text[]::{id_type}[])");
+    );
+    let sql = match builtin_type {
+        Some(ty) => format!("SELECT ({id})::text FROM {rel} WHERE {id} = ANY ($1::text[]::{ty}[])"),
+        None => format!("SELECT ({id})::text FROM {rel} WHERE ({id})::text = ANY ($1::text[])"),
+    };
     Some(as_role(caller(), || {
         crate::spi::column::<String>(&sql, &[keys.to_vec().into()])
             .into_iter()

@@ -38,6 +38,10 @@ struct Context {
     /// The stats and links of the user's recent items when the candidate
     /// path has read them already (None: `covisit` reads them).
     recent_links: Option<Vec<(String, ItemStats<String>)>>,
+    /// On the candidate path, the strongest linked items under the limits
+    /// as set: the co-visitation scale comes from them
+    /// (`candidates::covisit_max`). Empty: from every item.
+    covisit_base: Vec<String>,
     now: f64,
 }
 
@@ -106,6 +110,7 @@ impl Context {
             keys
         });
         ctx.recent_links = Some(recent_links);
+        ctx.covisit_base = candidates::strongest(&linked, gucs::candidate_limits().covisit);
         (ctx, view)
     }
 
@@ -134,11 +139,13 @@ impl Context {
                 })
                 .collect();
         let interests = [(vector, 1.0)];
-        Some(Context::of_candidates(src, item_source, now, |nearest| {
+        let mut ctx = Context::of_candidates(src, item_source, now, |nearest| {
             let mut keys = candidates::gather(&interests, &linked, &[], nearest, limits, k);
             keys.push(key);
             keys
-        }))
+        });
+        ctx.covisit_base = candidates::strongest(&linked, gucs::candidate_limits().covisit);
+        Some(ctx)
     }
 
     /// The context of the keys `gather` returns, given a lookup of nearest
@@ -190,6 +197,7 @@ impl Context {
             counts,
             recent,
             recent_links: None,
+            covisit_base: Vec::new(),
             now,
         }
     }
@@ -248,6 +256,25 @@ impl Context {
             by_item,
         }
     }
+
+    /// The user's signals from their interests and co-visitation terms,
+    /// scaled as the context says (`covisit_base`).
+    fn signals(&self, interests: Vec<(Vec<f32>, f64)>, terms: &Terms) -> UserSignals {
+        let covisit = terms.totals();
+        let covisit_max = (!self.covisit_base.is_empty()).then(|| {
+            let base: Vec<usize> = self
+                .covisit_base
+                .iter()
+                .filter_map(|k| self.index().get(k).copied())
+                .collect();
+            candidates::covisit_max(&covisit, &base)
+        });
+        UserSignals {
+            interests,
+            covisit,
+            covisit_max,
+        }
+    }
 }
 
 /// The items source whose vector index gives `src`'s candidates, when
@@ -286,7 +313,8 @@ fn warn_missing_index(item_source: i32) {
         "interest.index_items built it, but it does not exist now, as after pg_restore (a dump does not carry indexes on the extension's own tables). \
          Until it is rebuilt, recommend(), explain() and similar_items() rank every item, with the catalog in each backend's memory.",
         format!(
-            "Call SELECT interest.index_items('{relname}'); the queue folder rebuilds it by itself when interest.fold_database names this database."
+            "Call SELECT interest.index_items({}); the queue folder rebuilds it by itself when interest.fold_database names this database.",
+            pgrx::spi::quote_literal(&relname)
         ),
     );
 }
@@ -327,8 +355,7 @@ fn user_signals(src: &EventSource, ctx: &Context, view: &UserView) -> (UserSigna
         .as_ref()
         .map_or_else(Vec::new, |s| s.interests_at(ctx.now, &src.params));
     let terms = ctx.covisit(src, &view.recent);
-    let covisit = terms.totals();
-    (UserSignals { interests, covisit }, terms)
+    (ctx.signals(interests, &terms), terms)
 }
 
 fn seen_items(src: &EventSource, user_key: &str) -> HashSet<String> {
@@ -437,14 +464,16 @@ fn _recommend(
                 .as_deref()
                 .filter(|a| a.len() <= candidates::MAX_FILTER_CANDIDATES);
             let extra: Vec<String> = whole.into_iter().flatten().flatten().cloned().collect();
-            let found = widening(k, |limits| {
+            let attempt = |limits| {
                 let (ctx, view) =
                     Context::for_candidates(&src, item_source, as_of, user_key, k, &extra, limits);
                 (ctx.keys().len(), rank(&ctx, &view))
-            });
-            match found {
+            };
+            if whole.is_some() {
+                return TableIterator::new(attempt(gucs::candidate_limits()).1);
+            }
+            match widening(k, attempt) {
                 Ok(rows) => return TableIterator::new(rows),
-                Err(rows) if whole.is_some() => return TableIterator::new(rows),
                 Err(_) => {
                     debug1!("recommend(): fewer than {k} eligible candidates; ranking every item")
                 }
@@ -715,13 +744,11 @@ fn similar_in(
         _ => unknown_item(item_key, src),
     };
     let terms = ctx.covisit(src, &[item_key.to_string()]);
-    let user = UserSignals {
-        interests: ctx.vectors()[item]
-            .clone()
-            .map(|v| vec![(v, 1.0)])
-            .unwrap_or_default(),
-        covisit: terms.totals(),
-    };
+    let interests = ctx.vectors()[item]
+        .clone()
+        .map(|v| vec![(v, 1.0)])
+        .unwrap_or_default();
+    let user = ctx.signals(interests, &terms);
     let ranked = ranking::rank(
         &ctx.ranking_catalog(),
         &user,

@@ -127,7 +127,8 @@ pub(crate) fn vector_index(item_source: i32) -> VectorIndex {
     let state = crate::spi::one_read_cached::<String>(
         "SELECT CASE WHEN coalesce((SELECT indisvalid FROM pg_catalog.pg_index \
               WHERE indexrelid = pg_catalog.to_regclass('interest.' || interest._items_index_name($1))), false) THEN 'valid' \
-            WHEN (SELECT vector_index IS NOT NULL FROM interest.item_sources WHERE id = $1) THEN 'missing' \
+            WHEN pg_catalog.to_regclass('interest.' || interest._items_index_name($1)) IS NULL \
+             AND (SELECT vector_index IS NOT NULL FROM interest.item_sources WHERE id = $1) THEN 'missing' \
             ELSE 'none' END",
         &[item_source.into()],
     );

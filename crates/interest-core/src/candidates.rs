@@ -61,13 +61,15 @@ pub const WIDENING_FACTOR: usize = 4;
 /// whole catalog into the backend).
 pub const WIDENING_ROUNDS: u32 = 3;
 
-/// `limits` after `round` widenings.
+/// `limits` after `round` widenings; none grows past `MAX_PER_SOURCE` (or
+/// past its own setting, when that is larger).
 pub fn widened(limits: CandidateLimits, round: u32) -> CandidateLimits {
     let f = WIDENING_FACTOR.saturating_pow(round);
+    let grow = |n: usize| n.saturating_mul(f).min(n.max(MAX_PER_SOURCE));
     CandidateLimits {
-        content: limits.content.saturating_mul(f),
-        trending: limits.trending.saturating_mul(f),
-        covisit: limits.covisit.saturating_mul(f),
+        content: grow(limits.content),
+        trending: grow(limits.trending),
+        covisit: grow(limits.covisit),
     }
 }
 
@@ -99,14 +101,29 @@ pub fn gather<K: Ord + Clone>(
             per_interest(limits, k, weight.max(0.0), total),
         ));
     }
-    let mut linked: Vec<(&K, f64)> = covisit.iter().map(|(j, &w)| (j, w)).collect();
-    if linked.len() > limits.covisit {
-        linked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        linked.truncate(limits.covisit);
-    }
-    all.extend(linked.into_iter().map(|(j, _)| j.clone()));
+    all.extend(strongest(covisit, limits.covisit));
     all.extend(trending.iter().take(limits.trending).cloned());
     all.into_iter().collect()
+}
+
+/// The `n` linked items of highest strength (ties: lower key first).
+pub fn strongest<K: Ord + Clone>(covisit: &HashMap<K, f64>, n: usize) -> Vec<K> {
+    let mut linked: Vec<(&K, f64)> = covisit.iter().map(|(j, &w)| (j, w)).collect();
+    linked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    linked.truncate(n);
+    linked.into_iter().map(|(j, _)| j.clone()).collect()
+}
+
+/// The co-visitation score the candidate path divides by
+/// (`UserSignals::covisit_max`): the largest among `base`, the strongest
+/// linked items under the limits as set (not widened), which every
+/// candidate set of the user holds. So recommend() from any of its
+/// candidate sets and explain() scale alike.
+pub fn covisit_max<K: Eq + std::hash::Hash>(scores: &HashMap<K, f64>, base: &[K]) -> f64 {
+    base.iter()
+        .filter_map(|k| scores.get(k))
+        .cloned()
+        .fold(0.0, f64::max)
 }
 
 /// The `n` items of highest `popularity` (ties: lower index first).
@@ -198,14 +215,42 @@ mod tests {
         assert_eq!(widened(limits, 0), limits);
         let w = widened(limits, 2);
         assert_eq!((w.content, w.trending, w.covisit), (1600, 1600, 0));
-        let huge = widened(
+        let w = widened(limits, WIDENING_ROUNDS);
+        assert_eq!(w.content, 6400);
+        let most = widened(
             CandidateLimits {
-                content: usize::MAX / 2,
+                content: MAX_PER_SOURCE,
                 ..limits
             },
-            WIDENING_ROUNDS,
+            2,
         );
-        assert_eq!(huge.content, usize::MAX, "saturates, never wraps");
+        assert_eq!(
+            most.content, MAX_PER_SOURCE,
+            "no further than the largest setting"
+        );
+        assert_eq!(
+            widened(
+                CandidateLimits {
+                    content: MAX_PER_SOURCE * 4,
+                    ..limits
+                },
+                1
+            )
+            .content,
+            MAX_PER_SOURCE * 4,
+            "never below the limit itself"
+        );
+    }
+
+    #[test]
+    fn the_covisit_scale_comes_from_the_strongest_links_only() {
+        let strengths: HashMap<u32, f64> = [(1, 0.9), (2, 0.5), (3, 0.1)].into_iter().collect();
+        let base = strongest(&strengths, 2);
+        assert_eq!(base, vec![1, 2]);
+        // Item 3's normalised score is the largest, but it is not in the base.
+        let scores: HashMap<u32, f64> = [(1, 0.3), (2, 0.4), (3, 2.0)].into_iter().collect();
+        assert_eq!(covisit_max(&scores, &base), 0.4);
+        assert_eq!(covisit_max(&scores, &[]), 0.0);
     }
 
     #[test]

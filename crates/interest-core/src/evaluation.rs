@@ -185,6 +185,7 @@ impl Model {
             .into_iter()
             .map(|(j, parts)| (j, parts.iter().map(|c| c.value).sum()))
             .collect(),
+            covisit_max: None,
         }
     }
 
@@ -339,7 +340,7 @@ pub fn evaluate(
         interrupts::check();
         let train = split.histories[u];
         let seen: HashSet<usize> = train.iter().map(|e| e.item).collect();
-        let signals = model.signals(u, cfg);
+        let mut signals = model.signals(u, cfg);
         for (a, (_, weights)) in acc.iter_mut().zip(&variants) {
             let list: Vec<usize> =
                 ranking::rank(&catalog, &signals, |i| !seen.contains(&i), cfg.k, weights)
@@ -350,6 +351,10 @@ pub fn evaluate(
         }
         if let Some(path) = &candidate_path {
             let strengths = model.link_strengths(u, cfg);
+            signals.covisit_max = Some(candidates::covisit_max(
+                &signals.covisit,
+                &candidates::strongest(&strengths, cfg.candidates.covisit),
+            ));
             let pool: HashSet<usize> = path
                 .candidates(&signals, &strengths, cfg.candidates, cfg.k)
                 .into_iter()

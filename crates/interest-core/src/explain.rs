@@ -65,6 +65,7 @@ mod tests {
         UserSignals {
             interests: vec![(vec![1.0], 0.75), (vec![1.0], 0.25)],
             covisit: Default::default(),
+            covisit_max: None,
         }
     }
 

@@ -87,13 +87,21 @@ pub struct UserSignals {
     pub interests: Vec<(Vec<f32>, f64)>,
     /// Raw co-visitation score per item index.
     pub covisit: HashMap<usize, f64>,
+    /// The score to divide by when it is fixed apart from the scored items
+    /// (the candidate path takes the largest among the user's strongest
+    /// links, so the scale does not depend on which candidates a call read);
+    /// None: the largest in `covisit`.
+    pub covisit_max: Option<f64>,
 }
 
 impl UserSignals {
     /// Co-visitation scores are divided by the user's largest one, so the
     /// weights mean the same for a light and a heavy user.
     pub fn covisit_scale(&self) -> f64 {
-        let max = self.covisit.values().cloned().fold(0.0, f64::max);
+        let max = self
+            .covisit_max
+            .filter(|m| *m > 0.0)
+            .unwrap_or_else(|| self.covisit.values().cloned().fold(0.0, f64::max));
         if max > 0.0 {
             1.0 / max
         } else {
@@ -340,6 +348,7 @@ mod tests {
         let user = UserSignals {
             interests: vec![(unit(&[1.0, 0.0]), 1.0)],
             covisit: HashMap::from([(1, 2.0), (2, 4.0)]),
+            covisit_max: None,
         };
         let w = RankWeights {
             content: 0.5,
@@ -390,6 +399,7 @@ mod tests {
         let user = UserSignals {
             interests: vec![(unit(&[1.0, 0.0, 0.0]), 0.9), (unit(&[0.0, 1.0, 0.0]), 0.1)],
             covisit: HashMap::new(),
+            covisit_max: None,
         };
         let w = RankWeights {
             content: 2.0,
@@ -435,6 +445,7 @@ mod tests {
                 (unit(&[0.0, 1.0, 0.0]), shares[1]),
             ],
             covisit: HashMap::new(),
+            covisit_max: None,
         };
         let w = RankWeights {
             balance,
@@ -509,6 +520,7 @@ mod tests {
         let user = UserSignals {
             interests: vec![(vec![1.0, 0.0], 1.0)],
             covisit: HashMap::new(),
+            covisit_max: None,
         };
         let w = RankWeights::default();
         let order = |tie_order: Option<&[u64]>| {

@@ -147,9 +147,15 @@ DROP ROLE c_other;
 SELECT regress.err($$SELECT index_items('c_events')$$) AS not_items;
 SELECT regress.err($$SELECT index_items('c_items', lists => 0)$$) AS bad_lists;
 SELECT vector_index FROM interest.item_sources WHERE relid = 'c_items'::regclass;
--- An index index_items built that is gone (as after a restore: a dump does
--- not carry it): recommend() warns once per backend and ranks every item.
+-- Dropped by hand, the index is no longer wanted: vector_index is cleared
+-- (so the queue folder does not build it again) and recommend() ranks every
+-- item without a word.
 SELECT format('DROP INDEX interest.%I', interest._items_index_name(id)) FROM interest.item_sources WHERE relid = 'c_items'::regclass \gexec
+SELECT vector_index IS NULL AS forgotten FROM interest.item_sources WHERE relid = 'c_items'::regclass;
+SELECT count(*) AS rows FROM recommend(1, 5, events => 'c_events');
+-- Recorded but gone, as in a restored database (a dump carries
+-- vector_index, not the index): recommend() warns once per backend.
+UPDATE interest.item_sources SET vector_index = '{"lists": 8}' WHERE relid = 'c_items'::regclass;
 SELECT count(*) AS rows FROM recommend(1, 5, events => 'c_events');
 SELECT count(*) AS rows FROM recommend(2, 5, events => 'c_events');
 SELECT index_items('c_items', lists => 8) AS rebuilt;

@@ -253,14 +253,19 @@ RESET ROLE;
 SET ROLE h_shop_owner;
 SELECT interest.index_items('h_shop.items', lists => 1) AS indexed;
 RESET ROLE;
+-- (a new connection: calls served from candidates leave no catalog behind)
+\c
+SET search_path = public, interest;
+SET interest.fold_interval = 0;
 SET ROLE h_tenant;
 SELECT count(*) FILTER (WHERE item IN ('3', '4')) AS hidden_items_recommended, count(*) AS recommended
-FROM interest.recommend('alice', 4, events => 'h_shop.events', exclude_seen => false);
+FROM interest.recommend('alice', 2, events => 'h_shop.events', exclude_seen => false);
 SELECT count(*) FILTER (WHERE item IN ('3', '4')) AS hidden_similar, count(*) AS similar
-FROM interest.similar_items('1', 4, events => 'h_shop.events');
+FROM interest.similar_items('1', 1, events => 'h_shop.events');
 SELECT split_part(regress.err($$SELECT * FROM interest.explain('alice', '3', events => 'h_shop.events')$$), ':', 1) AS explain_hidden_item;
 SELECT count(*) FILTER (WHERE component = 'content') AS content_rows_for_alice
 FROM interest.explain('alice', '2', events => 'h_shop.events');
+SELECT count(*) AS catalogs_held FROM interest.cached_catalogs();
 RESET ROLE;
 SELECT user_key, events FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
 WHERE e.relid = 'h_shop.events'::regclass ORDER BY 1;
