@@ -116,6 +116,16 @@ SET interest.fold_interval = 0;
 SELECT count(*) AS rows,
        bool_and(abs(r.score - (SELECT sum(contribution) FROM explain(u::text, r.item, events => 'c_events'))) < 1e-9) AS explain_adds_up
 FROM generate_series(1, 30) u, recommend(u, 3, events => 'c_events') r;
+-- ...also when the call widened its candidates (the scales do not depend
+-- on which candidates a call read).
+SET interest.content_candidates = 20;
+SET interest.covisit_candidates = 20;
+SELECT count(*) AS rows,
+       bool_and(abs(r.score - (SELECT sum(contribution) FROM explain(u::text, r.item, events => 'c_events'))) < 1e-9) AS explain_adds_up
+FROM generate_series(5, 12) u,
+     recommend(u, 5, events => 'c_events', exclude => ARRAY(SELECT i::text FROM generate_series(1, 600) i WHERE i % 50 <> 0)) r;
+RESET interest.content_candidates;
+RESET interest.covisit_candidates;
 -- similar_items() from the item's neighbours and links: as from every item.
 CREATE TEMP TABLE similar_c AS
 SELECT i, array_agg(item ORDER BY score DESC, item) AS items, array_agg(round(score::numeric, 9) ORDER BY score DESC, item) AS scores
@@ -150,7 +160,7 @@ SELECT vector_index FROM interest.item_sources WHERE relid = 'c_items'::regclass
 -- Dropped by hand, the index is no longer wanted: vector_index is cleared
 -- (so the queue folder does not build it again) and recommend() ranks every
 -- item without a word.
-SELECT format('DROP INDEX interest.%I', interest._items_index_name(id)) FROM interest.item_sources WHERE relid = 'c_items'::regclass \gexec
+DO $$ BEGIN EXECUTE format('DROP INDEX interest.%I', interest._items_index_name((SELECT id FROM interest.item_sources WHERE relid = 'c_items'::regclass))); END $$;
 SELECT vector_index IS NULL AS forgotten FROM interest.item_sources WHERE relid = 'c_items'::regclass;
 SELECT count(*) AS rows FROM recommend(1, 5, events => 'c_events');
 -- Recorded but gone, as in a restored database (a dump carries
