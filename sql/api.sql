@@ -214,8 +214,10 @@ BEGIN
     FOR s IN SELECT i.id, i.relid, i.vector_index FROM interest.item_sources i
              WHERE i.vector_index IS NOT NULL
                AND to_regclass('interest.' || interest._items_index_name(i.id)) IS NULL
-               AND EXISTS (SELECT 1 FROM interest.item_embeddings e WHERE e.source_id = i.id)
              ORDER BY i.id LOOP
+        -- (asked apart from the loop's query: a query still open on the
+        -- table would forbid the CREATE INDEX)
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM interest.item_embeddings e WHERE e.source_id = s.id);
         BEGIN
             PERFORM interest._index_items(s.relid, s.vector_index);
             RAISE LOG 'pg_interest: rebuilt the missing vector index of items table %', s.relid;

@@ -82,7 +82,7 @@ lists() {
     FROM generate_series(1, 40) u, interest.recommend(u, 5, events => 'clicks', as_of => '2024-04-01') r"
 }
 as_pg_user psql -X -q -d indexed_db -c "LOAD 'pg_interest'" -c "ALTER SYSTEM SET shared_preload_libraries = 'pg_interest'" -c "ALTER SYSTEM SET interest.fold_database = 'indexed_db'"
-as_pg_user "$PG_BIN/pg_ctl" -D "$(cluster_dir dumprestore)/data" -w -t 60 restart >/dev/null
+as_pg_user "$PG_BIN/pg_ctl" -D "$(cluster_dir dumprestore)/data" -l "$(cluster_dir dumprestore)/server.log" -w -t 60 restart >/dev/null
 rebuilt=""
 for _ in $(seq 1 120); do
   rebuilt=$(PGDATABASE=indexed_db psql -X -q -At -c "SELECT entries FROM interest.ivf_info('interest.' || interest._items_index_name(
