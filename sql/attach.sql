@@ -53,6 +53,29 @@ BEGIN
     END IF;
 END $$;
 
+-- Whether user_key can be a value of the events table's user column. A key
+-- the column cannot hold (recommend('new-1') on an integer column) has no
+-- rows there: reads of the user's rows are skipped, not failed. Call it as
+-- the role that may run the column type's input function (the table owner
+-- or the caller), as the read itself runs.
+CREATE FUNCTION interest._user_key_fits(src integer, user_key text) RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+DECLARE
+    user_type text;
+BEGIN
+    SELECT format_type(a.atttypid, a.atttypmod) INTO user_type
+    FROM interest.event_sources s JOIN pg_attribute a ON a.attrelid = s.relid AND a.attname = s.columns[1]
+    WHERE s.id = src;
+    IF user_type IS NULL THEN
+        RETURN true;
+    END IF;
+    EXECUTE format('SELECT ($1)::%s', user_type) USING user_key;
+    RETURN true;
+EXCEPTION WHEN data_exception THEN
+    RETURN false;
+END $$;
+COMMENT ON FUNCTION interest._user_key_fits(integer, text) IS 'Whether a user key is a valid value of the events table''s user column (one that is not has no rows).';
+
 -- The expressions an events table is read through, from its columns (user,
 -- item, time, type, weight, text; NULL for none) and the type weights:
 -- attach_events stores them, _refresh_attached rebuilds them after a RENAME

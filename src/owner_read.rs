@@ -131,8 +131,21 @@ pub(crate) fn reader_sees_user(src: &EventSource, user_key: &str) -> bool {
         user_match = src.user_match
     );
     as_role(caller(), || {
-        crate::spi::one_read_cached::<bool>(&sql, &[user_key.into()]).unwrap_or(false)
+        user_key_fits(src, user_key)
+            && crate::spi::one_read_cached::<bool>(&sql, &[user_key.into()]).unwrap_or(false)
     })
+}
+
+/// Whether `user_key` can be a value of the events table's user column (a
+/// key it cannot hold has no rows: `recommend('new-1')` on an integer
+/// column is a user without events, not an error). Run as the role that
+/// reads the rows.
+pub(crate) fn user_key_fits(src: &EventSource, user_key: &str) -> bool {
+    crate::spi::one_read_cached::<bool>(
+        "SELECT interest._user_key_fits($1, $2)",
+        &[src.id.into(), user_key.into()],
+    )
+    .unwrap_or(true)
 }
 
 /// Under row-level security on the items table, which of `keys` the caller

@@ -364,6 +364,9 @@ fn seen_items(src: &EventSource, user_key: &str) -> HashSet<String> {
         src.item_expr, src.relname, src.user_match
     );
     crate::owner_read::as_table_owner(src.relid, || {
+        if !crate::owner_read::user_key_fits(src, user_key) {
+            return HashSet::new();
+        }
         crate::spi::read_cached(&sql, &[user_key.into()], |t| {
             t.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
                 .collect()

@@ -79,6 +79,10 @@ FROM filtered ORDER BY f;
 RESET interest.recommend_candidates;
 SELECT count(*) FILTER (WHERE item IN ('1', '2', '3')) AS excluded_items_returned
 FROM recommend(3, 10, events => 'c_events', exclude => ARRAY['1', '2', '3']);
+-- A key the integer user column cannot hold is a user without events (the
+-- trending items, from candidates), not an error.
+SELECT count(*) AS rows, count(*) FILTER (WHERE reason LIKE '%popular%') = count(*) AS all_popular
+FROM recommend('new-visitor', 5, events => 'c_events');
 -- When exclusions leave fewer than k of the candidates, the call asks again
 -- with wider limits, not every item (that would read the whole catalog into
 -- the backend: cached_catalogs() lists it, and a DEBUG line says so); the
