@@ -199,8 +199,11 @@ REVOKE ALL ON FUNCTION interest._fold_all() FROM PUBLIC;
 -- vector_index, not the index) are built again with the same arguments,
 -- each in a block of its own. Not while pg_restore is loading this database
 -- (the embeddings may be half there), nor for a source without embeddings.
--- A lock it cannot have within 5 s fails the attempt, so no application
--- transaction waits long behind it. Returns how many attempts failed.
+-- A lock it cannot have within 5 s fails the attempt (so the worker does
+-- not queue behind a long transaction, and writers queue behind it for at
+-- most that long before it starts); once started, writes to the items
+-- table wait for the build (as for index_items). Returns how many attempts
+-- failed.
 CREATE FUNCTION interest._rebuild_missing_indexes() RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog AS $$
 DECLARE
@@ -215,10 +218,11 @@ BEGIN
              WHERE i.vector_index IS NOT NULL
                AND to_regclass('interest.' || interest._items_index_name(i.id)) IS NULL
              ORDER BY i.id LOOP
-        -- (asked apart from the loop's query: a query still open on the
-        -- table would forbid the CREATE INDEX)
-        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM interest.item_embeddings e WHERE e.source_id = s.id);
         BEGIN
+            -- (asked apart from the loop's query: a query still open on the
+            -- table would forbid the CREATE INDEX; in the block, so a lock
+            -- timeout here is one failed attempt too)
+            CONTINUE WHEN NOT EXISTS (SELECT 1 FROM interest.item_embeddings e WHERE e.source_id = s.id);
             PERFORM interest._index_items(s.relid, s.vector_index);
             RAISE LOG 'pg_interest: rebuilt the missing vector index of items table %', s.relid;
         EXCEPTION WHEN OTHERS THEN

@@ -62,6 +62,7 @@ CREATE FUNCTION interest._user_key_fits(src integer, user_key text) RETURNS bool
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
 DECLARE
     user_type text;
+    fits boolean;
 BEGIN
     SELECT format_type(a.atttypid, a.atttypmod) INTO user_type
     FROM interest.event_sources s JOIN pg_attribute a ON a.attrelid = s.relid AND a.attname = s.columns[1]
@@ -69,12 +70,15 @@ BEGIN
     IF user_type IS NULL THEN
         RETURN true;
     END IF;
-    EXECUTE format('SELECT ($1)::%s', user_type) USING user_key;
-    RETURN true;
-EXCEPTION WHEN data_exception THEN
+    -- The key must come back unchanged: a cast to varchar(5) truncates, and
+    -- users are keyed by their column's text ('007' is not user 7).
+    EXECUTE format('SELECT (($1)::%s)::text = $1', user_type) INTO fits USING user_key;
+    RETURN coalesce(fits, false);
+EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
+    -- Not a value of the type, or refused by a domain's constraint.
     RETURN false;
 END $$;
-COMMENT ON FUNCTION interest._user_key_fits(integer, text) IS 'Whether a user key is a valid value of the events table''s user column (one that is not has no rows).';
+COMMENT ON FUNCTION interest._user_key_fits(integer, text) IS 'Whether a user key is a value of the events table''s user column as it is written there (one that is not has no rows).';
 
 -- The expressions an events table is read through, from its columns (user,
 -- item, time, type, weight, text; NULL for none) and the type weights:

@@ -74,13 +74,20 @@ pub extern "C-unwind" fn pg_interest_fold_worker_main(_arg: pg_sys::Datum) {
             };
             next_index_check = Instant::now() + index_check_period;
         }
-        let wake = next_fold.min(next_index_check);
-        if !BackgroundWorker::wait_latch(Some(wake.saturating_duration_since(Instant::now()))) {
+        // The latch waits whole milliseconds: a shorter wait rounds up, not
+        // down to a wait of none (a busy loop until the time comes).
+        let wait = next_fold
+            .min(next_index_check)
+            .saturating_duration_since(Instant::now());
+        let wait = Duration::from_millis(wait.as_micros().div_ceil(1000) as u64);
+        if !BackgroundWorker::wait_latch(Some(wait)) {
             break;
         }
         if BackgroundWorker::sighup_received() {
             // SAFETY: the documented way for a worker to reread postgresql.conf.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+            // A shorter fold_interval applies now, not after the old period.
+            next_fold = next_fold.min(Instant::now() + period());
         }
         if Instant::now() < next_fold {
             continue;

@@ -11,10 +11,10 @@ use crate::spi::one_read_cached;
 use crate::store::catalog::{self, Catalog};
 use crate::store::covisit as store;
 use crate::store::items::{self, VectorIndex};
-use crate::store::trending;
+use crate::store::trending::{self, Trending};
 use interest_core::candidates::{self, CandidateLimits};
 use interest_core::clock::ranking_clock;
-use interest_core::covisit::{link_strengths, CovisitContribution, ItemStats};
+use interest_core::covisit::{covisit_scores, link_strengths, CovisitContribution, ItemStats};
 use interest_core::covisit_context::{self, catalog_covisit_scores, RecentStats};
 use interest_core::ranking::{self, RankWeights, Scored, UserSignals};
 use interest_core::signals::{catalog_signals, FRESHNESS_HALF_LIFE_SECS};
@@ -35,15 +35,16 @@ struct Context {
     counts: Vec<f64>,
     /// Recent (decayed) event count by catalog index (popularity).
     recent: Vec<f64>,
-    /// The stats and links of the user's recent items when the candidate
-    /// path has read them already (None: `covisit` reads them).
-    recent_links: Option<Vec<(String, ItemStats<String>)>>,
-    /// On the candidate path, the strongest linked items under the limits
-    /// as set: the co-visitation scale comes from them
-    /// (`candidates::covisit_max`). Empty: from every item.
-    covisit_base: Vec<String>,
+    /// The stats and links of the recent items when the call has read them
+    /// already (`Seed`; None: `covisit` reads them).
+    recent_links: Option<Rc<RecentLinks>>,
+    /// The co-visitation score to divide by, fixed for the user on the
+    /// candidate path (`Seed::covisit_max`); None: the largest scored.
+    covisit_max: Option<f64>,
     now: f64,
 }
+
+type RecentLinks = Vec<(String, ItemStats<String>)>;
 
 impl Context {
     /// `as_of` (epoch seconds) replaces now() for replayed, historical data;
@@ -66,94 +67,13 @@ impl Context {
         Context::assemble(src, catalog, stats, now)
     }
 
-    /// recommend()'s context on a catalog with a vector index: only the
-    /// candidates under `limits` (content neighbours of each sub-interest,
-    /// the items the user's recent items lead to, trending items) and the
-    /// `extra` keys are read and scored. Returns the user as read, for the
-    /// ranking.
-    fn for_candidates(
-        src: &EventSource,
-        item_source: i32,
-        as_of: Option<f64>,
-        user_key: &str,
-        k: usize,
-        extra: &[String],
-        limits: CandidateLimits,
-    ) -> (Context, UserView) {
-        let trending = trending::snapshot(src);
-        let now = ranking_clock(asked_time(as_of), trending.last_event);
-        let view = load_user(src, user_key);
-        let interests = view
-            .state
-            .as_ref()
-            .map_or_else(Vec::new, |s| s.interests_at(now, &src.params));
-        let recent_links = store::load_item_stats(src.id, &view.recent, |j| j.to_string());
-        let linked = {
-            let by_key: HashMap<&str, &ItemStats<String>> =
-                recent_links.iter().map(|(k, s)| (k.as_str(), s)).collect();
-            link_strengths(
-                &view.recent,
-                |k| {
-                    by_key.get(k.as_str()).map(|s| {
-                        let links = s.links_at(now, &src.covisit);
-                        let links = links.map(|(j, w)| (j.clone(), w)).collect();
-                        (s.count_at(now, &src.covisit), links)
-                    })
-                },
-                &src.covisit,
-            )
-        };
-        let popular = trending::most_popular(src, &trending, limits.trending);
-        let mut ctx = Context::of_candidates(src, item_source, now, |nearest| {
-            let mut keys = candidates::gather(&interests, &linked, &popular, nearest, limits, k);
-            keys.extend(extra.iter().cloned());
-            keys
-        });
-        ctx.recent_links = Some(recent_links);
-        ctx.covisit_base = candidates::strongest(&linked, gucs::candidate_limits().covisit);
-        (ctx, view)
-    }
-
-    /// similar_items()' context on a catalog with a vector index: the
-    /// item's nearest neighbours and the items it leads to by co-visitation,
-    /// under `limits`. None when the item has no embedding.
-    fn for_similar(
-        src: &EventSource,
-        item_source: i32,
-        as_of: Option<f64>,
-        item_key: &str,
-        k: usize,
-        limits: CandidateLimits,
-    ) -> Option<Context> {
-        let key = item_key.to_string();
-        let vector = items::vectors(item_source, std::slice::from_ref(&key)).remove(&key)?;
-        let trending = trending::snapshot(src);
-        let now = ranking_clock(asked_time(as_of), trending.last_event);
-        let linked: HashMap<String, f64> =
-            store::load_item_stats(src.id, std::slice::from_ref(&key), |j| j.to_string())
-                .into_iter()
-                .flat_map(|(_, s)| {
-                    s.links_at(now, &src.covisit)
-                        .map(|(j, w)| (j.clone(), w))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-        let interests = [(vector, 1.0)];
-        let mut ctx = Context::of_candidates(src, item_source, now, |nearest| {
-            let mut keys = candidates::gather(&interests, &linked, &[], nearest, limits, k);
-            keys.push(key);
-            keys
-        });
-        ctx.covisit_base = candidates::strongest(&linked, gucs::candidate_limits().covisit);
-        Some(ctx)
-    }
-
     /// The context of the keys `gather` returns, given a lookup of nearest
-    /// neighbours in the source's vector index (whose rows are not read again).
+    /// neighbours in the source's vector index (whose rows are not read
+    /// again), for `seed`.
     fn of_candidates(
         src: &EventSource,
         item_source: i32,
-        now: f64,
+        seed: &Seed,
         gather: impl FnOnce(&mut dyn FnMut(&[f32], usize) -> Vec<String>) -> Vec<String>,
     ) -> Context {
         let mut fetched = Vec::new();
@@ -167,7 +87,11 @@ impl Context {
         keys.dedup();
         let catalog = Rc::new(catalog::of_candidates(item_source, &keys, fetched));
         let stats = store::load_counts(src.id, &catalog.keys);
-        Context::assemble(src, catalog, stats, now)
+        Context {
+            recent_links: Some(seed.recent_links.clone()),
+            covisit_max: Some(seed.covisit_max),
+            ..Context::assemble(src, catalog, stats, seed.now)
+        }
     }
 
     fn assemble(
@@ -197,7 +121,7 @@ impl Context {
             counts,
             recent,
             recent_links: None,
-            covisit_base: Vec::new(),
+            covisit_max: None,
             now,
         }
     }
@@ -258,23 +182,129 @@ impl Context {
     }
 
     /// The user's signals from their interests and co-visitation terms,
-    /// scaled as the context says (`covisit_base`).
+    /// scaled as the context says.
     fn signals(&self, interests: Vec<(Vec<f32>, f64)>, terms: &Terms) -> UserSignals {
-        let covisit = terms.totals();
-        let covisit_max = (!self.covisit_base.is_empty()).then(|| {
-            let base: Vec<usize> = self
-                .covisit_base
-                .iter()
-                .filter_map(|k| self.index().get(k).copied())
-                .collect();
-            candidates::covisit_max(&covisit, &base)
-        });
         UserSignals {
             interests,
-            covisit,
-            covisit_max,
+            covisit: terms.totals(),
+            covisit_max: self.covisit_max,
         }
     }
+}
+
+/// What a call on the candidate path reads once about whom it ranks for (a
+/// user, or the item similar_items() starts from), whatever its candidate
+/// limits: each widening round gathers its candidates from it.
+struct Seed {
+    now: f64,
+    interests: Vec<(Vec<f32>, f64)>,
+    /// Most recent last.
+    recent: Vec<String>,
+    recent_links: Rc<RecentLinks>,
+    /// Each item the recent items lead to, by strength (`link_strengths`).
+    linked: HashMap<String, f64>,
+    /// The largest co-visitation score among the `COVISIT_SCALE_BASE`
+    /// strongest linked items: one scale for every call of the user.
+    covisit_max: f64,
+    /// None: no trending candidates (similar_items).
+    trending: Option<Rc<Trending>>,
+}
+
+impl Seed {
+    /// The user's seed: their interests now and their recent items.
+    fn of_user(src: &EventSource, as_of: Option<f64>, user_key: &str) -> Seed {
+        let trending = trending::snapshot(src);
+        let now = ranking_clock(asked_time(as_of), trending.last_event);
+        let view = load_user(src, user_key);
+        let interests = interests_of(src, &view, now);
+        Seed::read(src, now, interests, view.recent, Some(trending))
+    }
+
+    /// The seed of similar_items(item_key): its direction and its links.
+    /// None when the item has no embedding.
+    fn of_item(
+        src: &EventSource,
+        item_source: i32,
+        as_of: Option<f64>,
+        item_key: &str,
+    ) -> Option<Seed> {
+        let key = item_key.to_string();
+        let vector = items::vectors(item_source, std::slice::from_ref(&key)).remove(&key)?;
+        let now = ranking_clock(asked_time(as_of), trending::snapshot(src).last_event);
+        Some(Seed::read(src, now, vec![(vector, 1.0)], vec![key], None))
+    }
+
+    fn read(
+        src: &EventSource,
+        now: f64,
+        interests: Vec<(Vec<f32>, f64)>,
+        recent: Vec<String>,
+        trending: Option<Rc<Trending>>,
+    ) -> Seed {
+        let p = src.covisit;
+        let recent_links = store::load_item_stats(src.id, &recent, |j| j.to_string());
+        let by_key: HashMap<&str, &ItemStats<String>> =
+            recent_links.iter().map(|(k, s)| (k.as_str(), s)).collect();
+        let stats_of = |k: &String| {
+            by_key.get(k.as_str()).map(|s| {
+                let links = s.links_at(now, &p).map(|(j, w)| (j.clone(), w)).collect();
+                (s.count_at(now, &p), links)
+            })
+        };
+        let linked = link_strengths(&recent, stats_of, &p);
+        let base = candidates::strongest(&linked, candidates::COVISIT_SCALE_BASE);
+        let base_counts: HashMap<String, f64> = store::load_counts(src.id, &base)
+            .into_iter()
+            .map(|(k, s)| (k, s.count_at(now, &p)))
+            .collect();
+        let scores: HashMap<String, f64> = covisit_scores(
+            &recent,
+            stats_of,
+            |j| base_counts.get(j).copied().unwrap_or(0.0),
+            &p,
+        )
+        .into_iter()
+        .map(|(j, parts)| (j, parts.iter().map(|c| c.value).sum()))
+        .collect();
+        let covisit_max = candidates::covisit_max(&scores, &base);
+        Seed {
+            now,
+            interests,
+            recent,
+            recent_links: Rc::new(recent_links),
+            linked,
+            covisit_max,
+            trending,
+        }
+    }
+
+    /// The context of the candidates under `limits` for a list of `k`,
+    /// plus the `extra` keys.
+    fn context(
+        &self,
+        src: &EventSource,
+        item_source: i32,
+        k: usize,
+        extra: &[String],
+        limits: CandidateLimits,
+    ) -> Context {
+        let popular = match &self.trending {
+            Some(t) => trending::most_popular(src, t, limits.trending),
+            None => Vec::new(),
+        };
+        Context::of_candidates(src, item_source, self, |nearest| {
+            let mut keys =
+                candidates::gather(&self.interests, &self.linked, &popular, nearest, limits, k);
+            keys.extend(extra.iter().cloned());
+            keys
+        })
+    }
+}
+
+fn interests_of(src: &EventSource, view: &UserView, now: f64) -> Vec<(Vec<f32>, f64)> {
+    view.state
+        .as_ref()
+        .map_or_else(Vec::new, |s| s.interests_at(now, &src.params))
 }
 
 /// The items source whose vector index gives `src`'s candidates, when
@@ -349,24 +379,23 @@ impl Terms {
 }
 
 /// The user's signals plus the per-item co-visitation terms (for reasons).
-fn user_signals(src: &EventSource, ctx: &Context, view: &UserView) -> (UserSignals, Terms) {
-    let interests = view
-        .state
-        .as_ref()
-        .map_or_else(Vec::new, |s| s.interests_at(ctx.now, &src.params));
-    let terms = ctx.covisit(src, &view.recent);
+fn user_signals(
+    src: &EventSource,
+    ctx: &Context,
+    interests: Vec<(Vec<f32>, f64)>,
+    recent: &[String],
+) -> (UserSignals, Terms) {
+    let terms = ctx.covisit(src, recent);
     (ctx.signals(interests, &terms), terms)
 }
 
+/// The items the user has events on, as the reader sees the user's rows.
 fn seen_items(src: &EventSource, user_key: &str) -> HashSet<String> {
     let sql = format!(
         "SELECT DISTINCT {} FROM {} WHERE {}",
         src.item_expr, src.relname, src.user_match
     );
-    crate::owner_read::as_table_owner(src.relid, || {
-        if !crate::owner_read::user_key_fits(src, user_key) {
-            return HashSet::new();
-        }
+    crate::owner_read::as_user_rows_reader(src, user_key, || {
         crate::spi::read_cached(&sql, &[user_key.into()], |t| {
             t.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
                 .collect()
@@ -447,45 +476,41 @@ fn _recommend(
                 balance,
             },
         );
-        let rank = |ctx: &Context, view: &UserView| {
-            rank_in(
-                &src,
-                ctx,
-                view,
-                user_key,
-                k,
-                &w,
-                exclude_seen,
-                exclude.as_deref(),
-                allowed.as_deref(),
-            )
+        let seen = exclude_seen.then(|| seen_items(&src, user_key));
+        let rules = ListRules {
+            k,
+            w: &w,
+            seen: seen.as_ref(),
+            exclude: exclude.as_deref(),
+            allowed: allowed.as_deref(),
         };
         if let Some(item_source) = candidate_source(&src) {
+            let seed = Seed::of_user(&src, as_of, user_key);
             // A short filter list joins the candidates whole: then nothing
             // the filter allows is left out, however few rows it gives.
-            let whole = allowed
-                .as_deref()
+            let whole = rules
+                .allowed
                 .filter(|a| a.len() <= candidates::MAX_FILTER_CANDIDATES);
             let extra: Vec<String> = whole.into_iter().flatten().flatten().cloned().collect();
             let attempt = |limits| {
-                let (ctx, view) =
-                    Context::for_candidates(&src, item_source, as_of, user_key, k, &extra, limits);
-                (ctx.keys().len(), rank(&ctx, &view))
+                let ctx = seed.context(&src, item_source, k, &extra, limits);
+                let rows = rank_in(&src, &ctx, seed.interests.clone(), &seed.recent, &rules);
+                (ctx.keys().len(), rows)
             };
             if whole.is_some() {
                 return TableIterator::new(attempt(gucs::candidate_limits()).1);
             }
-            match widening(k, attempt) {
+            match widening("recommend", k, attempt) {
                 Ok(rows) => return TableIterator::new(rows),
                 Err(_) => {
                     debug1!("recommend(): fewer than {k} eligible candidates; ranking every item")
                 }
             }
         }
-        TableIterator::new(rank(
-            &Context::load(&src, as_of),
-            &load_user(&src, user_key),
-        ))
+        let ctx = Context::load(&src, as_of);
+        let view = load_user(&src, user_key);
+        let interests = interests_of(&src, &view, ctx.now);
+        TableIterator::new(rank_in(&src, &ctx, interests, &view.recent, &rules))
     })
 }
 
@@ -494,6 +519,7 @@ fn _recommend(
 /// grow. `attempt` returns how many candidates it read and its rows. Err:
 /// the last rows, fewer than k.
 fn widening<T>(
+    call: &str,
     k: usize,
     mut attempt: impl FnMut(CandidateLimits) -> (usize, Vec<T>),
 ) -> Result<Vec<T>, Vec<T>> {
@@ -504,6 +530,10 @@ fn widening<T>(
         if found.len() >= k {
             return Ok(found);
         }
+        debug1!(
+            "{call}(): {} of {k} rows from {n} candidates (round {round})",
+            found.len()
+        );
         rows = found;
         if n <= read {
             break;
@@ -513,38 +543,45 @@ fn widening<T>(
     Err(rows)
 }
 
+/// What a list must satisfy: its length and weights, and the items it
+/// leaves out.
+struct ListRules<'a> {
+    k: usize,
+    w: &'a RankWeights,
+    /// The user's seen items, when they are excluded.
+    seen: Option<&'a HashSet<String>>,
+    exclude: Option<&'a [Option<String>]>,
+    allowed: Option<&'a [Option<String>]>,
+}
+
 /// Ranks `ctx`'s catalog for the user, with the call's exclusions and filter
 /// (and row-level security on the items table) applied first.
-#[allow(clippy::too_many_arguments)]
 fn rank_in(
     src: &EventSource,
     ctx: &Context,
-    view: &UserView,
-    user_key: &str,
-    k: usize,
-    w: &RankWeights,
-    exclude_seen: bool,
-    exclude: Option<&[Option<String>]>,
-    allowed: Option<&[Option<String>]>,
+    interests: Vec<(Vec<f32>, f64)>,
+    recent: &[String],
+    rules: &ListRules,
 ) -> Vec<(String, f64, String)> {
-    let (user, terms) = user_signals(src, ctx, view);
+    let (user, terms) = user_signals(src, ctx, interests, recent);
     let mut banned: HashSet<usize> = HashSet::new();
-    if exclude_seen {
-        banned.extend(
-            seen_items(src, user_key)
-                .iter()
-                .filter_map(|k| ctx.index().get(k)),
-        );
-    }
     banned.extend(
-        exclude
+        rules
+            .seen
+            .into_iter()
+            .flatten()
+            .filter_map(|k| ctx.index().get(k)),
+    );
+    banned.extend(
+        rules
+            .exclude
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|k| ctx.index().get(k).copied()),
     );
     // The caller's filter, and row-level security on the items table.
-    let allowed: Option<HashSet<usize>> = allowed.map(|a| {
+    let allowed: Option<HashSet<usize>> = rules.allowed.map(|a| {
         a.iter()
             .flatten()
             .filter_map(|k| ctx.index().get(k).copied())
@@ -557,7 +594,7 @@ fn rank_in(
     };
     let eligible =
         |i: usize| !banned.contains(&i) && allowed.as_ref().is_none_or(|a| a.contains(&i));
-    let ranked = ranking::rank(&ctx.ranking_catalog(), &user, eligible, k, w);
+    let ranked = ranking::rank(&ctx.ranking_catalog(), &user, eligible, rules.k, rules.w);
     ranked
         .iter()
         .map(|s: &Scored| {
@@ -606,24 +643,31 @@ fn _explain(
         );
         // With a vector index, the context recommend() would read for the
         // user plus the item: the same normalisers, so the same score.
-        let (ctx, view) = match candidate_source(&src) {
-            Some(item_source) => Context::for_candidates(
-                &src,
-                item_source,
-                as_of,
-                user_key,
-                candidates::LIMITS_ARE_FOR_K,
-                &[item_key.to_string()],
-                gucs::candidate_limits(),
-            ),
-            None => (Context::load(&src, as_of), load_user(&src, user_key)),
+        let (ctx, interests, recent) = match candidate_source(&src) {
+            Some(item_source) => {
+                let seed = Seed::of_user(&src, as_of, user_key);
+                let ctx = seed.context(
+                    &src,
+                    item_source,
+                    candidates::LIMITS_ARE_FOR_K,
+                    &[item_key.to_string()],
+                    gucs::candidate_limits(),
+                );
+                (ctx, seed.interests, seed.recent)
+            }
+            None => {
+                let ctx = Context::load(&src, as_of);
+                let view = load_user(&src, user_key);
+                let interests = interests_of(&src, &view, ctx.now);
+                (ctx, interests, view.recent)
+            }
         };
         let visible = visible_indices(&src, &ctx);
         let item = match ctx.index().get(item_key) {
             Some(&i) if visible.as_ref().is_none_or(|v| v.contains(&i)) => i,
             _ => unknown_item(item_key, &src),
         };
-        let (user, terms) = user_signals(&src, &ctx, &view);
+        let (user, terms) = user_signals(&src, &ctx, interests, &recent);
         let s = ranking::score_item(
             &ctx.ranking_catalog(),
             &user,
@@ -650,12 +694,12 @@ fn _explain(
                 ));
             }
         }
-        let scale = user.covisit_scale();
+        let factor = user.covisit_factor(item, user.covisit_scale());
         for c in terms.by_item.get(&item).into_iter().flatten() {
             rows.push((
                 "co-visitation".to_string(),
                 format!("after the user's recent item {}", terms.recent[c.via]),
-                w.covisit * c.value * scale,
+                w.covisit * c.value * factor,
             ));
         }
         rows.push((
@@ -716,11 +760,13 @@ fn _similar_items(
         );
         let src = readable_event_source(source_id);
         if let Some(item_source) = candidate_source(&src) {
-            let found = widening(k, |limits| {
-                match Context::for_similar(&src, item_source, as_of, item_key, k, limits) {
-                    Some(ctx) => (ctx.keys().len(), similar_in(&src, &ctx, item_key, k, &w)),
-                    None => unknown_item(item_key, &src),
-                }
+            let Some(seed) = Seed::of_item(&src, item_source, as_of, item_key) else {
+                unknown_item(item_key, &src)
+            };
+            let extra = [item_key.to_string()];
+            let found = widening("similar_items", k, |limits| {
+                let ctx = seed.context(&src, item_source, k, &extra, limits);
+                (ctx.keys().len(), similar_in(&src, &ctx, item_key, k, &w))
             });
             if let Ok(rows) = found {
                 return TableIterator::new(rows);

@@ -114,11 +114,15 @@ pub fn strongest<K: Ord + Clone>(covisit: &HashMap<K, f64>, n: usize) -> Vec<K> 
     linked.into_iter().map(|(j, _)| j.clone()).collect()
 }
 
-/// The co-visitation score the candidate path divides by
-/// (`UserSignals::covisit_max`): the largest among `base`, the strongest
-/// linked items under the limits as set (not widened), which every
-/// candidate set of the user holds. So recommend() from any of its
-/// candidate sets and explain() scale alike.
+/// The candidate path's co-visitation scale (`UserSignals::covisit_max`)
+/// comes from the user's this-many strongest linked items, whatever the
+/// limits, the widening round or which of them are embedded: so every call
+/// for a user, and explain(), scale alike.
+pub const COVISIT_SCALE_BASE: usize = DEFAULT_LIMITS.covisit;
+
+/// The largest of `scores` among `base` (the `COVISIT_SCALE_BASE`
+/// strongest linked items, `strongest`): what the candidate path divides
+/// co-visitation scores by.
 pub fn covisit_max<K: Eq + std::hash::Hash>(scores: &HashMap<K, f64>, base: &[K]) -> f64 {
     base.iter()
         .filter_map(|k| scores.get(k))

@@ -353,7 +353,7 @@ pub fn evaluate(
             let strengths = model.link_strengths(u, cfg);
             signals.covisit_max = Some(candidates::covisit_max(
                 &signals.covisit,
-                &candidates::strongest(&strengths, cfg.candidates.covisit),
+                &candidates::strongest(&strengths, candidates::COVISIT_SCALE_BASE),
             ));
             let pool: HashSet<usize> = path
                 .candidates(&signals, &strengths, cfg.candidates, cfg.k)

@@ -89,8 +89,8 @@ pub struct UserSignals {
     pub covisit: HashMap<usize, f64>,
     /// The score to divide by when it is fixed apart from the scored items
     /// (the candidate path takes the largest among the user's strongest
-    /// links, so the scale does not depend on which candidates a call read);
-    /// None: the largest in `covisit`.
+    /// links, `candidates::covisit_max`, so the scale does not depend on
+    /// which candidates a call read); None: the largest in `covisit`.
     pub covisit_max: Option<f64>,
 }
 
@@ -106,6 +106,19 @@ impl UserSignals {
             1.0 / max
         } else {
             0.0
+        }
+    }
+
+    /// What each of `item`'s co-visitation terms is multiplied by: the
+    /// scale, less where the scaled score would pass 1 (on the candidate
+    /// path a rarer linked item can score above the strongest links that
+    /// set the scale; it counts as much as the best of them, no more).
+    pub fn covisit_factor(&self, item: usize, scale: f64) -> f64 {
+        let raw = self.covisit.get(&item).copied().unwrap_or(0.0);
+        if raw * scale > 1.0 {
+            1.0 / raw
+        } else {
+            scale
         }
     }
 }
@@ -160,7 +173,8 @@ pub fn score_item(
             content = w.content * mixed;
         }
     }
-    let covisit = w.covisit * user.covisit.get(&item).copied().unwrap_or(0.0) * covisit_scale;
+    let raw = user.covisit.get(&item).copied().unwrap_or(0.0);
+    let covisit = w.covisit * raw * user.covisit_factor(item, covisit_scale);
     let popularity = w.popularity * cat.popularity[item];
     let freshness = w.freshness * cat.freshness[item];
     Scored {
@@ -334,6 +348,42 @@ mod tests {
     fn unit(v: &[f32]) -> Vec<f32> {
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         v.iter().map(|x| x / n).collect()
+    }
+
+    #[test]
+    fn a_fixed_scale_caps_each_items_covisitation_at_one() {
+        let vectors = vec![None, None, None];
+        let cat = Catalog {
+            vectors: &vectors,
+            popularity: &[0.0; 3],
+            freshness: &[0.0; 3],
+            tie_order: None,
+        };
+        // The scale comes from a score of 2; item 2 scores 8 (a rarer item).
+        let user = UserSignals {
+            interests: Vec::new(),
+            covisit: HashMap::from([(0, 1.0), (1, 2.0), (2, 8.0)]),
+            covisit_max: Some(2.0),
+        };
+        let w = RankWeights {
+            covisit: 1.0,
+            ..RankWeights::default()
+        };
+        let scale = user.covisit_scale();
+        let got: Vec<f64> = (0..3)
+            .map(|i| score_item(&cat, &user, scale, i, &w).covisit)
+            .collect();
+        assert_eq!(got, vec![0.5, 1.0, 1.0]);
+        // explain() multiplies each term by the factor: they add up to the score.
+        assert_eq!(8.0 * user.covisit_factor(2, scale), 1.0);
+        assert_eq!(1.0 * user.covisit_factor(0, scale), 0.5);
+        // Without a fixed scale, the largest sets it and nothing is capped.
+        let free = UserSignals {
+            covisit_max: None,
+            ..user
+        };
+        let scale = free.covisit_scale();
+        assert_eq!(score_item(&cat, &free, scale, 1, &w).covisit, 0.25);
     }
 
     #[test]

@@ -83,6 +83,40 @@ FROM recommend(3, 10, events => 'c_events', exclude => ARRAY['1', '2', '3']);
 -- trending items, from candidates), not an error.
 SELECT count(*) AS rows, count(*) FILTER (WHERE reason LIKE '%popular%') = count(*) AS all_popular
 FROM recommend('new-visitor', 5, events => 'c_events');
+-- A key must also come back unchanged from the column's type (varchar(3)
+-- truncates 'abcdef' to the user abc; '007' is not user 7, whose key is
+-- '7') and pass a domain's CHECK; one that does not is a user without
+-- events too, whose list leaves in the items abc has seen.
+CREATE DOMAIN positive_id AS int CHECK (VALUE > 0);
+CREATE TABLE k_events (user_id positive_id, item_id int);
+CREATE TABLE v_events (shopper varchar(3), item_id int);
+SELECT attach_events('k_events', 'user_id', 'item_id') > 0 AS attached,
+       attach_events('v_events', 'shopper', 'item_id') > 0 AS attached_too;
+INSERT INTO k_events VALUES (5, 1), (5, 2), (6, 1), (6, 3), (7, 2);
+INSERT INTO v_events VALUES ('abc', 1), ('abc', 2), ('abd', 1), ('abd', 3);
+SELECT t, k, interest._user_key_fits(s.id, k) AS fits
+FROM (VALUES ('k_events', '5'), ('k_events', '-5'), ('k_events', '007'), ('k_events', 'x'),
+             ('v_events', 'abc'), ('v_events', 'abcdef'), ('v_events', 'ab')) v(t, k)
+JOIN interest.event_sources s ON s.relid = t::regclass ORDER BY t, k;
+SELECT (SELECT array_agg(item ORDER BY item) FROM recommend('-5', 3, events => 'k_events')) AS domain_refused,
+       (SELECT array_agg(item ORDER BY item) FROM recommend('007', 3, events => 'k_events')) AS not_user_7,
+       (SELECT array_agg(item ORDER BY item) FROM recommend('abcdef', 3, events => 'v_events')) AS not_user_abc,
+       (SELECT array_agg(item ORDER BY item) FROM recommend('abc', 3, events => 'v_events')) AS user_abc;
+-- The same for a reader under row-level security, who sees user 5 only: a
+-- user hidden from them has no events either (not even seen items).
+CREATE ROLE k_reader;
+GRANT SELECT ON k_events TO k_reader;
+ALTER TABLE k_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY only_5 ON k_events FOR SELECT TO k_reader USING (user_id = 5);
+SET ROLE k_reader;
+SELECT (SELECT array_agg(item ORDER BY item) FROM recommend('x', 3, events => 'k_events')) AS not_a_key,
+       (SELECT array_agg(item ORDER BY item) FROM recommend('6', 3, events => 'k_events')) AS hidden_user,
+       (SELECT array_agg(item ORDER BY item) FROM recommend('5', 3, events => 'k_events')) AS user_5;
+RESET ROLE;
+SELECT detach_events('k_events') AND detach_events('v_events') AS detached;
+DROP TABLE k_events, v_events;
+DROP ROLE k_reader;
+DROP DOMAIN positive_id;
 -- When exclusions leave fewer than k of the candidates, the call asks again
 -- with wider limits, not every item (that would read the whole catalog into
 -- the backend: cached_catalogs() lists it, and a DEBUG line says so); the
@@ -121,13 +155,19 @@ SELECT count(*) AS rows,
        bool_and(abs(r.score - (SELECT sum(contribution) FROM explain(u::text, r.item, events => 'c_events'))) < 1e-9) AS explain_adds_up
 FROM generate_series(1, 30) u, recommend(u, 3, events => 'c_events') r;
 -- ...also when the call widened its candidates (the scales do not depend
--- on which candidates a call read).
+-- on which candidates a call read; the DEBUG lines show the rounds).
 SET interest.content_candidates = 20;
 SET interest.covisit_candidates = 20;
-SELECT count(*) AS rows,
-       bool_and(abs(r.score - (SELECT sum(contribution) FROM explain(u::text, r.item, events => 'c_events'))) < 1e-9) AS explain_adds_up
-FROM generate_series(5, 12) u,
+CREATE TEMP TABLE widened_scores (u int, item text, score float8);
+SET client_min_messages = debug1;
+INSERT INTO widened_scores
+SELECT u, r.item, r.score FROM generate_series(5, 8) u,
      recommend(u, 5, events => 'c_events', exclude => ARRAY(SELECT i::text FROM generate_series(1, 600) i WHERE i % 50 <> 0)) r;
+RESET client_min_messages;
+SELECT count(*) AS rows,
+       bool_and(abs(r.score - (SELECT sum(contribution) FROM explain(u::text, r.item, events => 'c_events'))) < 1e-9) AS explain_adds_up,
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM explain(u::text, r.item, events => 'c_events') WHERE component = 'co-visitation')) > 0 AS some_from_covisitation
+FROM widened_scores r;
 RESET interest.content_candidates;
 RESET interest.covisit_candidates;
 -- similar_items() from the item's neighbours and links: as from every item.
