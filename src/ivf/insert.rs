@@ -68,16 +68,21 @@ unsafe fn place_vector(
         // The meta page is rewritten below when the map turned out empty.
         let mut meta_changed = set_dims;
         if !set_dims && meta.vectors_freed != 0 {
-            match place_in_freed_space(index, item, meta.vector_tail) {
-                FreedSpace::Placed(block, offset) => {
-                    pg_sys::UnlockReleaseBuffer(meta_buffer);
-                    return (block, offset);
+            // A miss corrects the map's entry for that page, so the next
+            // question gets another page.
+            for _ in 0..FREED_SPACE_ATTEMPTS {
+                match place_in_freed_space(index, item, meta.vector_tail) {
+                    FreedSpace::Placed(block, offset) => {
+                        pg_sys::UnlockReleaseBuffer(meta_buffer);
+                        return (block, offset);
+                    }
+                    FreedSpace::MapEmpty => {
+                        meta.vectors_freed = 0;
+                        meta_changed = true;
+                        break;
+                    }
+                    FreedSpace::Missed => {}
                 }
-                FreedSpace::MapEmpty => {
-                    meta.vectors_freed = 0;
-                    meta_changed = true;
-                }
-                FreedSpace::Missed => {}
             }
         }
         if meta.vector_tail != pages::INVALID_BLOCK {
@@ -114,6 +119,10 @@ unsafe fn place_vector(
         (block, offset)
     }
 }
+
+/// How many pages the free space map may name before an insert gives up
+/// on freed room and appends (its answers can be stale).
+const FREED_SPACE_ATTEMPTS: usize = 3;
 
 enum FreedSpace {
     Placed(pg_sys::BlockNumber, pg_sys::OffsetNumber),
