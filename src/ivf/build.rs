@@ -409,7 +409,7 @@ pub fn code_entry(
     factors: interest_core::ivf::rabitq::CodeFactors,
 ) -> CodeEntry {
     CodeEntry {
-        heap_block: ((tid.ip_blkid.bi_hi as u32) << 16) | tid.ip_blkid.bi_lo as u32,
+        heap_block: unsafe { pgrx::itemptr::item_pointer_get_block_number_no_check(*tid) },
         heap_offset: tid.ip_posid,
         vector_offset,
         vector_block,

@@ -161,6 +161,9 @@ pub unsafe extern "C-unwind" fn amgettuple(
                     .min(state.list_limit)
                     .min(state.order.len());
                 for position in state.next_list..end {
+                    prefetch_list(index, state, state.order[position] as usize);
+                }
+                for position in state.next_list..end {
                     pgrx::check_for_interrupts!();
                     probe_list(index, state, state.order[position] as usize);
                 }
@@ -168,7 +171,27 @@ pub unsafe extern "C-unwind" fn amgettuple(
             } else if state.pool.is_empty() {
                 return false;
             }
+            let before = state.ready.len();
             rerank_round(index, state);
+            prefetch_heap(scan, state.ready.range(before..));
+        }
+    }
+}
+
+/// Asks the kernel for the heap pages of a round's rows before the
+/// executor fetches them one by one: on a cold cache their reads overlap.
+unsafe fn prefetch_heap<'a>(
+    scan: pg_sys::IndexScanDesc,
+    tids: impl Iterator<Item = &'a pg_sys::ItemPointerData>,
+) {
+    unsafe {
+        let heap = (*scan).heapRelation;
+        if heap.is_null() {
+            return;
+        }
+        for tid in tids {
+            let block = pgrx::itemptr::item_pointer_get_block_number_no_check(*tid);
+            pg_sys::PrefetchBuffer(heap, pg_sys::ForkNumber::MAIN_FORKNUM, block);
         }
     }
 }
@@ -230,18 +253,51 @@ impl VectorReader {
 }
 
 /// Estimates every entry of one list into the pool.
-unsafe fn probe_list(index: pg_sys::Relation, state: &mut ScanState, list: usize) {
-    let shape = state.shape.clone().expect("rescan loads the shape");
+/// A list's first and last pages.
+unsafe fn list_ends(index: pg_sys::Relation, shape: &Shape, list: usize) -> ListEnds {
     let (tails_block, tails_offset) = shape.tail_slot(list);
-    let head = unsafe {
+    unsafe {
         let buffer = buffers::lock_block(index, tails_block, false);
         let ends: ListEnds = match pages::item(pg_sys::BufferGetPage(buffer), tails_offset) {
             Some(bytes) => pages::read_struct(bytes),
             None => super::corrupt("a list has no ends record"),
         };
         pg_sys::UnlockReleaseBuffer(buffer);
-        ends.head
+        ends
+    }
+}
+
+/// A list spanning at most this many blocks from its first page to its last
+/// is taken to lie on them all (a build writes each list's pages in a row).
+const CONTIGUOUS_LIST_BLOCKS: u32 = 64;
+
+/// Asks the kernel for a list's pages before the probe reads them one by
+/// one, so the reads of a round's lists overlap on a cold cache: the pages
+/// from its first to its last when they lie close (as built), else the
+/// first (a list that grew since the build has its later pages elsewhere).
+unsafe fn prefetch_list(index: pg_sys::Relation, state: &ScanState, list: usize) {
+    let Some(shape) = state.shape.as_ref() else {
+        return;
     };
+    unsafe {
+        let ends = list_ends(index, shape, list);
+        if ends.head == pages::INVALID_BLOCK {
+            return;
+        }
+        let last = if ends.tail >= ends.head && ends.tail - ends.head < CONTIGUOUS_LIST_BLOCKS {
+            ends.tail
+        } else {
+            ends.head
+        };
+        for block in ends.head..=last {
+            pg_sys::PrefetchBuffer(index, pg_sys::ForkNumber::MAIN_FORKNUM, block);
+        }
+    }
+}
+
+unsafe fn probe_list(index: pg_sys::Relation, state: &mut ScanState, list: usize) {
+    let shape = state.shape.clone().expect("rescan loads the shape");
+    let head = unsafe { list_ends(index, &shape, list) }.head;
     let estimator = state
         .query
         .as_ref()
