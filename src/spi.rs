@@ -225,3 +225,36 @@ pub(crate) fn select_on_active_snapshot<T>(
     })
     .unwrap_or_else(|e| spi_error(e))
 }
+
+/// Runs `read` with lookups by many keys planned as bitmap scans, whose heap
+/// pages are asked of the kernel ahead (`effective_io_concurrency`): on a
+/// cold cache a plain index scan reads them one at a time. For statements
+/// that fetch a few hundred rows by key (recommend()'s candidates).
+pub(crate) fn with_prefetching_reads<T>(read: impl FnOnce() -> T) -> T {
+    // SAFETY: settings saved at a new nesting level and restored below, as
+    // a function's SET clause does (an ERROR's abort restores them too).
+    let nest_level = unsafe {
+        let level = pg_sys::NewGUCNestLevel();
+        for (name, value) in [
+            (c"enable_indexscan", c"off"),
+            (c"enable_bitmapscan", c"on"),
+            (c"effective_io_concurrency", c"64"),
+        ] {
+            pg_sys::set_config_option(
+                name.as_ptr(),
+                value.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+        level
+    };
+    let out = read();
+    // SAFETY: as above.
+    unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
+    out
+}

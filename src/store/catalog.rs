@@ -53,12 +53,14 @@ pub(crate) fn of_candidates(
         .filter(|k| !known.contains(k.as_str()))
         .cloned()
         .collect();
-    let mut rows: Vec<(String, Vec<f32>, f64)> = read_cached(
-        "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
-         WHERE source_id = $1 AND item_key = ANY ($2::text[])",
-        &[item_source.into(), missing.into()],
-        rows_of,
-    );
+    let mut rows: Vec<(String, Vec<f32>, f64)> = crate::spi::with_prefetching_reads(|| {
+        read_cached(
+            "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
+             WHERE source_id = $1 AND item_key = ANY ($2::text[])",
+            &[item_source.into(), missing.into()],
+            rows_of,
+        )
+    });
     rows.extend(fetched);
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     rows.dedup_by(|a, b| a.0 == b.0);
