@@ -396,9 +396,11 @@ fn seen_items(src: &EventSource, user_key: &str) -> HashSet<String> {
         src.item_expr, src.relname, src.user_match
     );
     crate::owner_read::as_user_rows_reader(src, user_key, || {
-        crate::spi::read_cached(&sql, &[user_key.into()], |t| {
-            t.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
-                .collect()
+        crate::spi::with_prefetching_reads(|| {
+            crate::spi::read_cached(&sql, &[user_key.into()], |t| {
+                t.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
+                    .collect()
+            })
         })
     })
 }
