@@ -16,7 +16,8 @@
 # PG_INTEREST_LOCALE=C.UTF-8 makes a new cluster with that locale (default C);
 # SETTINGS="SET interest.content_candidates = 50;" applies to the runs from
 # candidates; HUGE_PAGES=on puts shared_buffers in huge pages (reserving them, as root,
-# when too few are), on REUSE=1 too.
+# when too few are), on REUSE=1 too; COLD=1 ends with recommend() on a restarted
+# server whose OS page cache was dropped (as root), as after a reboot.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
 export PG_INTEREST_RUN=/tmp/pg_interest_run
@@ -170,6 +171,14 @@ run "similar_items(item, 10), from candidates:" 1 "${SETTINGS:-}" "interest.simi
 # its limits.
 run "recommend(u, 10, filter => 6% of items):" 1 "${SETTINGS:-}" "interest.recommend(u, 10, events => 'clicks', filter => 'id <= $((ITEMS * 6 / 100))')"
 run "the same for a new user:" 1 "${SETTINGS:-}" "interest.recommend('new-' || u, 10, events => 'clicks', filter => 'id <= $((ITEMS * 6 / 100))')"
+if [[ -n "${COLD:-}" ]]; then
+  # COLD=1: as after a reboot, a restarted server on an emptied OS page
+  # cache (as root): every page a call needs is read from disk.
+  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -w -t 60 stop >/dev/null
+  sync; echo 3 > /proc/sys/vm/drop_caches
+  as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-c port=$PORT -c shared_buffers=$SHARED_BUFFERS -c huge_pages=$HUGE_PAGES" start >/dev/null
+  run "recommend(u, 10), cold (OS cache dropped):" 1 "${SETTINGS:-}"
+fi
 held=$(psql -X -At -v ON_ERROR_STOP=1 -c "SELECT count(*) FROM interest.recommend('1', 10, events => 'clicks')" \
   -c "SELECT count(*) FROM interest.explain('1', '1', events => 'clicks')" \
   -c "SELECT count(*) FROM interest.similar_items('1', 10, events => 'clicks')" \
