@@ -350,15 +350,20 @@ mod tests {
         v.iter().map(|x| x / n).collect()
     }
 
-    #[test]
-    fn a_fixed_scale_caps_each_items_covisitation_at_one() {
-        let vectors = vec![None, None, None];
-        let cat = Catalog {
-            vectors: &vectors,
+    /// Three items without popularity or freshness.
+    fn content_only(vectors: &[Option<Vec<f32>>]) -> Catalog<'_> {
+        Catalog {
+            vectors,
             popularity: &[0.0; 3],
             freshness: &[0.0; 3],
             tie_order: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_fixed_scale_caps_each_items_covisitation_at_one() {
+        let vectors = vec![None, None, None];
+        let cat = content_only(&vectors);
         // The scale comes from a score of 2; item 2 scores 8 (a rarer item).
         let user = UserSignals {
             interests: Vec::new(),
@@ -440,12 +445,7 @@ mod tests {
             Some(unit(&[0.0, 1.0, 0.0])),
             Some(unit(&[0.8, 0.0, 0.6])),
         ];
-        let cat = Catalog {
-            vectors: &vectors,
-            popularity: &[0.0; 3],
-            freshness: &[0.0; 3],
-            tie_order: None,
-        };
+        let cat = content_only(&vectors);
         let user = UserSignals {
             interests: vec![(unit(&[1.0, 0.0, 0.0]), 0.9), (unit(&[0.0, 1.0, 0.0]), 0.1)],
             covisit: HashMap::new(),
