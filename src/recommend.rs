@@ -86,7 +86,16 @@ impl Context {
         keys.sort();
         keys.dedup();
         let catalog = Rc::new(catalog::of_candidates(item_source, &keys, fetched));
-        let stats = store::load_counts(src.id, &catalog.keys);
+        let held: HashSet<&str> = seed.base_stats.iter().map(|(k, _)| k.as_str()).collect();
+        let unread: Vec<String> = catalog
+            .keys
+            .iter()
+            .filter(|k| !held.contains(k.as_str()))
+            .cloned()
+            .collect();
+        let mut stats = store::load_counts(src.id, &unread);
+        // (assemble skips the held items that are not candidates)
+        stats.extend(seed.base_stats.iter().cloned());
         Context {
             recent_links: Some(seed.recent_links.clone()),
             covisit_max: Some(seed.covisit_max),
@@ -206,6 +215,9 @@ struct Seed {
     /// The largest co-visitation score among the `COVISIT_SCALE_BASE`
     /// strongest linked items: one scale for every call of the user.
     covisit_max: f64,
+    /// The counts of those strongest linked items, read for the scale;
+    /// candidates among them are not read again.
+    base_stats: Vec<(String, ItemStats<String>)>,
     /// None: no trending candidates (similar_items).
     trending: Option<Rc<Trending>>,
 }
@@ -253,19 +265,17 @@ impl Seed {
         };
         let linked = link_strengths(&recent, stats_of, &p);
         let base = candidates::strongest(&linked, candidates::COVISIT_SCALE_BASE);
-        let base_counts: HashMap<String, f64> = store::load_counts(src.id, &base)
-            .into_iter()
-            .map(|(k, s)| (k, s.count_at(now, &p)))
+        let base_stats = store::load_counts(src.id, &base);
+        let base_counts: HashMap<&str, f64> = base_stats
+            .iter()
+            .map(|(k, s)| (k.as_str(), s.count_at(now, &p)))
             .collect();
-        let scores: HashMap<String, f64> = covisit_scores(
+        let scores = covisit_context::totals(&covisit_scores(
             &recent,
             stats_of,
-            |j| base_counts.get(j).copied().unwrap_or(0.0),
+            |j| base_counts.get(j.as_str()).copied().unwrap_or(0.0),
             &p,
-        )
-        .into_iter()
-        .map(|(j, parts)| (j, parts.iter().map(|c| c.value).sum()))
-        .collect();
+        ));
         let covisit_max = candidates::covisit_max(&scores, &base);
         Seed {
             now,
@@ -274,6 +284,7 @@ impl Seed {
             recent_links: Rc::new(recent_links),
             linked,
             covisit_max,
+            base_stats,
             trending,
         }
     }

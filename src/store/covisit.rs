@@ -325,6 +325,9 @@ pub(crate) fn load_all_counts(source_id: i32) -> Vec<(String, ItemStats<String>)
 /// The stored counts of `keys` (recommend()'s candidates, a bounded set:
 /// `= ANY`, see src/spi.rs).
 pub(crate) fn load_counts(source_id: i32, keys: &[String]) -> Vec<(String, ItemStats<String>)> {
+    if keys.is_empty() {
+        return Vec::new();
+    }
     crate::spi::with_prefetching_reads(|| {
         read_cached(
             "SELECT item_key, t_ref, events, first_seen, last_seen, recent_events FROM interest.item_stats \

@@ -42,10 +42,12 @@ pub fn catalog_covisit_scores(
 }
 
 /// Each item's total co-visitation score.
-pub fn totals(terms: &HashMap<usize, Vec<CovisitContribution<usize>>>) -> HashMap<usize, f64> {
+pub fn totals<K: Clone + Eq + std::hash::Hash, V>(
+    terms: &HashMap<K, Vec<CovisitContribution<V>>>,
+) -> HashMap<K, f64> {
     terms
         .iter()
-        .map(|(&i, parts)| (i, parts.iter().map(|c| c.value).sum()))
+        .map(|(i, parts)| (i.clone(), parts.iter().map(|c| c.value).sum()))
         .collect()
 }
 
