@@ -74,8 +74,11 @@ BEGIN
     -- users are keyed by their column's text ('007' is not user 7).
     EXECUTE format('SELECT (($1)::%s)::text = $1', user_type) INTO fits USING user_key;
     RETURN coalesce(fits, false);
-EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-    -- Not a value of the type, or refused by a domain's constraint.
+EXCEPTION WHEN data_exception OR integrity_constraint_violation
+               OR undefined_table OR undefined_object OR undefined_function OR ambiguous_function
+               OR invalid_schema_name OR invalid_name OR syntax_error THEN
+    -- Not a value of the type, refused by a domain's constraint, or (the
+    -- reg* types) a name of nothing.
     RETURN false;
 END $$;
 COMMENT ON FUNCTION interest._user_key_fits(integer, text) IS 'Whether a user key is a value of the events table''s user column as it is written there (one that is not has no rows).';

@@ -136,29 +136,6 @@ pub(crate) fn reader_sees_user(src: &EventSource, user_key: &str) -> bool {
     })
 }
 
-/// Runs `read` of one user's rows of the events table as the role whose
-/// view of them counts: under row-level security the caller (so a user
-/// hidden from them has no rows, and their hidden rows tell them nothing),
-/// else the table's owner. Keys the user column cannot hold read nothing.
-pub(crate) fn as_user_rows_reader<R: Default>(
-    src: &EventSource,
-    user_key: &str,
-    read: impl FnOnce() -> R,
-) -> R {
-    let role = if rls_limits_caller(src.relid) {
-        caller()
-    } else {
-        table_owner(src.relid)
-    };
-    as_role(role, || {
-        if user_key_fits(src, user_key) {
-            read()
-        } else {
-            R::default()
-        }
-    })
-}
-
 /// Whether `user_key` can be a value of the events table's user column (a
 /// key it cannot hold has no rows: `recommend('new-1')` on an integer
 /// column is a user without events, not an error). Run as the role that

@@ -289,6 +289,22 @@ impl Seed {
         }
     }
 
+    /// Every item of the catalog, for a call whose candidates fell short:
+    /// on the seed's clock and co-visitation scale, so that explain() (from
+    /// candidates) adds up to the scores such a call returns.
+    fn every_item(&self, src: &EventSource, item_source: i32) -> Context {
+        Context {
+            recent_links: Some(self.recent_links.clone()),
+            covisit_max: Some(self.covisit_max),
+            ..Context::assemble(
+                src,
+                catalog::cached(item_source),
+                store::load_all_counts(src.id),
+                self.now,
+            )
+        }
+    }
+
     /// The context of the candidates under `limits` for a list of `k`,
     /// plus the `extra` keys.
     fn context(
@@ -400,13 +416,21 @@ fn user_signals(
     (ctx.signals(interests, &terms), terms)
 }
 
-/// The items the user has events on, as the reader sees the user's rows.
+/// The items the user has events on, read as the table's owner (the select
+/// list is theirs); none for a user the reader cannot see, as for the rest
+/// of the user's state.
 fn seen_items(src: &EventSource, user_key: &str) -> HashSet<String> {
+    if !crate::owner_read::reader_sees_user(src, user_key) {
+        return HashSet::new();
+    }
     let sql = format!(
         "SELECT DISTINCT {} FROM {} WHERE {}",
         src.item_expr, src.relname, src.user_match
     );
-    crate::owner_read::as_user_rows_reader(src, user_key, || {
+    crate::owner_read::as_table_owner(src.relid, || {
+        if !crate::owner_read::user_key_fits(src, user_key) {
+            return HashSet::new();
+        }
         crate::spi::with_prefetching_reads(|| {
             crate::spi::read_cached(&sql, &[user_key.into()], |t| {
                 t.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
@@ -513,12 +537,12 @@ fn _recommend(
             if whole.is_some() {
                 return TableIterator::new(attempt(gucs::candidate_limits()).1);
             }
-            match widening("recommend", k, attempt) {
-                Ok(rows) => return TableIterator::new(rows),
-                Err(_) => {
-                    debug1!("recommend(): fewer than {k} eligible candidates; ranking every item")
-                }
+            if let Ok(rows) = widening("recommend", k, attempt) {
+                return TableIterator::new(rows);
             }
+            debug1!("recommend(): fewer than {k} eligible candidates; ranking every item");
+            let ctx = seed.every_item(&src, item_source);
+            return TableIterator::new(rank_in(&src, &ctx, seed.interests, &seed.recent, &rules));
         }
         let ctx = Context::load(&src, as_of);
         let view = load_user(&src, user_key);
@@ -785,6 +809,8 @@ fn _similar_items(
                 return TableIterator::new(rows);
             }
             debug1!("similar_items(): fewer than {k} eligible candidates; ranking every item");
+            let ctx = seed.every_item(&src, item_source);
+            return TableIterator::new(similar_in(&src, &ctx, item_key, k, &w));
         }
         let ctx = Context::load(&src, as_of);
         TableIterator::new(similar_in(&src, &ctx, item_key, k, &w))

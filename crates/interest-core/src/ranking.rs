@@ -95,8 +95,10 @@ pub struct UserSignals {
 }
 
 impl UserSignals {
-    /// Co-visitation scores are divided by the user's largest one, so the
-    /// weights mean the same for a light and a heavy user.
+    /// What co-visitation scores are divided by: `covisit_max` when it is
+    /// fixed (the candidate path), else the largest in `covisit`; so the
+    /// weights mean the same for a light and a heavy user. An item above a
+    /// fixed scale is capped (`covisit_factor`).
     pub fn covisit_scale(&self) -> f64 {
         let max = self
             .covisit_max
@@ -379,9 +381,16 @@ mod tests {
             .map(|i| score_item(&cat, &user, scale, i, &w).covisit)
             .collect();
         assert_eq!(got, vec![0.5, 1.0, 1.0]);
-        // explain() multiplies each term by the factor: they add up to the score.
-        assert_eq!(8.0 * user.covisit_factor(2, scale), 1.0);
-        assert_eq!(1.0 * user.covisit_factor(0, scale), 0.5);
+        // explain() multiplies each of an item's terms by one factor: item
+        // 2's terms of 3 and 5 keep their proportions within the cap (not
+        // each capped alone, which would give 1.5 and 2.5 capped to 1 each).
+        let factor = user.covisit_factor(2, scale);
+        assert_eq!((3.0 * factor, 5.0 * factor), (0.375, 0.625));
+        assert_eq!(
+            user.covisit_factor(0, scale),
+            scale,
+            "under the cap: the scale"
+        );
         // Without a fixed scale, the largest sets it and nothing is capped.
         let free = UserSignals {
             covisit_max: None,
