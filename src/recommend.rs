@@ -56,6 +56,10 @@ impl Context {
             .map(|(_, s)| s.last_seen)
             .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
         let now = ranking_clock(asked_time(as_of), last_event);
+        let peak = stats
+            .iter()
+            .map(|(_, s)| s.recent_at(now, &src.covisit))
+            .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.max(c))));
         let catalog = match src.item_source_id {
             // With an items table, the catalog is its embedded items.
             Some(item_source) => catalog::cached(item_source),
@@ -64,7 +68,7 @@ impl Context {
                 stats.iter().map(|s| s.0.clone()).collect(),
             )),
         };
-        Context::assemble(src, catalog, stats, now)
+        Context::assemble(src, catalog, stats, now, peak)
     }
 
     /// The context of the keys `gather` returns, given a lookup of nearest
@@ -99,15 +103,18 @@ impl Context {
         Context {
             recent_links: Some(seed.recent_links.clone()),
             covisit_max: Some(seed.covisit_max),
-            ..Context::assemble(src, catalog, stats, seed.now)
+            ..Context::assemble(src, catalog, stats, seed.now, seed.popularity_peak)
         }
     }
 
+    /// The catalog's signals at `now`, popularity scaled to `popularity_peak`
+    /// (the source's most popular item; None: the catalog's).
     fn assemble(
         src: &EventSource,
         catalog: Rc<Catalog>,
         stats: Vec<(String, ItemStats<String>)>,
         now: f64,
+        popularity_peak: Option<f64>,
     ) -> Context {
         let p = src.covisit;
         let n = catalog.keys.len();
@@ -121,8 +128,13 @@ impl Context {
                 first_seen[i] = first_seen[i].min(s.first_seen);
             }
         }
-        let (popularity, freshness) =
-            catalog_signals(&recent, &first_seen, now, FRESHNESS_HALF_LIFE_SECS);
+        let (popularity, freshness) = catalog_signals(
+            &recent,
+            popularity_peak,
+            &first_seen,
+            now,
+            FRESHNESS_HALF_LIFE_SECS,
+        );
         Context {
             catalog,
             popularity,
@@ -220,13 +232,16 @@ struct Seed {
     base_stats: Vec<(String, ItemStats<String>)>,
     /// None: no trending candidates (similar_items).
     trending: Option<Rc<Trending>>,
+    /// The source's largest recent count at `now`: popularity's one scale,
+    /// whichever items a round or the fallback scores.
+    popularity_peak: Option<f64>,
 }
 
 impl Seed {
     /// The user's seed: their interests now and their recent items.
     fn of_user(src: &EventSource, as_of: Option<f64>, user_key: &str) -> Seed {
         let trending = trending::snapshot(src);
-        let now = ranking_clock(asked_time(as_of), trending.last_event);
+        let now = ranking_clock(asked_time(as_of), trending::last_event(src));
         let view = load_user(src, user_key);
         let interests = interests_of(src, &view, now);
         Seed::read(src, now, interests, view.recent, Some(trending))
@@ -242,7 +257,7 @@ impl Seed {
     ) -> Option<Seed> {
         let key = item_key.to_string();
         let vector = items::vectors(item_source, std::slice::from_ref(&key)).remove(&key)?;
-        let now = ranking_clock(asked_time(as_of), trending::snapshot(src).last_event);
+        let now = ranking_clock(asked_time(as_of), trending::last_event(src));
         Some(Seed::read(src, now, vec![(vector, 1.0)], vec![key], None))
     }
 
@@ -278,6 +293,7 @@ impl Seed {
         ));
         let covisit_max = candidates::covisit_max(&scores, &base);
         Seed {
+            popularity_peak: trending::peak_recent_count(src, now),
             now,
             interests,
             recent,
@@ -301,6 +317,7 @@ impl Seed {
                 catalog::cached(item_source),
                 store::load_all_counts(src.id),
                 self.now,
+                self.popularity_peak,
             )
         }
     }

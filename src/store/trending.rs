@@ -1,8 +1,10 @@
 //! The candidate path's view of a whole source, without reading it per
-//! call: the trending items (highest recent count) and the time of the
-//! source's last event (the ranking clock stops there), both read from the
-//! top of an index on the source's item stats and kept per backend for
-//! `candidates::TRENDING_REFRESH_SECS`.
+//! call: the trending items (highest recent count), read from the top of an
+//! index on the source's item stats and kept per backend for
+//! `candidates::TRENDING_REFRESH_SECS`. The clock (the source's last event)
+//! and popularity's scale (its most popular item) are read afresh per call,
+//! from the top of indexes too, so that every call and explain() at one
+//! moment agree on them.
 
 use crate::sources::EventSource;
 use crate::spi::{column, extension_oid, one_read_cached};
@@ -16,7 +18,6 @@ use std::time::{Duration, Instant};
 pub(crate) struct Trending {
     ext: pg_sys::Oid,
     read_at: Instant,
-    pub last_event: Option<f64>,
     /// Most popular first.
     pub keys: Vec<String>,
 }
@@ -33,15 +34,10 @@ pub(crate) fn snapshot(src: &EventSource) -> Rc<Trending> {
             return t;
         }
     }
-    let last_event = one_read_cached::<f64>(
-        "SELECT max(last_seen) FROM interest.item_stats WHERE source_id = $1",
-        &[src.id.into()],
-    );
     let keys = top(src, DEFAULT_LIMITS.trending);
     let t = Rc::new(Trending {
         ext,
         read_at: Instant::now(),
-        last_event,
         keys,
     });
     TRENDING.with(|m| m.borrow_mut().insert(src.id, t.clone()));
@@ -55,6 +51,22 @@ pub(crate) fn most_popular(src: &EventSource, snapshot: &Trending, n: usize) -> 
         return snapshot.keys.iter().take(n).cloned().collect();
     }
     top(src, n)
+}
+
+/// The time of the source's last event (None: no events yet).
+pub(crate) fn last_event(src: &EventSource) -> Option<f64> {
+    one_read_cached::<f64>(
+        "SELECT max(last_seen) FROM interest.item_stats WHERE source_id = $1",
+        &[src.id.into()],
+    )
+}
+
+/// The recent count at `now` of the source's most popular item (the top of
+/// item_stats_trend, read afresh); None when no item has events.
+pub(crate) fn peak_recent_count(src: &EventSource, now: f64) -> Option<f64> {
+    super::covisit::load_counts(src.id, &top(src, 1))
+        .first()
+        .map(|(_, s)| s.recent_at(now, &src.covisit))
 }
 
 fn top(src: &EventSource, n: usize) -> Vec<String> {

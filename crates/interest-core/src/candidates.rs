@@ -44,8 +44,8 @@ pub const DEFAULT_LIMITS: CandidateLimits = CandidateLimits {
 /// co-visitation: each is one read of its embedding and of its counts.
 pub const MAX_PER_SOURCE: usize = 10_000;
 
-/// How long a backend keeps its trending list and the source's last event
-/// time before reading them again (one scan of the source's item stats).
+/// How long a backend keeps its trending list before reading it again
+/// (from the top of an index on the source's item stats).
 pub const TRENDING_REFRESH_SECS: u64 = 60;
 
 /// A `filter` list up to this long joins the candidates whole, so a

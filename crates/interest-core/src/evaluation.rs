@@ -135,7 +135,7 @@ impl Model {
                     .map_or(0.0, |s| s.recent_at(now, &cfg.covisit))
             })
             .collect();
-        let popularity = popularity_scores(&recent);
+        let popularity = popularity_scores(&recent, None);
         let freshness = (0..n_items)
             .map(|i| {
                 freshness_score(

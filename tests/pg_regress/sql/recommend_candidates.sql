@@ -220,6 +220,26 @@ SELECT count(*) AS rows, bool_and(EXISTS (SELECT 1 FROM g_far WHERE item = ANY (
        bool_and(abs(r.score - (SELECT sum(contribution) FROM explain('1', r.item, events => 'g_events'))) < 1e-9) AS explain_adds_up,
        count(*) FILTER (WHERE EXISTS (SELECT 1 FROM explain('1', r.item, events => 'g_events') WHERE component = 'co-visitation')) AS from_covisitation
 FROM g_rows r;
+-- The clock and popularity's scale (the source's most popular item now) are
+-- read afresh by each call: an item that became the hottest after this
+-- connection read its trending list (and is neither a neighbour nor a link
+-- of the user's) sets the scale of explain() from candidates as it does when
+-- every item is ranked.
+INSERT INTO g_events SELECT u, (keys[2])::int, '2026-01-03 00:00+00' FROM g_far, generate_series(100, 149) u;
+SELECT flush('g_events') AS folded;
+CREATE TEMP TABLE g_popularity AS
+SELECT 'candidates' AS path, i AS item, (SELECT contribution FROM explain('1', i, events => 'g_events') WHERE component = 'popularity') AS part
+FROM unnest(ARRAY['5', (SELECT keys[2] FROM g_far)]) i;
+SET interest.recommend_candidates = off;
+INSERT INTO g_popularity
+SELECT 'every item', i, (SELECT contribution FROM explain('1', i, events => 'g_events') WHERE component = 'popularity')
+FROM unnest(ARRAY['5', (SELECT keys[2] FROM g_far)]) i;
+RESET interest.recommend_candidates;
+SELECT count(*) AS items,
+       bool_and(abs(c.part - a.part) < 1e-12) AS same_popularity,
+       bool_and(c.part > 0) AS popular,
+       count(*) FILTER (WHERE c.part > 0.99 * (SELECT max(part) FROM g_popularity)) AS hottest
+FROM g_popularity c JOIN g_popularity a USING (item) WHERE c.path = 'candidates' AND a.path = 'every item';
 SELECT detach_events('g_events') AND detach_items('g_items') AS detached;
 DROP TABLE g_events, g_items;
 \c
