@@ -10,32 +10,32 @@
 -- Read side (keys of type int, bigint, text, uuid...).
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION interest.user_vector(user_key text, events regclass DEFAULT NULL) RETURNS interest.embedding
-LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT interest._user_vector($1, interest._event_source($2::oid)) $$;
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT interest._user_vector($1, interest._event_source($2::pg_catalog.oid)) $$;
 COMMENT ON FUNCTION interest.user_vector(text, regclass) IS
     'A user''s interest vector: sub-interests combined by time-decayed weight; use in ORDER BY e <=> interest.user_vector(u) LIMIT k. NULL for a user with no events.';
 CREATE FUNCTION interest.user_vector(user_key anyelement, events regclass DEFAULT NULL) RETURNS interest.embedding
-LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT interest._user_vector($1::text, interest._event_source($2::oid)) $$;
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT interest._user_vector($1::pg_catalog.text, interest._event_source($2::pg_catalog.oid)) $$;
 COMMENT ON FUNCTION interest.user_vector(anyelement, regclass) IS 'user_vector for int, bigint or uuid user keys.';
 CREATE FUNCTION interest.interests(user_key text, events regclass DEFAULT NULL)
 RETURNS TABLE (slot integer, weight double precision, last_seen timestamptz, events bigint, centroid interest.embedding, recent_items text[])
 LANGUAGE sql STABLE PARALLEL UNSAFE AS $$
     SELECT slot, weight, to_timestamp(last_seen_epoch), events, centroid, recent_items
-    FROM interest._interests($1, interest._event_source($2::oid)) ORDER BY weight DESC, slot
+    FROM interest._interests($1, interest._event_source($2::pg_catalog.oid)) ORDER BY weight DESC, slot
 $$;
 COMMENT ON FUNCTION interest.interests(text, regclass) IS
     'A user''s sub-interests: share of the decayed weight, last event, event count, unit vector, and the recent items nearest to it.';
 CREATE FUNCTION interest.interests(user_key anyelement, events regclass DEFAULT NULL)
 RETURNS TABLE (slot integer, weight double precision, last_seen timestamptz, events bigint, centroid interest.embedding, recent_items text[])
-LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT * FROM interest.interests($1::text, $2) $$;
+LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT * FROM interest.interests($1::pg_catalog.text, $2) $$;
 COMMENT ON FUNCTION interest.interests(anyelement, regclass) IS 'interests for int, bigint or uuid user keys.';
 
 -- Cold start.
 CREATE FUNCTION interest.set_profile(user_key text, profile text, events regclass DEFAULT NULL) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$ SELECT interest._set_profile($1, $2, interest._event_source($3::oid)) $$;
+LANGUAGE sql VOLATILE AS $$ SELECT interest._set_profile($1, $2, interest._event_source($3::pg_catalog.oid)) $$;
 COMMENT ON FUNCTION interest.set_profile(text, text, regclass) IS
     'Cold start: a text profile counts as one event at the time it is set, so it seeds a user with no events and fades as events arrive; NULL removes it.';
 CREATE FUNCTION interest.set_profile(user_key anyelement, profile text, events regclass DEFAULT NULL) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$ SELECT interest._set_profile($1::text, $2, interest._event_source($3::oid)) $$;
+LANGUAGE sql VOLATILE AS $$ SELECT interest._set_profile($1::pg_catalog.text, $2, interest._event_source($3::pg_catalog.oid)) $$;
 COMMENT ON FUNCTION interest.set_profile(anyelement, text, regclass) IS 'set_profile for int, bigint or uuid user keys.';
 
 -- ---------------------------------------------------------------------------
@@ -52,14 +52,14 @@ RETURNS TABLE (item text, score double precision, reason text)
 -- SQL over the items table, so it runs exactly as if they had typed it.
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
-    src integer := interest._event_source(events::oid);
-    allowed text[];
-    q text;
+    src integer := interest._event_source(events::pg_catalog.oid);
+    allowed pg_catalog.text[];
+    q pg_catalog.text;
 BEGIN
     -- The caller's predicate, run as they typed it (row-level security on
     -- the items table is applied by interest._recommend itself).
     IF filter IS NOT NULL THEN
-        SELECT format('SELECT array_agg((%I)::text) FROM %s WHERE (%s)', s.id_column, s.relid, filter) INTO q
+        SELECT format('SELECT array_agg((%I)::pg_catalog.text) FROM %s WHERE (%s)', s.id_column, s.relid, filter) INTO q
         FROM interest.event_sources e JOIN interest.item_sources s ON s.id = e.item_source_id WHERE e.id = src;
         IF q IS NULL THEN
             RAISE EXCEPTION 'filter needs an attached items table' USING ERRCODE = '55000',
@@ -71,7 +71,7 @@ BEGIN
     END IF;
     RETURN QUERY SELECT r.item, r.score, r.reason
     FROM interest._recommend(src, user_key, k, content, covisit, popularity, freshness, diversity,
-                             exclude_seen, exclude, allowed, extract(epoch FROM as_of)::float8, balance) r;
+                             exclude_seen, exclude, allowed, extract(epoch FROM as_of)::pg_catalog.float8, balance) r;
 END $$;
 COMMENT ON FUNCTION interest.recommend(text, integer, regclass, double precision, double precision, double precision, double precision, double precision, boolean, text[], text, timestamptz, double precision) IS
     'Top-k items for a user: content (the cosine to each sub-interest, weighted by its share; balance: the fraction of the list that follows the sub-interests'' shares; a taste with at least 20% of the recent mass is guaranteed floor(balance * k * share) places), co-visitation from the user''s recent items, popularity and freshness, with an MMR diversity knob; seen and excluded items left out; filter is a SQL predicate on the items table applied before ranking. Returns the item key, the score (the sum of interest.explain''s parts) and a reason.';
@@ -83,25 +83,25 @@ CREATE FUNCTION interest.recommend(user_key anyelement, k integer DEFAULT 10, ev
     filter text DEFAULT NULL, as_of timestamptz DEFAULT NULL, balance double precision DEFAULT NULL)
 RETURNS TABLE (item text, score double precision, reason text)
 LANGUAGE sql STABLE AS $$
-    SELECT * FROM interest.recommend($1::text, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    SELECT * FROM interest.recommend($1::pg_catalog.text, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 $$;
 COMMENT ON FUNCTION interest.recommend(anyelement, integer, regclass, double precision, double precision, double precision, double precision, double precision, boolean, text[], text, timestamptz, double precision) IS
     'recommend for int, bigint or uuid user keys.';
 
 CREATE FUNCTION interest.cached_catalogs() RETURNS TABLE (items regclass, embeddings bigint, bytes bigint)
 LANGUAGE sql VOLATILE AS $$
-    SELECT s.relid::regclass, c.embeddings, c.bytes
+    SELECT s.relid::pg_catalog.regclass, c.embeddings, c.bytes
     FROM interest._cached_catalogs() c JOIN interest.item_sources s ON s.id = c.source_id ORDER BY 1
 $$;
 COMMENT ON FUNCTION interest.cached_catalogs() IS
-    'The items tables whose embeddings this backend holds in memory (bytes approximate): recommend, explain and similar_items rank every item from such a copy when the source has no vector index (interest.index_items), or when its candidates leave fewer than k eligible items even after widening. Empty while calls are served from candidates (evaluate reads the catalog for its call only).';
+    'The items tables whose embeddings this backend holds in memory (bytes approximate): recommend, explain and similar_items rank every item from such a copy when the source has no vector index (interest.index_items). Empty while calls are served from candidates (a call whose candidates leave fewer than k eligible items even after widening, and evaluate, read the catalog for that call only).';
 
 CREATE FUNCTION interest.explain(user_key text, item text, events regclass DEFAULT NULL,
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
     popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (component text, detail text, contribution double precision)
 LANGUAGE sql STABLE AS $$
-    SELECT * FROM interest._explain(interest._event_source($3::oid), $1, $2, $4, $5, $6, $7, extract(epoch FROM $8)::float8)
+    SELECT * FROM interest._explain(interest._event_source($3::pg_catalog.oid), $1, $2, $4, $5, $6, $7, extract(epoch FROM $8)::pg_catalog.float8)
 $$;
 COMMENT ON FUNCTION interest.explain(text, text, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
     'Why an item scores what it does for a user: one content row per sub-interest (its share times its cosine; the closest one marked), one row per co-visitation link from the user''s recent items, popularity and freshness; the contributions add up to recommend''s score.';
@@ -110,21 +110,21 @@ CREATE FUNCTION interest.explain(user_key anyelement, item anyelement, events re
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
     popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (component text, detail text, contribution double precision)
-LANGUAGE sql STABLE AS $$ SELECT * FROM interest.explain($1::text, $2::text, $3, $4, $5, $6, $7, $8) $$;
+LANGUAGE sql STABLE AS $$ SELECT * FROM interest.explain($1::pg_catalog.text, $2::pg_catalog.text, $3, $4, $5, $6, $7, $8) $$;
 COMMENT ON FUNCTION interest.explain(anyelement, anyelement, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
     'explain for int, bigint or uuid keys (user and item of the same type).';
 
 CREATE FUNCTION interest.similar_items(item text, k integer DEFAULT 10, events regclass DEFAULT NULL,
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (item text, score double precision)
-LANGUAGE sql STABLE AS $$ SELECT * FROM interest._similar_items(interest._event_source($3::oid), $1, $2, $4, $5, extract(epoch FROM $6)::float8) $$;
+LANGUAGE sql STABLE AS $$ SELECT * FROM interest._similar_items(interest._event_source($3::pg_catalog.oid), $1, $2, $4, $5, extract(epoch FROM $6)::pg_catalog.float8) $$;
 COMMENT ON FUNCTION interest.similar_items(text, integer, regclass, double precision, double precision, timestamptz) IS
     'Items like a given one: its co-visitation links (normalised by popularity) plus embedding similarity.';
 
 CREATE FUNCTION interest.similar_items(item anyelement, k integer DEFAULT 10, events regclass DEFAULT NULL,
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (item text, score double precision)
-LANGUAGE sql STABLE AS $$ SELECT * FROM interest.similar_items($1::text, $2, $3, $4, $5, $6) $$;
+LANGUAGE sql STABLE AS $$ SELECT * FROM interest.similar_items($1::pg_catalog.text, $2, $3, $4, $5, $6) $$;
 COMMENT ON FUNCTION interest.similar_items(anyelement, integer, regclass, double precision, double precision, timestamptz) IS
     'similar_items for int, bigint or uuid item keys.';
 
@@ -136,7 +136,7 @@ CREATE FUNCTION interest.evaluate(events regclass, k integer DEFAULT 10, holdout
 RETURNS TABLE (method text, users bigint, hit_rate double precision, hit_rate_se double precision,
                ndcg double precision, ndcg_se double precision, coverage double precision, diversity double precision)
 LANGUAGE sql VOLATILE AS $$
-    SELECT * FROM interest._evaluate(interest._event_source($1::oid), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+    SELECT * FROM interest._evaluate(interest._event_source($1::pg_catalog.oid), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 $$;
 COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precision, double precision, double precision, double precision, double precision, boolean, double precision, double precision, text, double precision) IS
     'Offline evaluation with recommend''s code over the full catalog (seen items excluded): HR@k and NDCG@k with their standard errors, item coverage and intra-list diversity, for recommend, its ablations, and the popularity, item-kNN and sequential co-visitation baselines. protocol ''leave-last-out'' replays each user''s events but the held-out one (holdout 1 = last, 2 = second-to-last for validation); protocol ''time'' replays every event before the time_cut quantile of event times, asks at that time, and tests each user on their first event after it (nothing later leaks into links or counts). With new_items > 0 (default 0.1) it also runs the new-item protocol: that share of the items (a fixed hash of the key) loses all its events, each user is tested on one of them among the new items only, where only content can rank ("new items: recommend"), against a random order ("new items: random", what recommend without content amounts to there).';
@@ -149,7 +149,7 @@ COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precisi
 -- in a transaction (after other bookkeeping in the same transaction, two such
 -- callers can deadlock, and one is aborted).
 CREATE FUNCTION interest.flush(events regclass) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE src integer;
 BEGIN
     SELECT id INTO src FROM interest.event_sources WHERE relid = events;
@@ -163,7 +163,7 @@ COMMENT ON FUNCTION interest.flush(regclass) IS 'Folds the table''s queued event
 -- The queue folder's round (background worker): every table with queued
 -- events, each in a block of its own so that one failure holds up no other.
 CREATE FUNCTION interest._fold_all() RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s record;
     n bigint := 0;
@@ -205,7 +205,7 @@ REVOKE ALL ON FUNCTION interest._fold_all() FROM PUBLIC;
 -- table wait for the build (as for index_items). Returns how many attempts
 -- failed.
 CREATE FUNCTION interest._rebuild_missing_indexes() RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     s record;
     failed integer := 0;
@@ -237,7 +237,7 @@ REVOKE ALL ON FUNCTION interest._rebuild_missing_indexes() FROM PUBLIC;
 REVOKE ALL ON FUNCTION interest._owner_rows(integer, text[]) FROM PUBLIC;
 
 CREATE FUNCTION interest.rebuild(events regclass) RETURNS bigint
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE src integer;
 BEGIN
     PERFORM interest._require_owner(events);
@@ -303,16 +303,16 @@ RETURNS TABLE (content double precision, covisit double precision, popularity do
 LANGUAGE sql VOLATILE AS $$
     SELECT t.content, t.covisit, t.popularity, t.freshness, justify_hours(make_interval(secs => t.popularity_half_life_secs)),
            t.hit_rate, t.hit_rate_se, t.ndcg, t.ndcg_se, t.chosen
-    FROM interest._tune(interest._event_source($1::oid), $6, $2, $3, extract(epoch FROM $4)::float8, $5) t
+    FROM interest._tune(interest._event_source($1::pg_catalog.oid), $6, $2, $3, extract(epoch FROM $4)::pg_catalog.float8, $5) t
 $$;
 COMMENT ON FUNCTION interest.tune(regclass, text, double precision, interval, boolean, integer) IS
     'Picks recommend()''s weights (content, covisit, popularity, freshness), then popularity''s half-life (7, 14, 30 or 90 days), for an events table on a validation split of its own events that never holds what evaluate() tests (leave-last-out: each user''s second-to-last event; time: a cut 0.1 earlier than time_cut), trying a grid (the settings in force first) until the budget (at most 1 hour) is spent, with NOTICE progress. With apply (owner only) the best weights are stored in interest.event_sources.rank_weights, the default of recommend, explain, evaluate and tune itself, and a new half-life in event_sources.popularity_half_life (the table''s counts are then recomputed, as by rebuild); returns every setting tried with its validation HR@k and NDCG@k and standard errors, the chosen one marked.';
 CREATE FUNCTION interest.use_default_weights(events regclass) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$ SELECT interest._use_default_weights(interest._event_source($1::oid)) $$;
+LANGUAGE sql VOLATILE AS $$ SELECT interest._use_default_weights(interest._event_source($1::pg_catalog.oid)) $$;
 COMMENT ON FUNCTION interest.use_default_weights(regclass) IS 'Forgets the weights tune() stored for the table: recommend() goes back to the built-in defaults.';
 CREATE FUNCTION interest.set_weights(events regclass, content double precision DEFAULT NULL,
     covisit double precision DEFAULT NULL, popularity double precision DEFAULT NULL,
     freshness double precision DEFAULT NULL) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$ SELECT interest._set_weights(interest._event_source($1::oid), $2, $3, $4, $5) $$;
+LANGUAGE sql VOLATILE AS $$ SELECT interest._set_weights(interest._event_source($1::pg_catalog.oid), $2, $3, $4, $5) $$;
 COMMENT ON FUNCTION interest.set_weights(regclass, double precision, double precision, double precision, double precision) IS
     'Pins recommend()''s weights for the table by hand (NULL: that weight''s default), stored in interest.event_sources.rank_weights as tune() stores its choice; owner only.';

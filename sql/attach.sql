@@ -9,7 +9,7 @@
 -- Checked for the caller (src/privileges.rs): the current user of the
 -- public function that was called, whichever role's SQL called it.
 CREATE FUNCTION interest._require_owner(rel regclass) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF NOT interest._caller_owns(rel) THEN
         RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501',
@@ -19,7 +19,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION interest._column(rel regclass, col name, what text) RETURNS name
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF col IS NULL THEN RETURN NULL; END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = rel AND attname = col AND attnum > 0 AND NOT attisdropped) THEN
@@ -33,7 +33,7 @@ END $$;
 -- a WARNING; `fold` tells a failed fold of the queue (its events stay
 -- queued) from failed bookkeeping of a statement (its rows were stored).
 CREATE FUNCTION interest._bookkeeping_failed(rel regclass, fold boolean, state text, message text, detail text)
-RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, interest AS $$
+RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, interest, pg_temp AS $$
 BEGIN
     -- Only a role that may write the table logs for it (anyone else gets the
     -- WARNING alone): the log cannot be filled by strangers, and a trigger's
@@ -59,7 +59,7 @@ END $$;
 -- the role that may run the column type's input function (the table owner
 -- or the caller), as the read itself runs.
 CREATE FUNCTION interest._user_key_fits(src integer, user_key text) RETURNS boolean
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     user_type text;
     fits boolean;
@@ -72,7 +72,7 @@ BEGIN
     END IF;
     -- The key must come back unchanged: a cast to varchar(5) truncates, and
     -- users are keyed by their column's text ('007' is not user 7).
-    EXECUTE format('SELECT (($1)::%s)::text = $1', user_type) INTO fits USING user_key;
+    EXECUTE format('SELECT (($1)::%s)::pg_catalog.text = $1', user_type) INTO fits USING user_key;
     RETURN coalesce(fits, false);
 EXCEPTION WHEN data_exception OR integrity_constraint_violation
                OR undefined_table OR undefined_object OR undefined_function OR ambiguous_function
@@ -89,30 +89,30 @@ COMMENT ON FUNCTION interest._user_key_fits(integer, text) IS 'Whether a user ke
 -- or a change of column type.
 CREATE FUNCTION interest._event_expressions(events regclass, cols name[], weights jsonb,
     OUT user_expr text, OUT user_match text, OUT user_match_any text, OUT item_expr text, OUT time_expr text, OUT list text)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     user_type text;
     weight_expr text;
     text_expr text;
 BEGIN
-    user_expr := format('(%I)::text', cols[1]);
+    user_expr := format('(%I)::pg_catalog.text', cols[1]);
     user_type := (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = events AND a.attname = cols[1]);
     user_match := format('%I = ($1)::%s', cols[1], user_type);
     user_match_any := format('%I IN (SELECT unnest(($1)::%s[]))', cols[1], user_type);
-    item_expr := CASE WHEN cols[2] IS NULL THEN 'NULL::text' ELSE format('(%I)::text', cols[2]) END;
+    item_expr := CASE WHEN cols[2] IS NULL THEN 'NULL::pg_catalog.text' ELSE format('(%I)::pg_catalog.text', cols[2]) END;
     time_expr := CASE WHEN cols[3] IS NULL THEN 'now()' ELSE format('%I', cols[3]) END;
     weight_expr := concat_ws(' * ',
-        CASE WHEN cols[5] IS NOT NULL THEN format('coalesce((%I)::float8, 1)', cols[5]) END,
-        CASE WHEN cols[4] IS NOT NULL THEN format('coalesce((%L::jsonb ->> (%I)::text)::float8, 1)', weights, cols[4]) END);
+        CASE WHEN cols[5] IS NOT NULL THEN format('coalesce((%I)::pg_catalog.float8, 1)', cols[5]) END,
+        CASE WHEN cols[4] IS NOT NULL THEN format('coalesce((%L::pg_catalog.jsonb ->> (%I)::pg_catalog.text)::pg_catalog.float8, 1)', weights, cols[4]) END);
     IF weight_expr = '' THEN weight_expr := '1'; END IF;
-    text_expr := CASE WHEN cols[6] IS NULL THEN 'NULL::text' ELSE format('(%I)::text', cols[6]) END;
+    text_expr := CASE WHEN cols[6] IS NULL THEN 'NULL::pg_catalog.text' ELSE format('(%I)::pg_catalog.text', cols[6]) END;
     list := interest._event_select_list(user_expr, item_expr, time_expr, weight_expr, text_expr);
 END $$;
 REVOKE ALL ON FUNCTION interest._event_expressions(regclass, name[], jsonb) FROM PUBLIC;
 
 -- The privileged step of logging a failure (see interest._privileged).
 CREATE FUNCTION interest._log_failure(rel regclass, args jsonb) RETURNS integer
-LANGUAGE sql SET search_path = pg_catalog AS $$
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
     INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail)
     VALUES (rel, args ->> 'state', args ->> 'message', args ->> 'detail') RETURNING NULL::integer
 $$;
@@ -122,7 +122,7 @@ REVOKE ALL ON FUNCTION interest._log_failure(regclass, jsonb) FROM PUBLIC;
 -- are called only as triggers, which never checks EXECUTE: nobody may call
 -- them directly.
 CREATE FUNCTION interest._create_trigger_functions(kind text, src integer, stmts text[]) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     stmt text;
     op text;
@@ -141,7 +141,7 @@ REVOKE ALL ON FUNCTION interest._create_trigger_functions(text, integer, text[])
 CREATE FUNCTION interest._trigger_ops() RETURNS text[]
 LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['ins', 'upd', 'del', 'trunc'] $$;
 CREATE FUNCTION interest._trigger_function(kind text, src integer, op text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF kind NOT IN ('item', 'event') OR op <> ALL (interest._trigger_ops()) THEN
         RAISE EXCEPTION 'invalid trigger function "%", "%"', kind, op USING ERRCODE = '22023',
@@ -152,7 +152,7 @@ END $$;
 
 -- A source's statement triggers on its table, one per statement kind.
 CREATE FUNCTION interest._create_triggers(kind text, rel regclass, src integer) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE op text;
 BEGIN
     FOREACH op IN ARRAY interest._trigger_ops() LOOP
@@ -170,13 +170,13 @@ REVOKE ALL ON FUNCTION interest._create_triggers(text, regclass, integer) FROM P
 -- The CREATE FUNCTION statements of an items table's trigger functions,
 -- from its stored row: attach_items and _refresh_attached run them.
 CREATE FUNCTION interest._item_functions(src integer) RETURNS text[]
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE s interest.item_sources;
 BEGIN
     SELECT * INTO STRICT s FROM interest.item_sources WHERE id = src;
-    RETURN interest._item_trigger_functions(src, format('(%I)::text', s.id_column),
-        CASE WHEN s.text_expr IS NOT NULL THEN format('(%s)::text', s.text_expr)
-             ELSE format('(%I)::interest.embedding::text', s.embedding_column) END,
+    RETURN interest._item_trigger_functions(src, format('(%I)::pg_catalog.text', s.id_column),
+        CASE WHEN s.text_expr IS NOT NULL THEN format('(%s)::pg_catalog.text', s.text_expr)
+             ELSE format('(%I)::interest.embedding::pg_catalog.text', s.embedding_column) END,
         CASE WHEN s.text_expr IS NOT NULL THEN 'interest._items_changed' ELSE 'interest._items_set' END);
 END $$;
 REVOKE ALL ON FUNCTION interest._item_functions(integer) FROM PUBLIC;
@@ -187,19 +187,19 @@ REVOKE ALL ON FUNCTION interest._item_functions(integer) FROM PUBLIC;
 -- interest) evaluates none of it.
 CREATE FUNCTION interest.attach_items(items regclass, id_column name, text text DEFAULT NULL,
                                       model text DEFAULT NULL, embedding_column name DEFAULT NULL)
-RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM interest._require_owner(items);
     IF text IS NOT NULL THEN
         PERFORM interest._column(items, id_column, 'id');
-        EXECUTE format('SELECT (%s)::text FROM %s LIMIT 0', text, items);
+        EXECUTE format('SELECT (%s)::pg_catalog.text FROM %s LIMIT 0', text, items);
     END IF;
     RETURN interest._privileged('attach_items', items, jsonb_build_object('id_column', id_column, 'text', text,
         'model', model, 'embedding_column', embedding_column));
 END $$;
 
 CREATE FUNCTION interest._register_items(items regclass, args jsonb) RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     id_column name := args ->> 'id_column';
     text text := args ->> 'text';
@@ -228,7 +228,7 @@ BEGIN
     -- The trigger functions (see src/triggers/items.rs).
     PERFORM interest._create_trigger_functions('item', src, interest._item_functions(src));
     PERFORM interest._create_triggers('item', items, src);
-    RAISE NOTICE 'attached %; rows that already exist are embedded by CALL interest.backfill_items(%)', items, quote_literal(items::text);
+    RAISE NOTICE 'attached %; rows that already exist are embedded by CALL interest.backfill_items(%)', items, quote_literal(items::pg_catalog.text);
     RETURN src;
 END $$;
 REVOKE ALL ON FUNCTION interest._register_items(regclass, jsonb) FROM PUBLIC;
@@ -239,7 +239,7 @@ COMMENT ON FUNCTION interest.attach_items(regclass, name, text, text, name) IS
 -- drops the triggers and their functions, then the bookkeeping; the
 -- application's table is untouched. Returns 1 if the table was attached.
 CREATE FUNCTION interest._unregister(rel regclass, args jsonb) RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     kind text := args ->> 'kind';
     src integer;
@@ -272,7 +272,7 @@ COMMENT ON FUNCTION interest._items_index_name(integer) IS 'Name of the interest
 -- index_items' privileged step: (re)builds the source's partial
 -- interest_ivf index on interest.item_embeddings. Arguments are data.
 CREATE FUNCTION interest._index_items(rel regclass, args jsonb) RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     src integer;
     index_name text;
@@ -355,7 +355,7 @@ BEGIN
                 -- PostgreSQL's deadlock check.)
                 IF EXISTS (SELECT 1 FROM pg_locks l
                            WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                             AND l.relation = 'interest.item_embeddings'::regclass AND l.granted
+                             AND l.relation = 'interest.item_embeddings'::pg_catalog.regclass AND l.granted
                              AND l.pid <> pg_backend_pid() AND pg_backend_pid() = ANY (pg_blocking_pids(l.pid))) THEN
                     gave_way := true;
                     EXIT;
@@ -397,13 +397,13 @@ CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_c
     text_column name DEFAULT NULL, half_life interval DEFAULT NULL,
     items regclass DEFAULT NULL, max_interests integer DEFAULT NULL, join_similarity real DEFAULT NULL,
     popularity_half_life interval DEFAULT NULL)
-RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN interest._privileged('attach_events', events, jsonb_build_object(
         'popularity_half_life', popularity_half_life,
         'user_column', user_column, 'item_column', item_column, 'time_column', time_column,
         'type_column', type_column, 'weight_column', weight_column, 'weights', weights,
-        'text_column', text_column, 'half_life', half_life, 'items', items::oid,
+        'text_column', text_column, 'half_life', half_life, 'items', items::pg_catalog.oid,
         'max_interests', max_interests, 'join_similarity', join_similarity));
 END $$;
 
@@ -411,7 +411,7 @@ END $$;
 -- schema interest; see interest._privileged). It evaluates no SQL of the
 -- caller's: column names go through format('%I'), weights are data.
 CREATE FUNCTION interest._register_events(events regclass, args jsonb) RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     user_column name := args ->> 'user_column';
     item_column name := args ->> 'item_column';
@@ -421,7 +421,7 @@ DECLARE
     weights jsonb := args -> 'weights';
     text_column name := args ->> 'text_column';
     half_life interval := (args ->> 'half_life')::interval;
-    items regclass := (args ->> 'items')::oid::regclass;
+    items regclass := (args ->> 'items')::pg_catalog.oid::pg_catalog.regclass;
     max_interests integer := (args ->> 'max_interests')::integer;
     join_similarity real := (args ->> 'join_similarity')::real;
     popularity_half_life interval := (args ->> 'popularity_half_life')::interval;
@@ -505,7 +505,7 @@ COMMENT ON FUNCTION interest.detach_events(regclass) IS 'Removes the triggers an
 -- A source's bookkeeping rows (the application's tables and rows are
 -- untouched); callers check who asks.
 CREATE FUNCTION interest._delete_bookkeeping(kind text, src integer) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     IF kind NOT IN ('item', 'event') THEN
         RAISE EXCEPTION 'invalid source kind "%"', kind USING ERRCODE = '22023', HINT = 'kind is item or event.';
@@ -540,11 +540,11 @@ REVOKE ALL ON FUNCTION interest._delete_bookkeeping(text, integer) FROM PUBLIC;
 -- Before an ALTER TABLE: the column numbers of every attached column, so
 -- that afterwards a renamed column is found by its number.
 CREATE FUNCTION interest._ddl_remember_columns() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM set_config('pg_interest.ddl_columns', coalesce((
-        SELECT jsonb_object_agg(c.rel, c.cols)::text FROM (
-            SELECT s.relid::oid::text AS rel, jsonb_object_agg(a.attname, a.attnum) AS cols
+        SELECT jsonb_object_agg(c.rel, c.cols)::pg_catalog.text FROM (
+            SELECT s.relid::pg_catalog.oid::pg_catalog.text AS rel, jsonb_object_agg(a.attname, a.attnum) AS cols
             FROM (SELECT relid, unnest(columns) AS col FROM interest.event_sources
                   UNION SELECT relid, id_column FROM interest.item_sources
                   UNION SELECT relid, embedding_column FROM interest.item_sources) s
@@ -554,10 +554,10 @@ END $$;
 
 -- A stored column's name now: followed through a RENAME by its number.
 CREATE FUNCTION interest._column_now(rel regclass, col name, what text) RETURNS name
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    num int2 := (coalesce(nullif(current_setting('pg_interest.ddl_columns', true), ''), '{}')::jsonb
-                 -> rel::oid::text ->> col)::int2;
+    num int2 := (coalesce(nullif(current_setting('pg_interest.ddl_columns', true), ''), '{}')::pg_catalog.jsonb
+                 -> rel::pg_catalog.oid::pg_catalog.text ->> col)::int2;
     now_name name;
 BEGIN
     IF col IS NULL THEN RETURN NULL; END IF;
@@ -578,7 +578,7 @@ END $$;
 -- in schema interest) that evaluates no SQL of the table's owner (catalog
 -- reads and format() only).
 CREATE FUNCTION interest._refresh_attached(rel regclass, args jsonb) RETURNS integer
-LANGUAGE plpgsql SET search_path = pg_catalog, interest AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, interest, pg_temp AS $$
 DECLARE
     s record;
     cols name[];
@@ -613,13 +613,13 @@ REVOKE ALL ON FUNCTION interest._refresh_attached(regclass, jsonb) FROM PUBLIC;
 -- so sees its settings rows. An items table's text expression is checked by
 -- evaluating it as the table's owner (interest._check_text_expression).
 CREATE FUNCTION interest._ddl_altered() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     rel regclass;
     expr text;
 BEGIN
-    FOR rel IN SELECT DISTINCT c.objid::regclass FROM pg_event_trigger_ddl_commands() c
-               WHERE c.classid = 'pg_class'::regclass
+    FOR rel IN SELECT DISTINCT c.objid::pg_catalog.regclass FROM pg_event_trigger_ddl_commands() c
+               WHERE c.classid = 'pg_class'::pg_catalog.regclass
                  AND (c.objid IN (SELECT relid FROM interest.event_sources) OR c.objid IN (SELECT relid FROM interest.item_sources)) LOOP
         PERFORM interest._privileged('refresh', rel, '{}');
         SELECT s.text_expr INTO expr FROM interest.item_sources s WHERE s.relid = rel AND s.text_expr IS NOT NULL;
@@ -638,18 +638,18 @@ END $$;
 -- its bookkeeping and trigger functions go with it. Only objects PostgreSQL
 -- reports dropped are touched, so definer rights give nothing away.
 CREATE FUNCTION interest._ddl_dropped() RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, interest, pg_temp AS $$
 DECLARE
     src record;
     op text;
 BEGIN
     FOR src IN SELECT 'event' AS kind, s.id FROM pg_event_trigger_dropped_objects() d
-               JOIN interest.event_sources s ON s.relid::oid = d.objid
-               WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+               JOIN interest.event_sources s ON s.relid::pg_catalog.oid = d.objid
+               WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.objsubid = 0
                UNION ALL
                SELECT 'item', s.id FROM pg_event_trigger_dropped_objects() d
-               JOIN interest.item_sources s ON s.relid::oid = d.objid
-               WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 LOOP
+               JOIN interest.item_sources s ON s.relid::pg_catalog.oid = d.objid
+               WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.objsubid = 0 LOOP
         FOREACH op IN ARRAY interest._trigger_ops() LOOP
             BEGIN
                 EXECUTE format('DROP FUNCTION IF EXISTS %s()', interest._trigger_function(src.kind, src.id, op));
@@ -668,7 +668,7 @@ BEGIN
     -- drops the old index, then records itself).
     UPDATE interest.item_sources s SET vector_index = NULL
     FROM pg_event_trigger_dropped_objects() d
-    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.object_type = 'index'
+    WHERE d.classid = 'pg_class'::pg_catalog.regclass AND d.objsubid = 0 AND d.object_type = 'index'
       AND d.schema_name = 'interest' AND d.object_name = interest._items_index_name(s.id)
       AND s.vector_index IS NOT NULL;
 END $$;
@@ -683,14 +683,15 @@ CREATE EVENT TRIGGER interest_ddl_dropped ON sql_drop
 -- Embeds the rows that have no embedding yet, batch by batch in key order,
 -- committing after each batch: interrupt it at any time, CALL it again to resume.
 -- No SET clause: a procedure with one cannot COMMIT. It runs with the caller's
--- rights, and every name in it is schema-qualified or built-in.
+-- rights, and every name in it is schema-qualified or a keyword (so that no
+-- temporary type of the caller's stands in for a built-in one).
 CREATE PROCEDURE interest.backfill_items(items regclass, batch_size integer DEFAULT 256)
 LANGUAGE plpgsql AS $$
 DECLARE
     s interest.item_sources;
-    id_expr text; val_expr text; call text;
-    last_key text := NULL;
-    keys text[]; vals text[];
+    id_expr pg_catalog.text; val_expr pg_catalog.text; call pg_catalog.text;
+    last_key pg_catalog.text := NULL;
+    keys pg_catalog.text[]; vals pg_catalog.text[];
     seen bigint := 0; embedded bigint := 0; total bigint;
 BEGIN
     PERFORM interest._require_owner(items);
@@ -702,13 +703,13 @@ BEGIN
         RAISE EXCEPTION 'table % is not attached', items USING ERRCODE = '55000', HINT = 'Call interest.attach_items first.';
     END IF;
     id_expr := format('%I', s.id_column);
-    val_expr := CASE WHEN s.text_expr IS NOT NULL THEN format('(%s)::text', s.text_expr)
-                     ELSE format('(%I)::interest.embedding::text', s.embedding_column) END;
+    val_expr := CASE WHEN s.text_expr IS NOT NULL THEN format('(%s)::pg_catalog.text', s.text_expr)
+                     ELSE format('(%I)::interest.embedding::pg_catalog.text', s.embedding_column) END;
     call := CASE WHEN s.text_expr IS NOT NULL THEN 'interest._items_changed' ELSE 'interest._items_set' END;
     EXECUTE format('SELECT count(*) FROM %s', items) INTO total;
     LOOP
         -- Keyset pagination in the key's own order (int, bigint, text, uuid).
-        EXECUTE format('SELECT array_agg(k ORDER BY o), array_agg(v ORDER BY o) FROM (SELECT %s::text, %s, %s FROM %s WHERE $1 IS NULL OR %s > $1::%s ORDER BY 3 LIMIT %s) t(k, v, o)',
+        EXECUTE format('SELECT array_agg(k ORDER BY o), array_agg(v ORDER BY o) FROM (SELECT %s::pg_catalog.text, %s, %s FROM %s WHERE $1 IS NULL OR %s > $1::%s ORDER BY 3 LIMIT %s) t(k, v, o)',
                        id_expr, val_expr, id_expr, items, id_expr,
                        format_type((SELECT atttypid FROM pg_attribute WHERE attrelid = items AND attname = s.id_column), NULL),
                        batch_size)

@@ -157,7 +157,7 @@ fn read_replay(src: &EventSource) -> Replay {
 
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _evaluate(
     source_id: i32,
     k: i32,
@@ -240,7 +240,7 @@ const MAX_TUNE_BUDGET_SECS: f64 = 3_600.0;
 
 #[allow(clippy::type_complexity)]
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _tune(
     source_id: i32,
     k: i32,
@@ -353,7 +353,7 @@ fn _tune(
 /// Pins the table's weights by hand (NULL keeps a weight's default), as if
 /// tune() had chosen them; owner only.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _set_weights(
     source_id: i32,
     content: Option<f64>,
@@ -409,7 +409,7 @@ fn store_weights(
 
 /// Forgets the weights tune() chose: recommend() goes back to the defaults.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _use_default_weights(source_id: i32) -> bool {
     with_extension_rights(|| {
         crate::privileges::refuse_in_restricted_operation();

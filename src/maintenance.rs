@@ -9,7 +9,7 @@ use pgrx::prelude::*;
 
 /// Recomputes every user's state; only the table's owner may.
 #[pg_extern(strict, volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _rebuild_all(source_id: i32) -> i64 {
     with_extension_rights(|| {
         refuse_in_restricted_operation();
@@ -23,7 +23,7 @@ fn _rebuild_all(source_id: i32) -> i64 {
 
 /// Sets (or, with NULL, clears) a user's text profile and recomputes the user.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _set_profile(user_key: &str, profile: Option<&str>, source_id: i32) -> bool {
     with_extension_rights(|| {
         let src = writable_event_source(

@@ -194,7 +194,7 @@ pub(crate) fn items_visible_to_caller(
 /// rows, as the table's owner: after an ALTER TABLE, whether it still
 /// compiles. Errors as the expression does.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _check_text_expression(rel: pg_sys::Oid) {
     crate::privileges::with_extension_rights(|| {
         let Some(expr) = crate::spi::one_read_cached::<String>(

@@ -213,7 +213,7 @@ enum Right {
 
 /// Runs one of `PRIVILEGED_STEPS` on `rel` for its caller.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _privileged(step: &str, rel: pg_sys::Oid, args: pgrx::JsonB) -> Option<i32> {
     refuse_in_restricted_operation();
     let Some(&(_, right, sql)) = PRIVILEGED_STEPS.iter().find(|(name, _, _)| *name == step) else {

@@ -190,7 +190,7 @@ fn replayed_user(src: &EventSource, user_key: &str) -> UserView {
 /// The user's interest vector: sub-interests combined by decayed weight.
 /// NULL for a user with no (applied) events.
 #[pg_extern(stable, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _user_vector(user_key: &str, source_id: i32) -> Option<Embedding> {
     with_extension_rights(|| {
         let src = readable_event_source(source_id);
@@ -205,7 +205,7 @@ const NEAREST_RECENT_ITEMS: usize = 3;
 /// Each sub-interest of a user: its vector, share of the decayed weight, last
 /// event, event count, and the user's recent items nearest to it.
 #[pg_extern(stable, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _interests(
     user_key: &str,
     source_id: i32,
@@ -265,7 +265,7 @@ fn _interests(
 
 /// Per attached items table: rows (estimate), embedded items, events waiting for items.
 #[pg_extern(stable, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _item_status() -> TableIterator<
     'static,
     (
@@ -304,7 +304,7 @@ fn _item_status() -> TableIterator<
 /// Per attached events table: users with a state, queued events, events
 /// waiting for their item, the last fold.
 #[pg_extern(stable, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _event_status() -> TableIterator<
     'static,
     (

@@ -307,14 +307,15 @@ impl Seed {
 
     /// Every item of the catalog, for a call whose candidates fell short:
     /// on the seed's clock and co-visitation scale, so that explain() (from
-    /// candidates) adds up to the scores such a call returns.
+    /// candidates) adds up to the scores such a call returns. Read for the
+    /// call only: a source with an index leaves no catalog in the backend.
     fn every_item(&self, src: &EventSource, item_source: i32) -> Context {
         Context {
             recent_links: Some(self.recent_links.clone()),
             covisit_max: Some(self.covisit_max),
             ..Context::assemble(
                 src,
-                catalog::cached(item_source),
+                Rc::new(catalog::uncached(item_source)),
                 store::load_all_counts(src.id),
                 self.now,
                 self.popularity_peak,
@@ -493,7 +494,7 @@ pub(crate) fn weights(defaults: RankWeights, overrides: WeightOverrides) -> Rank
 
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(stable, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _recommend(
     source_id: i32,
     user_key: &str,
@@ -660,7 +661,7 @@ fn rank_in(
 
 #[allow(clippy::too_many_arguments)]
 #[pg_extern(stable, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _explain(
     source_id: i32,
     user_key: &str,
@@ -793,7 +794,7 @@ fn unknown_item(item_key: &str, src: &EventSource) -> ! {
 }
 
 #[pg_extern(stable, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _similar_items(
     source_id: i32,
     item_key: &str,
@@ -870,7 +871,7 @@ fn similar_in(
 /// The catalogs this backend holds for ranking every item (see
 /// `catalog::cached`): what a connection keeps beyond one call.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _cached_catalogs() -> TableIterator<
     'static,
     (

@@ -144,7 +144,7 @@ fn event_rows(
 /// block of its own); large ones, or with `interest.fold_batch = 0`, are
 /// applied at once.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _apply_events(
     source_id: i32,
     users: Vec<Option<String>>,
@@ -182,7 +182,7 @@ fn _fold_due(source_id: i32, last_seq: i64, queued: i64) -> bool {
 /// Folds the source's queued events (`ingest::fold_queue`); from the
 /// trigger without waiting, from `interest.flush` waiting for the lock.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _fold_queue(source_id: i32, wait: bool) -> i64 {
     with_extension_rights(|| {
         let src = writable_event_source(source_id, pg_sys::ACL_INSERT, "fold queued events");
@@ -193,7 +193,7 @@ fn _fold_queue(source_id: i32, wait: bool) -> i64 {
 /// Deleted or updated events (the old and the new rows' user, item, time,
 /// weight): `ingest::rewrite_events`.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 #[allow(clippy::too_many_arguments)]
 fn _events_rewritten(
     source_id: i32,
@@ -230,7 +230,7 @@ fn _events_rewritten(
 /// The events table was truncated: its bookkeeping is emptied
 /// (`ingest::truncate_events`).
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _events_truncated(source_id: i32) {
     with_extension_rights(|| {
         let src = writable_event_source(source_id, pg_sys::ACL_TRUNCATE, "empty the bookkeeping");

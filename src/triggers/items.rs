@@ -49,7 +49,7 @@ fn _item_trigger_functions(
 /// Embeds changed item texts (NULL text removes the embedding) and applies
 /// the events that were waiting for these items.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<String>>) -> i64 {
     with_extension_rights(|| {
         let src = writable_item_source(
@@ -82,7 +82,7 @@ fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<St
 
 /// Stores precomputed embeddings (bring your own); NULL removes one.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<String>>) -> i64 {
     with_extension_rights(|| {
         writable_item_source(
@@ -122,7 +122,7 @@ fn store(source_id: i32, keys: Vec<String>, vectors: Vec<Embedding>, removed: Ve
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _items_deleted(source_id: i32, ids: Vec<Option<String>>) -> i64 {
     with_extension_rights(|| {
         writable_item_source(
@@ -137,7 +137,7 @@ fn _items_deleted(source_id: i32, ids: Vec<Option<String>>) -> i64 {
 /// The items table was truncated: every embedding goes. Users keep what
 /// the items contributed: the events happened.
 #[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _items_truncated(source_id: i32) -> i64 {
     with_extension_rights(|| {
         writable_item_source(source_id, pg_sys::ACL_TRUNCATE, "remove item embeddings");
@@ -148,7 +148,7 @@ fn _items_truncated(source_id: i32) -> i64 {
 /// Of the given keys (and values), those whose item has no embedding yet.
 #[allow(clippy::type_complexity)]
 #[pg_extern(stable, parallel_unsafe)]
-#[search_path(pg_catalog, interest)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _missing_items(
     source_id: i32,
     keys: Vec<Option<String>>,

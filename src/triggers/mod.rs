@@ -35,5 +35,5 @@ fn trigger_function(name: &str, search_path: &str, body: &str) -> String {
         .map(|n| format!("$pg_interest_{n}$"))
         .find(|tag| !body.contains(tag.as_str()))
         .unwrap_or_default();
-    format!("CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SET search_path = {search_path} AS {tag}{body}{tag}")
+    format!("CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql SET search_path = {search_path}, pg_temp AS {tag}{body}{tag}")
 }

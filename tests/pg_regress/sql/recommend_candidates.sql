@@ -129,8 +129,8 @@ DROP TABLE k_events, v_events, r_events;
 DROP ROLE k_reader;
 DROP DOMAIN positive_id;
 -- When exclusions leave fewer than k of the candidates, the call asks again
--- with wider limits, not every item (that would read the whole catalog into
--- the backend: cached_catalogs() lists it, and a DEBUG line says so); the
+-- with wider limits, not every item (that would read the whole catalog, and
+-- a DEBUG line says so); the
 -- lists stay close to exact. A new connection holds no catalog.
 \c
 SET search_path = public, interest;
@@ -220,6 +220,8 @@ SELECT count(*) AS rows, bool_and(EXISTS (SELECT 1 FROM g_far WHERE item = ANY (
        bool_and(abs(r.score - (SELECT sum(contribution) FROM explain('1', r.item, events => 'g_events'))) < 1e-9) AS explain_adds_up,
        count(*) FILTER (WHERE EXISTS (SELECT 1 FROM explain('1', r.item, events => 'g_events') WHERE component = 'co-visitation')) AS from_covisitation
 FROM g_rows r;
+-- (the fallback read the catalog for its call only)
+SELECT count(*) AS catalogs_held FROM cached_catalogs();
 -- The clock and popularity's scale (the source's most popular item now) are
 -- read afresh by each call: an item that became the hottest after this
 -- connection read its trending list (and is neither a neighbour nor a link

@@ -275,6 +275,21 @@ SELECT split_part(regress.err($$SELECT * FROM interest.explain('alice', '3', eve
 SELECT count(*) FILTER (WHERE component = 'content') AS content_rows_for_alice
 FROM interest.explain('alice', '2', events => 'h_shop.events');
 SELECT count(*) AS catalogs_held FROM interest.cached_catalogs();
+-- A caller's temporary types never stand in for the built-in ones the
+-- owner's expressions name (pg_temp is searched last, not first): a domain
+-- pg_temp.text whose check raises is never evaluated, as the owner or not.
+CREATE FUNCTION pg_temp.h_evil(t pg_catalog.text) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'h_evil ran as %', current_user; END $$;
+CREATE DOMAIN pg_temp.text AS pg_catalog.text CHECK (pg_temp.h_evil(VALUE));
+CREATE DOMAIN pg_temp.float8 AS pg_catalog.float8 CHECK (pg_temp.h_evil(VALUE::pg_catalog.text));
+SELECT count(*) AS recommended FROM interest.recommend('alice', 3, events => 'h_shop.events');
+SELECT count(*) AS recommended FROM interest.recommend('alice', 3, events => 'h_shop.events', filter => 'id > 0', as_of => now());
+SELECT count(*) > 0 AS explained FROM interest.explain('alice', '2', events => 'h_shop.events');
+SELECT count(*) AS similar FROM interest.similar_items('1', 2, events => 'h_shop.events');
+SELECT interest.user_vector('alice', 'h_shop.events') IS NOT NULL AS alice_visible;
+DROP DOMAIN pg_temp.text;
+DROP DOMAIN pg_temp.float8;
+DROP FUNCTION pg_temp.h_evil;
 RESET ROLE;
 SELECT user_key, events FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
 WHERE e.relid = 'h_shop.events'::regclass ORDER BY 1;
