@@ -62,9 +62,14 @@ CREATE FUNCTION interest._user_key_fits(src integer, user_key text) RETURNS bool
 LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     user_type text;
+    names_objects boolean;
     fits boolean;
 BEGIN
-    SELECT format_type(a.atttypid, a.atttypmod) INTO user_type
+    SELECT format_type(a.atttypid, a.atttypmod),
+           (SELECT b.typname LIKE 'reg%' AND b.typnamespace = 'pg_catalog'::pg_catalog.regnamespace
+            FROM pg_type t JOIN pg_type b ON b.oid = CASE WHEN t.typbasetype = 0 THEN t.oid ELSE t.typbasetype END
+            WHERE t.oid = a.atttypid)
+    INTO user_type, names_objects
     FROM interest.event_sources s JOIN pg_attribute a ON a.attrelid = s.relid AND a.attname = s.columns[1]
     WHERE s.id = src;
     IF user_type IS NULL THEN
@@ -74,12 +79,18 @@ BEGIN
     -- users are keyed by their column's text ('007' is not user 7).
     EXECUTE format('SELECT (($1)::%s)::pg_catalog.text = $1', user_type) INTO fits USING user_key;
     RETURN coalesce(fits, false);
-EXCEPTION WHEN data_exception OR integrity_constraint_violation
-               OR undefined_table OR undefined_object OR undefined_function OR ambiguous_function
-               OR invalid_schema_name OR invalid_name OR syntax_error THEN
-    -- Not a value of the type, refused by a domain's constraint, or (the
-    -- reg* types) a name of nothing.
-    RETURN false;
+EXCEPTION
+    WHEN data_exception OR integrity_constraint_violation THEN
+        -- Not a value of the type, or refused by a domain's constraint.
+        RETURN false;
+    WHEN undefined_table OR undefined_object OR undefined_function OR ambiguous_function
+         OR invalid_schema_name OR invalid_name OR syntax_error THEN
+        -- For the reg* types, a name of nothing; from anything else (a
+        -- domain check's own function, say) a real error.
+        IF coalesce(names_objects, false) THEN
+            RETURN false;
+        END IF;
+        RAISE;
 END $$;
 COMMENT ON FUNCTION interest._user_key_fits(integer, text) IS 'Whether a user key is a value of the events table''s user column as it is written there (one that is not has no rows).';
 

@@ -96,6 +96,7 @@ pub(crate) fn owner_rows(src: &EventSource, users: Option<&[String]>) -> Vec<(Ev
 /// revoked from PUBLIC: only the extension's own functions call it.
 #[allow(clippy::type_complexity)]
 #[pg_extern(stable, parallel_unsafe)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _owner_rows(
     source_id: i32,
     users: Option<Vec<String>>,

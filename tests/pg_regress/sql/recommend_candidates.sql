@@ -101,6 +101,17 @@ FROM (VALUES ('k_events', '5'), ('k_events', '-5'), ('k_events', '007'), ('k_eve
              ('v_events', 'abc'), ('v_events', 'abcdef'), ('v_events', 'ab'),
              ('r_events', 'public.r_events'), ('r_events', 'no_such_table'), ('r_events', 'no_such_schema.t')) v(t, k)
 JOIN interest.event_sources s ON s.relid = t::regclass ORDER BY t, k;
+-- (a name error from anything but a reg* type is not taken for "no such
+-- user": a domain check whose function reads a missing table fails)
+CREATE FUNCTION b_check(int) RETURNS bool LANGUAGE plpgsql AS $$ BEGIN PERFORM 1 FROM b_missing; RETURN true; END $$;
+CREATE DOMAIN b_id AS int CHECK (b_check(VALUE));
+CREATE TABLE b_events (user_id b_id, item_id int);
+SELECT attach_events('b_events', 'user_id', 'item_id') > 0 AS attached;
+SELECT split_part(regress.err($$SELECT * FROM recommend('5', 3, events => 'b_events')$$), ' | ', 1) AS broken_domain;
+SELECT detach_events('b_events') AS detached;
+DROP TABLE b_events;
+DROP DOMAIN b_id;
+DROP FUNCTION b_check;
 SELECT (SELECT array_agg(item ORDER BY item) FROM recommend('-5', 3, events => 'k_events')) AS domain_refused,
        (SELECT array_agg(item ORDER BY item) FROM recommend('007', 3, events => 'k_events')) AS not_user_7,
        (SELECT array_agg(item ORDER BY item) FROM recommend('7', 3, events => 'k_events')) AS user_7,
