@@ -54,12 +54,12 @@ impl Context {
         let last_event = stats
             .iter()
             .map(|(_, s)| s.last_seen)
-            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+            .max_by(f64::total_cmp);
         let now = ranking_clock(asked_time(as_of), last_event);
         let peak = stats
             .iter()
             .map(|(_, s)| s.recent_at(now, &src.covisit))
-            .fold(None, |m: Option<f64>, c| Some(m.map_or(c, |m| m.max(c))));
+            .max_by(f64::total_cmp);
         let catalog = match src.item_source_id {
             // With an items table, the catalog is its embedded items.
             Some(item_source) => catalog::cached(item_source),
@@ -233,7 +233,7 @@ struct Seed {
     /// None: no trending candidates (similar_items).
     trending: Option<Rc<Trending>>,
     /// The source's largest recent count at `now`: popularity's one scale,
-    /// whichever items a round or the fallback scores.
+    /// whichever items a round or the fallback scores (None for similar_items).
     popularity_peak: Option<f64>,
 }
 
@@ -293,7 +293,11 @@ impl Seed {
         ));
         let covisit_max = candidates::covisit_max(&scores, &base);
         Seed {
-            popularity_peak: trending::peak_recent_count(src, now),
+            // (similar_items weighs no popularity: no read for it)
+            popularity_peak: trending
+                .is_some()
+                .then(|| trending::peak_recent_count(src, now))
+                .flatten(),
             now,
             interests,
             recent,
