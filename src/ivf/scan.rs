@@ -16,7 +16,7 @@ use crate::gucs;
 use interest_core::candidates::CANDIDATE_PROBES;
 use interest_core::ivf::estimator::PreparedQuery;
 use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
-use interest_core::ivf::search::{probe_order, CandidatePool};
+use interest_core::ivf::search::{probe_further, probe_order, CandidatePool};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::collections::VecDeque;
@@ -60,6 +60,9 @@ struct ScanState {
     rerank: usize,
     pool: CandidatePool<Candidate>,
     ready: VecDeque<pg_sys::ItemPointerData>,
+    /// Entries probed into the pool, and rows given to the executor.
+    probed: usize,
+    returned: usize,
 }
 
 #[pg_guard]
@@ -80,6 +83,8 @@ pub unsafe extern "C-unwind" fn ambeginscan(
             rerank: 1,
             pool: CandidatePool::default(),
             ready: VecDeque::new(),
+            probed: 0,
+            returned: 0,
         });
         (*scan).opaque = Box::into_raw(state) as *mut std::ffi::c_void;
         scan
@@ -134,6 +139,8 @@ pub unsafe extern "C-unwind" fn amrescan(
         state.next_list = 0;
         state.pool = CandidatePool::default();
         state.ready.clear();
+        state.probed = 0;
+        state.returned = 0;
         state.shape = Some(shape);
     }
 }
@@ -148,15 +155,19 @@ pub unsafe extern "C-unwind" fn amgettuple(
         let index = (*scan).indexRelation;
         loop {
             if let Some(tid) = state.ready.pop_front() {
+                state.returned += 1;
                 (*scan).xs_heaptid = tid;
                 (*scan).xs_recheck = false;
                 (*scan).xs_recheckorderby = false;
                 return true;
             }
             let more_lists = state.next_list < state.list_limit.min(state.order.len());
-            // Probe further lists only when the pool runs low: a filter that
-            // rejects rows first drains what the probed lists gave.
-            if more_lists && (state.next_list == 0 || state.pool.len() < state.rerank) {
+            // Probe further lists when the pool runs low, or when the rows
+            // asked for (a filter rejecting them) reach out far enough that
+            // unprobed lists compete.
+            let further =
+                probe_further(state.probed, state.returned, state.pool.len(), state.rerank);
+            if more_lists && (state.next_list == 0 || further) {
                 let end = (state.next_list + state.probes_per_round)
                     .min(state.list_limit)
                     .min(state.order.len());
@@ -335,6 +346,7 @@ unsafe fn probe_list(index: pg_sys::Relation, state: &mut ScanState, list: usize
                 heap.ip_blkid.bi_hi = (entry.heap_block >> 16) as u16;
                 heap.ip_blkid.bi_lo = (entry.heap_block & 0xffff) as u16;
                 heap.ip_posid = entry.heap_offset;
+                state.probed += 1;
                 state.pool.push(
                     lower,
                     Candidate {

@@ -17,6 +17,21 @@ pub fn probe_order(query: &PreparedQuery, centres: &[f32], dims: usize) -> Vec<u
     keyed.into_iter().map(|(_, list)| list).collect()
 }
 
+/// Entries a scan keeps probed for each row it has returned. A scan whose
+/// executor keeps asking for rows (a WHERE clause that rejects most, or a
+/// large LIMIT) returns rows ever farther out; once they are more than this
+/// fraction of what it probed, entries of lists not yet probed compete with
+/// them, so it probes the next lists before its pool runs dry.
+pub const PROBED_PER_RETURNED: usize = 8;
+
+/// Whether a scan that has probed `probed` entries and returned `returned`
+/// rows probes its next lists before the next round: when its pool holds
+/// fewer than a round (`rerank`), or the rows returned are no longer the
+/// nearest few of what it probed.
+pub fn probe_further(probed: usize, returned: usize, pool: usize, rerank: usize) -> bool {
+    pool < rerank || returned.saturating_mul(PROBED_PER_RETURNED) > probed
+}
+
 /// Entries scanned by their codes, waiting for an exact distance, ordered
 /// by the lower bound of their distance.
 pub struct CandidatePool<T> {
@@ -144,6 +159,23 @@ impl<T> Ord for Ranked<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probes_further_when_the_pool_runs_low_or_rows_run_far() {
+        // An unfiltered LIMIT 10 of 40-row rounds from 2,500 probed entries: no.
+        assert!(!probe_further(2_500, 40, 2_460, 40));
+        // A pool with less than a round left: yes.
+        assert!(probe_further(2_500, 40, 39, 40));
+        // A filter that rejected most rows: 400 returned of 2,500 probed.
+        assert!(probe_further(2_500, 400, 2_100, 40));
+        assert!(!probe_further(
+            2_500,
+            2_500 / PROBED_PER_RETURNED,
+            2_000,
+            40
+        ));
+        assert!(probe_further(usize::MAX, usize::MAX, usize::MAX, 40));
+    }
 
     #[test]
     fn rounds_return_the_nearest_and_keep_the_rest() {
