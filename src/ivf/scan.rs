@@ -60,8 +60,8 @@ struct ScanState {
     rerank: usize,
     pool: CandidatePool<Candidate>,
     ready: VecDeque<pg_sys::ItemPointerData>,
-    /// Entries probed into the pool, and rows given to the executor.
-    probed: usize,
+    /// Rows given to the executor. Every probed entry is in `pool`, in
+    /// `ready` or returned, so what was probed is never counted apart.
     returned: usize,
 }
 
@@ -83,7 +83,6 @@ pub unsafe extern "C-unwind" fn ambeginscan(
             rerank: 1,
             pool: CandidatePool::default(),
             ready: VecDeque::new(),
-            probed: 0,
             returned: 0,
         });
         (*scan).opaque = Box::into_raw(state) as *mut std::ffi::c_void;
@@ -139,7 +138,6 @@ pub unsafe extern "C-unwind" fn amrescan(
         state.next_list = 0;
         state.pool = CandidatePool::default();
         state.ready.clear();
-        state.probed = 0;
         state.returned = 0;
         state.shape = Some(shape);
     }
@@ -165,8 +163,9 @@ pub unsafe extern "C-unwind" fn amgettuple(
             // Probe further lists when the pool runs low, or when the rows
             // asked for (a filter rejecting them) reach out far enough that
             // unprobed lists compete.
-            let further =
-                probe_further(state.probed, state.returned, state.pool.len(), state.rerank);
+            // `ready` is empty here: the probed entries are the pool and the rows returned.
+            let probed = state.pool.len() + state.returned;
+            let further = probe_further(probed, state.returned, state.pool.len(), state.rerank);
             if more_lists && (state.next_list == 0 || further) {
                 let end = (state.next_list + state.probes_per_round)
                     .min(state.list_limit)
@@ -346,7 +345,6 @@ unsafe fn probe_list(index: pg_sys::Relation, state: &mut ScanState, list: usize
                 heap.ip_blkid.bi_hi = (entry.heap_block >> 16) as u16;
                 heap.ip_blkid.bi_lo = (entry.heap_block & 0xffff) as u16;
                 heap.ip_posid = entry.heap_offset;
-                state.probed += 1;
                 state.pool.push(
                     lower,
                     Candidate {
