@@ -106,13 +106,13 @@ $$;
 COMMENT ON FUNCTION interest.explain(text, text, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
     'Why an item scores what it does for a user: one content row per sub-interest (its share times its cosine; the closest one marked), one row per co-visitation link from the user''s recent items, popularity and freshness; the contributions add up to recommend''s score.';
 
-CREATE FUNCTION interest.explain(user_key anyelement, item anyelement, events regclass DEFAULT NULL,
+CREATE FUNCTION interest.explain(user_key anyelement, item anycompatible, events regclass DEFAULT NULL,
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
     popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (component text, detail text, contribution double precision)
 LANGUAGE sql STABLE AS $$ SELECT * FROM interest.explain($1::pg_catalog.text, $2::pg_catalog.text, $3, $4, $5, $6, $7, $8) $$;
-COMMENT ON FUNCTION interest.explain(anyelement, anyelement, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
-    'explain for int, bigint or uuid keys (user and item of the same type).';
+COMMENT ON FUNCTION interest.explain(anyelement, anycompatible, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
+    'explain for int, bigint, uuid or text keys (user and item of any types).';
 
 CREATE FUNCTION interest.similar_items(item text, k integer DEFAULT 10, events regclass DEFAULT NULL,
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
@@ -150,13 +150,9 @@ COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precisi
 -- callers can deadlock, and one is aborted).
 CREATE FUNCTION interest.flush(events regclass) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE src integer;
 BEGIN
-    SELECT id INTO src FROM interest.event_sources WHERE relid = events;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000', HINT = 'Call interest.attach_events first.';
-    END IF;
-    RETURN interest._fold_queue(src, true);
+    PERFORM interest._require_table(events);
+    RETURN interest._fold_queue(interest._event_source(events::pg_catalog.oid), true);
 END $$;
 COMMENT ON FUNCTION interest.flush(regclass) IS 'Folds the table''s queued events (from small statements) into the shared state now: user states, counts and co-visitation links; returns how many. The triggers do it every interest.fold_batch events.';
 
@@ -262,6 +258,14 @@ CREATE VIEW interest.item_status AS SELECT * FROM interest._item_status();
 COMMENT ON VIEW interest.item_status IS 'Attached items tables: estimated rows, embedded items, events waiting for their item''s embedding.';
 CREATE VIEW interest.event_status AS SELECT * FROM interest._event_status();
 COMMENT ON VIEW interest.event_status IS 'Attached events tables: users with an interest state, events queued by small statements (not yet folded), events waiting for their item''s embedding, and when the queue was last folded.';
+-- Each lists only the tables the reader has a right on (see _item_status).
+GRANT SELECT ON interest.item_status, interest.event_status TO PUBLIC;
+
+-- The queue refuses over-long keys, whoever inserts them (the triggers
+-- never queue them): one could not be moved to pending_events, whose index
+-- holds item keys, and would stop every fold of its table.
+ALTER TABLE interest.event_queue ADD CONSTRAINT event_queue_keys_fit
+    CHECK (interest._key_fits(user_key) AND coalesce(interest._key_fits(item_key), true));
 
 -- The trigger entry points run a handful of fixed statements per event
 -- statement through plans cached per backend. Their `= ANY($n)` arguments

@@ -11,6 +11,7 @@
 CREATE FUNCTION interest._require_owner(rel regclass) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    PERFORM interest._require_table(rel);
     IF NOT interest._caller_owns(rel) THEN
         RAISE EXCEPTION 'must be owner of table %', rel USING ERRCODE = '42501',
             DETAIL = 'Attaching, detaching, backfilling and rebuilding change a table''s triggers or its interest bookkeeping.',
@@ -94,6 +95,17 @@ EXCEPTION
 END $$;
 COMMENT ON FUNCTION interest._user_key_fits(integer, text) IS 'Whether a user key is a value of the events table''s user column as it is written there (one that is not has no rows).';
 
+-- The type of a column, through any domains (NULL for no column).
+CREATE FUNCTION interest._column_base_type(rel regclass, col name) RETURNS regtype
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+    WITH RECURSIVE t(oid, depth) AS (
+        SELECT a.atttypid, 0 FROM pg_attribute a WHERE a.attrelid = rel AND a.attname = col AND NOT a.attisdropped
+        UNION ALL
+        SELECT p.typbasetype, t.depth + 1 FROM t JOIN pg_type p ON p.oid = t.oid WHERE p.typtype = 'd'
+    )
+    SELECT oid::pg_catalog.regtype FROM t ORDER BY depth DESC LIMIT 1
+$$;
+
 -- The expressions an events table is read through, from its columns (user,
 -- item, time, type, weight, text; NULL for none) and the type weights:
 -- attach_events stores them, _refresh_attached rebuilds them after a RENAME
@@ -105,7 +117,24 @@ DECLARE
     user_type text;
     weight_expr text;
     text_expr text;
+    time_type regtype := interest._column_base_type(events, cols[3]);
+    weight_type regtype := interest._column_base_type(events, cols[5]);
 BEGIN
+    -- Types the expressions below cannot read would fail every statement's
+    -- bookkeeping: refused here, at attach and at ALTER TABLE alike.
+    IF time_type NOT IN ('timestamptz'::pg_catalog.regtype, 'timestamp'::pg_catalog.regtype, 'date'::pg_catalog.regtype) THEN
+        RAISE EXCEPTION 'time column "%" of % has type %', cols[3], events, time_type USING ERRCODE = '42804',
+            DETAIL = 'pg_interest reads an event''s time as a timestamp.',
+            HINT = 'Name a column of type timestamptz, timestamp or date, or leave time_column out to use the time of insertion.';
+    END IF;
+    IF weight_type IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM pg_type t WHERE t.oid = weight_type AND t.typcategory IN ('N', 'S')
+        UNION ALL
+        SELECT 1 FROM pg_cast c WHERE c.castsource = weight_type AND c.casttarget = 'float8'::pg_catalog.regtype) THEN
+        RAISE EXCEPTION 'weight column "%" of % has type %', cols[5], events, weight_type USING ERRCODE = '42804',
+            DETAIL = 'pg_interest reads an event''s weight as a number (double precision).',
+            HINT = 'Name a numeric column, or give weights per event type with type_column and weights.';
+    END IF;
     user_expr := format('(%I)::pg_catalog.text', cols[1]);
     user_type := (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = events AND a.attname = cols[1]);
     user_match := format('%I = ($1)::%s', cols[1], user_type);
@@ -441,6 +470,8 @@ DECLARE
     cols name[];
     e record;
     defaults record;
+    bad_setting text;
+    bad_rule text;
 BEGIN
     -- NULL settings take the defaults of interest_core's InterestParams.
     SELECT * INTO defaults FROM interest._interest_defaults();
@@ -494,9 +525,21 @@ BEGIN
     cols := ARRAY[user_column, item_column, time_column, type_column, weight_column, text_column];
     SELECT * INTO e FROM interest._event_expressions(events, cols, weights);
 
-    INSERT INTO interest.event_sources (relid, item_source_id, columns, user_expr, user_match, user_match_any, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity, popularity_half_life)
-    VALUES (events, item_src, cols, e.user_expr, e.user_match, e.user_match_any, e.item_expr, e.time_expr, e.list, weights, half_life, max_interests, join_similarity, popularity_half_life)
-    RETURNING id INTO src;
+    BEGIN
+        INSERT INTO interest.event_sources (relid, item_source_id, columns, user_expr, user_match, user_match_any, item_expr, time_expr, select_list, weights, half_life, max_interests, join_similarity, popularity_half_life)
+        VALUES (events, item_src, cols, e.user_expr, e.user_match, e.user_match_any, e.item_expr, e.time_expr, e.list, weights, half_life, max_interests, join_similarity, popularity_half_life)
+        RETURNING id INTO src;
+    EXCEPTION WHEN check_violation THEN
+        -- A setting out of its range: the table's CHECK constraint is the
+        -- one definition of the range, named here with the setting.
+        GET STACKED DIAGNOSTICS bad_setting = CONSTRAINT_NAME;
+        SELECT pg_get_constraintdef(c.oid) INTO bad_rule FROM pg_constraint c
+        WHERE c.conrelid = 'interest.event_sources'::pg_catalog.regclass AND c.conname = bad_setting;
+        bad_setting := regexp_replace(bad_setting, '^event_sources_(.*)_check$', '\1');
+        RAISE EXCEPTION 'invalid %', bad_setting USING ERRCODE = '22023',
+            DETAIL = format('Got %s => %s; it must satisfy %s.', bad_setting, coalesce(args ->> bad_setting, 'NULL'), bad_rule),
+            HINT = format('Leave %s out to take its default.', bad_setting);
+    END;
 
     -- The trigger functions (see src/triggers/events.rs): inserts are queued
     -- or applied in one pass; deletes and updates rewrite co-visitation and

@@ -111,3 +111,21 @@ pub fn raise_encoder_error(model: &str, err: EncoderError) -> ! {
         ),
     }
 }
+
+/// The value of an argument that has no meaning as NULL: a NULL is refused
+/// with 22004 (pgrx's own refusal would report XX000).
+pub fn required<T>(value: Option<T>, argument: &str) -> T {
+    value.unwrap_or_else(|| {
+        let hint = match argument {
+            "user_key" => "For a visitor without a key, pass any key that has no events (such as ''): recommendations then come from popularity and trends.",
+            "table" => "Pass the table, such as 'events' (a regclass).",
+            _ => "Pass a value, or leave the argument out to take its default.",
+        };
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{argument} must not be NULL"),
+            format!("The argument {argument} has no meaning as NULL."),
+            hint,
+        )
+    })
+}

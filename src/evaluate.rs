@@ -2,7 +2,7 @@
 //! `interest_core::evaluation` / `interest_core::tuning` (the live ranking
 //! code) over it.
 
-use crate::errors::raise;
+use crate::errors::{raise, required};
 use crate::privileges::{require_owner, with_extension_rights};
 use crate::recommend::{check_k, weights};
 use crate::sources::{decode_event, readable_event_source, EventSource};
@@ -160,18 +160,18 @@ fn read_replay(src: &EventSource) -> Replay {
 #[search_path(pg_catalog, interest, pg_temp)]
 fn _evaluate(
     source_id: i32,
-    k: i32,
-    holdout: i32,
+    k: Option<i32>,
+    holdout: Option<i32>,
     content: Option<f64>,
     covisit: Option<f64>,
     popularity: Option<f64>,
     freshness: Option<f64>,
     diversity: Option<f64>,
-    ablations: bool,
+    ablations: Option<bool>,
     balance: Option<f64>,
-    new_items: f64,
-    protocol_name: &str,
-    time_cut: f64,
+    new_items: Option<f64>,
+    protocol_name: Option<&str>,
+    time_cut: Option<f64>,
 ) -> TableIterator<
     'static,
     (
@@ -185,6 +185,12 @@ fn _evaluate(
         name!(diversity, f64),
     ),
 > {
+    let k = required(k, "k");
+    let holdout = required(holdout, "holdout");
+    let ablations = required(ablations, "ablations");
+    let new_items = required(new_items, "new_items");
+    let protocol_name = required(protocol_name, "protocol");
+    let time_cut = required(time_cut, "time_cut");
     with_extension_rights(|| {
         let k = check_k(k);
         check_holdout(holdout);
@@ -243,11 +249,11 @@ const MAX_TUNE_BUDGET_SECS: f64 = 3_600.0;
 #[search_path(pg_catalog, interest, pg_temp)]
 fn _tune(
     source_id: i32,
-    k: i32,
-    protocol_name: &str,
-    time_cut: f64,
-    budget_secs: f64,
-    apply: bool,
+    k: Option<i32>,
+    protocol_name: Option<&str>,
+    time_cut: Option<f64>,
+    budget_secs: Option<f64>,
+    apply: Option<bool>,
 ) -> TableIterator<
     'static,
     (
@@ -263,6 +269,11 @@ fn _tune(
         name!(chosen, bool),
     ),
 > {
+    let k = required(k, "k");
+    let protocol_name = required(protocol_name, "protocol");
+    let time_cut = required(time_cut, "time_cut");
+    let budget_secs = required(budget_secs, "budget");
+    let apply = required(apply, "apply");
     with_extension_rights(|| {
         crate::privileges::refuse_in_restricted_operation();
         let k = check_k(k);

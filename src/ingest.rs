@@ -90,25 +90,24 @@ fn events(rows: Vec<EventRow>) -> Vec<Event> {
     rows.into_iter().filter_map(EventRow::accept).collect()
 }
 
-/// As `events`, for a statement's new rows: those with an infinite or NaN
-/// time or weight are logged here, once, at the door.
+/// As `events`, for a statement's new rows: those with a bad value (an
+/// infinite or NaN time or weight, an over-long key) are logged here, once
+/// per kind, at the door.
 fn new_events(src: &EventSource, rows: Vec<EventRow>) -> Vec<Event> {
     let mut events = Vec::with_capacity(rows.len());
-    let (mut bad, mut first_bad) = (0, String::new());
+    let mut not_finite = failures::SkippedRows::default();
+    let mut long_keys = failures::SkippedRows::default();
     for row in rows {
-        let user = row.user.as_deref().unwrap_or_default().to_string();
+        let user = row.user.clone().unwrap_or_default();
         match row.check() {
             Ok(e) => events.push(e),
-            Err(Rejected::NotFinite) => {
-                if bad == 0 {
-                    first_bad = user;
-                }
-                bad += 1;
-            }
+            Err(Rejected::NotFinite) => not_finite.add(user),
+            Err(Rejected::KeyTooLong) => long_keys.add(user),
             Err(_) => {}
         }
     }
-    failures::report_not_finite(src, bad, &first_bad);
+    failures::report_not_finite(src, &not_finite);
+    failures::report_long_event_keys(src, &long_keys);
     events
 }
 

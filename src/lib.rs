@@ -139,7 +139,8 @@ mod tests {
     #[pg_test]
     fn sql_event_rule_agrees_with_the_rust_rule() {
         use interest_core::events::{sql_item_event_rule, EventRow};
-        let users = [None, Some("u")];
+        let long = "k".repeat(interest_core::keys::MAX_KEY_BYTES + 1);
+        let users = [None, Some("u"), Some(long.as_str())];
         let times = [None, Some(1.0), Some(f64::INFINITY), Some(f64::NAN)];
         let weights = [
             None,
@@ -149,37 +150,42 @@ mod tests {
             Some(f64::NEG_INFINITY),
             Some(f64::NAN),
         ];
+        let items = ["i", long.as_str()];
         let mut checked = 0;
-        for user in users {
+        for (user, item) in users
+            .iter()
+            .flat_map(|u| items.iter().map(move |i| (*u, *i)))
+        {
             for t in times {
                 for weight in weights {
                     let row = EventRow {
                         user: user.map(str::to_string),
-                        item: Some("i".into()),
+                        item: Some(item.into()),
                         t,
                         weight,
                         ..Default::default()
                     };
                     let sql = format!(
-                        "SELECT {} FROM (SELECT $1::text, 'i'::text, $2::float8, $3::float8) s(u, i, t, w)",
+                        "SELECT {} FROM (SELECT $1::text, $2::text, $3::float8, $4::float8) s(u, i, t, w)",
                         sql_item_event_rule("u", "i", "t", "w")
                     );
                     let in_sql = Spi::get_one_with_args::<bool>(
                         &sql,
-                        &[user.into(), t.into(), weight.into()],
+                        &[user.into(), item.into(), t.into(), weight.into()],
                     )
                     .unwrap()
                     .unwrap_or(false);
                     assert_eq!(
                         in_sql,
                         row.accept().is_some(),
-                        "user {user:?}, t {t:?}, weight {weight:?}"
+                        "user {user:?}, item of {} bytes, t {t:?}, weight {weight:?}",
+                        item.len()
                     );
                     checked += 1;
                 }
             }
         }
-        assert_eq!(checked, 48);
+        assert_eq!(checked, 144);
     }
 
     /// The default model is named once in Rust; the SQL default of embed()

@@ -211,11 +211,18 @@ enum Right {
     Write,
 }
 
+/// Refuses a NULL table argument of the SQL functions (22004).
+#[pg_extern(immutable, parallel_safe)]
+fn _require_table(rel: Option<pg_sys::Oid>) {
+    crate::errors::required(rel, "table");
+}
+
 /// Runs one of `PRIVILEGED_STEPS` on `rel` for its caller.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest, pg_temp)]
-fn _privileged(step: &str, rel: pg_sys::Oid, args: pgrx::JsonB) -> Option<i32> {
+fn _privileged(step: &str, rel: Option<pg_sys::Oid>, args: pgrx::JsonB) -> Option<i32> {
     refuse_in_restricted_operation();
+    let rel = crate::errors::required(rel, "table");
     let Some(&(_, right, sql)) = PRIVILEGED_STEPS.iter().find(|(name, _, _)| *name == step) else {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

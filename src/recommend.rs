@@ -2,7 +2,7 @@
 //! (catalog, counts, the user's state and recent items) and hands it to
 //! `interest_core::ranking`, the code offline evaluation runs too.
 
-use crate::errors::raise;
+use crate::errors::{raise, required};
 use crate::gucs;
 use crate::privileges::with_extension_rights;
 use crate::read::{load_user, UserView};
@@ -55,7 +55,7 @@ impl Context {
             .iter()
             .map(|(_, s)| s.last_seen)
             .max_by(f64::total_cmp);
-        let now = ranking_clock(asked_time(as_of), last_event);
+        let now = clock(src, as_of, last_event);
         let peak = stats
             .iter()
             .map(|(_, s)| s.recent_at(now, &src.covisit))
@@ -241,7 +241,7 @@ impl Seed {
     /// The user's seed: their interests now and their recent items.
     fn of_user(src: &EventSource, as_of: Option<f64>, user_key: &str) -> Seed {
         let trending = trending::snapshot(src);
-        let now = ranking_clock(asked_time(as_of), trending::last_event(src));
+        let now = clock(src, as_of, trending::last_event(src));
         let view = load_user(src, user_key);
         let interests = interests_of(src, &view, now);
         Seed::read(src, now, interests, view.recent, Some(trending))
@@ -257,7 +257,7 @@ impl Seed {
     ) -> Option<Seed> {
         let key = item_key.to_string();
         let vector = items::vectors(item_source, std::slice::from_ref(&key)).remove(&key)?;
-        let now = ranking_clock(asked_time(as_of), trending::last_event(src));
+        let now = clock(src, as_of, trending::last_event(src));
         Some(Seed::read(src, now, vec![(vector, 1.0)], vec![key], None))
     }
 
@@ -398,11 +398,32 @@ fn warn_missing_index(item_source: i32) {
     );
 }
 
-/// now(), or the `as_of` of the call (epoch seconds).
-fn asked_time(as_of: Option<f64>) -> f64 {
-    as_of.unwrap_or_else(|| {
+/// The ranking time (`ranking_clock`) of a call asked at now() or at its
+/// `as_of` (epoch seconds), which must be a finite time.
+fn clock(src: &EventSource, as_of: Option<f64>, last_event: Option<f64>) -> f64 {
+    let asked = as_of.unwrap_or_else(|| {
         one_read_cached::<f64>("SELECT extract(epoch FROM now())::float8", &[]).unwrap_or(0.0)
-    })
+    });
+    if !asked.is_finite() {
+        raise(
+            PgSqlErrorCode::ERRCODE_DATETIME_FIELD_OVERFLOW,
+            "as_of must be a finite time",
+            format!(
+                "Got as_of => '{}infinity'.",
+                if asked < 0.0 { "-" } else { "" }
+            ),
+            "Pass a real time, or leave as_of out to rank at now().",
+        );
+    }
+    let shortest_half_life = [
+        src.params.half_life_secs,
+        src.covisit.half_life_secs,
+        src.covisit.popularity_half_life_secs,
+        FRESHNESS_HALF_LIFE_SECS,
+    ]
+    .into_iter()
+    .fold(f64::INFINITY, f64::min);
+    ranking_clock(asked, last_event, shortest_half_life)
 }
 
 /// Co-visitation terms per candidate; `via` indexes `recent`.
@@ -501,14 +522,14 @@ pub(crate) fn weights(defaults: RankWeights, overrides: WeightOverrides) -> Rank
 #[search_path(pg_catalog, interest, pg_temp)]
 fn _recommend(
     source_id: i32,
-    user_key: &str,
-    k: i32,
+    user_key: Option<&str>,
+    k: Option<i32>,
     content: Option<f64>,
     covisit: Option<f64>,
     popularity: Option<f64>,
     freshness: Option<f64>,
     diversity: Option<f64>,
-    exclude_seen: bool,
+    exclude_seen: Option<bool>,
     exclude: Option<Vec<Option<String>>>,
     allowed: Option<Vec<Option<String>>>,
     as_of: Option<f64>,
@@ -521,6 +542,9 @@ fn _recommend(
         name!(reason, String),
     ),
 > {
+    let user_key = required(user_key, "user_key");
+    let k = required(k, "k");
+    let exclude_seen = required(exclude_seen, "exclude_seen");
     with_extension_rights(|| {
         let k = check_k(k);
         let src = readable_event_source(source_id);
@@ -668,8 +692,8 @@ fn rank_in(
 #[search_path(pg_catalog, interest, pg_temp)]
 fn _explain(
     source_id: i32,
-    user_key: &str,
-    item_key: &str,
+    user_key: Option<&str>,
+    item_key: Option<&str>,
     content: Option<f64>,
     covisit: Option<f64>,
     popularity: Option<f64>,
@@ -683,6 +707,8 @@ fn _explain(
         name!(contribution, f64),
     ),
 > {
+    let user_key = required(user_key, "user_key");
+    let item_key = required(item_key, "item");
     with_extension_rights(|| {
         let src = readable_event_source(source_id);
         let defaults = RankWeights {
@@ -801,12 +827,14 @@ fn unknown_item(item_key: &str, src: &EventSource) -> ! {
 #[search_path(pg_catalog, interest, pg_temp)]
 fn _similar_items(
     source_id: i32,
-    item_key: &str,
-    k: i32,
+    item_key: Option<&str>,
+    k: Option<i32>,
     content: Option<f64>,
     covisit: Option<f64>,
     as_of: Option<f64>,
 ) -> TableIterator<'static, (name!(item, String), name!(score, f64))> {
+    let item_key = required(item_key, "item");
+    let k = required(k, "k");
     with_extension_rights(|| {
         let k = check_k(k);
         let w = weights(

@@ -239,16 +239,34 @@ fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
     };
     match (events, ids.as_slice()) {
         (_, [id]) => *id,
-        (Some(_), _) => raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "that table is not an attached events table",
-            "interest.event_sources has no row for it.",
-            "Call interest.attach_events first.",
-        ),
+        (Some(rel), _) => {
+            // interest.event_sources shows a role only the tables it has a
+            // right on: to anyone else an attached table looks unattached.
+            let (name, any_right) = Spi::get_two_with_args::<String, bool>(
+                "SELECT $1::regclass::text, pg_catalog.has_table_privilege($1, 'SELECT, INSERT, UPDATE, DELETE')",
+                &[rel.into()],
+            )
+            .unwrap_or_else(|e| spi_error(e));
+            let name = name.unwrap_or_default();
+            if any_right == Some(false) {
+                raise(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("permission denied for table {name}"),
+                    "Interests and recommendations from an events table are for roles with a right on it.",
+                    format!("Ask the table's owner to GRANT SELECT ON {name} to your role."),
+                )
+            }
+            raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("table {name} is not an attached events table"),
+                "interest.event_sources has no row for it.",
+                "Call interest.attach_events first.",
+            )
+        }
         (None, []) => raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             "no events table is attached",
-            "User interests come from an attached events table.",
+            "User interests come from an attached events table (a role sees those it has a right on).",
             "Call interest.attach_events first.",
         ),
         (None, ids) => raise(

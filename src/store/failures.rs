@@ -1,8 +1,10 @@
 //! `bookkeeping_errors`, for failures found inside the Rust bookkeeping
 //! (the triggers log the errors they catch through `interest._bookkeeping_failed`).
 
-use crate::sources::EventSource;
+use crate::sources::{EventSource, ItemSource};
 use crate::spi::exec;
+use interest_core::keys::MAX_KEY_BYTES;
+use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::PgSqlErrorCode;
 
@@ -19,32 +21,102 @@ pub(crate) fn report_skipped(src: &EventSource, skipped: &[(String, usize, usize
         skipped.len()
     );
     let warning = format!("event of {} not applied ({message})", src.relname);
-    log_skipped_events(src, &message, &warning, detail,
+    log_skipped_events(src.relid, &message, &warning, detail,
         "Items and text events of one events table must use one model; interest.rebuild() recomputes the state.");
+}
+
+/// Rows of one statement skipped for one kind of bad value: how many, and
+/// the first one's user (or item) key, shortened for the log.
+#[derive(Default)]
+pub(crate) struct SkippedRows {
+    pub count: usize,
+    pub first: String,
+}
+
+impl SkippedRows {
+    pub fn add(&mut self, key: String) {
+        if self.count == 0 {
+            self.first = shortened(&key);
+        }
+        self.count += 1;
+    }
+}
+
+/// A key as a log line shows it: at most 40 characters, then how long it was.
+fn shortened(key: &str) -> String {
+    match key.char_indices().nth(40) {
+        None => key.to_string(),
+        Some((end, _)) => format!("{}... ({} bytes)", &key[..end], key.len()),
+    }
 }
 
 /// Rows skipped for an infinite or NaN time or weight: a WARNING and a row
 /// in bookkeeping_errors. The application's rows are stored; the rest of the
 /// statement's events are applied.
-pub(crate) fn report_not_finite(src: &EventSource, count: usize, first_user: &str) {
-    if count == 0 {
+pub(crate) fn report_not_finite(src: &EventSource, skipped: &SkippedRows) {
+    if skipped.count == 0 {
         return;
     }
     let message = "event with an infinite or NaN time or weight skipped";
     let detail = format!(
-        "{count} event(s) of {} were not applied (first: user {first_user}); interests need finite times and weights.",
-        src.relname
+        "{} event(s) of {} were not applied (first: user {}); interests need finite times and weights.",
+        skipped.count, src.relname, skipped.first
     );
-    log_skipped_events(src, message, message, detail,
+    log_skipped_events(src.relid, message, message, detail,
         "Store finite times and weights (not 'infinity' or NaN); fix the rows to have them counted.");
 }
 
-/// Data-exception (22000) events skipped by the bookkeeping: a row in
+/// Rows skipped for a user or item key longer than `keys::MAX_KEY_BYTES`.
+pub(crate) fn report_long_event_keys(src: &EventSource, skipped: &SkippedRows) {
+    if skipped.count == 0 {
+        return;
+    }
+    let message = "event with an over-long user or item key skipped";
+    let detail = format!(
+        "{} event(s) of {} were not applied (first: user {}); user and item keys may have at most {MAX_KEY_BYTES} bytes.",
+        skipped.count, src.relname, skipped.first
+    );
+    log_skipped_events(
+        src.relid,
+        message,
+        message,
+        detail,
+        "Use shorter keys (an id, or a hash of a long one); fix the rows to have them counted.",
+    );
+}
+
+/// Item rows skipped for a key longer than `keys::MAX_KEY_BYTES`: their
+/// embeddings are not stored, the statement's other items are.
+pub(crate) fn report_long_item_keys(src: &ItemSource, skipped: &SkippedRows) {
+    if skipped.count == 0 {
+        return;
+    }
+    let message = "item with an over-long key not embedded";
+    let detail = format!(
+        "{} item(s) of {} were not embedded (first: {}); item keys may have at most {MAX_KEY_BYTES} bytes.",
+        skipped.count, src.relname, skipped.first
+    );
+    log_skipped_events(
+        src.relid,
+        message,
+        message,
+        detail,
+        "Use shorter keys (an id, or a hash of a long one) for the items to be recommended.",
+    );
+}
+
+/// Data-exception (22000) rows skipped by the bookkeeping: a row in
 /// bookkeeping_errors and a WARNING saying the application's rows were stored.
-fn log_skipped_events(src: &EventSource, message: &str, warning: &str, detail: String, hint: &str) {
+fn log_skipped_events(
+    relid: pg_sys::Oid,
+    message: &str,
+    warning: &str,
+    detail: String,
+    hint: &str,
+) {
     exec(
         "INSERT INTO interest.bookkeeping_errors (relid, sqlstate, message, detail) VALUES ($1::oid::regclass, '22000', $2, $3)",
-        &[src.relid.into(), message.into(), detail.clone().into()],
+        &[relid.into(), message.into(), detail.clone().into()],
     );
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,

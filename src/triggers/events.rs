@@ -15,7 +15,7 @@ use crate::ingest;
 use crate::privileges::with_extension_rights;
 use crate::sources::writable_event_source;
 use interest_core::events::{
-    sql_item_event_rule, sql_not_finite, EventRow, DEFAULT_WEIGHT, DIRECT_APPLY_EVENTS,
+    sql_bad_value, sql_item_event_rule, EventRow, DEFAULT_WEIGHT, DIRECT_APPLY_EVENTS,
 };
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -28,7 +28,7 @@ fn _event_trigger_functions(source_id: i32, list: &str) -> Vec<String> {
     let new_rows = rows("new_rows");
     let old_rows = rows("old_rows");
     let rule = sql_item_event_rule("u", "i", "t", "w");
-    let not_finite = sql_not_finite("t", "w");
+    let bad_value = sql_bad_value("u", "i", "t", "w");
     let insert = format!(
         r#"
 DECLARE
@@ -41,7 +41,7 @@ DECLARE
 BEGIN
     BEGIN
         -- Free texts need embedding and bad values a log entry: not the fast path.
-        SELECT count(*), coalesce(bool_or(i IS NULL AND x IS NOT NULL), false), coalesce(bool_or({not_finite}), false)
+        SELECT count(*), coalesce(bool_or(i IS NULL AND x IS NOT NULL), false), coalesce(bool_or({bad_value}), false)
         INTO n, has_text, has_bad FROM {new_rows};
         IF n >= {DIRECT_APPLY_EVENTS} OR has_text OR has_bad
            OR coalesce(current_setting('interest.fold_batch', true), '') = '0' THEN
@@ -96,6 +96,13 @@ END"#
         trigger_function(&name("upd"), "pg_catalog", &guarded(&update)),
         trigger_function(&name("trunc"), "pg_catalog", &guarded(&truncate)),
     ]
+}
+
+/// `keys::key_fits`, for the event queue's CHECK constraint: a key queued
+/// straight through the queue's policy must not stop every fold.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn _key_fits(key: &str) -> bool {
+    interest_core::keys::key_fits(key)
 }
 
 /// Event rows from the trigger's arrays (one element per row).

@@ -9,7 +9,9 @@ use crate::ingest;
 use crate::models::embed_texts;
 use crate::privileges::with_extension_rights;
 use crate::sources::writable_item_source;
+use crate::store::failures::{report_long_item_keys, SkippedRows};
 use crate::store::items;
+use interest_core::keys::key_fits;
 use pgrx::prelude::*;
 
 /// The CREATE FUNCTION statements of an items table's trigger functions
@@ -60,8 +62,10 @@ fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<St
         let mut keys = Vec::new();
         let mut present = Vec::new();
         let mut removed = Vec::new();
+        let mut long_keys = SkippedRows::default();
         for (k, t) in ids.into_iter().zip(&texts) {
             match (k, t.as_deref()) {
+                (Some(k), Some(_)) if !key_fits(&k) => long_keys.add(k),
                 (Some(k), Some(t)) => {
                     keys.push(k);
                     present.push(t);
@@ -70,6 +74,7 @@ fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<St
                 _ => {}
             }
         }
+        report_long_item_keys(&src, &long_keys);
         let vectors = embed_texts(&src.model, &present);
         store(
             source_id,
@@ -85,7 +90,7 @@ fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<St
 #[search_path(pg_catalog, interest, pg_temp)]
 fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<String>>) -> i64 {
     with_extension_rights(|| {
-        writable_item_source(
+        let src = writable_item_source(
             source_id,
             pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
             "store item embeddings",
@@ -93,8 +98,10 @@ fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<S
         let mut keys = Vec::new();
         let mut vecs = Vec::new();
         let mut removed = Vec::new();
+        let mut long_keys = SkippedRows::default();
         for (k, e) in ids.into_iter().zip(embeddings) {
             match (k, e) {
+                (Some(k), Some(_)) if !key_fits(&k) => long_keys.add(k),
                 (Some(k), Some(e)) => {
                     // The trigger passes the column cast to interest.embedding, as text.
                     let values = interest_core::text_format::parse(&e)
@@ -106,6 +113,7 @@ fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<S
                 _ => {}
             }
         }
+        report_long_item_keys(&src, &long_keys);
         store(source_id, keys, vecs, removed)
     })
 }

@@ -3,6 +3,7 @@
 //! event through `EventRow::accept` (and the triggers' SQL fast path through
 //! `sql_item_event_rule`, the same rule written in SQL).
 
+use crate::keys::{key_fits, sql_key_fits};
 use std::collections::BTreeMap;
 
 /// The weight of an event whose weight is NULL.
@@ -54,13 +55,16 @@ pub enum Rejected {
     /// An infinite or NaN time or weight: a bad value, logged and skipped
     /// (one such value must never stop a table's bookkeeping).
     NotFinite,
+    /// A user or item key longer than `keys::MAX_KEY_BYTES`: a bad value,
+    /// logged and skipped (it could not be stored).
+    KeyTooLong,
 }
 
 impl EventRow {
     /// The validity rule: an event needs a user, a finite time, a finite
-    /// non-zero weight (NULL counts as `DEFAULT_WEIGHT`) and a subject: its
-    /// item when it has one (an item wins over a text), else its embedded or
-    /// raw free text.
+    /// non-zero weight (NULL counts as `DEFAULT_WEIGHT`), keys that fit
+    /// (`keys::key_fits`) and a subject: its item when it has one (an item
+    /// wins over a text), else its embedded or raw free text.
     pub fn check(self) -> Result<Event, Rejected> {
         let weight = self.weight.unwrap_or(DEFAULT_WEIGHT);
         let (Some(user), Some(t)) = (self.user, self.t) else {
@@ -68,6 +72,9 @@ impl EventRow {
         };
         if !t.is_finite() || !weight.is_finite() {
             return Err(Rejected::NotFinite);
+        }
+        if !key_fits(&user) || self.item.as_deref().is_some_and(|i| !key_fits(i)) {
+            return Err(Rejected::KeyTooLong);
         }
         if weight == 0.0 {
             return Err(Rejected::ZeroWeight);
@@ -102,20 +109,29 @@ impl Event {
     }
 }
 
-/// `accept`'s rule for item events, as a SQL predicate over the float8
-/// columns named `user`, `item`, `t` and `weight` (the triggers' fast path).
-/// In SQL, NaN is larger than infinity, so `abs(x) < 'infinity'` is finiteness.
+/// `accept`'s rule for item events, as a SQL predicate over the text
+/// columns named `user` and `item` and the float8 columns `t` and `weight`
+/// (the triggers' fast path). In SQL, NaN is larger than infinity, so
+/// `abs(x) < 'infinity'` is finiteness.
 pub fn sql_item_event_rule(user: &str, item: &str, t: &str, weight: &str) -> String {
     format!(
         "{user} IS NOT NULL AND {item} IS NOT NULL AND abs({t}) < 'infinity' \
-         AND coalesce({weight}, {DEFAULT_WEIGHT}) <> 0 AND abs(coalesce({weight}, {DEFAULT_WEIGHT})) < 'infinity'"
+         AND coalesce({weight}, {DEFAULT_WEIGHT}) <> 0 AND abs(coalesce({weight}, {DEFAULT_WEIGHT})) < 'infinity' \
+         AND {} AND {}",
+        sql_key_fits(user),
+        sql_key_fits(item)
     )
 }
 
-/// True (in SQL) when a row has an infinite or NaN time or weight: such rows
-/// leave the triggers' fast path so that `check` rejects and logs them.
-pub fn sql_not_finite(t: &str, weight: &str) -> String {
-    format!("(NOT abs({t}) < 'infinity' OR NOT abs({weight}) < 'infinity')")
+/// True (in SQL) when a row has a bad value that `check` rejects as one
+/// (`Rejected::NotFinite`, `Rejected::KeyTooLong`): such rows leave the
+/// triggers' fast path so that they are logged.
+pub fn sql_bad_value(user: &str, item: &str, t: &str, weight: &str) -> String {
+    format!(
+        "(NOT abs({t}) < 'infinity' OR NOT abs({weight}) < 'infinity' OR NOT {} OR NOT {})",
+        sql_key_fits(user),
+        sql_key_fits(item)
+    )
 }
 
 /// Groups events per user (users in key order) in apply order: by time,
@@ -207,9 +223,30 @@ mod tests {
     fn the_sql_rule_names_the_columns_and_the_default_weight() {
         assert_eq!(
             sql_item_event_rule("u", "i", "t", "w"),
-            "u IS NOT NULL AND i IS NOT NULL AND abs(t) < 'infinity' \
-             AND coalesce(w, 1) <> 0 AND abs(coalesce(w, 1)) < 'infinity'"
+            format!(
+                "u IS NOT NULL AND i IS NOT NULL AND abs(t) < 'infinity' \
+                 AND coalesce(w, 1) <> 0 AND abs(coalesce(w, 1)) < 'infinity' AND {} AND {}",
+                sql_key_fits("u"),
+                sql_key_fits("i")
+            )
         );
+    }
+
+    #[test]
+    fn over_long_keys_are_rejected_as_bad_values() {
+        let long = "k".repeat(crate::keys::MAX_KEY_BYTES + 1);
+        assert_eq!(
+            row(Some(&long), Some("i"), Some(1.0), None).check(),
+            Err(Rejected::KeyTooLong)
+        );
+        assert_eq!(
+            row(Some("u"), Some(&long), Some(1.0), None).check(),
+            Err(Rejected::KeyTooLong)
+        );
+        // a long free text is no key
+        let mut text = row(Some("u"), None, Some(1.0), None);
+        text.text = Some(long);
+        assert!(text.accept().is_some());
     }
 
     #[test]

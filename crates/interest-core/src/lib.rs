@@ -36,6 +36,7 @@ pub mod interner;
 pub mod interrupts;
 pub mod ivf;
 pub mod kernels;
+pub mod keys;
 pub mod link_codec;
 pub mod metrics;
 pub mod pooling;

@@ -1,0 +1,152 @@
+-- Inputs a new DBA gives: over-long keys, NULL arguments, columns of the
+-- wrong type, settings out of range, times out of range, mixed key types, and
+-- roles without rights. Each gets a real SQLSTATE with a detail and a hint
+-- (never XX000), and no application row is ever lost to one.
+SET search_path = public, interest;
+SET interest.fold_interval = 0;
+CREATE TABLE k_items (sku text PRIMARY KEY, title text);
+SELECT attach_items('k_items', 'sku', text => 'title') > 0 AS attached;
+CREATE TABLE k_events (id serial PRIMARY KEY, customer text, sku text, at timestamptz, w float8);
+SELECT attach_events('k_events', 'customer', 'sku', time_column => 'at', weight_column => 'w', items => 'k_items') > 0 AS attached;
+
+-- 1. Keys longer than 1,024 bytes would not fit the bookkeeping's indexes:
+-- such items and events are stored, logged once per statement, and skipped;
+-- the statement's other rows count, and folds and rebuilds keep working.
+DELETE FROM interest.bookkeeping_errors;
+INSERT INTO k_items VALUES ('shoe', 'red running shoes'), (repeat('x', 6000), 'blue jeans'), ('tea', 'green tea'),
+  (repeat('é', 512), 'black coffee'), (repeat('é', 513), 'white coffee');
+SELECT count(*) AS item_rows, (SELECT count(*) FROM interest.item_embeddings e JOIN interest.item_sources s ON s.id = e.source_id
+  WHERE s.relid = 'k_items'::regclass) AS embedded FROM k_items;
+-- a single-row statement (the queue's fast path) and a bulk one
+INSERT INTO k_events (customer, sku, at) VALUES ('ann', repeat('x', 6000), '2024-01-01');
+INSERT INTO k_events (customer, sku, at) VALUES ('ann', 'shoe', '2024-01-02');
+INSERT INTO k_events (customer, sku, at)
+SELECT CASE WHEN g % 10 = 0 THEN repeat('u', 2000) ELSE 'c' || g END, CASE WHEN g % 7 = 0 THEN repeat('y', 1025) ELSE 'tea' END,
+       '2024-01-03'::timestamptz + g * interval '1 minute'
+FROM generate_series(1, 100) g;
+SELECT count(*) AS event_rows FROM k_events;
+SELECT sqlstate, message, left(detail, 60) AS detail FROM interest.bookkeeping_errors ORDER BY id;
+SELECT flush('k_events') >= 0 AS flushed, rebuild('k_events') AS replayed;
+SELECT count(*) AS users FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 'k_events'::regclass;
+SELECT count(*) AS errors_after_fold FROM interest.bookkeeping_errors WHERE message NOT LIKE '%over-long%';
+SELECT count(*) > 0 AS recommends FROM recommend('ann', 2, events => 'k_events');
+-- the queue refuses such keys whoever inserts them (a fold could not move them)
+SELECT regress.err($$INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight)
+  SELECT id, 'ann', repeat('z', 2000), 0, 1 FROM interest.event_sources WHERE relid = 'k_events'::regclass$$) LIKE '23514%' AS refused;
+SELECT regress.err($$SELECT set_profile(repeat('u', 1025), 'likes tea', 'k_events')$$);
+
+-- 2. NULL where NULL means nothing: 22004 naming the argument. Every public
+-- function is called with NULL in each argument in turn (other arguments
+-- valid, each call rolled back): none answers XX000.
+CREATE FUNCTION pg_temp.sample(t regtype) RETURNS text LANGUAGE sql AS $$
+SELECT CASE t::text
+  WHEN 'regclass' THEN $q$'k_events'::regclass$q$ WHEN 'text' THEN $q$'true'::text$q$ WHEN 'name' THEN $q$'customer'::name$q$
+  WHEN 'integer' THEN '3' WHEN 'bigint' THEN '1::bigint' WHEN 'double precision' THEN '0.5::float8' WHEN 'real' THEN '0.5::real'
+  WHEN 'boolean' THEN 'false' WHEN 'timestamp with time zone' THEN 'now()' WHEN 'interval' THEN $q$'1 second'::interval$q$
+  WHEN 'jsonb' THEN $q$'{}'::jsonb$q$ WHEN 'text[]' THEN $q$'{}'::text[]$q$ WHEN 'anyelement' THEN $q$'ann'::text$q$
+  WHEN 'anycompatible' THEN $q$'shoe'::text$q$ WHEN 'interest.embedding' THEN $q$'[1,0]'::interest.embedding$q$
+  WHEN 'real[]' THEN $q$'{1,0}'::real[]$q$ END $$;
+CREATE FUNCTION pg_temp.null_answers() RETURNS TABLE (fn text, arg int, state text, message text) LANGUAGE plpgsql AS $$
+DECLARE f record; args text[]; q text;
+BEGIN
+  FOR f IN SELECT p.proname, p.prokind, p.proargtypes::regtype[] AS types, p.pronargs FROM pg_proc p
+           WHERE p.pronamespace = 'interest'::regnamespace AND p.proname NOT LIKE '\_%' AND p.pronargs > 0
+             AND p.prokind IN ('f', 'p') AND p.prorettype NOT IN ('trigger'::regtype, 'internal'::regtype, 'index_am_handler'::regtype)
+             AND NOT 'internal'::regtype = ANY (p.proargtypes::regtype[])
+           ORDER BY 1, 3 LOOP
+    FOR i IN 1..f.pronargs LOOP
+      SELECT array_agg(CASE WHEN j = i THEN 'NULL::' || f.types[j - 1]::text
+                            ELSE coalesce(pg_temp.sample(f.types[j - 1]), 'NULL::' || f.types[j - 1]::text) END ORDER BY j)
+      INTO args FROM generate_series(1, f.pronargs) j;
+      q := format(CASE f.prokind WHEN 'p' THEN 'CALL interest.%I(%s)' ELSE 'SELECT * FROM interest.%I(%s)' END,
+                  f.proname, array_to_string(args, ', '));
+      BEGIN
+        EXECUTE q;
+        RAISE EXCEPTION USING ERRCODE = 'P0005', MESSAGE = 'rolled back';
+      EXCEPTION WHEN OTHERS THEN
+        fn := f.proname || '(' || array_to_string(f.types, ', ') || ')'; arg := i; state := SQLSTATE; message := SQLERRM;
+        RETURN NEXT;
+      END;
+    END LOOP;
+  END LOOP;
+END $$;
+CREATE TEMP TABLE null_answers AS SELECT * FROM pg_temp.null_answers();
+SELECT count(DISTINCT fn) > 30 AS functions_called, count(*) > 100 AS calls FROM null_answers;
+SELECT fn, arg, message FROM null_answers WHERE state = 'XX000' ORDER BY 1, 2;
+SELECT fn, arg, message FROM null_answers WHERE state = '22004' AND fn ~ '^(recommend|explain|similar_items|evaluate|set_profile|flush)\(' ORDER BY 1, 2;
+SELECT regress.err($$SELECT * FROM recommend(NULL::text, 3, events => 'k_events')$$);
+SELECT regress.err($$SELECT * FROM recommend('ann', NULL, events => 'k_events')$$);
+-- a user without events gets the cold-start list, as the hint says
+SELECT count(*) > 0 AS cold_start FROM recommend('', 2, events => 'k_events');
+
+-- 3. Columns an events table cannot be read through are refused at attach
+-- and at ALTER TABLE (42804), not at every insert afterwards.
+CREATE DOMAIN k_moment AS timestamptz;
+CREATE TABLE k_bad (u int, i text, at_text text, at k_moment, w_bool boolean, w_text text, w numeric);
+SELECT regress.err($$SELECT attach_events('k_bad', 'u', 'i', time_column => 'at_text', items => 'k_items')$$);
+SELECT regress.err($$SELECT attach_events('k_bad', 'u', 'i', weight_column => 'w_bool', items => 'k_items')$$);
+SELECT attach_events('k_bad', 'u', 'i', time_column => 'at', weight_column => 'w', items => 'k_items') > 0 AS domain_and_numeric_attach;
+SELECT regress.err($$ALTER TABLE k_bad ALTER COLUMN at TYPE text$$);
+SELECT format_type(atttypid, atttypmod) AS time_column_type FROM pg_attribute WHERE attrelid = 'k_bad'::regclass AND attname = 'at';
+SELECT detach_events('k_bad');
+-- a text weight column is read per row (a row holding a word fails alone)
+SELECT attach_events('k_bad', 'u', 'i', weight_column => 'w_text', items => 'k_items') > 0 AS text_weight_attach;
+SELECT detach_events('k_bad');
+
+-- 4. Settings out of range: 22023 naming the range.
+SELECT regress.err($$SELECT attach_events('k_bad', 'u', 'i', max_interests => 0, items => 'k_items')$$);
+SELECT regress.err($$SELECT attach_events('k_bad', 'u', 'i', join_similarity => 5, items => 'k_items')$$);
+SELECT count(*) AS attached FROM interest.event_sources WHERE relid = 'k_bad'::regclass;
+
+-- 5. A ranking time far before the events is taken as 256 half-lives before
+-- the last one (finite scores, the same list); an infinite one is refused.
+SELECT count(*) AS rows, bool_and(score = score AND abs(score) < 'infinity') AS finite_scores, bool_and(reason <> '') AS reasons
+FROM recommend('ann', 3, events => 'k_events', as_of => '1900-01-01');
+SELECT (SELECT array_agg(item ORDER BY score DESC, item) FROM recommend('ann', 3, events => 'k_events', as_of => '1900-01-01'))
+     = (SELECT array_agg(item ORDER BY score DESC, item) FROM recommend('ann', 3, events => 'k_events', as_of => '0001-01-01')) AS same_list;
+SELECT bool_and(contribution = contribution) AS finite_parts FROM explain('ann', 'tea', events => 'k_events', as_of => '1900-01-01');
+SELECT regress.err($$SELECT * FROM recommend('ann', 3, events => 'k_events', as_of => '-infinity')$$);
+
+-- 6. Keys of different types: a uuid user and a text item.
+CREATE TABLE k_uuid_events (customer uuid, sku text, at timestamptz);
+SELECT attach_events('k_uuid_events', 'customer', 'sku', time_column => 'at', items => 'k_items') > 0 AS attached;
+INSERT INTO k_uuid_events VALUES ('00000000-0000-0000-0000-000000000001', 'shoe', '2024-01-01'), ('00000000-0000-0000-0000-000000000001', 'tea', '2024-01-02');
+SELECT component FROM explain('00000000-0000-0000-0000-000000000001'::uuid, 'tea'::text, events => 'k_uuid_events')
+WHERE component = 'content' LIMIT 1;
+SELECT detach_events('k_uuid_events');
+
+-- 7. Roles: the status views list the tables a role has a right on (the
+-- owner and an application role see theirs, a stranger none); a role with no
+-- right on an events table is told so (42501), not that it is unattached.
+CREATE ROLE k_owner;
+CREATE ROLE k_app;
+CREATE ROLE k_stranger;
+CREATE SCHEMA k_shop AUTHORIZATION k_owner;
+SET ROLE k_owner;
+CREATE TABLE k_shop.items (id text PRIMARY KEY, e interest.embedding);
+SELECT attach_items('k_shop.items', 'id', embedding_column => 'e') > 0 AS attached;
+CREATE TABLE k_shop.events (u int, i text, at timestamptz DEFAULT now());
+SELECT attach_events('k_shop.events', 'u', 'i', items => 'k_shop.items') > 0 AS attached;
+GRANT USAGE ON SCHEMA k_shop TO k_app, k_stranger;
+GRANT INSERT ON k_shop.events TO k_app;
+SELECT events FROM interest.event_status WHERE events LIKE 'k_shop.%';
+RESET ROLE;
+SET ROLE k_app;
+INSERT INTO k_shop.events (u, i) VALUES (1, 'shoe');
+SELECT events FROM interest.event_status;
+SELECT flush('k_shop.events') >= 0 AS app_may_flush;
+RESET ROLE;
+SET ROLE k_stranger;
+SELECT count(*) AS tables_seen FROM interest.event_status;
+SELECT count(*) AS item_tables_seen FROM interest.item_status;
+SELECT regress.err($$SELECT * FROM interest.recommend(1, 3, events => 'k_shop.events')$$);
+SELECT regress.err($$SELECT interest.flush('k_shop.events')$$) LIKE '42501%' AS flush_refused;
+RESET ROLE;
+SET ROLE k_owner;
+SELECT detach_events('k_shop.events'), detach_items('k_shop.items');
+RESET ROLE;
+DROP SCHEMA k_shop CASCADE;
+DROP ROLE k_owner, k_app, k_stranger;
+
+SELECT detach_events('k_events'), detach_items('k_items');
