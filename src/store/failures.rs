@@ -50,59 +50,69 @@ fn shortened(key: &str) -> String {
     }
 }
 
-/// Rows skipped for an infinite or NaN time or weight: a WARNING and a row
-/// in bookkeeping_errors. The application's rows are stored; the rest of the
-/// statement's events are applied.
-pub(crate) fn report_not_finite(src: &EventSource, skipped: &SkippedRows) {
-    if skipped.count == 0 {
-        return;
+/// How a kind of skipped rows is logged.
+struct SkipNotice<'a> {
+    message: &'a str,
+    /// What the rows are and what did not happen to them ("event(s)", "applied").
+    rows: &'a str,
+    not_done: &'a str,
+    /// What the first row's key is ("user ", or "" for an item's own key).
+    first_is: &'a str,
+    rule: String,
+    hint: &'a str,
+}
+
+impl SkippedRows {
+    /// One WARNING and one bookkeeping_errors row for the statement's
+    /// skipped rows of a kind (nothing when there are none).
+    fn report(&self, relid: pg_sys::Oid, relname: &str, n: SkipNotice) {
+        if self.count == 0 {
+            return;
+        }
+        let detail = format!(
+            "{} {} of {relname} were not {} (first: {}{}); {}",
+            self.count, n.rows, n.not_done, n.first_is, self.first, n.rule
+        );
+        log_skipped_events(relid, n.message, n.message, detail, n.hint);
     }
-    let message = "event with an infinite or NaN time or weight skipped";
-    let detail = format!(
-        "{} event(s) of {} were not applied (first: user {}); interests need finite times and weights.",
-        skipped.count, src.relname, skipped.first
-    );
-    log_skipped_events(src.relid, message, message, detail,
-        "Store finite times and weights (not 'infinity' or NaN); fix the rows to have them counted.");
+}
+
+/// Rows skipped for an infinite or NaN time or weight. The application's
+/// rows are stored; the rest of the statement's events are applied.
+pub(crate) fn report_not_finite(src: &EventSource, skipped: &SkippedRows) {
+    skipped.report(src.relid, &src.relname, SkipNotice {
+        message: "event with an infinite or NaN time or weight skipped",
+        rows: "event(s)",
+        not_done: "applied",
+        first_is: "user ",
+        rule: "interests need finite times and weights.".into(),
+        hint: "Store finite times and weights (not 'infinity' or NaN); fix the rows to have them counted.",
+    });
 }
 
 /// Rows skipped for a user or item key longer than `keys::MAX_KEY_BYTES`.
 pub(crate) fn report_long_event_keys(src: &EventSource, skipped: &SkippedRows) {
-    if skipped.count == 0 {
-        return;
-    }
-    let message = "event with an over-long user or item key skipped";
-    let detail = format!(
-        "{} event(s) of {} were not applied (first: user {}); user and item keys may have at most {MAX_KEY_BYTES} bytes.",
-        skipped.count, src.relname, skipped.first
-    );
-    log_skipped_events(
-        src.relid,
-        message,
-        message,
-        detail,
-        "Use shorter keys (an id, or a hash of a long one); fix the rows to have them counted.",
-    );
+    skipped.report(src.relid, &src.relname, SkipNotice {
+        message: "event with an over-long user or item key skipped",
+        rows: "event(s)",
+        not_done: "applied",
+        first_is: "user ",
+        rule: format!("user and item keys may have at most {MAX_KEY_BYTES} bytes."),
+        hint: "Use shorter keys (an id, or a hash of a long one); fix the rows to have them counted.",
+    });
 }
 
 /// Item rows skipped for a key longer than `keys::MAX_KEY_BYTES`: their
 /// embeddings are not stored, the statement's other items are.
 pub(crate) fn report_long_item_keys(src: &ItemSource, skipped: &SkippedRows) {
-    if skipped.count == 0 {
-        return;
-    }
-    let message = "item with an over-long key not embedded";
-    let detail = format!(
-        "{} item(s) of {} were not embedded (first: {}); item keys may have at most {MAX_KEY_BYTES} bytes.",
-        skipped.count, src.relname, skipped.first
-    );
-    log_skipped_events(
-        src.relid,
-        message,
-        message,
-        detail,
-        "Use shorter keys (an id, or a hash of a long one) for the items to be recommended.",
-    );
+    skipped.report(src.relid, &src.relname, SkipNotice {
+        message: "item with an over-long key not embedded",
+        rows: "item(s)",
+        not_done: "embedded",
+        first_is: "",
+        rule: format!("item keys may have at most {MAX_KEY_BYTES} bytes."),
+        hint: "Use shorter keys (an id, or a hash of a long one) for the items to be recommended.",
+    });
 }
 
 /// Data-exception (22000) rows skipped by the bookkeeping: a row in
