@@ -239,7 +239,8 @@ BEGIN
     PERFORM interest._require_owner(events);
     SELECT id INTO src FROM interest.event_sources WHERE relid = events;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000', HINT = 'Call interest.attach_events first.';
+        RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000',
+            DETAIL = 'interest.event_sources has no row for it.', HINT = 'Call interest.attach_events first.';
     END IF;
     RETURN interest._rebuild_all(src);
 EXCEPTION WHEN data_exception THEN

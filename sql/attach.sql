@@ -256,11 +256,12 @@ BEGIN
             HINT = 'For example: interest.attach_items(''movies'', ''id'', text => ''title || '''' '''' || genres'').';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM interest.models m WHERE m.name = model) THEN
-        RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = '42704', HINT = 'See interest.models.';
+        RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = '42704',
+            DETAIL = 'interest.models lists the registered encoders.', HINT = 'Leave model out for the default, name a row of interest.models, or register one with interest.register_model.';
     END IF;
     IF EXISTS (SELECT 1 FROM interest.item_sources s WHERE s.relid = items) THEN
         RAISE EXCEPTION 'table % is already attached', items USING ERRCODE = '42710',
-            HINT = 'Call interest.detach_items first to change the settings.';
+            DETAIL = 'interest.item_sources has a row for it.', HINT = 'Call interest.detach_items first to change the settings.';
     END IF;
     INSERT INTO interest.item_sources (relid, id_column, text_expr, embedding_column, model)
     VALUES (items, id_column, text, embedding_column, model) RETURNING id INTO src;
@@ -488,7 +489,7 @@ BEGIN
     PERFORM interest._column(events, text_column, 'text');
     IF item_column IS NULL AND text_column IS NULL THEN
         RAISE EXCEPTION 'an events table needs an item column or a text column' USING ERRCODE = '22023',
-            HINT = 'Pass item_column => ''item_id'' (or text_column for free-text events such as searches).';
+            DETAIL = 'item_column and text_column are both NULL: no event would have a subject.', HINT = 'Pass item_column => ''item_id'' (or text_column for free-text events such as searches).';
     END IF;
     IF jsonb_typeof(weights) IS DISTINCT FROM 'object'
        OR EXISTS (SELECT 1 FROM jsonb_each(weights) w WHERE jsonb_typeof(w.value) <> 'number') THEN
@@ -496,10 +497,12 @@ BEGIN
             DETAIL = format('Got %s.', weights), HINT = 'For example: ''{"view": 1, "purchase": 5, "dislike": -3}''.';
     END IF;
     IF half_life IS NULL OR half_life <= interval '0' THEN
-        RAISE EXCEPTION 'half_life must be positive' USING ERRCODE = '22023', HINT = 'For example: interval ''30 days''.';
+        RAISE EXCEPTION 'half_life must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got half_life => %s.', coalesce(half_life::text, 'NULL')), HINT = 'For example: interval ''30 days''.';
     END IF;
     IF popularity_half_life <= interval '0' THEN
-        RAISE EXCEPTION 'popularity_half_life must be positive' USING ERRCODE = '22023', HINT = 'For example: interval ''30 days''.';
+        RAISE EXCEPTION 'popularity_half_life must be positive' USING ERRCODE = '22023',
+            DETAIL = format('Got popularity_half_life => %s.', popularity_half_life), HINT = 'For example: interval ''30 days''.';
     END IF;
     -- Only items tables the caller may read (this runs with definer rights).
     IF items IS NULL THEN
@@ -509,7 +512,7 @@ BEGIN
         SELECT id INTO item_src FROM interest.item_sources WHERE relid = items AND interest._caller_may_read(relid);
         IF NOT FOUND THEN
             RAISE EXCEPTION 'items table % is not attached', items USING ERRCODE = '55000',
-                HINT = 'Call interest.attach_items first.';
+                DETAIL = 'interest.item_sources has no row for it that you may read.', HINT = 'Call interest.attach_items first.';
         END IF;
     END IF;
     IF item_column IS NOT NULL AND item_src IS NULL THEN
@@ -519,7 +522,7 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM interest.event_sources s WHERE s.relid = events) THEN
         RAISE EXCEPTION 'table % is already attached', events USING ERRCODE = '42710',
-            HINT = 'Call interest.detach_events first to change the settings.';
+            DETAIL = 'interest.event_sources has a row for it.', HINT = 'Call interest.detach_events first to change the settings.';
     END IF;
 
     cols := ARRAY[user_column, item_column, time_column, type_column, weight_column, text_column];
@@ -750,11 +753,13 @@ DECLARE
 BEGIN
     PERFORM interest._require_owner(items);
     IF batch_size IS NULL OR batch_size < 1 THEN
-        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023';
+        RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023',
+            DETAIL = format('Got batch_size => %s.', coalesce(batch_size::text, 'NULL')), HINT = 'Pass a positive number of rows per batch, or leave it out for the default.';
     END IF;
     SELECT * INTO s FROM interest.item_sources WHERE relid = items;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'table % is not attached', items USING ERRCODE = '55000', HINT = 'Call interest.attach_items first.';
+        RAISE EXCEPTION 'table % is not attached', items USING ERRCODE = '55000',
+            DETAIL = 'interest.item_sources has no row for it.', HINT = 'Call interest.attach_items first.';
     END IF;
     id_expr := format('%I', s.id_column);
     val_expr := CASE WHEN s.text_expr IS NOT NULL THEN format('(%s)::pg_catalog.text', s.text_expr)
