@@ -190,19 +190,39 @@ BEGIN
     RETURN format('interest.%I', format('_%ss_%s_%s', kind, src, op));
 END $$;
 
--- A source's statement triggers on its table, one per statement kind.
+-- A source's statement triggers on its table, one per statement kind, and
+-- on each of its partitions: a statement that names a partition fires only
+-- the partition's triggers. Not TRUNCATE on a partition: emptying one
+-- partition is not emptying the table (README "Partitioned tables").
+-- Triggers that exist already are kept, so that it also adds those of new
+-- partitions; triggers on tables no longer in the tree (a detached
+-- partition) are dropped.
 CREATE FUNCTION interest._create_triggers(kind text, rel regclass, src integer) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE op text;
+DECLARE
+    op text;
+    part regclass;
+    stale record;
 BEGIN
-    FOREACH op IN ARRAY interest._trigger_ops() LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
-            format('interest_%ss_%s', kind, op),
-            CASE op WHEN 'ins' THEN 'INSERT' WHEN 'upd' THEN 'UPDATE' WHEN 'del' THEN 'DELETE' ELSE 'TRUNCATE' END,
-            rel,
-            CASE op WHEN 'ins' THEN 'REFERENCING NEW TABLE AS new_rows' WHEN 'upd' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
-                    WHEN 'del' THEN 'REFERENCING OLD TABLE AS old_rows' ELSE '' END,
-            interest._trigger_function(kind, src, op));
+    -- (pg_partition_tree gives no row for a table that is not partitioned)
+    FOR part IN SELECT rel UNION ALL SELECT t.relid FROM pg_partition_tree(rel) t WHERE t.level > 0 LOOP
+        FOREACH op IN ARRAY interest._trigger_ops() LOOP
+            CONTINUE WHEN op = 'trunc' AND part <> rel;
+            CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger g
+                                  WHERE g.tgrelid = part AND g.tgname = format('interest_%ss_%s', kind, op));
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s %s FOR EACH STATEMENT EXECUTE FUNCTION %s()',
+                format('interest_%ss_%s', kind, op),
+                CASE op WHEN 'ins' THEN 'INSERT' WHEN 'upd' THEN 'UPDATE' WHEN 'del' THEN 'DELETE' ELSE 'TRUNCATE' END,
+                part,
+                CASE op WHEN 'ins' THEN 'REFERENCING NEW TABLE AS new_rows' WHEN 'upd' THEN 'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows'
+                        WHEN 'del' THEN 'REFERENCING OLD TABLE AS old_rows' ELSE '' END,
+                interest._trigger_function(kind, src, op));
+        END LOOP;
+    END LOOP;
+    FOR stale IN SELECT g.tgname, g.tgrelid::pg_catalog.regclass AS part FROM pg_trigger g
+                 WHERE g.tgfoid IN (SELECT to_regproc(interest._trigger_function(kind, src, o)) FROM unnest(interest._trigger_ops()) o)
+                   AND g.tgrelid <> rel AND g.tgrelid NOT IN (SELECT t.relid FROM pg_partition_tree(rel) t) LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', stale.tgname, stale.part);
     END LOOP;
 END $$;
 REVOKE ALL ON FUNCTION interest._create_triggers(text, regclass, integer) FROM PUBLIC;
@@ -285,6 +305,7 @@ DECLARE
     kind text := args ->> 'kind';
     src integer;
     op text;
+    trig record;
 BEGIN
     PERFORM interest._require_owner(rel);
     IF kind = 'item' THEN SELECT id INTO src FROM interest.item_sources WHERE relid = rel;
@@ -294,7 +315,11 @@ BEGIN
     END IF;
     IF src IS NULL THEN RETURN 0; END IF;
     FOREACH op IN ARRAY interest._trigger_ops() LOOP
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', format('interest_%ss_%s', kind, op), rel);
+        -- on the table and on its partitions
+        FOR trig IN SELECT g.tgname, g.tgrelid::pg_catalog.regclass AS part FROM pg_trigger g
+                    WHERE g.tgfoid = to_regproc(interest._trigger_function(kind, src, op)) LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', trig.tgname, trig.part);
+        END LOOP;
         EXECUTE format('DROP FUNCTION IF EXISTS %s()', interest._trigger_function(kind, src, op));
     END LOOP;
     IF kind = 'item' AND to_regclass('interest.' || interest._items_index_name(src)) IS NOT NULL THEN
@@ -654,6 +679,8 @@ BEGIN
             WHERE id = s.id;
             PERFORM interest._create_trigger_functions('event', s.id, interest._event_trigger_functions(s.id, e.list));
         END IF;
+        -- partitions attached or detached since
+        PERFORM interest._create_triggers('event', rel, s.id);
     END LOOP;
     FOR s IN SELECT * FROM interest.item_sources WHERE relid = rel LOOP
         cols := ARRAY[interest._column_now(rel, s.id_column, 'id'), interest._column_now(rel, s.embedding_column, 'embedding')];
@@ -661,6 +688,7 @@ BEGIN
             UPDATE interest.item_sources SET id_column = cols[1], embedding_column = cols[2] WHERE id = s.id;
             PERFORM interest._create_trigger_functions('item', s.id, interest._item_functions(s.id));
         END IF;
+        PERFORM interest._create_triggers('item', rel, s.id);
     END LOOP;
     RETURN NULL;
 END $$;
@@ -730,10 +758,26 @@ BEGIN
       AND s.vector_index IS NOT NULL;
 END $$;
 
+-- CREATE TABLE ... PARTITION OF an attached table (at any depth): the new
+-- partition gets the table's triggers (ATTACH PARTITION is an ALTER TABLE of
+-- the attached table: interest._ddl_altered).
+CREATE FUNCTION interest._ddl_created() RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE rel regclass;
+BEGIN
+    FOR rel IN SELECT DISTINCT a.relid FROM pg_event_trigger_ddl_commands() c, pg_partition_ancestors(c.objid) a
+               WHERE c.classid = 'pg_class'::pg_catalog.regclass AND c.objsubid = 0 AND a.relid <> c.objid
+                 AND (a.relid IN (SELECT relid FROM interest.event_sources) OR a.relid IN (SELECT relid FROM interest.item_sources)) LOOP
+        PERFORM interest._privileged('refresh', rel, '{}');
+    END LOOP;
+END $$;
+
 CREATE EVENT TRIGGER interest_ddl_remember_columns ON ddl_command_start WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION interest._ddl_remember_columns();
 CREATE EVENT TRIGGER interest_ddl_altered ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION interest._ddl_altered();
+CREATE EVENT TRIGGER interest_ddl_created ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+    EXECUTE FUNCTION interest._ddl_created();
 CREATE EVENT TRIGGER interest_ddl_dropped ON sql_drop
     EXECUTE FUNCTION interest._ddl_dropped();
 

@@ -88,3 +88,47 @@ SELECT count(*) AS trigger_functions FROM pg_proc WHERE proname LIKE '\_events\_
 DROP TABLE d_items;
 SELECT count(*) AS item_sources FROM interest.item_sources WHERE id = :items_src;
 SELECT count(*) AS leftover_rows FROM interest.user_states WHERE source_id = :events_src;
+
+-- 6. A partitioned events table (two levels): rows written through the
+-- parent or straight into a partition, created before the attach or after
+-- (CREATE TABLE ... PARTITION OF, ATTACH PARTITION), all count, as a rebuild
+-- from the table counts them; a detached partition loses the triggers; detach
+-- removes them everywhere.
+CREATE TABLE d_items3 (id int PRIMARY KEY, title text);
+INSERT INTO d_items3 VALUES (1, 'red running shoes'), (2, 'green tea'), (3, 'blue jeans');
+SELECT attach_items('d_items3', 'id', text => 'title') > 0 AS attached;
+CALL backfill_items('d_items3');
+CREATE TABLE d_parted (user_id int, item_id int, at timestamptz) PARTITION BY RANGE (at);
+CREATE TABLE d_parted_2024 PARTITION OF d_parted FOR VALUES FROM ('2024-01-01') TO ('2025-01-01') PARTITION BY HASH (user_id);
+CREATE TABLE d_parted_2024_a PARTITION OF d_parted_2024 FOR VALUES WITH (modulus 2, remainder 0);
+CREATE TABLE d_parted_2024_b PARTITION OF d_parted_2024 FOR VALUES WITH (modulus 2, remainder 1);
+SELECT attach_events('d_parted', 'user_id', 'item_id', time_column => 'at', items => 'd_items3') > 0 AS attached;
+SELECT tgrelid::regclass AS partition, count(*) AS triggers FROM pg_trigger WHERE tgname LIKE 'interest\_events\_%'
+  AND tgrelid::regclass::text LIKE 'd\_parted%' GROUP BY 1 ORDER BY 1;
+INSERT INTO d_parted VALUES (1, 1, '2024-05-01');
+INSERT INTO d_parted_2024 VALUES (2, 2, '2024-05-02');
+INSERT INTO d_parted_2024_b SELECT u, 1 + u % 3, '2024-06-01' FROM generate_series(10, 200) u WHERE satisfies_hash_partition('d_parted_2024'::regclass, 2, 1, u);
+CREATE TABLE d_parted_2025 PARTITION OF d_parted FOR VALUES FROM ('2025-01-01') TO ('2026-01-01');
+CREATE TABLE d_parted_2026 (user_id int, item_id int, at timestamptz);
+ALTER TABLE d_parted ATTACH PARTITION d_parted_2026 FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO d_parted_2025 VALUES (3, 3, '2025-05-01');
+INSERT INTO d_parted_2026 VALUES (4, 1, '2026-05-01'), (4, 2, '2026-05-02');
+UPDATE d_parted_2024_b SET item_id = 2 WHERE user_id = 11;
+DELETE FROM d_parted_2026 WHERE item_id = 2;
+SELECT flush('d_parted') >= 0 AS flushed;
+CREATE TEMP TABLE d_parted_states AS SELECT user_key, events, t_ref FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 'd_parted'::regclass;
+SELECT count(*) AS users, count(*) FILTER (WHERE user_key IN ('1', '2', '3', '4')) AS written_four_ways FROM d_parted_states;
+SELECT rebuild('d_parted') AS replayed;
+CREATE TEMP VIEW d_parted_rebuilt AS SELECT user_key, events, t_ref FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 'd_parted'::regclass;
+SELECT (SELECT count(*) FROM (TABLE d_parted_states EXCEPT TABLE d_parted_rebuilt) a)
+     + (SELECT count(*) FROM (TABLE d_parted_rebuilt EXCEPT TABLE d_parted_states) b) AS differ_from_rebuild;
+ALTER TABLE d_parted DETACH PARTITION d_parted_2026;
+SELECT count(*) AS triggers_on_detached FROM pg_trigger WHERE tgrelid = 'd_parted_2026'::regclass AND tgname LIKE 'interest%';
+SELECT detach_events('d_parted');
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgname LIKE 'interest%' AND tgrelid::regclass::text LIKE 'd\_parted%';
+DROP VIEW d_parted_rebuilt;
+DROP TABLE d_parted, d_parted_2026;
+SELECT detach_items('d_items3');
+DROP TABLE d_items3;
