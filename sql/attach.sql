@@ -204,8 +204,11 @@ DECLARE
     part regclass;
     stale record;
 BEGIN
-    -- (pg_partition_tree gives no row for a table that is not partitioned)
-    FOR part IN SELECT rel UNION ALL SELECT t.relid FROM pg_partition_tree(rel) t WHERE t.level > 0 LOOP
+    -- (pg_partition_tree gives no row for a table that is not partitioned;
+    -- a foreign partition can have no transition tables, and its rows are
+    -- written through the partitioned table or elsewhere)
+    FOR part IN SELECT rel UNION ALL SELECT t.relid FROM pg_partition_tree(rel) t JOIN pg_class c ON c.oid = t.relid
+                WHERE t.level > 0 AND c.relkind <> 'f' LOOP
         FOREACH op IN ARRAY interest._trigger_ops() LOOP
             CONTINUE WHEN op = 'trunc' AND part <> rel;
             CONTINUE WHEN EXISTS (SELECT 1 FROM pg_trigger g
@@ -659,6 +662,20 @@ END $$;
 -- A privileged step (interest._privileged: it replaces the trigger functions
 -- in schema interest) that evaluates no SQL of the table's owner (catalog
 -- reads and format() only).
+-- After DDL on an attached table: the triggers of partitions created,
+-- attached or detached since. Only when the table has its own triggers: a
+-- restore creates them after the table's constraints, whose ALTER TABLE
+-- brings us here, and must find none of them made already.
+CREATE FUNCTION interest._refresh_partition_triggers(kind text, rel regclass, src integer) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = rel
+               AND g.tgfoid = to_regproc(interest._trigger_function(kind, src, 'ins'))) THEN
+        PERFORM interest._create_triggers(kind, rel, src);
+    END IF;
+END $$;
+REVOKE ALL ON FUNCTION interest._refresh_partition_triggers(text, regclass, integer) FROM PUBLIC;
+
 CREATE FUNCTION interest._refresh_attached(rel regclass, args jsonb) RETURNS integer
 LANGUAGE plpgsql SET search_path = pg_catalog, interest, pg_temp AS $$
 DECLARE
@@ -680,7 +697,7 @@ BEGIN
             PERFORM interest._create_trigger_functions('event', s.id, interest._event_trigger_functions(s.id, e.list));
         END IF;
         -- partitions attached or detached since
-        PERFORM interest._create_triggers('event', rel, s.id);
+        PERFORM interest._refresh_partition_triggers('event', rel, s.id);
     END LOOP;
     FOR s IN SELECT * FROM interest.item_sources WHERE relid = rel LOOP
         cols := ARRAY[interest._column_now(rel, s.id_column, 'id'), interest._column_now(rel, s.embedding_column, 'embedding')];
@@ -688,7 +705,7 @@ BEGIN
             UPDATE interest.item_sources SET id_column = cols[1], embedding_column = cols[2] WHERE id = s.id;
             PERFORM interest._create_trigger_functions('item', s.id, interest._item_functions(s.id));
         END IF;
-        PERFORM interest._create_triggers('item', rel, s.id);
+        PERFORM interest._refresh_partition_triggers('item', rel, s.id);
     END LOOP;
     RETURN NULL;
 END $$;
