@@ -19,6 +19,22 @@ BEGIN
     END IF;
 END $$;
 
+-- Only tables can be attached: the bookkeeping runs in statement triggers
+-- with transition tables, which views, materialized views and foreign
+-- tables cannot have.
+CREATE FUNCTION interest._require_attachable(rel regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE kind "char" := (SELECT c.relkind FROM pg_class c WHERE c.oid = rel);
+BEGIN
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', rel USING ERRCODE = '42809',
+            DETAIL = format('It is a %s; pg_interest keeps its bookkeeping with statement triggers that read the rows a statement wrote, which only tables have.',
+                CASE kind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' WHEN 'f' THEN 'foreign table'
+                          WHEN 'S' THEN 'sequence' ELSE 'relation of kind ' || kind::pg_catalog.text END),
+            HINT = 'Attach the table the rows are written to.';
+    END IF;
+END $$;
+
 CREATE FUNCTION interest._column(rel regclass, col name, what text) RETURNS name
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -271,6 +287,7 @@ DECLARE
     src integer;
 BEGIN
     PERFORM interest._require_owner(items);
+    PERFORM interest._require_attachable(items);
     PERFORM interest._column(items, id_column, 'id');
     PERFORM interest._column(items, embedding_column, 'embedding');
     IF (text IS NULL) = (embedding_column IS NULL) THEN
@@ -509,6 +526,7 @@ BEGIN
     join_similarity := coalesce(join_similarity, defaults.join_similarity);
     popularity_half_life := coalesce(popularity_half_life, justify_hours(make_interval(secs => defaults.popularity_half_life_secs)));
     PERFORM interest._require_owner(events);
+    PERFORM interest._require_attachable(events);
     PERFORM interest._column(events, user_column, 'user');
     PERFORM interest._column(events, item_column, 'item');
     PERFORM interest._column(events, time_column, 'time');

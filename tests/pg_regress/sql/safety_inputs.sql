@@ -94,6 +94,12 @@ SELECT detach_events('k_bad');
 SELECT attach_events('k_bad', 'u', 'i', weight_column => 'w_text', items => 'k_items') > 0 AS text_weight_attach;
 SELECT detach_events('k_bad');
 
+-- only tables have the statement triggers pg_interest needs
+CREATE VIEW k_bad_view AS SELECT * FROM k_bad;
+SELECT regress.err($$SELECT attach_events('k_bad_view', 'u', 'i', items => 'k_items')$$);
+SELECT regress.err($$SELECT attach_items('k_bad_view', 'i', text => 'i')$$);
+DROP VIEW k_bad_view;
+
 -- 4. Settings out of range: 22023 naming the range.
 SELECT regress.err($$SELECT attach_events('k_bad', 'u', 'i', max_interests => 0, items => 'k_items')$$);
 SELECT regress.err($$SELECT attach_events('k_bad', 'u', 'i', join_similarity => 5, items => 'k_items')$$);
