@@ -262,12 +262,6 @@ COMMENT ON VIEW interest.event_status IS 'Attached events tables: users with an 
 -- Each lists only the tables the reader has a right on (see _item_status).
 GRANT SELECT ON interest.item_status, interest.event_status TO PUBLIC;
 
--- The queue refuses over-long keys, whoever inserts them (the triggers
--- never queue them): one could not be moved to pending_events, whose index
--- holds item keys, and would stop every fold of its table.
-ALTER TABLE interest.event_queue ADD CONSTRAINT event_queue_keys_fit
-    CHECK (interest._key_fits(user_key) AND coalesce(interest._key_fits(item_key), true));
-
 -- The trigger entry points run a handful of fixed statements per event
 -- statement through plans cached per backend. Their `= ANY($n)` arguments
 -- made the plan cache re-plan on every call (a custom plan looked cheaper),

@@ -98,13 +98,6 @@ END"#
     ]
 }
 
-/// `keys::key_fits`, for the event queue's CHECK constraint: a key queued
-/// straight through the queue's policy must not stop every fold.
-#[pg_extern(immutable, strict, parallel_safe)]
-fn _key_fits(key: &str) -> bool {
-    interest_core::keys::key_fits(key)
-}
-
 /// Event rows from the trigger's arrays (one element per row).
 fn event_rows(
     users: Vec<Option<String>>,
