@@ -730,10 +730,11 @@ END $$;
 REVOKE ALL ON FUNCTION interest._refresh_attached(regclass, jsonb) FROM PUBLIC;
 
 -- Runs with the rights of the role that altered the table, who owns it and
--- so sees its settings rows. An items table's text expression is checked by
+-- so sees its settings rows (row_security on: pg_restore turns it off, and
+-- a role subject to the settings tables' policies would then be refused). An items table's text expression is checked by
 -- evaluating it as the table's owner (interest._check_text_expression).
 CREATE FUNCTION interest._ddl_altered() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET row_security = on AS $$
 DECLARE
     rel regclass;
     expr text;
@@ -797,7 +798,7 @@ END $$;
 -- partition gets the table's triggers (ATTACH PARTITION is an ALTER TABLE of
 -- the attached table: interest._ddl_altered).
 CREATE FUNCTION interest._ddl_created() RETURNS event_trigger
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp SET row_security = on AS $$
 DECLARE rel regclass;
 BEGIN
     FOR rel IN SELECT DISTINCT a.relid FROM pg_event_trigger_ddl_commands() c, pg_partition_ancestors(c.objid) a

@@ -101,6 +101,10 @@ impl Embedding {
         self.0
     }
 
+    pub fn dims(&self) -> usize {
+        self.0.len()
+    }
+
     /// Copies the values into a new palloc'd varlena in the current memory context.
     pub fn to_pg_datum(&self) -> pg_sys::Datum {
         let size = HEADER_BYTES + self.0.len() * 4;

@@ -149,6 +149,7 @@ mod tests {
             Some(2.0),
             Some(f64::NEG_INFINITY),
             Some(f64::NAN),
+            Some(1e10),
         ];
         let items = ["i", long.as_str()];
         let mut checked = 0;
@@ -185,7 +186,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(checked, 144);
+        assert_eq!(checked, 168);
     }
 
     /// The default model is named once in Rust; the SQL default of embed()

@@ -115,6 +115,17 @@ const REINDEX_WITH_DATA: &str =
 /// A NOTICE that the index was built with fewer lists than its data will
 /// want: searches stay right but read more of the index until a rebuild.
 fn notice_few_lists(message: String, detail: String, hint: &str) {
+    // Only for a CREATE INDEX or REINDEX: TRUNCATE, VACUUM FULL and CLUSTER
+    // rebuild the index too, and nobody asked them for lists.
+    // SAFETY: MyBEEntry is this backend's own status entry (or NULL).
+    let asked = unsafe {
+        pg_sys::MyBEEntry.is_null()
+            || (*pg_sys::MyBEEntry).st_progress_command
+                == pg_sys::ProgressCommandType::PROGRESS_COMMAND_CREATE_INDEX
+    };
+    if !asked {
+        return;
+    }
     ErrorReport::new(
         PgSqlErrorCode::ERRCODE_SUCCESSFUL_COMPLETION,
         message,

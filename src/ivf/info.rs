@@ -41,9 +41,20 @@ fn _ivf_info(
                 "Pass an index created with USING interest_ivf.",
             );
         }
-        let meta = buffers::read_meta(relation);
         let blocks =
             pg_sys::RelationGetNumberOfBlocksInFork(relation, pg_sys::ForkNumber::MAIN_FORKNUM);
+        // A CREATE INDEX CONCURRENTLY that failed leaves an invalid index
+        // with no pages at all.
+        if blocks == 0 {
+            pg_sys::relation_close(relation, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+            raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("index \"{}\" has not been built", relation_name(index)),
+                "It has no pages: a CREATE INDEX CONCURRENTLY that failed leaves such an invalid index behind.",
+                "DROP INDEX it, or REINDEX it once the cause of the failure is fixed.",
+            );
+        }
+        let meta = buffers::read_meta(relation);
         let mut entries = 0i64;
         for block in 0..blocks {
             let buffer = buffers::lock_block(relation, block, false);

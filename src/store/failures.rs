@@ -3,6 +3,7 @@
 
 use crate::sources::{EventSource, ItemSource};
 use crate::spi::exec;
+use interest_core::events::MAX_ABS_WEIGHT;
 use interest_core::keys::MAX_KEY_BYTES;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -77,15 +78,16 @@ impl SkippedRows {
     }
 }
 
-/// Rows skipped for an infinite or NaN time or weight. The application's
+/// Rows skipped for an infinite or NaN time or weight, or a weight beyond
+/// `events::MAX_ABS_WEIGHT`. The application's
 /// rows are stored; the rest of the statement's events are applied.
 pub(crate) fn report_not_finite(src: &EventSource, skipped: &SkippedRows) {
     skipped.report(src.relid, &src.relname, SkipNotice {
-        message: "event with an infinite or NaN time or weight skipped",
+        message: "event with an infinite, NaN or out-of-range time or weight skipped",
         rows: "event(s)",
         not_done: "applied",
         first_is: "user ",
-        rule: "interests need finite times and weights.".into(),
+        rule: format!("interests need finite times and weights of magnitude at most {MAX_ABS_WEIGHT:e}."),
         hint: "Store finite times and weights (not 'infinity' or NaN); fix the rows to have them counted.",
     });
 }
@@ -136,4 +138,17 @@ fn log_skipped_events(
     .set_detail(detail)
     .set_hint(hint)
     .report(pgrx::PgLogLevel::WARNING);
+}
+
+/// Item rows whose embedding has another dimension than the table's items:
+/// not stored, the statement's other items are.
+pub(crate) fn report_other_dimensions(src: &ItemSource, skipped: &SkippedRows, dims: usize) {
+    skipped.report(src.relid, &src.relname, SkipNotice {
+        message: "item embedding of another dimension not stored",
+        rows: "item(s)",
+        not_done: "stored",
+        first_is: "",
+        rule: format!("the table's items have {dims} dimensions, and one table's items share one."),
+        hint: "Store embeddings of one model; to change the dimension, detach_items and attach the table again.",
+    });
 }

@@ -35,6 +35,15 @@ pub(crate) fn present(item_source: i32, keys: &[Option<String>]) -> HashSet<Stri
     .collect()
 }
 
+/// The dimension of the source's stored embeddings (None before the first).
+pub(crate) fn dimensions(item_source: i32) -> Option<usize> {
+    crate::spi::one_read_cached::<i32>(
+        "SELECT interest.dims(embedding) FROM interest.item_embeddings WHERE source_id = $1 LIMIT 1",
+        &[item_source.into()],
+    )
+    .map(|d| d as usize)
+}
+
 /// Upserts embeddings; returns how many.
 pub(crate) fn upsert(item_source: i32, keys: Vec<String>, vectors: Vec<Embedding>) -> i64 {
     let n = keys.len() as i64;

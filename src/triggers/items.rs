@@ -9,7 +9,8 @@ use crate::ingest;
 use crate::models::embed_texts;
 use crate::privileges::with_extension_rights;
 use crate::sources::writable_item_source;
-use crate::store::failures::{report_long_item_keys, SkippedRows};
+use crate::sources::ItemSource;
+use crate::store::failures::{report_long_item_keys, report_other_dimensions, SkippedRows};
 use crate::store::items;
 use interest_core::keys::key_fits;
 use pgrx::prelude::*;
@@ -77,6 +78,7 @@ fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<St
         report_long_item_keys(&src, &long_keys);
         let vectors = embed_texts(&src.model, &present);
         store(
+            &src,
             source_id,
             keys,
             vectors.into_iter().map(Embedding::new).collect(),
@@ -114,13 +116,37 @@ fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<S
             }
         }
         report_long_item_keys(&src, &long_keys);
-        store(source_id, keys, vecs, removed)
+        store(&src, source_id, keys, vecs, removed)
     })
 }
 
 /// Upserts and removes embeddings, then applies the events waiting for the
-/// upserted items; returns how many were upserted.
-fn store(source_id: i32, keys: Vec<String>, vectors: Vec<Embedding>, removed: Vec<String>) -> i64 {
+/// upserted items; returns how many were upserted. The items of one table
+/// share one dimension (the stored items', else the statement's first):
+/// an embedding of another is logged and left out, as one such item would
+/// fail every ranking and fold that meets it.
+fn store(
+    src: &ItemSource,
+    source_id: i32,
+    keys: Vec<String>,
+    vectors: Vec<Embedding>,
+    removed: Vec<String>,
+) -> i64 {
+    let dims = items::dimensions(source_id).or_else(|| vectors.first().map(Embedding::dims));
+    let mut other_dims = SkippedRows::default();
+    let (keys, vectors): (Vec<String>, Vec<Embedding>) = keys
+        .into_iter()
+        .zip(vectors)
+        .filter_map(|(k, v)| {
+            if Some(v.dims()) == dims {
+                Some((k, v))
+            } else {
+                other_dims.add(k);
+                None
+            }
+        })
+        .unzip();
+    report_other_dimensions(src, &other_dims, dims.unwrap_or(0));
     let n = items::upsert(source_id, keys.clone(), vectors);
     items::remove(source_id, removed);
     if !keys.is_empty() {

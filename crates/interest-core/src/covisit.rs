@@ -20,6 +20,10 @@ use crate::decay;
 use std::collections::HashMap;
 use std::hash::Hash;
 
+/// What is left of a link after a retraction that cancels it, in co-visits
+/// at the retraction's time, below which it is rounding and removed.
+pub const LINK_RESIDUE: f64 = 1e-4;
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CovisitParams {
     /// How many previous items of the user a new event links with.
@@ -114,7 +118,7 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
         self.last_seen = self.last_seen.max(t);
     }
 
-    /// Adds to the link towards `to`; `index` maps keys to positions in
+    /// Adds to the link towards `to` (`weight` in co-visits at `t`); `index` maps keys to positions in
     /// `links` (built by `link_index`) so bulk loads stay linear.
     pub fn add_link(
         &mut self,
@@ -125,13 +129,17 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
         index: &mut HashMap<K, usize>,
     ) {
         self.rebase(t, p);
-        let w = weight * self.factor(t, p);
+        let unit = self.factor(t, p);
+        let w = weight * unit;
         match index.get(to) {
             Some(&i) => {
                 self.links[i].1 += w;
                 // A retraction that cancels the link removes it (at the next
-                // prune), rounding residue included.
-                if w < 0.0 && self.links[i].1 <= 1e-9 * -w {
+                // prune), rounding residue included: links are stored in
+                // single precision, so what is left of a cancelled link is
+                // rounding, far below one co-visit's weight, yet the largest
+                // link is what scores are divided by.
+                if w < 0.0 && self.links[i].1 <= LINK_RESIDUE * unit {
                     self.links[i].1 = 0.0;
                 }
             }

@@ -9,6 +9,11 @@ use std::collections::BTreeMap;
 /// The weight of an event whose weight is NULL.
 pub const DEFAULT_WEIGHT: f64 = 1.0;
 
+/// The largest weight, in magnitude, an event may have: states add weights
+/// times growth factors (up to 2^32) into single-precision vectors, which a
+/// weight near 1e30 would overflow to infinity.
+pub const MAX_ABS_WEIGHT: f64 = 1e9;
+
 /// Statements with at least this many events are applied at once (a bulk
 /// load is one pass); smaller ones are queued and folded in batches.
 pub const DIRECT_APPLY_EVENTS: usize = 64;
@@ -52,8 +57,9 @@ pub enum Rejected {
     Incomplete,
     /// A zero weight: no event either (a neutral signal).
     ZeroWeight,
-    /// An infinite or NaN time or weight: a bad value, logged and skipped
-    /// (one such value must never stop a table's bookkeeping).
+    /// An infinite or NaN time or weight, or a weight beyond
+    /// `MAX_ABS_WEIGHT`: a bad value, logged and skipped (one such value
+    /// must never stop a table's bookkeeping).
     NotFinite,
     /// A user or item key longer than `keys::MAX_KEY_BYTES`: a bad value,
     /// logged and skipped (it could not be stored).
@@ -70,7 +76,7 @@ impl EventRow {
         let (Some(user), Some(t)) = (self.user, self.t) else {
             return Err(Rejected::Incomplete);
         };
-        if !t.is_finite() || !weight.is_finite() {
+        if !t.is_finite() || !weight.is_finite() || weight.abs() > MAX_ABS_WEIGHT {
             return Err(Rejected::NotFinite);
         }
         if !key_fits(&user) || self.item.as_deref().is_some_and(|i| !key_fits(i)) {
@@ -116,7 +122,7 @@ impl Event {
 pub fn sql_item_event_rule(user: &str, item: &str, t: &str, weight: &str) -> String {
     format!(
         "{user} IS NOT NULL AND {item} IS NOT NULL AND abs({t}) < 'infinity' \
-         AND coalesce({weight}, {DEFAULT_WEIGHT}) <> 0 AND abs(coalesce({weight}, {DEFAULT_WEIGHT})) < 'infinity' \
+         AND coalesce({weight}, {DEFAULT_WEIGHT}) <> 0 AND abs(coalesce({weight}, {DEFAULT_WEIGHT})) <= {MAX_ABS_WEIGHT:e} \
          AND {} AND {}",
         sql_key_fits(user),
         sql_key_fits(item)
@@ -128,7 +134,7 @@ pub fn sql_item_event_rule(user: &str, item: &str, t: &str, weight: &str) -> Str
 /// triggers' fast path so that they are logged.
 pub fn sql_bad_value(user: &str, item: &str, t: &str, weight: &str) -> String {
     format!(
-        "(NOT abs({t}) < 'infinity' OR NOT abs({weight}) < 'infinity' OR NOT {} OR NOT {})",
+        "(NOT abs({t}) < 'infinity' OR NOT abs({weight}) <= {MAX_ABS_WEIGHT:e} OR NOT {} OR NOT {})",
         sql_key_fits(user),
         sql_key_fits(item)
     )
@@ -225,7 +231,7 @@ mod tests {
             sql_item_event_rule("u", "i", "t", "w"),
             format!(
                 "u IS NOT NULL AND i IS NOT NULL AND abs(t) < 'infinity' \
-                 AND coalesce(w, 1) <> 0 AND abs(coalesce(w, 1)) < 'infinity' AND {} AND {}",
+                 AND coalesce(w, 1) <> 0 AND abs(coalesce(w, 1)) <= 1e9 AND {} AND {}",
                 sql_key_fits("u"),
                 sql_key_fits("i")
             )
@@ -251,6 +257,14 @@ mod tests {
 
     #[test]
     fn infinite_or_nan_times_and_weights_are_rejected_as_bad_values() {
+        assert_eq!(
+            row(Some("u"), Some("i"), Some(1.0), Some(-1e10)).check(),
+            Err(Rejected::NotFinite),
+            "a weight beyond MAX_ABS_WEIGHT"
+        );
+        assert!(row(Some("u"), Some("i"), Some(1.0), Some(MAX_ABS_WEIGHT))
+            .accept()
+            .is_some());
         for x in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
             assert_eq!(
                 row(Some("u"), Some("i"), Some(x), None).check(),

@@ -38,10 +38,19 @@ SELECT count(*) > 0 AS recommends FROM recommend('ann', 2, events => 'k_events')
 INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight)
 SELECT id, 'ann', repeat('z', 2000), 1.7e9, 1 FROM interest.event_sources WHERE relid = 'k_events'::regclass;
 SELECT flush('k_events') >= 0 AS folded;
-SELECT (SELECT count(*) FROM interest.event_queue) AS left_queued, (SELECT count(*) FROM interest.pending_events) AS pending;
+SELECT (SELECT count(*) FROM interest.event_queue q JOIN interest.event_sources e ON e.id = q.source_id WHERE e.relid = 'k_events'::regclass) AS left_queued,
+       (SELECT count(*) FROM interest.pending_events p JOIN interest.event_sources e ON e.id = p.source_id WHERE e.relid = 'k_events'::regclass) AS pending;
 INSERT INTO k_events (customer, sku, at) VALUES ('zed', 'tea', '2024-01-05');
 SELECT flush('k_events') AS folded_next;
 SELECT regress.err($$SELECT set_profile(repeat('u', 1025), 'likes tea', 'k_events')$$);
+-- a finite weight too large for single-precision states is a bad value too
+DELETE FROM interest.bookkeeping_errors;
+INSERT INTO k_events (customer, sku, at, w) VALUES ('heavy', 'tea', '2024-01-04', 1e45);
+INSERT INTO k_events (customer, sku, at, w) SELECT 'heavy', 'shoe', '2024-01-04'::timestamptz + g * interval '1 s', CASE WHEN g = 1 THEN -1e300 ELSE 1 END
+FROM generate_series(1, 70) g;
+SELECT message FROM interest.bookkeeping_errors ORDER BY id;
+SELECT flush('k_events') >= 0 AS flushed, rebuild('k_events') > 0 AS rebuilt;
+SELECT events FROM interests('heavy', 'k_events');
 
 -- 2. NULL where NULL means nothing: 22004 naming the argument. Every public
 -- function is called with NULL in each argument in turn (other arguments
@@ -129,7 +138,29 @@ SELECT component FROM explain('00000000-0000-0000-0000-000000000001'::uuid, 'tea
 WHERE component = 'content' LIMIT 1;
 SELECT detach_events('k_uuid_events');
 
--- 7. Roles: the status views list the tables a role has a right on (the
+-- 7. Bring-your-own embeddings of another dimension than the table's items
+-- are logged and left out (one would fail every ranking and fold meeting it).
+CREATE TABLE k_vec_items (id int PRIMARY KEY, e real[]);
+INSERT INTO k_vec_items SELECT g, ARRAY[cos(g), sin(g), 0.5]::real[] FROM generate_series(1, 30) g;
+SELECT attach_items('k_vec_items', 'id', embedding_column => 'e') > 0 AS attached;
+CALL backfill_items('k_vec_items');
+INSERT INTO k_vec_items VALUES (40, '{1,0}'), (41, '{1,0,0}');
+SELECT count(*) AS embedded FROM interest.item_embeddings e JOIN interest.item_sources s ON s.id = e.source_id
+WHERE s.relid = 'k_vec_items'::regclass;
+-- 8. Taking back every co-visit of a link removes it, rounding included: a
+-- residue of single-precision rounding must not become the largest link
+-- that scores are divided by (a review saw it score 1.0).
+CREATE TABLE k_visits (id serial, user_id int, item_id int, at timestamptz);
+SELECT attach_events('k_visits', 'user_id', 'item_id', time_column => 'at', items => 'k_vec_items') > 0 AS attached;
+INSERT INTO k_visits (user_id, item_id, at) SELECT 1, i, '2024-01-01'::timestamptz + i * interval '1 min' FROM unnest('{11,12,13,14,15,16,17}'::int[]) i;
+INSERT INTO k_visits (user_id, item_id, at) SELECT 2, i, '2024-01-02'::timestamptz + i * interval '1 min' FROM unnest('{17,13,16,11}'::int[]) i;
+SELECT flush('k_visits') >= 0 AS flushed;
+DELETE FROM k_visits WHERE item_id = 13 AND user_id = 2;
+DELETE FROM k_visits WHERE item_id = 13;
+SELECT max(score) AS covisit_left_for_13 FROM similar_items(13, 3, events => 'k_visits', content => 0);
+SELECT detach_events('k_visits'), detach_items('k_vec_items');
+
+-- 9. Roles: the status views list the tables a role has a right on (the
 -- owner and an application role see theirs, a stranger none); a role with no
 -- right on an events table is told so (42501), not that it is unattached.
 CREATE ROLE k_owner;
