@@ -106,8 +106,8 @@ fn new_events(src: &EventSource, rows: Vec<EventRow>) -> Vec<Event> {
             Err(_) => {}
         }
     }
-    failures::report_not_finite(src, &not_finite);
-    failures::report_long_event_keys(src, &long_keys);
+    not_finite.report(src.relid, &src.relname, failures::BadRows::NotFinite);
+    long_keys.report(src.relid, &src.relname, failures::BadRows::LongEventKeys);
     events
 }
 

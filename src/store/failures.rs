@@ -1,7 +1,7 @@
 //! `bookkeeping_errors`, for failures found inside the Rust bookkeeping
 //! (the triggers log the errors they catch through `interest._bookkeeping_failed`).
 
-use crate::sources::{EventSource, ItemSource};
+use crate::sources::EventSource;
 use crate::spi::exec;
 use interest_core::events::MAX_ABS_WEIGHT;
 use interest_core::keys::MAX_KEY_BYTES;
@@ -51,70 +51,77 @@ fn shortened(key: &str) -> String {
     }
 }
 
-/// How a kind of skipped rows is logged.
-struct SkipNotice<'a> {
-    message: &'a str,
-    /// What the rows are and what did not happen to them ("event(s)", "applied").
-    rows: &'a str,
-    not_done: &'a str,
-    /// What the first row's key is ("user ", or "" for an item's own key).
-    first_is: &'a str,
-    rule: String,
-    hint: &'a str,
+/// The kinds of rows the bookkeeping skips as bad values (the application's
+/// rows are stored; the statement's other rows count).
+pub(crate) enum BadRows {
+    /// Events with an infinite or NaN time or weight, or a weight beyond
+    /// `events::MAX_ABS_WEIGHT`.
+    NotFinite,
+    /// Events with a user or item key longer than `keys::MAX_KEY_BYTES`.
+    LongEventKeys,
+    /// Items with such a key: not embedded.
+    LongItemKeys,
+    /// Items whose embedding has another dimension than the table's items
+    /// (the given one): not stored.
+    OtherDimensions(usize),
+}
+
+impl BadRows {
+    /// (message, rows, what did not happen to them, what the first key is,
+    /// the rule broken, hint)
+    fn notice(
+        &self,
+    ) -> (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        String,
+        &'static str,
+    ) {
+        match self {
+            BadRows::NotFinite => (
+                "event with an infinite, NaN or out-of-range time or weight skipped",
+                "event(s)", "applied", "user ",
+                format!("interests need finite times and weights of magnitude at most {MAX_ABS_WEIGHT:e}."),
+                "Store finite times and weights (not 'infinity' or NaN); fix the rows to have them counted.",
+            ),
+            BadRows::LongEventKeys => (
+                "event with an over-long user or item key skipped",
+                "event(s)", "applied", "user ",
+                format!("user and item keys may have at most {MAX_KEY_BYTES} bytes."),
+                "Use shorter keys (an id, or a hash of a long one); fix the rows to have them counted.",
+            ),
+            BadRows::LongItemKeys => (
+                "item with an over-long key not embedded",
+                "item(s)", "embedded", "",
+                format!("item keys may have at most {MAX_KEY_BYTES} bytes."),
+                "Use shorter keys (an id, or a hash of a long one) for the items to be recommended.",
+            ),
+            BadRows::OtherDimensions(dims) => (
+                "item embedding of another dimension not stored",
+                "item(s)", "stored", "",
+                format!("the table's items have {dims} dimensions, and one table's items share one."),
+                "Store embeddings of one model; to change the dimension, detach_items and attach the table again.",
+            ),
+        }
+    }
 }
 
 impl SkippedRows {
     /// One WARNING and one bookkeeping_errors row for the statement's
     /// skipped rows of a kind (nothing when there are none).
-    fn report(&self, relid: pg_sys::Oid, relname: &str, n: SkipNotice) {
+    pub(crate) fn report(&self, relid: pg_sys::Oid, relname: &str, kind: BadRows) {
         if self.count == 0 {
             return;
         }
+        let (message, rows, not_done, first_is, rule, hint) = kind.notice();
         let detail = format!(
-            "{} {} of {relname} were not {} (first: {}{}); {}",
-            self.count, n.rows, n.not_done, n.first_is, self.first, n.rule
+            "{} {rows} of {relname} were not {not_done} (first: {first_is}{}); {rule}",
+            self.count, self.first
         );
-        log_skipped_events(relid, n.message, n.message, detail, n.hint);
+        log_skipped_events(relid, message, message, detail, hint);
     }
-}
-
-/// Rows skipped for an infinite or NaN time or weight, or a weight beyond
-/// `events::MAX_ABS_WEIGHT`. The application's
-/// rows are stored; the rest of the statement's events are applied.
-pub(crate) fn report_not_finite(src: &EventSource, skipped: &SkippedRows) {
-    skipped.report(src.relid, &src.relname, SkipNotice {
-        message: "event with an infinite, NaN or out-of-range time or weight skipped",
-        rows: "event(s)",
-        not_done: "applied",
-        first_is: "user ",
-        rule: format!("interests need finite times and weights of magnitude at most {MAX_ABS_WEIGHT:e}."),
-        hint: "Store finite times and weights (not 'infinity' or NaN); fix the rows to have them counted.",
-    });
-}
-
-/// Rows skipped for a user or item key longer than `keys::MAX_KEY_BYTES`.
-pub(crate) fn report_long_event_keys(src: &EventSource, skipped: &SkippedRows) {
-    skipped.report(src.relid, &src.relname, SkipNotice {
-        message: "event with an over-long user or item key skipped",
-        rows: "event(s)",
-        not_done: "applied",
-        first_is: "user ",
-        rule: format!("user and item keys may have at most {MAX_KEY_BYTES} bytes."),
-        hint: "Use shorter keys (an id, or a hash of a long one); fix the rows to have them counted.",
-    });
-}
-
-/// Item rows skipped for a key longer than `keys::MAX_KEY_BYTES`: their
-/// embeddings are not stored, the statement's other items are.
-pub(crate) fn report_long_item_keys(src: &ItemSource, skipped: &SkippedRows) {
-    skipped.report(src.relid, &src.relname, SkipNotice {
-        message: "item with an over-long key not embedded",
-        rows: "item(s)",
-        not_done: "embedded",
-        first_is: "",
-        rule: format!("item keys may have at most {MAX_KEY_BYTES} bytes."),
-        hint: "Use shorter keys (an id, or a hash of a long one) for the items to be recommended.",
-    });
 }
 
 /// Data-exception (22000) rows skipped by the bookkeeping: a row in
@@ -138,17 +145,4 @@ fn log_skipped_events(
     .set_detail(detail)
     .set_hint(hint)
     .report(pgrx::PgLogLevel::WARNING);
-}
-
-/// Item rows whose embedding has another dimension than the table's items:
-/// not stored, the statement's other items are.
-pub(crate) fn report_other_dimensions(src: &ItemSource, skipped: &SkippedRows, dims: usize) {
-    skipped.report(src.relid, &src.relname, SkipNotice {
-        message: "item embedding of another dimension not stored",
-        rows: "item(s)",
-        not_done: "stored",
-        first_is: "",
-        rule: format!("the table's items have {dims} dimensions, and one table's items share one."),
-        hint: "Store embeddings of one model; to change the dimension, detach_items and attach the table again.",
-    });
 }

@@ -10,7 +10,7 @@ use crate::models::embed_texts;
 use crate::privileges::with_extension_rights;
 use crate::sources::writable_item_source;
 use crate::sources::ItemSource;
-use crate::store::failures::{report_long_item_keys, report_other_dimensions, SkippedRows};
+use crate::store::failures::{BadRows, SkippedRows};
 use crate::store::items;
 use interest_core::keys::key_fits;
 use pgrx::prelude::*;
@@ -75,7 +75,7 @@ fn _items_changed(source_id: i32, ids: Vec<Option<String>>, texts: Vec<Option<St
                 _ => {}
             }
         }
-        report_long_item_keys(&src, &long_keys);
+        long_keys.report(src.relid, &src.relname, BadRows::LongItemKeys);
         let vectors = embed_texts(&src.model, &present);
         store(
             &src,
@@ -115,7 +115,7 @@ fn _items_set(source_id: i32, ids: Vec<Option<String>>, embeddings: Vec<Option<S
                 _ => {}
             }
         }
-        report_long_item_keys(&src, &long_keys);
+        long_keys.report(src.relid, &src.relname, BadRows::LongItemKeys);
         store(&src, source_id, keys, vecs, removed)
     })
 }
@@ -146,7 +146,11 @@ fn store(
             }
         })
         .unzip();
-    report_other_dimensions(src, &other_dims, dims.unwrap_or(0));
+    other_dims.report(
+        src.relid,
+        &src.relname,
+        BadRows::OtherDimensions(dims.unwrap_or(0)),
+    );
     let n = items::upsert(source_id, keys.clone(), vectors);
     items::remove(source_id, removed);
     if !keys.is_empty() {
