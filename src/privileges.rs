@@ -126,7 +126,7 @@ pub(crate) fn require_owner(relid: pg_sys::Oid, relname: &str, what: &str) {
     }
 }
 
-fn caller_has(relid: pg_sys::Oid, mode: u32) -> bool {
+pub(crate) fn caller_has(relid: pg_sys::Oid, mode: u32) -> bool {
     // SAFETY: catalog lookup with valid OIDs; ACLMASK_ANY semantics (any bit of mode).
     let result = unsafe { pg_sys::pg_class_aclcheck(relid, caller(), mode as pg_sys::AclMode) };
     result == pg_sys::AclResult::ACLCHECK_OK

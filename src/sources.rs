@@ -242,13 +242,10 @@ fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
         (Some(rel), _) => {
             // interest.event_sources shows a role only the tables it has a
             // right on: to anyone else an attached table looks unattached.
-            let (name, any_right) = Spi::get_two_with_args::<String, bool>(
-                "SELECT $1::regclass::text, pg_catalog.has_table_privilege($1, 'SELECT, INSERT, UPDATE, DELETE')",
-                &[rel.into()],
-            )
-            .unwrap_or_else(|e| spi_error(e));
-            let name = name.unwrap_or_default();
-            if any_right == Some(false) {
+            let name = crate::spi::one_read_cached::<String>("SELECT $1::regclass::text", &[rel.into()])
+                .unwrap_or_default();
+            let any_right = pg_sys::ACL_SELECT | pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE | pg_sys::ACL_DELETE;
+            if !crate::privileges::caller_has(rel, any_right) {
                 raise(
                     PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                     format!("permission denied for table {name}"),

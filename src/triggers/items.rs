@@ -132,7 +132,10 @@ fn store(
     vectors: Vec<Embedding>,
     removed: Vec<String>,
 ) -> i64 {
-    let dims = items::dimensions(source_id).or_else(|| vectors.first().map(Embedding::dims));
+    // (read only when there is something to store: deletes need no dimension)
+    let dims = vectors
+        .first()
+        .map(|first| items::dimensions(source_id).unwrap_or(first.dims()));
     let mut other_dims = SkippedRows::default();
     let (keys, vectors): (Vec<String>, Vec<Embedding>) = keys
         .into_iter()
