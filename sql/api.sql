@@ -152,6 +152,7 @@ CREATE FUNCTION interest.flush(events regclass) RETURNS bigint
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM interest._require_table(events);
+    PERFORM interest._require_writable('interest.flush()');
     RETURN interest._fold_queue(interest._event_source(events::pg_catalog.oid), true);
 END $$;
 COMMENT ON FUNCTION interest.flush(regclass) IS 'Folds the table''s queued events (from small statements) into the shared state now: user states, counts and co-visitation links; returns how many. The triggers do it every interest.fold_batch events.';
@@ -237,6 +238,7 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE src integer;
 BEGIN
     PERFORM interest._require_owner(events);
+    PERFORM interest._require_writable('interest.rebuild()');
     SELECT id INTO src FROM interest.event_sources WHERE relid = events;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table % is not attached', events USING ERRCODE = '55000',

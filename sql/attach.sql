@@ -832,6 +832,7 @@ DECLARE
     seen bigint := 0; embedded bigint := 0; total bigint;
 BEGIN
     PERFORM interest._require_owner(items);
+    PERFORM interest._require_writable('interest.backfill_items()');
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023',
             DETAIL = format('Got batch_size => %s.', coalesce(batch_size::text, 'NULL')), HINT = 'Pass a positive number of rows per batch, or leave it out for the default.';

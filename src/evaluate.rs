@@ -289,6 +289,7 @@ fn _tune(
         let src = replayable_source(source_id, "tune()");
         if apply {
             require_owner(src.relid, &src.relname, "tune() with apply");
+            crate::read_only::require_writable("interest.tune() with apply");
         }
         let replay = read_replay(&src);
         let tested = config(&src, k, protocol, 1, src.rank_weights);
@@ -376,6 +377,7 @@ fn _set_weights(
         crate::privileges::refuse_in_restricted_operation();
         let src = readable_event_source(source_id);
         require_owner(src.relid, &src.relname, "set_weights()");
+        crate::read_only::require_writable("interest.set_weights()");
         let w = weights(
             RankWeights::default(),
             WeightOverrides {
@@ -426,6 +428,7 @@ fn _use_default_weights(source_id: i32) -> bool {
         crate::privileges::refuse_in_restricted_operation();
         let src = readable_event_source(source_id);
         require_owner(src.relid, &src.relname, "use_default_weights()");
+        crate::read_only::require_writable("interest.use_default_weights()");
         crate::spi::exec(
             "UPDATE interest.event_sources SET rank_weights = NULL, tuned_at = NULL WHERE id = $1",
             &[source_id.into()],

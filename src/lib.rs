@@ -27,6 +27,7 @@ mod maintenance;
 mod owner_read;
 mod privileges;
 mod read;
+mod read_only;
 mod recommend;
 mod sources;
 mod sql_install;

@@ -35,6 +35,7 @@ fn _set_profile(user_key: Option<&str>, profile: Option<&str>, source_id: i32) -
             pg_sys::ACL_INSERT | pg_sys::ACL_UPDATE,
             "set profiles",
         );
+        crate::read_only::require_writable("interest.set_profile()");
         if !key_fits(user_key) {
             raise(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,

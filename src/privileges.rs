@@ -223,6 +223,18 @@ fn _require_table(rel: Option<pg_sys::Oid>) {
 fn _privileged(step: &str, rel: Option<pg_sys::Oid>, args: pgrx::JsonB) -> Option<i32> {
     refuse_in_restricted_operation();
     let rel = crate::errors::required(rel, "table");
+    let public_name = match step {
+        "attach_items" => Some("interest.attach_items()"),
+        "attach_events" => Some("interest.attach_events()"),
+        "detach" if args.0["kind"] == "event" => Some("interest.detach_events()"),
+        "detach" => Some("interest.detach_items()"),
+        "index_items" => Some("interest.index_items()"),
+        // (DDL and writes to the table, which a read-only transaction cannot run)
+        _ => None,
+    };
+    if let Some(name) = public_name {
+        crate::read_only::require_writable(name);
+    }
     let Some(&(_, right, sql)) = PRIVILEGED_STEPS.iter().find(|(name, _, _)| *name == step) else {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,

@@ -68,3 +68,20 @@ else
   diff "$PG_INTEREST_RUN/standby.primary" "$PG_INTEREST_RUN/standby.replica" | head -10
   echo "check a hot standby answers recommend, explain, user_vector and interests as the primary does: FAIL (recovery $recovery, queued $queued)"
 fi
+# The write side refuses a standby up front, with 25006, its own name and a hint.
+refusals=$(PGHOST="$sd" PGPORT=55442 psql -X -At -v ON_ERROR_STOP=0 2>&1 <<'SQL'
+\set VERBOSITY verbose
+SELECT interest.flush('events');
+SELECT interest.rebuild('events');
+SELECT interest.index_items('items');
+SELECT interest.set_profile(1, 'space films', 'events');
+SQL
+) || true
+n_ok=$(grep -c '^ERROR:  25006: interest\.[a-z_]*() cannot run on a hot standby$' <<<"$refusals" || true)
+n_hint=$(grep -c '^HINT:  Run it on the primary' <<<"$refusals" || true)
+if [[ "$n_ok" == 4 && "$n_hint" == 4 ]]; then
+  echo "check flush, rebuild, index_items and set_profile on a standby give 25006 naming themselves, with a hint: ok"
+else
+  echo "$refusals" | head -20
+  echo "check flush, rebuild, index_items and set_profile on a standby give 25006 naming themselves, with a hint: FAIL ($n_ok errors, $n_hint hints)"
+fi

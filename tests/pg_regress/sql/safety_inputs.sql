@@ -193,4 +193,19 @@ RESET ROLE;
 DROP SCHEMA k_shop CASCADE;
 DROP ROLE k_owner, k_app, k_stranger;
 
+-- 10. A read-only transaction: every function that writes bookkeeping refuses
+-- up front with 25006, naming itself, with a hint; the read side answers.
+BEGIN READ ONLY;
+SELECT regress.err($$SELECT interest.flush('k_events')$$);
+SELECT regress.err($$SELECT interest.rebuild('k_events')$$);
+SELECT regress.err($$SELECT interest.set_profile('ann', 'tea', 'k_events')$$);
+SELECT regress.err($$SELECT interest.set_weights('k_events', content => 1)$$);
+SELECT regress.err($$SELECT interest.use_default_weights('k_events')$$);
+SELECT regress.err($$SELECT interest.index_items('k_items')$$);
+SELECT regress.err($$SELECT interest.attach_items('k_items', 'sku', text => 'title')$$);
+SELECT regress.err($$SELECT interest.detach_events('k_events')$$);
+SELECT regress.err($$CALL interest.backfill_items('k_items')$$);
+SELECT count(*) >= 0 AS recommend_answers FROM interest.recommend('ann', 3, events => 'k_events');
+ROLLBACK;
+
 SELECT detach_events('k_events'), detach_items('k_items');
