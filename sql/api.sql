@@ -10,15 +10,15 @@
 -- Read side (keys of type int, bigint, text, uuid...).
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION interest.user_vector(user_key text, events regclass DEFAULT NULL) RETURNS interest.embedding
-LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT interest._user_vector($1, interest._event_source($2::pg_catalog.oid)) $$;
+LANGUAGE sql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT interest._user_vector($1, interest._event_source($2::pg_catalog.oid)) $$;
 COMMENT ON FUNCTION interest.user_vector(text, regclass) IS
     'A user''s interest vector: sub-interests combined by time-decayed weight; use in ORDER BY e <=> interest.user_vector(u) LIMIT k. NULL for a user with no events.';
 CREATE FUNCTION interest.user_vector(user_key anyelement, events regclass DEFAULT NULL) RETURNS interest.embedding
-LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT interest._user_vector($1::pg_catalog.text, interest._event_source($2::pg_catalog.oid)) $$;
+LANGUAGE sql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT interest._user_vector($1::pg_catalog.text, interest._event_source($2::pg_catalog.oid)) $$;
 COMMENT ON FUNCTION interest.user_vector(anyelement, regclass) IS 'user_vector for int, bigint or uuid user keys.';
 CREATE FUNCTION interest.interests(user_key text, events regclass DEFAULT NULL)
 RETURNS TABLE (slot integer, weight double precision, last_seen timestamptz, events bigint, centroid interest.embedding, recent_items text[])
-LANGUAGE sql STABLE PARALLEL UNSAFE AS $$
+LANGUAGE sql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT slot, weight, to_timestamp(last_seen_epoch), events, centroid, recent_items
     FROM interest._interests($1, interest._event_source($2::pg_catalog.oid)) ORDER BY weight DESC, slot
 $$;
@@ -26,16 +26,16 @@ COMMENT ON FUNCTION interest.interests(text, regclass) IS
     'A user''s sub-interests: share of the decayed weight, last event, event count, unit vector, and the recent items nearest to it.';
 CREATE FUNCTION interest.interests(user_key anyelement, events regclass DEFAULT NULL)
 RETURNS TABLE (slot integer, weight double precision, last_seen timestamptz, events bigint, centroid interest.embedding, recent_items text[])
-LANGUAGE sql STABLE PARALLEL UNSAFE AS $$ SELECT * FROM interest.interests($1::pg_catalog.text, $2) $$;
+LANGUAGE sql STABLE PARALLEL UNSAFE SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM interest.interests($1::pg_catalog.text, $2) $$;
 COMMENT ON FUNCTION interest.interests(anyelement, regclass) IS 'interests for int, bigint or uuid user keys.';
 
 -- Cold start.
 CREATE FUNCTION interest.set_profile(user_key text, profile text, events regclass DEFAULT NULL) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$ SELECT interest._set_profile($1, $2, interest._event_source($3::pg_catalog.oid)) $$;
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$ SELECT interest._set_profile($1, $2, interest._event_source($3::pg_catalog.oid)) $$;
 COMMENT ON FUNCTION interest.set_profile(text, text, regclass) IS
     'Cold start: a text profile counts as one event at the time it is set, so it seeds a user with no events and fades as events arrive; NULL removes it.';
 CREATE FUNCTION interest.set_profile(user_key anyelement, profile text, events regclass DEFAULT NULL) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$ SELECT interest._set_profile($1::pg_catalog.text, $2, interest._event_source($3::pg_catalog.oid)) $$;
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$ SELECT interest._set_profile($1::pg_catalog.text, $2, interest._event_source($3::pg_catalog.oid)) $$;
 COMMENT ON FUNCTION interest.set_profile(anyelement, text, regclass) IS 'set_profile for int, bigint or uuid user keys.';
 
 -- ---------------------------------------------------------------------------
@@ -59,7 +59,9 @@ BEGIN
     -- The caller's predicate, run as they typed it (row-level security on
     -- the items table is applied by interest._recommend itself).
     IF filter IS NOT NULL THEN
-        SELECT format('SELECT array_agg((%I)::pg_catalog.text) FROM %s WHERE (%s)', s.id_column, s.relid, filter) INTO q
+        -- (the extension's own names qualified: under the caller's
+        -- search_path, an unqualified one could be another role's function)
+        SELECT pg_catalog.format('SELECT pg_catalog.array_agg((%I)::pg_catalog.text) FROM %s WHERE (%s)', s.id_column, s.relid, filter) INTO q
         FROM interest.event_sources e JOIN interest.item_sources s ON s.id = e.item_source_id WHERE e.id = src;
         IF q IS NULL THEN
             RAISE EXCEPTION 'filter needs an attached items table' USING ERRCODE = '55000',
@@ -89,7 +91,7 @@ COMMENT ON FUNCTION interest.recommend(anyelement, integer, regclass, double pre
     'recommend for int, bigint or uuid user keys.';
 
 CREATE FUNCTION interest.cached_catalogs() RETURNS TABLE (items regclass, embeddings bigint, bytes bigint)
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT s.relid::pg_catalog.regclass, c.embeddings, c.bytes
     FROM interest._cached_catalogs() c JOIN interest.item_sources s ON s.id = c.source_id ORDER BY 1
 $$;
@@ -100,7 +102,7 @@ CREATE FUNCTION interest.explain(user_key text, item text, events regclass DEFAU
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
     popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (component text, detail text, contribution double precision)
-LANGUAGE sql STABLE AS $$
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM interest._explain(interest._event_source($3::pg_catalog.oid), $1, $2, $4, $5, $6, $7, extract(epoch FROM $8)::pg_catalog.float8)
 $$;
 COMMENT ON FUNCTION interest.explain(text, text, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
@@ -110,21 +112,21 @@ CREATE FUNCTION interest.explain(user_key anyelement, item anycompatible, events
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL,
     popularity double precision DEFAULT NULL, freshness double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (component text, detail text, contribution double precision)
-LANGUAGE sql STABLE AS $$ SELECT * FROM interest.explain($1::pg_catalog.text, $2::pg_catalog.text, $3, $4, $5, $6, $7, $8) $$;
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM interest.explain($1::pg_catalog.text, $2::pg_catalog.text, $3, $4, $5, $6, $7, $8) $$;
 COMMENT ON FUNCTION interest.explain(anyelement, anycompatible, regclass, double precision, double precision, double precision, double precision, timestamptz) IS
     'explain for int, bigint, uuid or text keys (user and item of any types).';
 
 CREATE FUNCTION interest.similar_items(item text, k integer DEFAULT 10, events regclass DEFAULT NULL,
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (item text, score double precision)
-LANGUAGE sql STABLE AS $$ SELECT * FROM interest._similar_items(interest._event_source($3::pg_catalog.oid), $1, $2, $4, $5, extract(epoch FROM $6)::pg_catalog.float8) $$;
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM interest._similar_items(interest._event_source($3::pg_catalog.oid), $1, $2, $4, $5, extract(epoch FROM $6)::pg_catalog.float8) $$;
 COMMENT ON FUNCTION interest.similar_items(text, integer, regclass, double precision, double precision, timestamptz) IS
     'Items like a given one: its co-visitation links (normalised by popularity) plus embedding similarity.';
 
 CREATE FUNCTION interest.similar_items(item anyelement, k integer DEFAULT 10, events regclass DEFAULT NULL,
     content double precision DEFAULT NULL, covisit double precision DEFAULT NULL, as_of timestamptz DEFAULT NULL)
 RETURNS TABLE (item text, score double precision)
-LANGUAGE sql STABLE AS $$ SELECT * FROM interest.similar_items($1::pg_catalog.text, $2, $3, $4, $5, $6) $$;
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM interest.similar_items($1::pg_catalog.text, $2, $3, $4, $5, $6) $$;
 COMMENT ON FUNCTION interest.similar_items(anyelement, integer, regclass, double precision, double precision, timestamptz) IS
     'similar_items for int, bigint or uuid item keys.';
 
@@ -135,7 +137,7 @@ CREATE FUNCTION interest.evaluate(events regclass, k integer DEFAULT 10, holdout
     new_items double precision DEFAULT 0.1, protocol text DEFAULT 'leave-last-out', time_cut double precision DEFAULT 0.8)
 RETURNS TABLE (method text, users bigint, hit_rate double precision, hit_rate_se double precision,
                ndcg double precision, ndcg_se double precision, coverage double precision, diversity double precision)
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT * FROM interest._evaluate(interest._event_source($1::pg_catalog.oid), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 $$;
 COMMENT ON FUNCTION interest.evaluate(regclass, integer, integer, double precision, double precision, double precision, double precision, double precision, boolean, double precision, double precision, text, double precision) IS
@@ -278,7 +280,7 @@ ALTER FUNCTION interest._events_rewritten SET plan_cache_mode = force_generic_pl
 CREATE FUNCTION interest.synthetic_items(seed bigint DEFAULT 1, users integer DEFAULT 1000,
     items integer DEFAULT 2000, years double precision DEFAULT 4)
 RETURNS TABLE (item_id integer, title text, topic integer, created_at timestamptz)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT item_id, title, topic, to_timestamp(created_epoch) FROM interest._synthetic_items($1, $2, $3, $4)
 $$;
 COMMENT ON FUNCTION interest.synthetic_items(bigint, integer, integer, double precision) IS
@@ -286,7 +288,7 @@ COMMENT ON FUNCTION interest.synthetic_items(bigint, integer, integer, double pr
 CREATE FUNCTION interest.synthetic_events(seed bigint DEFAULT 1, users integer DEFAULT 1000,
     items integer DEFAULT 2000, years double precision DEFAULT 4)
 RETURNS TABLE (user_id integer, item_id integer, kind text, at timestamptz)
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, pg_temp AS $$
     SELECT user_id, item_id, kind, to_timestamp(at_epoch) FROM interest._synthetic_events($1, $2, $3, $4)
 $$;
 COMMENT ON FUNCTION interest.synthetic_events(bigint, integer, integer, double precision) IS
@@ -301,7 +303,7 @@ CREATE FUNCTION interest.tune(events regclass, protocol text DEFAULT 'leave-last
 RETURNS TABLE (content double precision, covisit double precision, popularity double precision,
                freshness double precision, popularity_half_life interval, hit_rate double precision,
                hit_rate_se double precision, ndcg double precision, ndcg_se double precision, chosen boolean)
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$
     SELECT t.content, t.covisit, t.popularity, t.freshness, justify_hours(make_interval(secs => t.popularity_half_life_secs)),
            t.hit_rate, t.hit_rate_se, t.ndcg, t.ndcg_se, t.chosen
     FROM interest._tune(interest._event_source($1::pg_catalog.oid), $6, $2, $3, extract(epoch FROM $4)::pg_catalog.float8, $5) t
@@ -309,11 +311,11 @@ $$;
 COMMENT ON FUNCTION interest.tune(regclass, text, double precision, interval, boolean, integer) IS
     'Picks recommend()''s weights (content, covisit, popularity, freshness), then popularity''s half-life (7, 14, 30 or 90 days), for an events table on a validation split of its own events that never holds what evaluate() tests (leave-last-out: each user''s second-to-last event; time: a cut 0.1 earlier than time_cut), trying a grid (the settings in force first) until the budget (at most 1 hour) is spent, with NOTICE progress. With apply (owner only) the best weights are stored in interest.event_sources.rank_weights, the default of recommend, explain, evaluate and tune itself, and a new half-life in event_sources.popularity_half_life (the table''s counts are then recomputed, as by rebuild); returns every setting tried with its validation HR@k and NDCG@k and standard errors, the chosen one marked.';
 CREATE FUNCTION interest.use_default_weights(events regclass) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$ SELECT interest._use_default_weights(interest._event_source($1::pg_catalog.oid)) $$;
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$ SELECT interest._use_default_weights(interest._event_source($1::pg_catalog.oid)) $$;
 COMMENT ON FUNCTION interest.use_default_weights(regclass) IS 'Forgets the weights tune() stored for the table: recommend() goes back to the built-in defaults.';
 CREATE FUNCTION interest.set_weights(events regclass, content double precision DEFAULT NULL,
     covisit double precision DEFAULT NULL, popularity double precision DEFAULT NULL,
     freshness double precision DEFAULT NULL) RETURNS boolean
-LANGUAGE sql VOLATILE AS $$ SELECT interest._set_weights(interest._event_source($1::pg_catalog.oid), $2, $3, $4, $5) $$;
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $$ SELECT interest._set_weights(interest._event_source($1::pg_catalog.oid), $2, $3, $4, $5) $$;
 COMMENT ON FUNCTION interest.set_weights(regclass, double precision, double precision, double precision, double precision) IS
     'Pins recommend()''s weights for the table by hand (NULL: that weight''s default), stored in interest.event_sources.rank_weights as tune() stores its choice; owner only.';

@@ -176,7 +176,11 @@ REVOKE ALL ON FUNCTION interest._log_failure(regclass, jsonb) FROM PUBLIC;
 
 -- Runs the CREATE FUNCTION statements of a source's trigger functions. They
 -- are called only as triggers, which never checks EXECUTE: nobody may call
--- them directly.
+-- them directly. Each depends on the extension (not a member: pg_dump must
+-- dump them, the application's triggers name them), so DROP EXTENSION
+-- refuses while tables are attached, naming their triggers, and DROP
+-- EXTENSION ... CASCADE drops the triggers with them: no trigger is left
+-- calling functions that are gone. pg_dump keeps the dependency.
 CREATE FUNCTION interest._create_trigger_functions(kind text, src integer, stmts text[]) RETURNS void
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -188,6 +192,8 @@ BEGIN
     END LOOP;
     FOREACH op IN ARRAY interest._trigger_ops() LOOP
         EXECUTE format('REVOKE ALL ON FUNCTION %s() FROM PUBLIC', interest._trigger_function(kind, src, op));
+        -- (a replaced function lost it: CREATE OR REPLACE renews dependencies)
+        EXECUTE format('ALTER FUNCTION %s() DEPENDS ON EXTENSION pg_interest', interest._trigger_function(kind, src, op));
     END LOOP;
 END $$;
 REVOKE ALL ON FUNCTION interest._create_trigger_functions(text, integer, text[]) FROM PUBLIC;
@@ -195,7 +201,7 @@ REVOKE ALL ON FUNCTION interest._create_trigger_functions(text, integer, text[])
 -- The statements a source's triggers fire on, and the name of the trigger
 -- function for one of them: the one definition of both.
 CREATE FUNCTION interest._trigger_ops() RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$ SELECT ARRAY['ins', 'upd', 'del', 'trunc'] $$;
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT ARRAY['ins', 'upd', 'del', 'trunc'] $$;
 CREATE FUNCTION interest._trigger_function(kind text, src integer, op text) RETURNS text
 LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
@@ -352,7 +358,7 @@ REVOKE ALL ON FUNCTION interest._unregister(regclass, jsonb) FROM PUBLIC;
 
 -- The name of an items table's vector index on interest.item_embeddings.
 CREATE FUNCTION interest._items_index_name(source_id integer) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT 'item_embeddings_ivf_' || source_id $$;
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT 'item_embeddings_ivf_' || source_id $$;
 COMMENT ON FUNCTION interest._items_index_name(integer) IS 'Name of the interest_ivf index that index_items builds for an items source.';
 
 -- index_items' privileged step: (re)builds the source's partial
@@ -470,11 +476,11 @@ END $$;
 REVOKE ALL ON FUNCTION interest._index_items(regclass, jsonb) FROM PUBLIC;
 
 CREATE FUNCTION interest.index_items(items regclass, lists integer DEFAULT NULL) RETURNS integer
-LANGUAGE sql AS $$ SELECT interest._privileged('index_items', items, jsonb_build_object('lists', lists)) $$;
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT interest._privileged('index_items', items, jsonb_build_object('lists', lists)) $$;
 COMMENT ON FUNCTION interest.index_items(regclass, integer) IS 'Builds (or rebuilds) an interest_ivf index over the items table''s embeddings; recommend() then ranks candidates from it (content neighbours, co-visitation, trending) instead of the whole catalog. Run it after backfill_items and again when the catalog has grown a lot. A rebuild builds the new index beside the old one: recommend() keeps using the old one meanwhile, item writes wait; the swap waits for open transactions that read item embeddings in short attempts (recommend() calls wait at most one attempt, item writes wait throughout), then after 10 s as any DDL (55P03 once a lock_timeout of the caller has passed); it gives way (40P01) rather than deadlock an application transaction. Returns the number of items indexed.';
 
 CREATE FUNCTION interest.detach_items(items regclass) RETURNS boolean
-LANGUAGE sql AS $$ SELECT interest._privileged('detach', items, '{"kind": "item"}') = 1 $$;
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT interest._privileged('detach', items, '{"kind": "item"}') = 1 $$;
 COMMENT ON FUNCTION interest.detach_items(regclass) IS 'Removes the triggers and bookkeeping of attach_items; the table and its rows are untouched.';
 
 CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_column name DEFAULT NULL,
@@ -602,7 +608,7 @@ COMMENT ON FUNCTION interest.attach_events(regclass, name, name, name, name, nam
     'Maintains every user''s time-decayed, multi-interest state from an existing events table (statement triggers with transition tables).';
 
 CREATE FUNCTION interest.detach_events(events regclass) RETURNS boolean
-LANGUAGE sql AS $$ SELECT interest._privileged('detach', events, '{"kind": "event"}') = 1 $$;
+LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$ SELECT interest._privileged('detach', events, '{"kind": "event"}') = 1 $$;
 COMMENT ON FUNCTION interest.detach_events(regclass) IS 'Removes the triggers and interest state of attach_events; the table and its rows are untouched.';
 
 -- A source's bookkeeping rows (the application's tables and rows are
@@ -831,38 +837,44 @@ DECLARE
     keys pg_catalog.text[]; vals pg_catalog.text[];
     seen bigint := 0; embedded bigint := 0; total bigint;
 BEGIN
+    -- A procedure that commits cannot have a SET clause: its search_path is
+    -- pinned here, for this transaction and again after each COMMIT.
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM interest._require_owner(items);
     PERFORM interest._require_writable('interest.backfill_items()');
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'batch_size must be at least 1' USING ERRCODE = '22023',
-            DETAIL = format('Got batch_size => %s.', coalesce(batch_size::text, 'NULL')), HINT = 'Pass a positive number of rows per batch, or leave it out for the default.';
+            DETAIL = pg_catalog.format('Got batch_size => %s.', coalesce(batch_size::pg_catalog.text, 'NULL')), HINT = 'Pass a positive number of rows per batch, or leave it out for the default.';
     END IF;
     SELECT * INTO s FROM interest.item_sources WHERE relid = items;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table % is not attached', items USING ERRCODE = '55000',
             DETAIL = 'interest.item_sources has no row for it.', HINT = 'Call interest.attach_items first.';
     END IF;
-    id_expr := format('%I', s.id_column);
-    val_expr := CASE WHEN s.text_expr IS NOT NULL THEN format('(%s)::pg_catalog.text', s.text_expr)
-                     ELSE format('(%I)::interest.embedding::pg_catalog.text', s.embedding_column) END;
+    -- The table is read as its owner (interest._backfill_batch), never with
+    -- a superuser caller's rights.
+    id_expr := pg_catalog.format('%I', s.id_column);
+    val_expr := CASE WHEN s.text_expr IS NOT NULL THEN pg_catalog.format('(%s)::pg_catalog.text', s.text_expr)
+                     ELSE pg_catalog.format('(%I)::interest.embedding::pg_catalog.text', s.embedding_column) END;
     call := CASE WHEN s.text_expr IS NOT NULL THEN 'interest._items_changed' ELSE 'interest._items_set' END;
-    EXECUTE format('SELECT count(*) FROM %s', items) INTO total;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s', items) INTO total;
     LOOP
         -- Keyset pagination in the key's own order (int, bigint, text, uuid).
-        EXECUTE format('SELECT array_agg(k ORDER BY o), array_agg(v ORDER BY o) FROM (SELECT %s::pg_catalog.text, %s, %s FROM %s WHERE $1 IS NULL OR %s > $1::%s ORDER BY 3 LIMIT %s) t(k, v, o)',
+        SELECT b.keys, b.vals INTO keys, vals FROM interest._backfill_batch(items,
+            pg_catalog.format('SELECT pg_catalog.array_agg(k ORDER BY o), pg_catalog.array_agg(v ORDER BY o) FROM (SELECT %s::pg_catalog.text, %s, %s FROM %s WHERE $1 IS NULL OR %s > $1::%s ORDER BY 3 LIMIT %s) t(k, v, o)',
                        id_expr, val_expr, id_expr, items, id_expr,
-                       format_type((SELECT atttypid FROM pg_attribute WHERE attrelid = items AND attname = s.id_column), NULL),
-                       batch_size)
-            INTO keys, vals USING last_key;
+                       pg_catalog.format_type((SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid OPERATOR(pg_catalog.=) items AND a.attname OPERATOR(pg_catalog.=) s.id_column), NULL),
+                       batch_size), last_key) b;
         EXIT WHEN keys IS NULL;
-        seen := seen + cardinality(keys);
-        last_key := keys[cardinality(keys)];
+        seen := seen + pg_catalog.cardinality(keys);
+        last_key := keys[pg_catalog.cardinality(keys)];
         SELECT m.keys, m.vals INTO keys, vals FROM interest._missing_items(s.id, keys, vals) m;
-        IF cardinality(keys) > 0 THEN
-            EXECUTE format('SELECT %s($1, $2, $3)', call) INTO STRICT embedded USING s.id, keys, vals;
+        IF pg_catalog.cardinality(keys) > 0 THEN
+            EXECUTE pg_catalog.format('SELECT %s($1, $2, $3)', call) INTO STRICT embedded USING s.id, keys, vals;
         END IF;
         RAISE NOTICE 'backfill %: % of % rows checked', items, seen, total;
         COMMIT;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
 END $$;
 COMMENT ON PROCEDURE interest.backfill_items(regclass, integer) IS

@@ -289,7 +289,7 @@ fn _tune(
         let src = replayable_source(source_id, "tune()");
         if apply {
             require_owner(src.relid, &src.relname, "tune() with apply");
-            crate::read_only::require_writable("interest.tune() with apply");
+            crate::read_only::require_writable("interest.tune() with apply => true");
         }
         let replay = read_replay(&src);
         let tested = config(&src, k, protocol, 1, src.rank_weights);

@@ -212,3 +212,63 @@ fn _check_text_expression(rel: pg_sys::Oid) {
         as_table_owner(rel, || crate::spi::column::<String>(&sql, &[]));
     })
 }
+
+/// The search_path an items table's text expression runs under, in its
+/// triggers and in `interest.backfill_items` alike: the owner's SQL may name
+/// functions of `public`; the extension's own SQL around it is qualified.
+pub(crate) const ITEM_EXPRESSION_PATH: &str = "pg_catalog, public";
+
+/// One batch of `interest.backfill_items`: its keyset query over the items
+/// table (`$1` the last key read, NULL at the start), run as the table's
+/// owner in a security-restricted operation, so the owner's text expression
+/// never runs with the rights of a superuser who calls the procedure. For
+/// the table's owner (or a superuser) only: they may read it anyway.
+#[allow(clippy::type_complexity)]
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest, pg_temp)]
+fn _backfill_batch(
+    items: pg_sys::Oid,
+    query: &str,
+    after: Option<String>,
+) -> TableIterator<
+    'static,
+    (
+        name!(keys, Option<Vec<Option<String>>>),
+        name!(vals, Option<Vec<Option<String>>>),
+    ),
+> {
+    if !crate::privileges::_caller_owns(items) {
+        crate::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "must be owner of the items table",
+            "interest.backfill_items reads the table as its owner.",
+            "Run CALL interest.backfill_items as the table's owner.",
+        );
+    }
+    let batch = as_table_owner(items, || {
+        let path = std::ffi::CString::new(ITEM_EXPRESSION_PATH).unwrap_or_default();
+        // SAFETY: set at as_role's GUC nest level, which restores it.
+        unsafe {
+            pg_sys::set_config_option(
+                c"search_path".as_ptr(),
+                path.as_ptr(),
+                pg_sys::GucContext::PGC_USERSET,
+                pg_sys::GucSource::PGC_S_SESSION,
+                pg_sys::GucAction::GUC_ACTION_SAVE,
+                true,
+                0,
+                false,
+            );
+        }
+        Spi::connect(|c| {
+            let t = c.select(query, Some(1), &[after.into()])?;
+            if t.is_empty() {
+                return Ok((None, None));
+            }
+            let r = t.first();
+            Ok::<_, pgrx::spi::Error>((r.get(1)?, r.get(2)?))
+        })
+        .unwrap_or_else(|e| crate::spi::spi_error(e))
+    });
+    TableIterator::once(batch)
+}

@@ -55,7 +55,7 @@ impl Context {
             .iter()
             .map(|(_, s)| s.last_seen)
             .max_by(f64::total_cmp);
-        let now = clock(src, as_of, last_event);
+        let now = clock(as_of, last_event);
         let peak = stats
             .iter()
             .map(|(_, s)| s.recent_at(now, &src.covisit))
@@ -241,7 +241,7 @@ impl Seed {
     /// The user's seed: their interests now and their recent items.
     fn of_user(src: &EventSource, as_of: Option<f64>, user_key: &str) -> Seed {
         let trending = trending::snapshot(src);
-        let now = clock(src, as_of, trending::last_event(src));
+        let now = clock(as_of, trending::last_event(src));
         let view = load_user(src, user_key);
         let interests = interests_of(src, &view, now);
         Seed::read(src, now, interests, view.recent, Some(trending))
@@ -257,7 +257,7 @@ impl Seed {
     ) -> Option<Seed> {
         let key = item_key.to_string();
         let vector = items::vectors(item_source, std::slice::from_ref(&key)).remove(&key)?;
-        let now = clock(src, as_of, trending::last_event(src));
+        let now = clock(as_of, trending::last_event(src));
         Some(Seed::read(src, now, vec![(vector, 1.0)], vec![key], None))
     }
 
@@ -400,7 +400,7 @@ fn warn_missing_index(item_source: i32) {
 
 /// The ranking time (`ranking_clock`) of a call asked at now() or at its
 /// `as_of` (epoch seconds), which must be a finite time.
-fn clock(src: &EventSource, as_of: Option<f64>, last_event: Option<f64>) -> f64 {
+fn clock(as_of: Option<f64>, last_event: Option<f64>) -> f64 {
     let asked = as_of.unwrap_or_else(|| {
         one_read_cached::<f64>("SELECT extract(epoch FROM now())::float8", &[]).unwrap_or(0.0)
     });
@@ -415,15 +415,7 @@ fn clock(src: &EventSource, as_of: Option<f64>, last_event: Option<f64>) -> f64 
             "Pass a real time, or leave as_of out to rank at now().",
         );
     }
-    let shortest_half_life = [
-        src.params.half_life_secs,
-        src.covisit.half_life_secs,
-        src.covisit.popularity_half_life_secs,
-        FRESHNESS_HALF_LIFE_SECS,
-    ]
-    .into_iter()
-    .fold(f64::INFINITY, f64::min);
-    ranking_clock(asked, last_event, shortest_half_life)
+    ranking_clock(asked, last_event)
 }
 
 /// Co-visitation terms per candidate; `via` indexes `recent`.

@@ -118,3 +118,15 @@ if [[ "$rebuilt" == 300 && "$(lists indexed_db)" == "$(lists source_db)" ]]; the
 else
   echo "check the queue folder rebuilds the missing vector index, and recommend() from it equals the original: FAIL (entries '$rebuilt')"
 fi
+# The trigger functions depend on the extension in the restored database too
+# (pg_dump carries DEPENDS ON EXTENSION): DROP EXTENSION still refuses there.
+deps() {
+  PGDATABASE="$1" psql -X -q -At -c "SELECT count(*) FROM pg_depend d JOIN pg_extension x ON x.oid = d.refobjid AND x.extname = 'pg_interest'
+    WHERE d.deptype = 'x' AND d.classid = 'pg_proc'::regclass"
+}
+refused=$(PGDATABASE=indexed_db psql -X -q -At -c "DROP EXTENSION pg_interest" 2>&1 | grep -c "ERROR:  cannot drop extension pg_interest because other objects depend on it" || true)
+if [[ "$(deps indexed_db)" == "$(deps source_db)" && "$(deps source_db)" -ge 8 && "$refused" == 1 ]]; then
+  echo "check restored trigger functions still depend on the extension (DROP EXTENSION refuses): ok ($(deps indexed_db) functions)"
+else
+  echo "check restored trigger functions still depend on the extension (DROP EXTENSION refuses): FAIL ($(deps source_db) before, $(deps indexed_db) after, refused $refused)"
+fi

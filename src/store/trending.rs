@@ -61,12 +61,33 @@ pub(crate) fn last_event(src: &EventSource) -> Option<f64> {
     )
 }
 
-/// The recent count at `now` of the source's most popular item (the top of
-/// item_stats_trend, read afresh); None when no item has events.
+/// The largest recent count at `now` (read afresh); None when no item has
+/// events. Among items whose last event is at or before `now`, the trend
+/// order is the order of recent counts, so the first such item from the top
+/// of item_stats_trend is their largest; items with events after `now` (an
+/// `as_of` in the past, or events dated ahead) sort by their later counts
+/// and are read until it, each counted as at its last event: one dated
+/// centuries ahead neither sets the scale nor hides the real peak.
 pub(crate) fn peak_recent_count(src: &EventSource, now: f64) -> Option<f64> {
-    super::covisit::load_counts(src.id, &top(src, 1))
-        .first()
-        .map(|(_, s)| s.recent_at(now, &src.covisit))
+    let mut n = 4;
+    loop {
+        let keys = top(src, n);
+        let counts: HashMap<String, _> = super::covisit::load_counts(src.id, &keys)
+            .into_iter()
+            .collect();
+        let mut peak: Option<f64> = None;
+        for s in keys.iter().filter_map(|k| counts.get(k)) {
+            let r = s.recent_at(now, &src.covisit);
+            peak = Some(peak.map_or(r, |p| p.max(r)));
+            if s.last_seen <= now {
+                return peak;
+            }
+        }
+        if keys.len() < n {
+            return peak;
+        }
+        n *= 16;
+    }
 }
 
 fn top(src: &EventSource, n: usize) -> Vec<String> {

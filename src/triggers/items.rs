@@ -7,6 +7,7 @@ use super::{guarded, trigger_function};
 use crate::embedding_type::Embedding;
 use crate::ingest;
 use crate::models::embed_texts;
+use crate::owner_read::ITEM_EXPRESSION_PATH;
 use crate::privileges::with_extension_rights;
 use crate::sources::writable_item_source;
 use crate::sources::ItemSource;
@@ -27,24 +28,26 @@ fn _item_trigger_functions(
     call: &str,
 ) -> Vec<String> {
     let insert = format!(
-        "PERFORM {call}({source_id}, array_agg(k), array_agg(v)) FROM (SELECT {id_expr}, {val_expr} FROM new_rows) s(k, v);"
+        "PERFORM {call}({source_id}, pg_catalog.array_agg(k), pg_catalog.array_agg(v)) FROM (SELECT {id_expr}, {val_expr} FROM new_rows) s(k, v);"
     );
     let update = format!(
-        "PERFORM {call}({source_id}, array_agg(n.k), array_agg(n.v)) FROM (SELECT {id_expr}, {val_expr} FROM new_rows) n(k, v) \
+        "PERFORM {call}({source_id}, pg_catalog.array_agg(n.k), pg_catalog.array_agg(n.v)) FROM (SELECT {id_expr}, {val_expr} FROM new_rows) n(k, v) \
          WHERE NOT EXISTS (SELECT 1 FROM (SELECT {id_expr}, ({val_expr})::text FROM old_rows) o(k, v) \
                            WHERE o.k = n.k AND o.v IS NOT DISTINCT FROM n.v::text);\n        \
-         PERFORM interest._items_deleted({source_id}, array_agg(o.k)) FROM (SELECT {id_expr} FROM old_rows) o(k) \
+         PERFORM interest._items_deleted({source_id}, pg_catalog.array_agg(o.k)) FROM (SELECT {id_expr} FROM old_rows) o(k) \
          WHERE NOT EXISTS (SELECT 1 FROM (SELECT {id_expr} FROM new_rows) n(k) WHERE n.k = o.k);"
     );
     let delete =
-        format!("PERFORM interest._items_deleted({source_id}, array_agg(k)) FROM (SELECT {id_expr} FROM old_rows) s(k);");
+        format!("PERFORM interest._items_deleted({source_id}, pg_catalog.array_agg(k)) FROM (SELECT {id_expr} FROM old_rows) s(k);");
     let truncate = format!("PERFORM interest._items_truncated({source_id});");
-    // `public` too: the text expression is the owner's SQL over the row.
+    // `public` too: the text expression is the owner's SQL over the row
+    // (the extension's own names above are qualified).
     let name = |op: &str| format!("interest._items_{source_id}_{op}");
+    let path = ITEM_EXPRESSION_PATH;
     vec![
-        trigger_function(&name("ins"), "pg_catalog, public", &guarded(&insert)),
-        trigger_function(&name("upd"), "pg_catalog, public", &guarded(&update)),
-        trigger_function(&name("del"), "pg_catalog, public", &guarded(&delete)),
+        trigger_function(&name("ins"), path, &guarded(&insert)),
+        trigger_function(&name("upd"), path, &guarded(&update)),
+        trigger_function(&name("del"), path, &guarded(&delete)),
         trigger_function(&name("trunc"), "pg_catalog", &guarded(&truncate)),
     ]
 }

@@ -213,9 +213,10 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
         (self.recent > 0.0).then(|| self.recent.log2() + self.t_ref / p.popularity_half_life_secs)
     }
 
-    /// Decay factor from t_ref to `now`, for reading link weights at `now`.
+    /// Decay factor from t_ref to `now`, for reading link weights at `now`
+    /// (`decay::decayed_since`: at most 1).
     pub fn decay_to(&self, now: f64, p: &CovisitParams) -> f64 {
-        self.factor(now, p).recip()
+        decay::decayed_since(1.0, self.t_ref, now, p.half_life_secs)
     }
 
     /// The item's links with their weights at `now` (stored relative to t_ref).
@@ -504,6 +505,8 @@ mod tests {
         before: &[(u32, f64)],
         after: &[(u32, f64)],
     ) {
+        // Read after every event, as rankings are.
+        const CLOCK: f64 = 30.0;
         let p = *p;
         let build = |histories: &[&[(u32, f64)]]| {
             let mut g: ItemGraph<u32> = ItemGraph::default();
@@ -522,18 +525,18 @@ mod tests {
         for (k, s) in &fresh {
             let r = &rewritten[k];
             assert!(
-                (r.count_at(10.0, &p) - s.count_at(10.0, &p)).abs() < 1e-9,
+                (r.count_at(CLOCK, &p) - s.count_at(CLOCK, &p)).abs() < 1e-9,
                 "count of {k}"
             );
             let mut a: Vec<(u32, f64)> = r
                 .links
                 .iter()
-                .map(|&(j, w)| (j, w * r.decay_to(10.0, &p)))
+                .map(|&(j, w)| (j, w * r.decay_to(CLOCK, &p)))
                 .collect();
             let mut b: Vec<(u32, f64)> = s
                 .links
                 .iter()
-                .map(|&(j, w)| (j, w * s.decay_to(10.0, &p)))
+                .map(|&(j, w)| (j, w * s.decay_to(CLOCK, &p)))
                 .collect();
             a.sort_by_key(|l| l.0);
             b.sort_by_key(|l| l.0);
@@ -547,7 +550,7 @@ mod tests {
         for (k, r) in &rewritten {
             if !fresh.contains_key(k) {
                 assert!(
-                    r.count_at(10.0, &p).abs() < 1e-9 && r.links.is_empty(),
+                    r.count_at(CLOCK, &p).abs() < 1e-9 && r.links.is_empty(),
                     "{k}"
                 );
             }

@@ -17,6 +17,13 @@ pub fn decayed(value: f64, t_ref: f64, now: f64, half_life: f64) -> f64 {
     value * (-(now - t_ref) / half_life).exp2()
 }
 
+/// A value stored relative to `t_ref`, as seen at `now` but never before
+/// `t_ref`: asked earlier, it counts as at `t_ref` (a factor of at most 1,
+/// where reading back in time would grow without bound and overflow).
+pub fn decayed_since(value: f64, t_ref: f64, now: f64, half_life: f64) -> f64 {
+    decayed(value, t_ref, now.max(t_ref), half_life)
+}
+
 /// When `t` lies more than `REBASE_EXPONENT` half-lives after `t_ref`: the
 /// new reference time (a whole number of half-lives later) and the scale
 /// (a power of two) to multiply stored values by.
@@ -38,6 +45,13 @@ mod tests {
         assert_eq!(growth(0.0, 10.0, 10.0), 2.0);
         assert_eq!(decayed(8.0, 0.0, 20.0, 10.0), 2.0);
         assert_eq!(decayed(8.0, 20.0, 20.0, 10.0), 8.0);
+    }
+
+    #[test]
+    fn reading_before_the_reference_time_never_grows() {
+        assert_eq!(decayed_since(8.0, 20.0, 30.0, 10.0), 4.0);
+        assert_eq!(decayed_since(8.0, 20.0, 10.0, 10.0), 8.0);
+        assert_eq!(decayed_since(8.0, 6.3e10, -6.2e10, 1.0), 8.0);
     }
 
     #[test]

@@ -855,7 +855,7 @@ mod tests {
             &refs,
             vectors,
             &cfg,
-            Some(crate::clock::ranking_clock(asked, last, f64::INFINITY)),
+            Some(crate::clock::ranking_clock(asked, last)),
         );
         let catalog = model.catalog(vectors, None);
         (0..histories.len())

@@ -221,7 +221,7 @@ impl InterestState {
 
     /// Decayed mass of each centroid at time `now` (for shares and display).
     pub fn centroid_weights(&self, now: f64, p: &InterestParams) -> Vec<f64> {
-        let f = self.factor(now, p).recip();
+        let f = decay::decayed_since(1.0, self.t_ref, now, p.half_life_secs);
         self.centroids.iter().map(|c| c.mass * f).collect()
     }
 
@@ -259,7 +259,7 @@ impl InterestState {
 
     /// The order-independent decayed sum at time `now`.
     pub fn total_at(&self, now: f64, p: &InterestParams) -> Vec<f64> {
-        let f = self.factor(now, p).recip();
+        let f = decay::decayed_since(1.0, self.t_ref, now, p.half_life_secs);
         self.total.iter().map(|v| v * f).collect()
     }
 }

@@ -132,3 +132,30 @@ DROP VIEW d_parted_rebuilt;
 DROP TABLE d_parted, d_parted_2026;
 SELECT detach_items('d_items3');
 DROP TABLE d_items3;
+
+-- 7. DROP EXTENSION refuses while tables are attached, naming their triggers
+-- (2BP01); with CASCADE their triggers go with it, the tables stay and take
+-- writes (before, every write failed: its triggers called functions that
+-- were gone). (Its columns of type interest.embedding would go too: they
+-- are the extension's type.)
+CREATE TABLE d_drop_items (id int PRIMARY KEY, e real[]);
+SELECT attach_items('d_drop_items', 'id', embedding_column => 'e') > 0 AS attached;
+CREATE TABLE d_drop_events (u int, i int);
+SELECT attach_events('d_drop_events', 'u', 'i', items => 'd_drop_items') > 0 AS attached;
+SELECT split_part(regress.err('DROP EXTENSION pg_interest'), ':', 1) AS drop_refused,
+       regress.err('DROP EXTENSION pg_interest') LIKE '%trigger interest_events_ins on table d_drop_events depends on%' AS names_the_trigger;
+SELECT count(*) AS depending_functions FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+WHERE d.deptype = 'x' AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'pg_interest')
+  AND p.oid IN (SELECT to_regproc(interest._trigger_function(k, s.id, op)) FROM unnest(interest._trigger_ops()) op,
+                    (VALUES ('item', (SELECT id FROM interest.item_sources WHERE relid = 'd_drop_items'::regclass)),
+                            ('event', (SELECT id FROM interest.event_sources WHERE relid = 'd_drop_events'::regclass))) s(k, id));
+BEGIN;
+SET LOCAL client_min_messages = warning;
+DROP EXTENSION pg_interest CASCADE;
+SELECT count(*) AS triggers_left FROM pg_trigger WHERE tgrelid IN ('d_drop_items'::regclass, 'd_drop_events'::regclass) AND NOT tgisinternal;
+INSERT INTO d_drop_items VALUES (1, NULL);
+INSERT INTO d_drop_events VALUES (1, 1);
+SELECT count(*) AS rows_written FROM d_drop_events;
+ROLLBACK;
+SELECT detach_events('d_drop_events'), detach_items('d_drop_items');
+DROP TABLE d_drop_events, d_drop_items;

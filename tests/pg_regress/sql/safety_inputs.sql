@@ -208,4 +208,54 @@ SELECT regress.err($$CALL interest.backfill_items('k_items')$$);
 SELECT count(*) >= 0 AS recommend_answers FROM interest.recommend('ann', 3, events => 'k_events');
 ROLLBACK;
 
+-- 11. An event dated far ahead (a typo'd year) moves no other row's clock:
+-- before, it pulled the ranking clock to itself, and every other user's
+-- content and popularity decayed to nothing. Now the clock stops at now()
+-- and no value read back in time grows.
+CREATE TABLE f_items (sku text PRIMARY KEY, title text);
+SELECT attach_items('f_items', 'sku', text => 'title') > 0 AS attached;
+INSERT INTO f_items VALUES ('tea', 'green tea'), ('coffee', 'black coffee'), ('cocoa', 'hot cocoa'),
+  ('shoe', 'red running shoes'), ('boot', 'leather boots'), ('sock', 'wool socks');
+CREATE TABLE f_events (customer text, sku text, at timestamptz);
+SELECT attach_events('f_events', 'customer', 'sku', time_column => 'at', items => 'f_items') > 0 AS attached;
+INSERT INTO f_events SELECT 'c' || (g % 5), (ARRAY['tea', 'coffee', 'shoe', 'tea', 'boot'])[1 + g % 5],
+  now() - interval '30 days' + g * interval '1 hour' FROM generate_series(1, 60) g;
+INSERT INTO f_events VALUES ('ann', 'tea', now() - interval '1 day');
+INSERT INTO f_events VALUES ('zed', 'sock', '4000-01-01');
+SELECT flush('f_events') >= 0 AS flushed;
+SELECT count(*) AS items, bool_and(score > 0 AND score < 'infinity') AS finite_positive
+FROM interest.recommend('ann', 4, events => 'f_events', as_of => now());
+SELECT component, contribution > 0 AS counts FROM interest.explain('ann', 'coffee', events => 'f_events', as_of => now())
+WHERE component IN ('popularity', 'content') ORDER BY component;
+SELECT count(*) AS finite_scores FROM interest.recommend('ann', 4, events => 'f_events', as_of => '0001-01-01')
+WHERE score = score AND score < 'infinity';
+SELECT detach_events('f_events'), detach_items('f_items');
+DROP TABLE f_events, f_items;
+
+-- 12. Functions on the caller's search_path that match more closely than
+-- the built-ins the extension calls (in another role's schema, such as public
+-- owned by the database owner since PostgreSQL 15) never run inside the
+-- extension's code: each would stop the call here. Before, recommend()'s
+-- filter ran format and array_agg, index_items jsonb_build_object,
+-- backfill_items cardinality and the items triggers array_agg from public,
+-- with the caller's rights (a superuser's).
+CREATE FUNCTION public.format(text, name, regclass, text) RETURNS text LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'shadowing format ran'; END $$;
+CREATE FUNCTION public.jsonb_build_object(text, integer) RETURNS jsonb LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'shadowing jsonb_build_object ran'; END $$;
+CREATE FUNCTION public.cardinality(text[]) RETURNS integer LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'shadowing cardinality ran'; END $$;
+CREATE FUNCTION public.agg_step(text[], text) RETURNS text[] LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'shadowing array_agg ran'; END $$;
+CREATE AGGREGATE public.array_agg(text) (sfunc = public.agg_step, stype = text[]);
+SELECT count(*) >= 0 AS filtered FROM interest.recommend('ann', 3, events => 'k_events', filter => 'true');
+SELECT interest.index_items('k_items', lists => 1) > 0 AS indexed;
+INSERT INTO k_items VALUES ('kettle', 'a steel kettle');
+CALL interest.backfill_items('k_items');
+SELECT count(*) AS kettle_embedded FROM interest.item_embeddings e JOIN interest.item_sources s ON s.id = e.source_id
+WHERE s.relid = 'k_items'::regclass AND e.item_key = 'kettle';
+DROP AGGREGATE public.array_agg(text);
+DROP FUNCTION public.agg_step(text[], text), public.format(text, name, regclass, text),
+  public.jsonb_build_object(text, integer), public.cardinality(text[]);
+
 SELECT detach_events('k_events'), detach_items('k_items');
