@@ -158,7 +158,13 @@ BEGIN
     item_expr := CASE WHEN cols[2] IS NULL THEN 'NULL::pg_catalog.text' ELSE format('(%I)::pg_catalog.text', cols[2]) END;
     time_expr := CASE WHEN cols[3] IS NULL THEN 'now()' ELSE format('%I', cols[3]) END;
     weight_expr := concat_ws(' * ',
-        CASE WHEN cols[5] IS NOT NULL THEN format('coalesce((%I)::pg_catalog.float8, 1)', cols[5]) END,
+        -- text and numeric through interest._event_weight: a word or a
+        -- number beyond double precision is one bad value (NaN), logged and
+        -- skipped, not an error that would fail the statement's bookkeeping
+        CASE WHEN cols[5] IS NULL THEN NULL
+             WHEN weight_type = 'numeric'::pg_catalog.regtype OR (SELECT t.typcategory = 'S' FROM pg_type t WHERE t.oid = weight_type)
+             THEN format('coalesce(interest._event_weight((%I)::pg_catalog.text), 1)', cols[5])
+             ELSE format('coalesce((%I)::pg_catalog.float8, 1)', cols[5]) END,
         CASE WHEN cols[4] IS NOT NULL THEN format('coalesce((%L::pg_catalog.jsonb ->> (%I)::pg_catalog.text)::pg_catalog.float8, 1)', weights, cols[4]) END);
     IF weight_expr = '' THEN weight_expr := '1'; END IF;
     text_expr := CASE WHEN cols[6] IS NULL THEN 'NULL::pg_catalog.text' ELSE format('(%I)::pg_catalog.text', cols[6]) END;
@@ -491,6 +497,13 @@ CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_c
     popularity_half_life interval DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
+    -- (here: a number beyond double precision cannot even be passed on)
+    IF jsonb_typeof(weights) = 'object' AND EXISTS (SELECT 1 FROM jsonb_each(weights) w
+            WHERE jsonb_typeof(w.value) = 'number' AND abs(w.value::numeric) > interest._max_event_weight()::numeric) THEN
+        RAISE EXCEPTION 'weights must lie between -% and %', interest._max_event_weight(), interest._max_event_weight()
+            USING ERRCODE = '22023', DETAIL = format('Got %s; an event of larger weight would be a bad value, skipped.', weights),
+            HINT = 'For example: ''{"view": 1, "purchase": 5, "dislike": -3}''.';
+    END IF;
     RETURN interest._privileged('attach_events', events, jsonb_build_object(
         'popularity_half_life', popularity_half_life,
         'user_column', user_column, 'item_column', item_column, 'time_column', time_column,
@@ -548,12 +561,12 @@ BEGIN
         RAISE EXCEPTION 'weights must be a JSON object of numbers' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', weights), HINT = 'For example: ''{"view": 1, "purchase": 5, "dislike": -3}''.';
     END IF;
-    IF half_life IS NULL OR half_life <= interval '0' THEN
-        RAISE EXCEPTION 'half_life must be positive' USING ERRCODE = '22023',
+    IF half_life IS NULL OR half_life < interval '1 minute' THEN
+        RAISE EXCEPTION 'half_life must be at least 1 minute' USING ERRCODE = '22023',
             DETAIL = format('Got half_life => %s.', coalesce(half_life::text, 'NULL')), HINT = 'For example: interval ''30 days''.';
     END IF;
-    IF popularity_half_life <= interval '0' THEN
-        RAISE EXCEPTION 'popularity_half_life must be positive' USING ERRCODE = '22023',
+    IF popularity_half_life < interval '1 minute' THEN
+        RAISE EXCEPTION 'popularity_half_life must be at least 1 minute' USING ERRCODE = '22023',
             DETAIL = format('Got popularity_half_life => %s.', popularity_half_life), HINT = 'For example: interval ''30 days''.';
     END IF;
     -- Only items tables the caller may read (this runs with definer rights).
@@ -622,6 +635,7 @@ BEGIN
     IF kind = 'item' THEN
         DELETE FROM interest.item_embeddings WHERE source_id = src;
         DELETE FROM interest.catalog_changes WHERE source_id = src;
+        UPDATE interest.event_sources SET item_source_id = NULL WHERE item_source_id = src;
         DELETE FROM interest.item_sources WHERE id = src;
     ELSE
         DELETE FROM interest.user_interests WHERE source_id = src;

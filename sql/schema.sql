@@ -50,7 +50,11 @@ COMMENT ON TABLE interest.item_embeddings IS 'Item embeddings by attached table 
 CREATE TABLE interest.event_sources (
     id              serial PRIMARY KEY,
     relid           regclass NOT NULL UNIQUE,
-    item_source_id  integer REFERENCES interest.item_sources ON DELETE SET NULL,
+    -- interest.item_sources(id), or NULL. Not a foreign key: pg_restore -j
+    -- loads configuration tables in parallel, in any order, and a key
+    -- checked during that load failed the restore; the one delete of an
+    -- item source sets it NULL (interest._delete_bookkeeping).
+    item_source_id  integer,
     -- the columns read: user, item, time, type, weight, text (NULL: none);
     -- the expressions below are made from them (interest._event_expressions)
     columns         name[] NOT NULL,
@@ -64,12 +68,13 @@ CREATE TABLE interest.event_sources (
     -- user, item, epoch seconds, weight, free text: shared by triggers and rebuild
     select_list     text NOT NULL,
     weights         jsonb NOT NULL,
-    half_life       interval NOT NULL CHECK (half_life > interval '0'),
+    -- (at least a minute: shorter half-lives decay a day-old event to nothing)
+    half_life       interval NOT NULL CHECK (half_life >= interval '1 minute'),
     max_interests   integer NOT NULL CHECK (max_interests BETWEEN 1 AND 32),
     join_similarity real NOT NULL CHECK (join_similarity BETWEEN -1 AND 1),
     -- the recent count behind popularity halves every this long (of the
     -- table's own clock); tune() may change it (and rebuilds)
-    popularity_half_life interval NOT NULL DEFAULT '30 days' CHECK (popularity_half_life > interval '0'),
+    popularity_half_life interval NOT NULL DEFAULT '30 days' CHECK (popularity_half_life >= interval '1 minute'),
     -- the items' mean embedding, fixed at the first event that needs it: the
     -- point sub-interests are clustered around (see interest_state.rs)
     center          interest.embedding,

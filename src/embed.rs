@@ -63,6 +63,7 @@ fn require_superuser(what: &str) {
 /// interest.model_dir; they are hashed, loaded and run once before the row is
 /// written, so a registered model is known to work.
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn register_model(
     name: &str,
     model_file: &str,
@@ -72,6 +73,7 @@ fn register_model(
     max_tokens: default!(i32, 512),
 ) -> i32 {
     require_superuser("register a model");
+    crate::read_only::require_writable("interest.register_model()");
     let valid_name = !name.is_empty()
         && name.len() <= 63
         && name
@@ -169,8 +171,10 @@ fn register_model(
 }
 
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn unregister_model(name: &str) -> bool {
     require_superuser("unregister a model");
+    crate::read_only::require_writable("interest.unregister_model()");
     if name == DEFAULT_MODEL {
         raise(
             PgSqlErrorCode::ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,

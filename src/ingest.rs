@@ -346,12 +346,31 @@ pub(crate) fn set_profile(src: &EventSource, user_key: &str, profile: Option<&st
     let held = locks::lock_users(src.id, &users, 0);
     match profile {
         Some(text) => {
-            let vector = embed_texts(&text_model(src), &[text]).remove(0);
+            let model = text_model(src);
+            let vector = embed_texts(&model, &[text]).remove(0);
+            refuse_other_dimension(src, &model, vector.len());
             profiles::upsert(src.id, user_key, text, vector);
         }
         None => profiles::remove(src.id, user_key),
     }
     rewrite_users(src, &users, Vec::new(), Vec::new(), held);
+}
+
+/// A profile must live in the items' space: items with their own
+/// embeddings of another dimension than the text model's are refused (the
+/// user's state would mix the two, and every later event of theirs fail).
+fn refuse_other_dimension(src: &EventSource, model: &str, dims: usize) {
+    let Some(items) = src.item_source_id else {
+        return;
+    };
+    if let Some(item_dims) = crate::store::items::dimensions(items).filter(|&d| d != dims) {
+        crate::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!("a text profile of model {model} cannot join {}", src.relname),
+            format!("Its items carry their own {item_dims}-dimensional embeddings; model {model} embeds texts in {dims} dimensions."),
+            "Profiles need items embedded by a model (attach_items with text =>), or no profile for this table.",
+        );
+    }
 }
 
 /// Recomputes the users' states and recent lists from `history` (their

@@ -229,6 +229,7 @@ pub(crate) fn decode_event(r: &SpiHeapTupleData<'_>) -> Result<EventRow, pgrx::s
 
 /// The event source for `events` (an attached table's OID), or the only one.
 #[pg_extern(stable, parallel_unsafe)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
     let ids: Vec<i32> = match events {
         Some(rel) => crate::spi::column(

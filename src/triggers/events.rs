@@ -9,7 +9,7 @@
 //! its own, so that if it fails the statement's events stay queued. DELETE
 //! and UPDATE: `_events_rewritten`; TRUNCATE: `_events_truncated`.
 
-use super::{guarded, trigger_function};
+use super::{fallback_block, guarded, guarded_with_fallback, trigger_function};
 use crate::errors::raise;
 use crate::ingest;
 use crate::privileges::with_extension_rights;
@@ -29,6 +29,11 @@ fn _event_trigger_functions(source_id: i32, list: &str) -> Vec<String> {
     let old_rows = rows("old_rows");
     let rule = sql_item_event_rule("u", "i", "t", "w");
     let bad_value = sql_bad_value("u", "i", "t", "w");
+    let queue_insert = format!(
+        "INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight)
+            SELECT {source_id}, u, i, t, coalesce(w, {DEFAULT_WEIGHT}) FROM {new_rows} WHERE {rule};"
+    );
+    let requeue = fallback_block(&queue_insert);
     let insert = format!(
         r#"
 DECLARE
@@ -48,18 +53,19 @@ BEGIN
             SELECT interest._apply_events({source_id}, array_agg(u), array_agg(i), array_agg(t), array_agg(w), array_agg(x))
             INTO fold FROM {new_rows};
         ELSE
-            INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight)
-            SELECT {source_id}, u, i, t, coalesce(w, {DEFAULT_WEIGHT}) FROM {new_rows} WHERE {rule};
+            {queue_insert}
             GET DIAGNOSTICS queued = ROW_COUNT;
             IF queued > 0 THEN
                 fold := interest._fold_due({source_id}, pg_catalog.currval('interest.event_queue_seq_seq'), queued);
             END IF;
         END IF;
     -- Bookkeeping never fails the application's statement: not even a
-    -- statement_timeout that fires inside it (the rows stay stored).
+    -- statement_timeout that fires inside it (the rows stay stored). The
+    -- statement's item events then wait in the queue for the next fold.
     EXCEPTION WHEN query_canceled OR OTHERS THEN
         GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
         PERFORM interest._bookkeeping_failed(TG_RELID::regclass, false, SQLSTATE, SQLERRM, err_detail);
+        {requeue}
     END;
     IF fold THEN
         BEGIN
@@ -79,23 +85,60 @@ END"#
             "(SELECT array_agg(u) u, array_agg(i) i, array_agg(t) t, array_agg(w) w FROM {rows})"
         )
     };
-    let delete = format!(
-        "PERFORM interest._events_rewritten({source_id}, o.u, o.i, o.t, o.w, NULL, NULL, NULL, NULL) FROM {} o;",
-        aggregated(&old_rows)
-    );
-    let update = format!(
-        "PERFORM interest._events_rewritten({source_id}, o.u, o.i, o.t, o.w, n.u, n.i, n.t, n.w) FROM {} o, {} n;",
-        aggregated(&old_rows),
-        aggregated(&new_rows)
-    );
+    // After a failure the same arrays go to the rewrite queue (deferred).
+    let delete = |entry: &str| {
+        format!(
+            "PERFORM interest.{entry}({source_id}, o.u, o.i, o.t, o.w, NULL, NULL, NULL, NULL) FROM {} o;",
+            aggregated(&old_rows)
+        )
+    };
+    let update = |entry: &str| {
+        format!(
+            "PERFORM interest.{entry}({source_id}, o.u, o.i, o.t, o.w, n.u, n.i, n.t, n.w) FROM {} o, {} n;",
+            aggregated(&old_rows),
+            aggregated(&new_rows)
+        )
+    };
     let truncate = format!("PERFORM interest._events_truncated({source_id});");
     let name = |op: &str| format!("interest._events_{source_id}_{op}");
     vec![
         trigger_function(&name("ins"), "pg_catalog", &insert),
-        trigger_function(&name("del"), "pg_catalog", &guarded(&delete)),
-        trigger_function(&name("upd"), "pg_catalog", &guarded(&update)),
+        trigger_function(
+            &name("del"),
+            "pg_catalog",
+            &guarded_with_fallback(
+                &delete("_events_rewritten"),
+                &delete("_events_rewritten_deferred"),
+            ),
+        ),
+        trigger_function(
+            &name("upd"),
+            "pg_catalog",
+            &guarded_with_fallback(
+                &update("_events_rewritten"),
+                &update("_events_rewritten_deferred"),
+            ),
+        ),
         trigger_function(&name("trunc"), "pg_catalog", &guarded(&truncate)),
     ]
+}
+
+/// An event's weight from a text or numeric column: NaN (a bad value,
+/// logged and skipped by the validity rule) for a word or a number beyond
+/// double precision, where a cast would fail the statement's bookkeeping.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn _event_weight(value: &str) -> f64 {
+    match value.trim().parse::<f64>() {
+        Ok(w) if w.is_finite() => w,
+        _ => f64::NAN,
+    }
+}
+
+/// The largest magnitude of an event's weight (`events::MAX_ABS_WEIGHT`),
+/// for the SQL that checks attach_events' weights.
+#[pg_extern(immutable, parallel_safe)]
+fn _max_event_weight() -> f64 {
+    interest_core::events::MAX_ABS_WEIGHT
 }
 
 /// Event rows from the trigger's arrays (one element per row).
@@ -190,6 +233,22 @@ fn _fold_queue(source_id: i32, wait: bool) -> i64 {
     })
 }
 
+/// Event rows from a trigger's arrays that may be NULL (no rows).
+fn rows_of(
+    users: Option<Vec<Option<String>>>,
+    items: Option<Vec<Option<String>>>,
+    times: Option<Vec<Option<f64>>>,
+    weights: Option<Vec<Option<f64>>>,
+) -> Vec<EventRow> {
+    event_rows(
+        users.unwrap_or_default(),
+        items.unwrap_or_default(),
+        times.unwrap_or_default(),
+        weights.unwrap_or_default(),
+        None,
+    )
+}
+
 /// Deleted or updated events (the old and the new rows' user, item, time,
 /// weight): `ingest::rewrite_events`.
 #[pg_extern(volatile, parallel_unsafe)]
@@ -212,18 +271,38 @@ fn _events_rewritten(
             pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
             "rewrite events",
         );
-        let rows = |u: Option<Vec<_>>, i: Option<Vec<_>>, t: Option<Vec<_>>, w: Option<Vec<_>>| {
-            event_rows(
-                u.unwrap_or_default(),
-                i.unwrap_or_default(),
-                t.unwrap_or_default(),
-                w.unwrap_or_default(),
-                None,
-            )
-        };
-        let removed = rows(old_users, old_items, old_times, old_weights);
-        let added = rows(new_users, new_items, new_times, new_weights);
+        let removed = rows_of(old_users, old_items, old_times, old_weights);
+        let added = rows_of(new_users, new_items, new_times, new_weights);
         ingest::rewrite_events(&src, removed, added)
+    })
+}
+
+/// `_events_rewritten` deferred to the next fold (`rewrites::defer`), as
+/// when the source is locked: the guard's fallback after a failure.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest, pg_temp)]
+#[allow(clippy::too_many_arguments)]
+fn _events_rewritten_deferred(
+    source_id: i32,
+    old_users: Option<Vec<Option<String>>>,
+    old_items: Option<Vec<Option<String>>>,
+    old_times: Option<Vec<Option<f64>>>,
+    old_weights: Option<Vec<Option<f64>>>,
+    new_users: Option<Vec<Option<String>>>,
+    new_items: Option<Vec<Option<String>>>,
+    new_times: Option<Vec<Option<f64>>>,
+    new_weights: Option<Vec<Option<f64>>>,
+) -> i64 {
+    with_extension_rights(|| {
+        writable_event_source(
+            source_id,
+            pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
+            "rewrite events",
+        );
+        let removed = rows_of(old_users, old_items, old_times, old_weights);
+        let added = rows_of(new_users, new_items, new_times, new_weights);
+        crate::store::rewrites::defer(source_id, &removed, &added);
+        0
     })
 }
 

@@ -10,6 +10,14 @@ pub(crate) mod items;
 /// bodies name their table by `TG_RELID`, never by a stored OID, so they
 /// survive pg_dump and restore.
 fn guarded(body: &str) -> String {
+    guarded_with_fallback(body, "NULL;")
+}
+
+/// `guarded`, and after a failure `fallback` in a block of its own: it
+/// leaves the statement's rows to the next fold (queued), so that a timeout
+/// or a lock wait inside bookkeeping loses nothing; if it fails too, the
+/// logged failure stands and `interest.rebuild()` repairs.
+fn guarded_with_fallback(body: &str, fallback: &str) -> String {
     format!(
         r#"
 DECLARE
@@ -21,9 +29,21 @@ BEGIN
     EXCEPTION WHEN query_canceled OR OTHERS THEN
         GET STACKED DIAGNOSTICS err_detail = PG_EXCEPTION_DETAIL;
         PERFORM interest._bookkeeping_failed(TG_RELID::regclass, false, SQLSTATE, SQLERRM, err_detail);
+        {}
     END;
     RETURN NULL;
-END"#
+END"#,
+        fallback_block(fallback)
+    )
+}
+
+fn fallback_block(fallback: &str) -> String {
+    format!(
+        "BEGIN
+            {fallback}
+        EXCEPTION WHEN query_canceled OR OTHERS THEN
+            NULL;
+        END;"
     )
 }
 

@@ -147,11 +147,21 @@ WHERE e.relid = 'h_events'::regclass AND user_key IN ('7', '007') ORDER BY 1;
 -- 7. A Postgres error raised inside the extension's Rust code reaches the
 -- client as PostgreSQL made it: no Rust backtrace in its DETAIL, even with
 -- RUST_BACKTRACE set in the server's environment (tests/run_tests.sh sets it).
-CREATE TABLE h_text_weights (user_id int, item_id int, w text);
-SELECT attach_events('h_text_weights', 'user_id', 'item_id', weight_column => 'w', items => 'h_items') > 0 AS attached;
-INSERT INTO h_text_weights VALUES (1, 1, 'not a number');
+-- (a user key whose cast to text raises: a word in a text weight column is
+-- no error any more, only a bad value)
+CREATE TYPE h_key AS (a int);
+CREATE FUNCTION h_key_text(h_key) RETURNS text LANGUAGE plpgsql AS
+  $$ BEGIN RAISE EXCEPTION 'this key has no text' USING ERRCODE = '22023'; END $$;
+CREATE CAST (h_key AS text) WITH FUNCTION h_key_text(h_key);
+CREATE TABLE h_text_weights (user_id h_key, item_id int);
+SELECT attach_events('h_text_weights', 'user_id', 'item_id', items => 'h_items') > 0 AS attached;
+INSERT INTO h_text_weights VALUES (ROW(1), 1);
 SELECT regress.err($$SELECT interest.rebuild('h_text_weights')$$) AS clean_error;
 SELECT detach_events('h_text_weights');
+DROP TABLE h_text_weights;
+DROP CAST (h_key AS text);
+DROP FUNCTION h_key_text(h_key);
+DROP TYPE h_key;
 
 -- 8. The owner of an attached table redefines a cast its select list uses
 -- (an enum of their own, cast to text by their function). The extension's

@@ -258,4 +258,59 @@ DROP AGGREGATE public.array_agg(text);
 DROP FUNCTION public.agg_step(text[], text), public.format(text, name, regclass, text),
   public.jsonb_build_object(text, integer), public.cardinality(text[]);
 
+-- 13. A timeout inside bookkeeping loses nothing: the statement's rows are
+-- stored and its item events wait in the queue for the next fold (before,
+-- they were dropped until a rebuild). Embedding 500 free texts overruns the
+-- 40 ms statement_timeout; their 100 item events are folded by flush().
+CREATE TABLE t_events (u text, sku text, note text, at timestamptz DEFAULT now());
+SELECT attach_events('t_events', 'u', 'sku', time_column => 'at', text_column => 'note', items => 'k_items') > 0 AS attached;
+SET statement_timeout = '40ms';
+INSERT INTO t_events (u, sku, note)
+SELECT 'u' || (g % 5), CASE WHEN g <= 100 THEN 'tea' END, CASE WHEN g > 100 THEN 'a long walk in the hills number ' || g END
+FROM generate_series(1, 600) g;
+RESET statement_timeout;
+SELECT count(*) AS rows_stored FROM t_events;
+SELECT flush('t_events') AS folded;
+SELECT sum(s.events) AS events_counted FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 't_events'::regclass;
+-- A DELETE whose bookkeeping fails is deferred likewise: the rewrite queue
+-- holds it, and the next fold replays the users.
+SET statement_timeout = '40ms';
+UPDATE t_events SET note = note || ' again' WHERE note IS NOT NULL;
+RESET statement_timeout;
+DELETE FROM t_events WHERE sku = 'tea' AND u = 'u1';
+SELECT flush('t_events') >= 0 AS folded, (SELECT count(*) FROM t_events WHERE sku = 'tea') AS item_rows;
+SELECT sum(s.events) AS events_counted FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 't_events'::regclass;
+SELECT detach_events('t_events');
+DROP TABLE t_events;
+
+-- 14. Weights and settings that would break bookkeeping later are refused at
+-- attach, or read as one bad value: a word or a huge number in a text or
+-- numeric weight column is skipped, the statement's other rows count
+-- (before, the whole statement's bookkeeping failed); a weight beyond 1e9 or
+-- beyond double precision (XX000 before) and a half-life under a minute
+-- (NaN scores before) are refused; a text profile for items with their own
+-- embeddings of another dimension is refused.
+CREATE TABLE w_events (u text, sku text, w text);
+SELECT attach_events('w_events', 'u', 'sku', weight_column => 'w', items => 'k_items') > 0 AS attached;
+DELETE FROM interest.bookkeeping_errors;
+INSERT INTO w_events SELECT 'u' || (g % 3), 'tea', CASE g % 4 WHEN 0 THEN 'abc' WHEN 1 THEN '1e400' ELSE ' 2 ' END
+FROM generate_series(1, 80) g;
+SELECT flush('w_events') >= 0 AS flushed, (SELECT sum(s.events) FROM interest.user_states s JOIN interest.event_sources e ON e.id = s.source_id
+  WHERE e.relid = 'w_events'::regclass) AS events_counted, (SELECT count(*) FROM interest.bookkeeping_errors) AS logged;
+SELECT detach_events('w_events');
+SELECT regress.err($$SELECT attach_events('w_events', 'u', 'sku', weights => '{"view": 1e400}')$$);
+SELECT regress.err($$SELECT attach_events('w_events', 'u', 'sku', weights => '{"view": 2e9}')$$);
+SELECT regress.err($$SELECT attach_events('w_events', 'u', 'sku', half_life => '1 microsecond')$$);
+DROP TABLE w_events;
+CREATE TABLE v_items (id int PRIMARY KEY, e real[]);
+SELECT attach_items('v_items', 'id', embedding_column => 'e') > 0 AS attached;
+INSERT INTO v_items VALUES (1, '{1,0,0}'), (2, '{0,1,0}');
+CREATE TABLE v_events (u int, i int);
+SELECT attach_events('v_events', 'u', 'i', items => 'v_items') > 0 AS attached;
+SELECT regress.err($$SELECT set_profile(7, 'space films', 'v_events')$$);
+SELECT detach_events('v_events'), detach_items('v_items');
+DROP TABLE v_events, v_items;
+
 SELECT detach_events('k_events'), detach_items('k_items');
