@@ -52,8 +52,8 @@ as_pg_user pg_dump -Fc -d source_db -f "$work.dump"
 # Restored into a database of another collation (ICU's linguistic en-US),
 # as a DBA moving servers may.
 as_pg_user createdb --template=template0 --locale-provider=icu --icu-locale=en-US restored_db
-as_pg_user pg_restore -d restored_db --exit-on-error "$work.dump" > "$work.restore.log" 2>&1 && restored=1 || restored=0
-echo "check pg_restore of a database with attached tables succeeds: $([[ $restored == 1 ]] && echo ok || { cat "$work.restore.log"; echo FAIL; })"
+as_pg_user pg_restore -j 2 -d restored_db --exit-on-error "$work.dump" > "$work.restore.log" 2>&1 && restored=1 || restored=0
+echo "check pg_restore -j 2 of a database with attached tables succeeds: $([[ $restored == 1 ]] && echo ok || { cat "$work.restore.log"; echo FAIL; })"
 snapshot restored_db > "$work.after"
 queued=$(grep '^rows event_queue' "$work.before" | awk '{print $3}')
 if diff -q "$work.before" "$work.after" >/dev/null && [[ "$queued" -gt 0 ]]; then
