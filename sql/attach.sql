@@ -354,9 +354,6 @@ BEGIN
         END LOOP;
         EXECUTE format('DROP FUNCTION IF EXISTS %s()', interest._trigger_function(kind, src, op));
     END LOOP;
-    IF kind = 'item' AND to_regclass('interest.' || interest._items_index_name(src)) IS NOT NULL THEN
-        EXECUTE format('DROP INDEX interest.%I', interest._items_index_name(src));
-    END IF;
     PERFORM interest._delete_bookkeeping(kind, src);
     RETURN 1;
 END $$;
@@ -633,6 +630,10 @@ BEGIN
         RAISE EXCEPTION 'invalid source kind "%"', kind USING ERRCODE = '22023', HINT = 'kind is item or event.';
     END IF;
     IF kind = 'item' THEN
+        -- its vector index too (detach_items and DROP TABLE alike)
+        IF to_regclass('interest.' || interest._items_index_name(src)) IS NOT NULL THEN
+            EXECUTE format('DROP INDEX interest.%I', interest._items_index_name(src));
+        END IF;
         DELETE FROM interest.item_embeddings WHERE source_id = src;
         DELETE FROM interest.catalog_changes WHERE source_id = src;
         UPDATE interest.event_sources SET item_source_id = NULL WHERE item_source_id = src;

@@ -20,9 +20,11 @@ use crate::decay;
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// What is left of a link after a retraction that cancels it, in co-visits
-/// at the retraction's time, below which it is rounding and removed.
-pub const LINK_RESIDUE: f64 = 1e-4;
+/// What is left of a link after a retraction, as a share of the link before
+/// it, below which it is the rounding of single-precision storage (2^-24 of
+/// the stored value, with a margin) and removed. Relative to the link, not
+/// to one co-visit: a link decayed below a co-visit's weight is no residue.
+pub const LINK_RESIDUE: f64 = 1e-6;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CovisitParams {
@@ -133,13 +135,13 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
         let w = weight * unit;
         match index.get(to) {
             Some(&i) => {
+                let before = self.links[i].1;
                 self.links[i].1 += w;
                 // A retraction that cancels the link removes it (at the next
                 // prune), rounding residue included: links are stored in
                 // single precision, so what is left of a cancelled link is
-                // rounding, far below one co-visit's weight, yet the largest
-                // link is what scores are divided by.
-                if w < 0.0 && self.links[i].1 <= LINK_RESIDUE * unit {
+                // rounding, yet the largest link is what scores are divided by.
+                if w < 0.0 && self.links[i].1 <= LINK_RESIDUE * before.abs().max(-w) {
                     self.links[i].1 = 0.0;
                 }
             }

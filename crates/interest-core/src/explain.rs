@@ -17,7 +17,16 @@ pub fn reason(s: &Scored, user: &UserSignals, via: &[(&str, f64)]) -> String {
     if s.covisit > 0.0 {
         let mut via = via.to_vec();
         via.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let names: Vec<&str> = via.iter().take(NAMED_RECENT_ITEMS).map(|c| c.0).collect();
+        // (a recent item visited twice contributes twice, named once)
+        let mut names: Vec<&str> = Vec::with_capacity(NAMED_RECENT_ITEMS);
+        for (name, _) in &via {
+            if names.len() == NAMED_RECENT_ITEMS {
+                break;
+            }
+            if !names.contains(name) {
+                names.push(name);
+            }
+        }
         parts.push((s.covisit, format!("often follows {}", names.join(", "))));
     }
     if let (true, Some(i)) = (s.content > 0.0, s.interest) {
@@ -77,6 +86,13 @@ mod tests {
             r,
             "often follows y, z, x; matches interest 2 (25% of recent taste); popular now"
         );
+    }
+
+    #[test]
+    fn a_recent_item_visited_twice_is_named_once() {
+        let via = [("x", 0.3), ("y", 0.2), ("x", 0.25), ("z", 0.1), ("w", 0.05)];
+        let r = reason(&scored(0.0, 0.9, 0.0, 0.0), &user(), &via);
+        assert_eq!(r, "often follows x, y, z");
     }
 
     #[test]

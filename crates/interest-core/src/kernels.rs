@@ -93,12 +93,18 @@ pub fn norm(a: &[f32]) -> f64 {
     (dot(a, a) as f64).sqrt()
 }
 
-/// Scales `a` to unit length in place; a zero vector stays zero.
+/// Scales `a` to unit length in place; a zero vector stays zero. Summed
+/// and scaled in double precision: single-precision squares overflow
+/// beyond 1.8e19 and vanish below 1e-23, which left such vectors at zero
+/// length or not unit length.
 pub fn normalize_in_place(a: &mut [f32]) {
-    let n = norm(a);
-    if n > 0.0 {
-        let inv = (1.0 / n) as f32;
-        a.iter_mut().for_each(|x| *x *= inv);
+    let n = a
+        .iter()
+        .map(|&x| f64::from(x) * f64::from(x))
+        .sum::<f64>()
+        .sqrt();
+    if n > 0.0 && n.is_finite() {
+        a.iter_mut().for_each(|x| *x = (f64::from(*x) / n) as f32);
     }
 }
 
@@ -345,5 +351,11 @@ mod tests {
         let mut z = vec![0.0f32; 4];
         normalize_in_place(&mut z);
         assert_eq!(z, vec![0.0; 4]);
+        for scale in [3e38f32, 1e-30, 1e-40] {
+            let mut v = vec![scale, scale];
+            normalize_in_place(&mut v);
+            let len = v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+            assert!((len - 1.0).abs() < 1e-6, "{scale}: {v:?}");
+        }
     }
 }
