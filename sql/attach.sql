@@ -300,6 +300,10 @@ DECLARE
 BEGIN
     PERFORM interest._require_owner(items);
     PERFORM interest._require_attachable(items);
+    IF id_column IS NULL THEN
+        RAISE EXCEPTION 'id_column must not be NULL' USING ERRCODE = '22004',
+            DETAIL = 'The argument id_column has no meaning as NULL.', HINT = 'Name the column that identifies an item, such as ''id''.';
+    END IF;
     PERFORM interest._column(items, id_column, 'id');
     PERFORM interest._column(items, embedding_column, 'embedding');
     IF (text IS NULL) = (embedding_column IS NULL) THEN
@@ -493,6 +497,9 @@ CREATE FUNCTION interest.attach_events(events regclass, user_column name, item_c
     items regclass DEFAULT NULL, max_interests integer DEFAULT NULL, join_similarity real DEFAULT NULL,
     popularity_half_life interval DEFAULT NULL)
 RETURNS integer LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    src integer;
+    has_rows boolean;
 BEGIN
     -- (here: a number beyond double precision cannot even be passed on)
     IF jsonb_typeof(weights) = 'object' AND EXISTS (SELECT 1 FROM jsonb_each(weights) w
@@ -501,12 +508,18 @@ BEGIN
             USING ERRCODE = '22023', DETAIL = format('Got %s; an event of larger weight would be a bad value, skipped.', weights),
             HINT = 'For example: ''{"view": 1, "purchase": 5, "dislike": -3}''.';
     END IF;
-    RETURN interest._privileged('attach_events', events, jsonb_build_object(
+    src := interest._privileged('attach_events', events, jsonb_build_object(
         'popularity_half_life', popularity_half_life,
         'user_column', user_column, 'item_column', item_column, 'time_column', time_column,
         'type_column', type_column, 'weight_column', weight_column, 'weights', weights,
         'text_column', text_column, 'half_life', half_life, 'items', items::pg_catalog.oid,
         'max_interests', max_interests, 'join_similarity', join_similarity));
+    -- (read as the caller, the table's owner)
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', events) INTO has_rows;
+    IF has_rows THEN
+        RAISE NOTICE 'attached %; the events already in it count once SELECT interest.rebuild(%) has run', events, quote_literal(events::pg_catalog.text);
+    END IF;
+    RETURN src;
 END $$;
 
 -- attach_events' privileged step (settings rows, trigger functions in
@@ -543,6 +556,10 @@ BEGIN
     popularity_half_life := coalesce(popularity_half_life, justify_hours(make_interval(secs => defaults.popularity_half_life_secs)));
     PERFORM interest._require_owner(events);
     PERFORM interest._require_attachable(events);
+    IF user_column IS NULL THEN
+        RAISE EXCEPTION 'user_column must not be NULL' USING ERRCODE = '22004',
+            DETAIL = 'The argument user_column has no meaning as NULL.', HINT = 'Name the column that identifies a user, such as ''user_id''.';
+    END IF;
     PERFORM interest._column(events, user_column, 'user');
     PERFORM interest._column(events, item_column, 'item');
     PERFORM interest._column(events, time_column, 'time');

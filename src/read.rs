@@ -191,7 +191,8 @@ fn replayed_user(src: &EventSource, user_key: &str) -> UserView {
 /// NULL for a user with no (applied) events.
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest, pg_temp)]
-fn _user_vector(user_key: &str, source_id: i32) -> Option<Embedding> {
+fn _user_vector(user_key: Option<&str>, source_id: i32) -> Option<Embedding> {
+    let user_key = crate::errors::required(user_key, "user_key");
     with_extension_rights(|| {
         let src = readable_event_source(source_id);
         let state = load_user(&src, user_key).state?;
@@ -207,7 +208,7 @@ const NEAREST_RECENT_ITEMS: usize = 3;
 #[pg_extern(stable, parallel_unsafe)]
 #[search_path(pg_catalog, interest, pg_temp)]
 fn _interests(
-    user_key: &str,
+    user_key: Option<&str>,
     source_id: i32,
 ) -> TableIterator<
     'static,
@@ -220,6 +221,7 @@ fn _interests(
         name!(recent_items, Vec<String>),
     ),
 > {
+    let user_key = crate::errors::required(user_key, "user_key");
     with_extension_rights(|| {
         let src = readable_event_source(source_id);
         let Some(state) = load_user(&src, user_key).state else {

@@ -251,7 +251,7 @@ fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
                     PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
                     format!("permission denied for table {name}"),
                     "Interests and recommendations from an events table are for roles with a right on it.",
-                    format!("Ask the table's owner to GRANT SELECT ON {name} to your role."),
+                    format!("Ask the table's owner to GRANT SELECT ON {name} to your role (INSERT for flush(); set_weights(), use_default_weights(), tune() with apply and rebuild() are for the owner)."),
                 )
             }
             raise(

@@ -313,4 +313,17 @@ SELECT regress.err($$SELECT set_profile(7, 'space films', 'v_events')$$);
 SELECT detach_events('v_events'), detach_items('v_items');
 DROP TABLE v_events, v_items;
 
+-- 15. More NULLs (22004 where a row of the bookkeeping leaked into a 23502,
+-- or NULL came back), and attaching an events table that has rows says how
+-- they come to count.
+SELECT regress.err($$SELECT interest.user_vector(NULL::text, 'k_events')$$);
+SELECT regress.err($$SELECT * FROM interest.interests(NULL::text, 'k_events')$$);
+CREATE TABLE n_table (id int, u int, note text);
+INSERT INTO n_table VALUES (1, 1, 'x');
+SELECT regress.err($$SELECT interest.attach_items('n_table', NULL, text => 'note')$$);
+SELECT regress.err($$SELECT interest.attach_events('n_table', NULL, 'id')$$);
+SELECT attach_events('n_table', 'u', 'id', items => 'k_items') > 0 AS attached;
+SELECT detach_events('n_table');
+DROP TABLE n_table;
+
 SELECT detach_events('k_events'), detach_items('k_items');
