@@ -263,9 +263,9 @@ fn _event_source(events: Option<pg_sys::Oid>) -> i32 {
         }
         (None, []) => raise(
             PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "no events table is attached",
-            "User interests come from an attached events table (a role sees those it has a right on).",
-            "Call interest.attach_events first.",
+            "no events table is attached that this role has a right on",
+            "User interests come from an attached events table; a role sees those it has a right on.",
+            "Name the table (events => 'my_events') to be told what right is missing, or attach one with interest.attach_events.",
         ),
         (None, ids) => raise(
             PgSqlErrorCode::ERRCODE_AMBIGUOUS_PARAMETER,
