@@ -62,7 +62,8 @@ BEGIN
         -- (the extension's own names qualified: under the caller's
         -- search_path, an unqualified one could be another role's function)
         SELECT pg_catalog.format('SELECT pg_catalog.array_agg((%I)::pg_catalog.text) FROM %s WHERE (%s)', s.id_column, s.relid, filter) INTO q
-        FROM interest.event_sources e JOIN interest.item_sources s ON s.id = e.item_source_id WHERE e.id = src;
+        FROM interest.event_sources e JOIN interest.item_sources s ON s.id OPERATOR(pg_catalog.=) e.item_source_id
+        WHERE e.id OPERATOR(pg_catalog.=) src;
         IF q IS NULL THEN
             RAISE EXCEPTION 'filter needs an attached items table' USING ERRCODE = '55000',
                 DETAIL = 'The events table has no items table to apply the predicate to.',

@@ -158,13 +158,15 @@ BEGIN
     item_expr := CASE WHEN cols[2] IS NULL THEN 'NULL::pg_catalog.text' ELSE format('(%I)::pg_catalog.text', cols[2]) END;
     time_expr := CASE WHEN cols[3] IS NULL THEN 'now()' ELSE format('%I', cols[3]) END;
     weight_expr := concat_ws(' * ',
-        -- text and numeric through interest._event_weight: a word or a
-        -- number beyond double precision is one bad value (NaN), logged and
-        -- skipped, not an error that would fail the statement's bookkeeping
+        -- all but the built-in integers and floats through
+        -- interest._event_weight: a word or a number beyond double precision
+        -- is one bad value (NaN), logged and skipped, not an error that
+        -- would fail the statement's bookkeeping
         CASE WHEN cols[5] IS NULL THEN NULL
-             WHEN weight_type = 'numeric'::pg_catalog.regtype OR (SELECT t.typcategory = 'S' FROM pg_type t WHERE t.oid = weight_type)
-             THEN format('coalesce(interest._event_weight((%I)::pg_catalog.text), 1)', cols[5])
-             ELSE format('coalesce((%I)::pg_catalog.float8, 1)', cols[5]) END,
+             WHEN weight_type IN ('int2'::pg_catalog.regtype, 'int4'::pg_catalog.regtype, 'int8'::pg_catalog.regtype,
+                                  'float4'::pg_catalog.regtype, 'float8'::pg_catalog.regtype)
+             THEN format('coalesce((%I)::pg_catalog.float8, 1)', cols[5])
+             ELSE format('coalesce(interest._event_weight((%I)::pg_catalog.text), 1)', cols[5]) END,
         CASE WHEN cols[4] IS NOT NULL THEN format('coalesce((%L::pg_catalog.jsonb ->> (%I)::pg_catalog.text)::pg_catalog.float8, 1)', weights, cols[4]) END);
     IF weight_expr = '' THEN weight_expr := '1'; END IF;
     text_expr := CASE WHEN cols[6] IS NULL THEN 'NULL::pg_catalog.text' ELSE format('(%I)::pg_catalog.text', cols[6]) END;
@@ -358,6 +360,12 @@ BEGIN
         END LOOP;
         EXECUTE format('DROP FUNCTION IF EXISTS %s()', interest._trigger_function(kind, src, op));
     END LOOP;
+    -- Not on the DROP TABLE path (interest._ddl_dropped): dropping it there
+    -- would lock interest.item_embeddings exclusively until the
+    -- application's transaction ends, stopping every recommend().
+    IF kind = 'item' AND to_regclass('interest.' || interest._items_index_name(src)) IS NOT NULL THEN
+        EXECUTE format('DROP INDEX interest.%I', interest._items_index_name(src));
+    END IF;
     PERFORM interest._delete_bookkeeping(kind, src);
     RETURN 1;
 END $$;
@@ -503,9 +511,10 @@ DECLARE
 BEGIN
     -- (here: a number beyond double precision cannot even be passed on)
     IF jsonb_typeof(weights) = 'object' AND EXISTS (SELECT 1 FROM jsonb_each(weights) w
-            WHERE jsonb_typeof(w.value) = 'number' AND abs(w.value::numeric) > interest._max_event_weight()::numeric) THEN
-        RAISE EXCEPTION 'weights must lie between -% and %', interest._max_event_weight(), interest._max_event_weight()
-            USING ERRCODE = '22023', DETAIL = format('Got %s; an event of larger weight would be a bad value, skipped.', weights),
+            WHERE jsonb_typeof(w.value) = 'number' AND (abs(w.value::numeric) > interest._max_event_weight()::numeric
+                  OR (w.value::numeric <> 0 AND abs(w.value::numeric) < 1e-300))) THEN
+        RAISE EXCEPTION 'weights must be 0 or of magnitude between 1e-300 and %', interest._max_event_weight()
+            USING ERRCODE = '22023', DETAIL = format('Got %s; beyond that range an event''s weight is a bad value or cannot be read.', weights),
             HINT = 'For example: ''{"view": 1, "purchase": 5, "dislike": -3}''.';
     END IF;
     src := interest._privileged('attach_events', events, jsonb_build_object(
@@ -514,8 +523,10 @@ BEGIN
         'type_column', type_column, 'weight_column', weight_column, 'weights', weights,
         'text_column', text_column, 'half_life', half_life, 'items', items::pg_catalog.oid,
         'max_interests', max_interests, 'join_similarity', join_similarity));
-    -- (read as the caller, the table's owner)
-    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', events) INTO has_rows;
+    -- (read as the caller, the table's owner, when they may read it)
+    IF has_table_privilege(events, 'SELECT') THEN
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', events) INTO has_rows;
+    END IF;
     IF has_rows THEN
         RAISE NOTICE 'attached %; the events already in it count once SELECT interest.rebuild(%) has run', events, quote_literal(events::pg_catalog.text);
     END IF;
@@ -575,14 +586,8 @@ BEGIN
         RAISE EXCEPTION 'weights must be a JSON object of numbers' USING ERRCODE = '22023',
             DETAIL = format('Got %s.', weights), HINT = 'For example: ''{"view": 1, "purchase": 5, "dislike": -3}''.';
     END IF;
-    IF half_life IS NULL OR half_life < interval '1 minute' THEN
-        RAISE EXCEPTION 'half_life must be at least 1 minute' USING ERRCODE = '22023',
-            DETAIL = format('Got half_life => %s.', coalesce(half_life::text, 'NULL')), HINT = 'For example: interval ''30 days''.';
-    END IF;
-    IF popularity_half_life < interval '1 minute' THEN
-        RAISE EXCEPTION 'popularity_half_life must be at least 1 minute' USING ERRCODE = '22023',
-            DETAIL = format('Got popularity_half_life => %s.', popularity_half_life), HINT = 'For example: interval ''30 days''.';
-    END IF;
+    -- (the half-lives' ranges are the CHECKs of interest.event_sources,
+    -- reported by the handler below)
     -- Only items tables the caller may read (this runs with definer rights).
     IF items IS NULL THEN
         SELECT min(id) INTO item_src FROM interest.item_sources
@@ -594,6 +599,8 @@ BEGIN
                 DETAIL = 'interest.item_sources has no row for it that you may read.', HINT = 'Call interest.attach_items first.';
         END IF;
     END IF;
+    -- Held against a concurrent detach_items (no foreign key does it).
+    PERFORM 1 FROM interest.item_sources WHERE id = item_src FOR KEY SHARE;
     IF item_column IS NOT NULL AND item_src IS NULL THEN
         RAISE EXCEPTION 'no single attached items table for the events'' items' USING ERRCODE = '55000',
             DETAIL = format('%s items tables you may read are attached.', (SELECT count(*) FROM interest.item_sources WHERE interest._caller_may_read(relid))),
@@ -647,10 +654,6 @@ BEGIN
         RAISE EXCEPTION 'invalid source kind "%"', kind USING ERRCODE = '22023', HINT = 'kind is item or event.';
     END IF;
     IF kind = 'item' THEN
-        -- its vector index too (detach_items and DROP TABLE alike)
-        IF to_regclass('interest.' || interest._items_index_name(src)) IS NOT NULL THEN
-            EXECUTE format('DROP INDEX interest.%I', interest._items_index_name(src));
-        END IF;
         DELETE FROM interest.item_embeddings WHERE source_id = src;
         DELETE FROM interest.catalog_changes WHERE source_id = src;
         UPDATE interest.event_sources SET item_source_id = NULL WHERE item_source_id = src;
@@ -868,9 +871,12 @@ DECLARE
     last_key pg_catalog.text := NULL;
     keys pg_catalog.text[]; vals pg_catalog.text[];
     seen bigint := 0; embedded bigint := 0; total bigint;
+    saved_path pg_catalog.text;
 BEGIN
     -- A procedure that commits cannot have a SET clause: its search_path is
-    -- pinned here, for this transaction and again after each COMMIT.
+    -- pinned here, for this transaction and again after each COMMIT, and
+    -- the caller's is put back at the end.
+    saved_path := pg_catalog.current_setting('search_path');
     PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     PERFORM interest._require_owner(items);
     PERFORM interest._require_writable('interest.backfill_items()');
@@ -908,6 +914,7 @@ BEGIN
         COMMIT;
         PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
+    PERFORM pg_catalog.set_config('search_path', saved_path, true);
 END $$;
 COMMENT ON PROCEDURE interest.backfill_items(regclass, integer) IS
     'Embeds existing rows of an attached items table that have no embedding, committing per batch with a NOTICE; CALL it again to resume.';

@@ -214,9 +214,11 @@ fn _check_text_expression(rel: pg_sys::Oid) {
 }
 
 /// The search_path an items table's text expression runs under, in its
-/// triggers and in `interest.backfill_items` alike: the owner's SQL may name
-/// functions of `public`; the extension's own SQL around it is qualified.
-pub(crate) const ITEM_EXPRESSION_PATH: &str = "pg_catalog, public";
+/// triggers and in `interest.backfill_items` alike (then `pg_temp`, last):
+/// the one it was checked under at attach. Not `public`: a function there
+/// with a closer signature than a built-in (`||(text, integer)`) would run
+/// inside every write to the table, with the writer's rights.
+pub(crate) const ITEM_EXPRESSION_PATH: &str = "pg_catalog";
 
 /// One batch of `interest.backfill_items`: its keyset query over the items
 /// table (`$1` the last key read, NULL at the start), run as the table's
@@ -246,20 +248,10 @@ fn _backfill_batch(
         );
     }
     let batch = as_table_owner(items, || {
-        let path = std::ffi::CString::new(ITEM_EXPRESSION_PATH).unwrap_or_default();
-        // SAFETY: set at as_role's GUC nest level, which restores it.
-        unsafe {
-            pg_sys::set_config_option(
-                c"search_path".as_ptr(),
-                path.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-        }
+        // (at as_role's GUC nesting level, which restores it)
+        let path =
+            std::ffi::CString::new(format!("{ITEM_EXPRESSION_PATH}, pg_temp")).unwrap_or_default();
+        crate::spi::set_at_this_level(c"search_path", &path);
         Spi::connect(|c| {
             let t = c.select(query, Some(1), &[after.into()])?;
             if t.is_empty() {

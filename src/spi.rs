@@ -233,28 +233,36 @@ pub(crate) fn select_on_active_snapshot<T>(
 pub(crate) fn with_prefetching_reads<T>(read: impl FnOnce() -> T) -> T {
     // SAFETY: settings saved at a new nesting level and restored below, as
     // a function's SET clause does (an ERROR's abort restores them too).
-    let nest_level = unsafe {
-        let level = pg_sys::NewGUCNestLevel();
-        for (name, value) in [
-            (c"enable_indexscan", c"off"),
-            (c"enable_bitmapscan", c"on"),
-            (c"effective_io_concurrency", c"64"),
-        ] {
-            pg_sys::set_config_option(
-                name.as_ptr(),
-                value.as_ptr(),
-                pg_sys::GucContext::PGC_USERSET,
-                pg_sys::GucSource::PGC_S_SESSION,
-                pg_sys::GucAction::GUC_ACTION_SAVE,
-                true,
-                0,
-                false,
-            );
-        }
-        level
-    };
+    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
+    for (name, value) in [
+        (c"enable_indexscan", c"off"),
+        (c"enable_bitmapscan", c"on"),
+        (c"effective_io_concurrency", c"64"),
+    ] {
+        set_at_this_level(name, value);
+    }
     let out = read();
     // SAFETY: as above.
     unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
     out
+}
+
+/// Sets a setting at the current GUC nesting level, saved and restored when
+/// the level ends (as a function's SET clause does): for callers that opened
+/// one with `NewGUCNestLevel`.
+pub(crate) fn set_at_this_level(name: &std::ffi::CStr, value: &std::ffi::CStr) {
+    // SAFETY: valid C strings; GUC_ACTION_SAVE restores the old value when
+    // the caller's nesting level ends, or at an ERROR's abort.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+    }
 }

@@ -6,6 +6,7 @@
 
 use crate::spi::{column, exec, one_cached};
 use interest_core::events::EventRow;
+use interest_core::keys::key_fits;
 
 /// What a deferred row records.
 pub(crate) const REMOVED: &str = "removed";
@@ -18,7 +19,12 @@ pub(crate) fn defer(source_id: i32, removed: &[EventRow], added: &[EventRow]) {
     let (mut change, mut u, mut i, mut t, mut w) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (kind, rows) in [(REMOVED, removed), (ADDED, added)] {
-        for row in rows.iter().filter(|r| r.user.is_some()) {
+        // (an over-long key would not fit the queue's index; such rows were
+        // never counted, so there is nothing to take back)
+        let fits = |r: &&EventRow| {
+            r.user.as_deref().is_some_and(key_fits) && r.item.as_deref().is_none_or(key_fits)
+        };
+        for row in rows.iter().filter(fits) {
             change.push(kind.to_string());
             u.push(row.user.clone());
             i.push(row.item.clone());

@@ -69,7 +69,11 @@ pub(crate) fn last_event(src: &EventSource) -> Option<f64> {
 /// and are read until it, each counted as at its last event: one dated
 /// centuries ahead neither sets the scale nor hides the real peak.
 pub(crate) fn peak_recent_count(src: &EventSource, now: f64) -> Option<f64> {
-    let mut n = 4;
+    // Rows read first, and how much more each further read takes: one
+    // read when no item has events after `now`.
+    const FIRST_READ: usize = 4;
+    const GROWTH: usize = 16;
+    let mut n = FIRST_READ;
     loop {
         let keys = top(src, n);
         let counts: HashMap<String, _> = super::covisit::load_counts(src.id, &keys)
@@ -79,14 +83,15 @@ pub(crate) fn peak_recent_count(src: &EventSource, now: f64) -> Option<f64> {
         for s in keys.iter().filter_map(|k| counts.get(k)) {
             let r = s.recent_at(now, &src.covisit);
             peak = Some(peak.map_or(r, |p| p.max(r)));
-            if s.last_seen <= now {
+            // (its reference time too: a link rebases the row at its time)
+            if s.last_seen.max(s.t_ref) <= now {
                 return peak;
             }
         }
         if keys.len() < n {
             return peak;
         }
-        n *= 16;
+        n *= GROWTH;
     }
 }
 

@@ -86,15 +86,15 @@ END"#
         )
     };
     // After a failure the same arrays go to the rewrite queue (deferred).
-    let delete = |entry: &str| {
+    let delete = |deferred: bool| {
         format!(
-            "PERFORM interest.{entry}({source_id}, o.u, o.i, o.t, o.w, NULL, NULL, NULL, NULL) FROM {} o;",
+            "PERFORM interest._events_rewritten({source_id}, {deferred}, o.u, o.i, o.t, o.w, NULL, NULL, NULL, NULL) FROM {} o;",
             aggregated(&old_rows)
         )
     };
-    let update = |entry: &str| {
+    let update = |deferred: bool| {
         format!(
-            "PERFORM interest.{entry}({source_id}, o.u, o.i, o.t, o.w, n.u, n.i, n.t, n.w) FROM {} o, {} n;",
+            "PERFORM interest._events_rewritten({source_id}, {deferred}, o.u, o.i, o.t, o.w, n.u, n.i, n.t, n.w) FROM {} o, {} n;",
             aggregated(&old_rows),
             aggregated(&new_rows)
         )
@@ -106,18 +106,12 @@ END"#
         trigger_function(
             &name("del"),
             "pg_catalog",
-            &guarded_with_fallback(
-                &delete("_events_rewritten"),
-                &delete("_events_rewritten_deferred"),
-            ),
+            &guarded_with_fallback(&delete(false), &delete(true)),
         ),
         trigger_function(
             &name("upd"),
             "pg_catalog",
-            &guarded_with_fallback(
-                &update("_events_rewritten"),
-                &update("_events_rewritten_deferred"),
-            ),
+            &guarded_with_fallback(&update(false), &update(true)),
         ),
         trigger_function(&name("trunc"), "pg_catalog", &guarded(&truncate)),
     ]
@@ -213,6 +207,7 @@ fn _apply_events(
 /// numbered `last_seq`, should fold the queue (`ingest::fold_due`). Called
 /// by the triggers' SQL fast path.
 #[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, interest, pg_temp)]
 fn _fold_due(source_id: i32, last_seq: i64, queued: i64) -> bool {
     ingest::fold_due(
         source_id,
@@ -250,12 +245,14 @@ fn rows_of(
 }
 
 /// Deleted or updated events (the old and the new rows' user, item, time,
-/// weight): `ingest::rewrite_events`.
+/// weight): `ingest::rewrite_events`; with `deferred` (the guard's fallback
+/// after a failure) left to the next fold, as when the source is locked.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, interest, pg_temp)]
 #[allow(clippy::too_many_arguments)]
 fn _events_rewritten(
     source_id: i32,
+    deferred: bool,
     old_users: Option<Vec<Option<String>>>,
     old_items: Option<Vec<Option<String>>>,
     old_times: Option<Vec<Option<f64>>>,
@@ -273,36 +270,11 @@ fn _events_rewritten(
         );
         let removed = rows_of(old_users, old_items, old_times, old_weights);
         let added = rows_of(new_users, new_items, new_times, new_weights);
+        if deferred {
+            crate::store::rewrites::defer(src.id, &removed, &added);
+            return 0;
+        }
         ingest::rewrite_events(&src, removed, added)
-    })
-}
-
-/// `_events_rewritten` deferred to the next fold (`rewrites::defer`), as
-/// when the source is locked: the guard's fallback after a failure.
-#[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, interest, pg_temp)]
-#[allow(clippy::too_many_arguments)]
-fn _events_rewritten_deferred(
-    source_id: i32,
-    old_users: Option<Vec<Option<String>>>,
-    old_items: Option<Vec<Option<String>>>,
-    old_times: Option<Vec<Option<f64>>>,
-    old_weights: Option<Vec<Option<f64>>>,
-    new_users: Option<Vec<Option<String>>>,
-    new_items: Option<Vec<Option<String>>>,
-    new_times: Option<Vec<Option<f64>>>,
-    new_weights: Option<Vec<Option<f64>>>,
-) -> i64 {
-    with_extension_rights(|| {
-        writable_event_source(
-            source_id,
-            pg_sys::ACL_DELETE | pg_sys::ACL_UPDATE,
-            "rewrite events",
-        );
-        let removed = rows_of(old_users, old_items, old_times, old_weights);
-        let added = rows_of(new_users, new_items, new_times, new_weights);
-        crate::store::rewrites::defer(source_id, &removed, &added);
-        0
     })
 }
 

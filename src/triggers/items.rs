@@ -40,8 +40,8 @@ fn _item_trigger_functions(
     let delete =
         format!("PERFORM interest._items_deleted({source_id}, pg_catalog.array_agg(k)) FROM (SELECT {id_expr} FROM old_rows) s(k);");
     let truncate = format!("PERFORM interest._items_truncated({source_id});");
-    // `public` too: the text expression is the owner's SQL over the row
-    // (the extension's own names above are qualified).
+    // The text expression is the owner's SQL over the row, run under the
+    // path it was checked with at attach (the extension's names are qualified).
     let name = |op: &str| format!("interest._items_{source_id}_{op}");
     let path = ITEM_EXPRESSION_PATH;
     vec![

@@ -21,9 +21,9 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 /// What is left of a link after a retraction, as a share of the link before
-/// it, below which it is the rounding of single-precision storage (2^-24 of
-/// the stored value, with a margin) and removed. Relative to the link, not
-/// to one co-visit: a link decayed below a co-visit's weight is no residue.
+/// it, below which it is the rounding of single-precision storage (with a
+/// margin) and removed. Relative to the link, not to one co-visit: a link
+/// decayed below a co-visit's weight is no residue.
 pub const LINK_RESIDUE: f64 = 1e-6;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -198,7 +198,7 @@ impl<K: Clone + Eq + Hash> ItemStats<K> {
     /// event: the later events cannot be told apart any more, but none
     /// weighs more than 1.
     pub fn recent_at(&self, now: f64, p: &CovisitParams) -> f64 {
-        decay::decayed(
+        decay::decayed_since(
             self.recent,
             self.t_ref,
             now.max(self.last_seen),

@@ -94,9 +94,9 @@ pub fn norm(a: &[f32]) -> f64 {
 }
 
 /// Scales `a` to unit length in place; a zero vector stays zero. Summed
-/// and scaled in double precision: single-precision squares overflow
-/// beyond 1.8e19 and vanish below 1e-23, which left such vectors at zero
-/// length or not unit length.
+/// and scaled in double precision: single-precision squares of very large
+/// or very small components overflow or vanish, which left such vectors at
+/// zero length or not unit length.
 pub fn normalize_in_place(a: &mut [f32]) {
     let n = a
         .iter()

@@ -120,9 +120,10 @@ RESET ROLE;
 SELECT user_key, events FROM interest.user_states WHERE user_key = '5';
 -- a role that cannot write the events table cannot forge state
 CREATE ROLE regress_outsider;
+SELECT id AS events_source FROM interest.event_sources WHERE relid = 'events'::regclass \gset
 SET ROLE regress_outsider;
-SELECT regress.err($$SELECT interest._apply_events(1, ARRAY['5'], ARRAY['1'], ARRAY[0::float8], ARRAY[1::float8], ARRAY[NULL::text])$$);
-SELECT regress.err($$INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight) VALUES (1, '5', '1', 0, 1)$$);
+SELECT regress.err(format($$SELECT interest._apply_events(%s, ARRAY['5'], ARRAY['1'], ARRAY[0::float8], ARRAY[1::float8], ARRAY[NULL::text])$$, :events_source));
+SELECT regress.err(format($$INSERT INTO interest.event_queue (source_id, user_key, item_key, t, weight) VALUES (%s, '5', '1', 0, 1)$$, :events_source));
 RESET ROLE;
 -- ... while the writer's own queue rows pass the queue's policy, vectors never do
 SET ROLE regress_app_writer;
