@@ -347,8 +347,9 @@ pub(crate) fn set_profile(src: &EventSource, user_key: &str, profile: Option<&st
     match profile {
         Some(text) => {
             let model = text_model(src);
+            // (checked from the registry before paying for the embedding)
+            refuse_other_dimension(src, &model, crate::models::lookup(&model).dimensions);
             let vector = embed_texts(&model, &[text]).remove(0);
-            refuse_other_dimension(src, &model, vector.len());
             profiles::upsert(src.id, user_key, text, vector);
         }
         None => profiles::remove(src.id, user_key),

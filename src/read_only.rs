@@ -12,22 +12,27 @@ use pgrx::PgSqlErrorCode;
 pub fn require_writable(action: &str) {
     // SAFETY: both read backend-local state.
     let (in_recovery, read_only) = unsafe { (pg_sys::RecoveryInProgress(), pg_sys::XactReadOnly) };
-    if in_recovery {
-        raise(
-            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
-            format!("{action} cannot run on a hot standby"),
-            format!("The server is in recovery: {action} writes pg_interest's bookkeeping, which only the primary writes and replication brings here."),
+    let (place, why, hint) = if in_recovery {
+        (
+            "on a hot standby",
+            "the server is in recovery: only the primary writes it, and replication brings it here",
             "Run it on the primary. recommend(), explain(), similar_items(), interests() and evaluate() answer on a standby.",
-        );
-    }
-    if read_only {
-        raise(
-            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
-            format!("{action} cannot run in a read-only transaction"),
-            format!("{action} writes pg_interest's bookkeeping; this transaction is read-only (BEGIN READ ONLY, SET TRANSACTION READ ONLY or default_transaction_read_only)."),
+        )
+    } else if read_only {
+        (
+            "in a read-only transaction",
+            "this transaction is read-only (BEGIN READ ONLY, SET TRANSACTION READ ONLY or default_transaction_read_only)",
             "Run it in a read-write transaction (BEGIN READ WRITE).",
-        );
-    }
+        )
+    } else {
+        return;
+    };
+    raise(
+        PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+        format!("{action} cannot run {place}"),
+        format!("{action} writes pg_interest's bookkeeping; {why}."),
+        hint,
+    );
 }
 
 /// The SQL functions' form of `require_writable`.
