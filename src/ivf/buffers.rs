@@ -15,6 +15,22 @@ pub unsafe fn lock_block(
     unsafe { lock_block_with(index, block, exclusive, std::ptr::null_mut()) }
 }
 
+/// Reads `block` of the main fork and pins it, without a lock.
+///
+/// # Safety
+/// `index` is an open index relation.
+pub unsafe fn pin_block(index: pg_sys::Relation, block: pg_sys::BlockNumber) -> pg_sys::Buffer {
+    unsafe {
+        pg_sys::ReadBufferExtended(
+            index,
+            pg_sys::ForkNumber::MAIN_FORKNUM,
+            block,
+            pg_sys::ReadBufferMode::RBM_NORMAL,
+            std::ptr::null_mut(),
+        )
+    }
+}
+
 /// `lock_block` through a buffer access strategy (VACUUM's ring).
 ///
 /// # Safety

@@ -170,12 +170,17 @@ pub unsafe extern "C-unwind" fn amgettuple(
                 let end = (state.next_list + state.probes_per_round)
                     .min(state.list_limit)
                     .min(state.order.len());
-                for position in state.next_list..end {
-                    prefetch_list(index, state, state.order[position] as usize);
-                }
-                for position in state.next_list..end {
+                let shape = state.shape.clone().expect("rescan loads the shape");
+                let heads: Vec<pg_sys::BlockNumber> = (state.next_list..end)
+                    .map(|position| {
+                        let ends = list_ends(index, &shape, state.order[position] as usize);
+                        prefetch_list(index, ends);
+                        ends.head
+                    })
+                    .collect();
+                for (position, head) in (state.next_list..end).zip(heads) {
                     pgrx::check_for_interrupts!();
-                    probe_list(index, state, state.order[position] as usize);
+                    probe_list(index, state, state.order[position] as usize, head);
                 }
                 state.next_list = end;
             } else if state.pool.is_empty() {
@@ -209,7 +214,9 @@ unsafe fn prefetch_heap<'a>(
 /// Moves the pool's nearest entries, ranked exactly, to `ready`.
 unsafe fn rerank_round(index: pg_sys::Relation, state: &mut ScanState) {
     let Some(query) = &state.query else {
-        let all = state.pool.next_round(usize::MAX, |_| 0.0);
+        let all = state
+            .pool
+            .next_round(usize::MAX, |batch| vec![0.0; batch.len()]);
         state.ready.extend(all.into_iter().map(|(_, c)| c.heap));
         return;
     };
@@ -218,47 +225,50 @@ unsafe fn rerank_round(index: pg_sys::Relation, state: &mut ScanState) {
         state.ready.extend(round.into_iter().map(|(_, c)| c.heap));
         return;
     }
-    let mut reader = VectorReader {
-        index,
-        current: None,
-    };
-    let round = state
-        .pool
-        .next_round(state.rerank, |c| unsafe { reader.distance(query, c) });
-    reader.release();
+    let round = state.pool.next_round(state.rerank, |batch| unsafe {
+        exact_distances(index, query, batch)
+    });
     state.ready.extend(round.into_iter().map(|(_, c)| c.heap));
 }
 
-/// Reads stored vectors, keeping the last page pinned and share-locked.
-struct VectorReader {
+/// The exact distances of a batch of entries. Every entry's vector page is
+/// pinned and its vector asked of the CPU first, then each is ranked under
+/// a share lock of its own: the batch's memory reads overlap, and the scan
+/// never holds two locks (a pin cannot deadlock with a writer).
+unsafe fn exact_distances(
     index: pg_sys::Relation,
-    current: Option<(pg_sys::BlockNumber, pg_sys::Buffer)>,
-}
-
-impl VectorReader {
-    unsafe fn distance(&mut self, query: &PreparedQuery, candidate: &Candidate) -> f64 {
-        unsafe {
-            let buffer = match self.current {
-                Some((block, buffer)) if block == candidate.vector_block => buffer,
-                _ => {
-                    self.release();
-                    let buffer = buffers::lock_block(self.index, candidate.vector_block, false);
-                    self.current = Some((candidate.vector_block, buffer));
-                    buffer
-                }
-            };
-            match pages::item(pg_sys::BufferGetPage(buffer), candidate.vector_offset) {
-                Some(bytes) => query.distance(&pages::floats_of(bytes)),
-                None => f64::INFINITY,
+    query: &PreparedQuery,
+    batch: &[&Candidate],
+) -> Vec<f64> {
+    unsafe {
+        let buffers: Vec<pg_sys::Buffer> = batch
+            .iter()
+            .map(|c| buffers::pin_block(index, c.vector_block))
+            .collect();
+        let share = pg_sys::BUFFER_LOCK_SHARE as i32;
+        let unlock = pg_sys::BUFFER_LOCK_UNLOCK as i32;
+        for (candidate, &buffer) in batch.iter().zip(&buffers) {
+            pg_sys::LockBuffer(buffer, share);
+            if let Some(bytes) = pages::item(pg_sys::BufferGetPage(buffer), candidate.vector_offset)
+            {
+                interest_core::kernels::prefetch(bytes);
             }
+            pg_sys::LockBuffer(buffer, unlock);
         }
-    }
-
-    fn release(&mut self) {
-        if let Some((_, buffer)) = self.current.take() {
-            // SAFETY: the buffer was pinned and locked by lock_block.
-            unsafe { pg_sys::UnlockReleaseBuffer(buffer) };
-        }
+        batch
+            .iter()
+            .zip(&buffers)
+            .map(|(candidate, &buffer)| {
+                pg_sys::LockBuffer(buffer, share);
+                let distance =
+                    match pages::item(pg_sys::BufferGetPage(buffer), candidate.vector_offset) {
+                        Some(bytes) => query.distance(&pages::floats_of(bytes)),
+                        None => f64::INFINITY,
+                    };
+                pg_sys::UnlockReleaseBuffer(buffer);
+                distance
+            })
+            .collect()
     }
 }
 
@@ -284,13 +294,15 @@ const CONTIGUOUS_LIST_BLOCKS: u32 = 64;
 /// one, so the reads of a round's lists overlap on a cold cache: the pages
 /// from its first to its last when they lie close (as built), else the
 /// first (a list that grew since the build has its later pages elsewhere).
-unsafe fn prefetch_list(index: pg_sys::Relation, state: &ScanState, list: usize) {
-    let Some(shape) = state.shape.as_ref() else {
+/// A list whose first page is in shared buffers is taken to be cached
+/// whole: asking for its other pages would only cost lookups.
+unsafe fn prefetch_list(index: pg_sys::Relation, ends: ListEnds) {
+    if ends.head == pages::INVALID_BLOCK {
         return;
-    };
+    }
     unsafe {
-        let ends = list_ends(index, shape, list);
-        if ends.head == pages::INVALID_BLOCK {
+        let first = pg_sys::PrefetchBuffer(index, pg_sys::ForkNumber::MAIN_FORKNUM, ends.head);
+        if !first.initiated_io {
             return;
         }
         let last = if ends.tail >= ends.head && ends.tail - ends.head < CONTIGUOUS_LIST_BLOCKS {
@@ -298,7 +310,7 @@ unsafe fn prefetch_list(index: pg_sys::Relation, state: &ScanState, list: usize)
         } else {
             ends.head
         };
-        for block in ends.head..=last {
+        for block in ends.head + 1..=last {
             pg_sys::PrefetchBuffer(index, pg_sys::ForkNumber::MAIN_FORKNUM, block);
         }
     }
@@ -306,22 +318,41 @@ unsafe fn prefetch_list(index: pg_sys::Relation, state: &ScanState, list: usize)
 
 /// How far ahead of the entry it estimates a probe asks the CPU for the
 /// next entries (each on a cache line or two of its own).
-const PREFETCH_ENTRIES_AHEAD: u16 = 8;
+const PREFETCH_ENTRIES_AHEAD: u16 = 16;
 
 /// Estimates every entry of one list into the pool.
-unsafe fn probe_list(index: pg_sys::Relation, state: &mut ScanState, list: usize) {
+unsafe fn probe_list(
+    index: pg_sys::Relation,
+    state: &mut ScanState,
+    list: usize,
+    head: pg_sys::BlockNumber,
+) {
     let shape = state.shape.clone().expect("rescan loads the shape");
-    let head = unsafe { list_ends(index, &shape, list) }.head;
     let estimator = state
         .query
         .as_ref()
         .map(|q| q.for_list(shape.centre(list), shape.rotated_centre(list)));
     let bits_len = code_bytes(shape.dims);
     let mut block = head;
+    // The chain's next page, pinned (not locked) while this one is read so
+    // its first lines are on their way: a list's pages are read in a row.
+    let mut pinned_next: Option<pg_sys::Buffer> = None;
     while block != pages::INVALID_BLOCK {
         unsafe {
-            let buffer = buffers::lock_block(index, block, false);
+            let buffer = match pinned_next.take() {
+                Some(buffer) => {
+                    pg_sys::LockBuffer(buffer, pg_sys::BUFFER_LOCK_SHARE as i32);
+                    buffer
+                }
+                None => buffers::lock_block(index, block, false),
+            };
             let page = pg_sys::BufferGetPage(buffer);
+            let next = pages::next_block(page);
+            if next != pages::INVALID_BLOCK {
+                let ahead = buffers::pin_block(index, next);
+                pages::prefetch_page_ends(pg_sys::BufferGetPage(ahead));
+                pinned_next = Some(ahead);
+            }
             let count = pages::item_count(page);
             for offset in 1..=count {
                 if offset + PREFETCH_ENTRIES_AHEAD <= count {
@@ -354,7 +385,7 @@ unsafe fn probe_list(index: pg_sys::Relation, state: &mut ScanState, list: usize
                     },
                 );
             }
-            block = pages::next_block(page);
+            block = next;
             pg_sys::UnlockReleaseBuffer(buffer);
         }
     }

@@ -105,8 +105,12 @@ impl MemoryIndex {
             return Vec::new();
         };
         let mut exact: Vec<(usize, f64)> = pool
-            .next_round(params.rerank.max(k), |&id| {
-                query.distance(self.vectors[id].as_ref().expect("listed vectors exist"))
+            .next_round(params.rerank.max(k), |ids| {
+                ids.iter()
+                    .map(|&&id| {
+                        query.distance(self.vectors[id].as_ref().expect("listed vectors exist"))
+                    })
+                    .collect()
             })
             .into_iter()
             .map(|(d, id)| (id, d))

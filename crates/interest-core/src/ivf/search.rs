@@ -105,26 +105,62 @@ impl<T> CandidatePool<T> {
     /// distance: entries are ranked exactly in order of their bounds until
     /// no bound left could beat the `want`-th distance found. Entries ranked
     /// but not returned go back with their exact distance.
-    pub fn next_round(&mut self, want: usize, mut exact: impl FnMut(&T) -> f64) -> Vec<(f64, T)> {
+    ///
+    /// `exact` ranks up to `RERANK_BATCH` entries at a time (in bound
+    /// order), so a caller can fetch their vectors together and overlap the
+    /// memory reads; the last batch may rank a few entries more than needed.
+    pub fn next_round(
+        &mut self,
+        want: usize,
+        mut exact: impl FnMut(&[&T]) -> Vec<f64>,
+    ) -> Vec<(f64, T)> {
         let want = want.max(1);
         let mut best: BinaryHeap<Ranked<T>> = BinaryHeap::new();
-        while let Some(top) = self.heap.peek() {
-            if best.len() >= want && best.peek().is_some_and(|worst| top.lower >= worst.distance) {
+        let mut batch: Vec<Pending<T>> = Vec::with_capacity(RERANK_BATCH);
+        loop {
+            let worst = (best.len() >= want).then(|| best.peek().expect("want >= 1").distance);
+            while batch.len() < RERANK_BATCH {
+                let Some(top) = self.heap.peek() else {
+                    break;
+                };
+                let still_short = best.len() + batch.len() < want;
+                if !still_short && worst.is_none_or(|worst| top.lower >= worst) {
+                    break;
+                }
+                batch.push(self.heap.pop().expect("peeked"));
+            }
+            if batch.is_empty() {
                 break;
             }
-            let pending = self.heap.pop().expect("peeked");
-            let distance = pending.exact.unwrap_or_else(|| exact(&pending.item));
-            best.push(Ranked {
-                distance,
-                item: pending.item,
-            });
-            if best.len() > want {
-                let worst = best.pop().expect("more than want");
-                self.heap.push(Pending {
-                    lower: worst.distance,
-                    exact: Some(worst.distance),
-                    item: worst.item,
+            let unranked: Vec<&T> = batch
+                .iter()
+                .filter(|p| p.exact.is_none())
+                .map(|p| &p.item)
+                .collect();
+            let mut distances = if unranked.is_empty() {
+                Vec::new()
+            } else {
+                exact(&unranked)
+            }
+            .into_iter();
+            for pending in batch.drain(..) {
+                let distance = pending.exact.unwrap_or_else(|| {
+                    distances
+                        .next()
+                        .expect("exact returns one distance per entry")
                 });
+                best.push(Ranked {
+                    distance,
+                    item: pending.item,
+                });
+                if best.len() > want {
+                    let worst = best.pop().expect("more than want");
+                    self.heap.push(Pending {
+                        lower: worst.distance,
+                        exact: Some(worst.distance),
+                        item: worst.item,
+                    });
+                }
             }
         }
         best.into_sorted_vec()
@@ -133,6 +169,9 @@ impl<T> CandidatePool<T> {
             .collect()
     }
 }
+
+/// Entries `CandidatePool::next_round` ranks exactly together.
+pub const RERANK_BATCH: usize = 16;
 
 struct Ranked<T> {
     distance: f64,
@@ -188,16 +227,16 @@ mod tests {
             pool.push((d - 0.5) as f32, i);
         }
         let mut ranked = 0;
-        let first = pool.next_round(2, |&i| {
-            ranked += 1;
-            truth[i]
+        let first = pool.next_round(2, |batch| {
+            ranked += batch.len();
+            batch.iter().map(|&&i| truth[i]).collect()
         });
         assert_eq!(
             first.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
             vec![1, 3]
         );
         assert_eq!(ranked, 2, "the next bound (2.5) cannot beat 2.0");
-        let rest = pool.next_round(10, |&i| truth[i]);
+        let rest = pool.next_round(10, |batch| batch.iter().map(|&&i| truth[i]).collect());
         assert_eq!(
             rest.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
             vec![4, 2, 0]
@@ -213,9 +252,9 @@ mod tests {
             pool.push((d - 20.0) as f32, i);
         }
         let mut ranked = 0;
-        let got = pool.next_round(10, |&i| {
-            ranked += 1;
-            truth[i]
+        let got = pool.next_round(10, |batch| {
+            ranked += batch.len();
+            batch.iter().map(|&&i| truth[i]).collect()
         });
         assert_eq!(
             got.iter().map(|(_, i)| *i).collect::<Vec<_>>(),
