@@ -34,28 +34,7 @@ if [[ -n "${REUSE:-}" && -f "$dir/data/PG_VERSION" ]]; then
   # Stopped first: its huge pages count as free only then.
   cluster_stop "$CLUSTER"
 fi
-if [[ "$HUGE_PAGES" == on ]]; then
-  # shared_buffers (PostgreSQL's units; a bare number counts 8 kB pages) and
-  # about 200 MB of the server's other shared memory, in the kernel's huge pages.
-  case "$SHARED_BUFFERS" in
-    *kB) bytes=$(( ${SHARED_BUFFERS%kB} * 1024 )) ;;
-    *MB) bytes=$(( ${SHARED_BUFFERS%MB} * 1024 * 1024 )) ;;
-    *GB) bytes=$(( ${SHARED_BUFFERS%GB} * 1024 * 1024 * 1024 )) ;;
-    *TB) bytes=$(( ${SHARED_BUFFERS%TB} * 1024 * 1024 * 1024 * 1024 )) ;;
-    *[0-9]) bytes=$(( SHARED_BUFFERS * 8192 )) ;;
-    *) echo "SHARED_BUFFERS=$SHARED_BUFFERS: give kB, MB, GB or TB" >&2; exit 1 ;;
-  esac
-  page=$(awk '/^Hugepagesize:/ {print $2 * 1024}' /proc/meminfo)
-  want=$(( (bytes + 200 * 1024 * 1024) / page ))
-  # Free and not reserved by a running server.
-  free_pages() { awk '/^HugePages_Free:/ {f=$2} /^HugePages_Rsvd:/ {r=$2} END {print f - r}' /proc/meminfo; }
-  free=$(free_pages)
-  if (( free < want )); then
-    echo $(( $(cat /proc/sys/vm/nr_hugepages) + want - free )) > /proc/sys/vm/nr_hugepages 2>/dev/null || true
-    free=$(free_pages)
-    (( free >= want )) || { echo "HUGE_PAGES=on needs $want free huge pages; the kernel has $free (vm.nr_hugepages, as root)" >&2; exit 1; }
-  fi
-fi
+[[ "$HUGE_PAGES" != on ]] || reserve_huge_pages "$SHARED_BUFFERS"
 if [[ -n "$reuse" ]]; then
   # REUSE=1: the data a KEEP=1 run left, on a restarted server (cold shared buffers).
   as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 -o "-c port=$PORT -c shared_buffers=$SHARED_BUFFERS -c huge_pages=$HUGE_PAGES" start >/dev/null

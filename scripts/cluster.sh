@@ -52,6 +52,32 @@ cluster_stop() {
   fi
 }
 
+# reserve_huge_pages SHARED_BUFFERS: makes sure the kernel has free huge
+# pages for that much shared_buffers (PostgreSQL's units; a bare number counts
+# 8 kB pages) and about 200 MB of the server's other shared memory, raising
+# vm.nr_hugepages when it can (as root); fails with a message when it cannot.
+reserve_huge_pages() {
+  local size="$1" bytes page want free
+  case "$size" in
+    *kB) bytes=$(( ${size%kB} * 1024 )) ;;
+    *MB) bytes=$(( ${size%MB} * 1024 * 1024 )) ;;
+    *GB) bytes=$(( ${size%GB} * 1024 * 1024 * 1024 )) ;;
+    *TB) bytes=$(( ${size%TB} * 1024 * 1024 * 1024 * 1024 )) ;;
+    *[0-9]) bytes=$(( size * 8192 )) ;;
+    *) echo "shared_buffers $size: give kB, MB, GB or TB" >&2; return 1 ;;
+  esac
+  page=$(awk '/^Hugepagesize:/ {print $2 * 1024}' /proc/meminfo)
+  want=$(( (bytes + 200 * 1024 * 1024) / page ))
+  # Free and not reserved by a running server.
+  free_huge_pages() { awk '/^HugePages_Free:/ {f=$2} /^HugePages_Rsvd:/ {r=$2} END {print f - r}' /proc/meminfo; }
+  free=$(free_huge_pages)
+  if (( free < want )); then
+    echo $(( $(cat /proc/sys/vm/nr_hugepages) + want - free )) > /proc/sys/vm/nr_hugepages 2>/dev/null || true
+    free=$(free_huge_pages)
+    (( free >= want )) || { echo "huge_pages = on needs $want free huge pages; the kernel has $free (vm.nr_hugepages, as root)" >&2; return 1; }
+  fi
+}
+
 if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
   case "${1:-}" in
     start) cluster_start "$2" "$3"; echo "PGHOST=$PGHOST PGPORT=$PGPORT" ;;

@@ -16,7 +16,7 @@ use crate::gucs;
 use interest_core::candidates::CANDIDATE_PROBES;
 use interest_core::ivf::estimator::PreparedQuery;
 use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
-use interest_core::ivf::search::{probe_further, probe_order, CandidatePool};
+use interest_core::ivf::search::{probe_further, probe_order, round_rows, CandidatePool};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::collections::VecDeque;
@@ -225,7 +225,8 @@ unsafe fn rerank_round(index: pg_sys::Relation, state: &mut ScanState) {
         state.ready.extend(round.into_iter().map(|(_, c)| c.heap));
         return;
     }
-    let round = state.pool.next_round(state.rerank, |batch| unsafe {
+    let rows = round_rows(state.returned, state.rerank);
+    let round = state.pool.next_round(rows, |batch| unsafe {
         exact_distances(index, query, batch)
     });
     state.ready.extend(round.into_iter().map(|(_, c)| c.heap));

@@ -32,6 +32,21 @@ pub fn probe_further(probed: usize, returned: usize, pool: usize, rerank: usize)
     pool < rerank || returned.saturating_mul(PROBED_PER_RETURNED) > probed
 }
 
+/// Rows the first round of a scan makes certain (at most
+/// `interest.ivf_rerank`): the LIMIT most queries ask. Each row more in a
+/// round raises the distance no bound left may beat, so a larger first
+/// round ranks more entries exactly for the same ten rows.
+pub const FIRST_ROUND_ROWS: usize = 10;
+
+/// Rows the next round makes certain, after `returned` rows.
+pub fn round_rows(returned: usize, rerank: usize) -> usize {
+    if returned == 0 {
+        rerank.clamp(1, FIRST_ROUND_ROWS)
+    } else {
+        rerank.max(1)
+    }
+}
+
 /// Entries scanned by their codes, waiting for an exact distance, ordered
 /// by the lower bound of their distance.
 pub struct CandidatePool<T> {
@@ -215,6 +230,15 @@ mod tests {
         ));
         // Huge counts saturate instead of overflowing.
         assert!(!probe_further(usize::MAX, usize::MAX, usize::MAX, 40));
+    }
+
+    #[test]
+    fn the_first_round_is_the_common_limit() {
+        assert_eq!(round_rows(0, 40), FIRST_ROUND_ROWS);
+        assert_eq!(round_rows(0, 3), 3);
+        assert_eq!(round_rows(0, 0), 1);
+        assert_eq!(round_rows(10, 40), 40);
+        assert_eq!(round_rows(10, 0), 1);
     }
 
     #[test]
