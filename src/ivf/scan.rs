@@ -16,7 +16,10 @@ use crate::gucs;
 use interest_core::candidates::CANDIDATE_PROBES;
 use interest_core::ivf::estimator::PreparedQuery;
 use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
-use interest_core::ivf::search::{probe_further, probe_order, round_rows, CandidatePool};
+use interest_core::ivf::search::{
+    probe_further, probe_order, round_rows, step_reached_rows, CandidatePool,
+};
+use interest_core::ivf::{default_probes, AUTO_PROBE_STEP};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::collections::VecDeque;
@@ -46,17 +49,24 @@ struct Candidate {
     heap: pg_sys::ItemPointerData,
     vector_block: pg_sys::BlockNumber,
     vector_offset: pg_sys::OffsetNumber,
+    /// Its list's place in the probe order.
+    position: u32,
 }
 
 struct ScanState {
     shape: Option<Rc<Shape>>,
     /// None: no usable query (NULL, or a zero vector under cosine): every
     /// entry is returned in list order.
-    query: Option<PreparedQuery>,
+    query: Option<Rc<PreparedQuery>>,
     order: Vec<u32>,
     next_list: usize,
     list_limit: usize,
     probes_per_round: usize,
+    /// Automatic probes (`interest.ivf_probes` 0): the most lists probed
+    /// before a round's rows while each step reaches them; 0 otherwise.
+    auto_limit: usize,
+    /// The probe order's place where the last step of lists began.
+    step_start: usize,
     rerank: usize,
     pool: CandidatePool<Candidate>,
     ready: VecDeque<pg_sys::ItemPointerData>,
@@ -80,6 +90,8 @@ pub unsafe extern "C-unwind" fn ambeginscan(
             next_list: 0,
             list_limit: 0,
             probes_per_round: 1,
+            auto_limit: 0,
+            step_start: 0,
             rerank: 1,
             pool: CandidatePool::default(),
             ready: VecDeque::new(),
@@ -119,7 +131,8 @@ pub unsafe extern "C-unwind" fn amrescan(
         }
         state.query = raw
             .filter(|_| shape.dims > 0)
-            .and_then(|raw| PreparedQuery::new(shape.metric, &shape.rotation, raw));
+            .and_then(|raw| PreparedQuery::new(shape.metric, &shape.rotation, raw))
+            .map(Rc::new);
         state.order = match &state.query {
             Some(query) => probe_order(query, &shape.centres, shape.dims),
             None => (0..shape.lists as u32).collect(),
@@ -130,10 +143,22 @@ pub unsafe extern "C-unwind" fn amrescan(
         } else {
             max_probes.min(shape.lists)
         };
-        state.probes_per_round = gucs::ivf_probes(shape.lists);
-        if ESTIMATES_ONLY.with(|e| e.get()) {
+        let estimates_only = ESTIMATES_ONLY.with(|e| e.get());
+        let automatic = gucs::IVF_PROBES.get() == 0 && !estimates_only;
+        state.probes_per_round = if automatic {
+            AUTO_PROBE_STEP.min(shape.lists.max(1))
+        } else {
+            gucs::ivf_probes(shape.lists)
+        };
+        if estimates_only {
             state.probes_per_round = state.probes_per_round.min(CANDIDATE_PROBES);
         }
+        state.auto_limit = if automatic && state.query.is_some() {
+            default_probes(shape.lists)
+        } else {
+            0
+        };
+        state.step_start = 0;
         state.rerank = gucs::IVF_RERANK.get().max(1) as usize;
         state.next_list = 0;
         state.pool = CandidatePool::default();
@@ -167,22 +192,7 @@ pub unsafe extern "C-unwind" fn amgettuple(
             let probed = state.pool.len() + state.returned;
             let further = probe_further(probed, state.returned, state.pool.len(), state.rerank);
             if more_lists && (state.next_list == 0 || further) {
-                let end = (state.next_list + state.probes_per_round)
-                    .min(state.list_limit)
-                    .min(state.order.len());
-                let shape = state.shape.clone().expect("rescan loads the shape");
-                let heads: Vec<pg_sys::BlockNumber> = (state.next_list..end)
-                    .map(|position| {
-                        let ends = list_ends(index, &shape, state.order[position] as usize);
-                        prefetch_list(index, ends);
-                        ends.head
-                    })
-                    .collect();
-                for (position, head) in (state.next_list..end).zip(heads) {
-                    pgrx::check_for_interrupts!();
-                    probe_list(index, state, state.order[position] as usize, head);
-                }
-                state.next_list = end;
+                probe_step(index, state);
             } else if state.pool.is_empty() {
                 return false;
             }
@@ -191,6 +201,29 @@ pub unsafe extern "C-unwind" fn amgettuple(
             prefetch_heap(scan, state.ready.range(before..));
         }
     }
+}
+
+/// Probes the next `probes_per_round` lists of the probe order.
+unsafe fn probe_step(index: pg_sys::Relation, state: &mut ScanState) {
+    let end = (state.next_list + state.probes_per_round)
+        .min(state.list_limit)
+        .min(state.order.len());
+    let shape = state.shape.clone().expect("rescan loads the shape");
+    unsafe {
+        let heads: Vec<pg_sys::BlockNumber> = (state.next_list..end)
+            .map(|position| {
+                let ends = list_ends(index, &shape, state.order[position] as usize);
+                prefetch_list(index, ends);
+                ends.head
+            })
+            .collect();
+        for (position, head) in (state.next_list..end).zip(heads) {
+            pgrx::check_for_interrupts!();
+            probe_list(index, state, position, head);
+        }
+    }
+    state.step_start = state.next_list;
+    state.next_list = end;
 }
 
 /// Asks the kernel for the heap pages of a round's rows before the
@@ -213,7 +246,7 @@ unsafe fn prefetch_heap<'a>(
 
 /// Moves the pool's nearest entries, ranked exactly, to `ready`.
 unsafe fn rerank_round(index: pg_sys::Relation, state: &mut ScanState) {
-    let Some(query) = &state.query else {
+    let Some(query) = state.query.clone() else {
         let all = state
             .pool
             .next_round(usize::MAX, |batch| vec![0.0; batch.len()]);
@@ -226,10 +259,27 @@ unsafe fn rerank_round(index: pg_sys::Relation, state: &mut ScanState) {
         return;
     }
     let rows = round_rows(state.returned, state.rerank);
-    let round = state.pool.next_round(rows, |batch| unsafe {
-        exact_distances(index, query, batch)
-    });
-    state.ready.extend(round.into_iter().map(|(_, c)| c.heap));
+    loop {
+        let round = state.pool.next_round(rows, |batch| unsafe {
+            exact_distances(index, &query, batch)
+        });
+        // Automatic probes: the next step of lists before these rows while
+        // the last step reached them.
+        let auto_end = state
+            .auto_limit
+            .min(state.list_limit)
+            .min(state.order.len());
+        let first_new = state.step_start.max(1) as u32;
+        if state.next_list < auto_end
+            && step_reached_rows(&state.pool, &round, |c| c.position >= first_new)
+        {
+            state.pool.put_back(round);
+            unsafe { probe_step(index, state) };
+            continue;
+        }
+        state.ready.extend(round.into_iter().map(|(_, c)| c.heap));
+        return;
+    }
 }
 
 /// The exact distances of a batch of entries. Every entry's vector page is
@@ -325,10 +375,11 @@ const PREFETCH_ENTRIES_AHEAD: u16 = 16;
 unsafe fn probe_list(
     index: pg_sys::Relation,
     state: &mut ScanState,
-    list: usize,
+    position: usize,
     head: pg_sys::BlockNumber,
 ) {
     let shape = state.shape.clone().expect("rescan loads the shape");
+    let list = state.order[position] as usize;
     let estimator = state
         .query
         .as_ref()
@@ -383,6 +434,7 @@ unsafe fn probe_list(
                         heap,
                         vector_block: entry.vector_block,
                         vector_offset: entry.vector_offset,
+                        position: position as u32,
                     },
                 );
             }

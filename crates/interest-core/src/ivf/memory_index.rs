@@ -8,7 +8,8 @@ use super::kmeans;
 use super::metric::Metric;
 use super::rabitq::CodeFactors;
 use super::rotation::Rotation;
-use super::search::{probe_order, CandidatePool};
+use super::search::{probe_order, step_reached_rows, CandidatePool};
+use super::AUTO_PROBE_STEP;
 
 pub struct MemoryIndex {
     metric: Metric,
@@ -20,6 +21,13 @@ pub struct MemoryIndex {
     lists: Vec<Vec<(usize, Vec<u8>, CodeFactors)>>,
     /// Prepared vectors by id (None: not indexable).
     vectors: Vec<Option<Vec<f32>>>,
+}
+
+/// A pool entry: the row's id and its list's place in the probe order.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    id: usize,
+    position: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,61 +107,85 @@ impl MemoryIndex {
         self.lists.len()
     }
 
-    /// The k nearest ids by the operator's value, nearest first.
+    /// The k nearest ids by the operator's value, nearest first. Probes 0:
+    /// automatic, as the access method (`AUTO_PROBE_STEP` lists at a time,
+    /// up to `default_probes`, while a step reaches the rows).
     pub fn search(&self, raw_query: &[f32], k: usize, params: SearchParams) -> Vec<(usize, f64)> {
-        let Some((query, mut pool)) = self.probe(raw_query, params.probes) else {
+        let Some(query) = PreparedQuery::new(self.metric, &self.rotation, raw_query) else {
             return Vec::new();
         };
-        let mut exact: Vec<(usize, f64)> = pool
-            .next_round(params.rerank.max(k), |ids| {
-                ids.iter()
-                    .map(|&&id| {
-                        query.distance(self.vectors[id].as_ref().expect("listed vectors exist"))
-                    })
-                    .collect()
-            })
-            .into_iter()
-            .map(|(d, id)| (id, d))
-            .collect();
-        exact.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-        exact.truncate(k);
-        exact
+        let order = probe_order(&query, &self.centres, self.dims);
+        let exact = |entries: &[&Entry]| -> Vec<f64> {
+            entries
+                .iter()
+                .map(|e| query.distance(self.vectors[e.id].as_ref().expect("listed vectors exist")))
+                .collect()
+        };
+        let want = params.rerank.max(k);
+        let mut pool = CandidatePool::default();
+        let round = if params.probes == 0 {
+            let limit = super::default_probes(self.lists()).min(order.len());
+            let mut probed = 0;
+            loop {
+                let step_start = probed;
+                probed = (probed + AUTO_PROBE_STEP).min(limit);
+                self.probe_lists(&query, &order, step_start..probed, &mut pool);
+                let round = pool.next_round(want, exact);
+                let first_new = step_start.max(1);
+                if probed >= limit || !step_reached_rows(&pool, &round, |e| e.position >= first_new)
+                {
+                    break round;
+                }
+                pool.put_back(round);
+            }
+        } else {
+            self.probe_lists(&query, &order, 0..params.probes.min(order.len()), &mut pool);
+            pool.next_round(want, exact)
+        };
+        let mut found: Vec<(usize, f64)> = round.into_iter().map(|(d, e)| (e.id, d)).collect();
+        found.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        found.truncate(k);
+        found
     }
 
     /// Up to `n` ids in order of their codes' lower bounds over the
     /// `probes` nearest lists, without exact distances (what the access
     /// method returns to recommend()'s candidate search).
     pub fn search_estimates(&self, raw_query: &[f32], n: usize, probes: usize) -> Vec<usize> {
-        match self.probe(raw_query, probes) {
-            Some((_, mut pool)) => pool
-                .take_by_bound(n)
-                .into_iter()
-                .map(|(_, id)| id)
-                .collect(),
-            None => Vec::new(),
-        }
+        let Some(query) = PreparedQuery::new(self.metric, &self.rotation, raw_query) else {
+            return Vec::new();
+        };
+        let order = probe_order(&query, &self.centres, self.dims);
+        let mut pool = CandidatePool::default();
+        self.probe_lists(&query, &order, 0..probes.min(order.len()), &mut pool);
+        pool.take_by_bound(n)
+            .into_iter()
+            .map(|(_, e)| e.id)
+            .collect()
     }
 
-    /// The prepared query and every entry of its `probes` nearest lists.
-    fn probe(
+    /// Every entry of the lists at `positions` of the probe order.
+    fn probe_lists(
         &self,
-        raw_query: &[f32],
-        probes: usize,
-    ) -> Option<(PreparedQuery, CandidatePool<usize>)> {
-        let query = PreparedQuery::new(self.metric, &self.rotation, raw_query)?;
+        query: &PreparedQuery,
+        order: &[u32],
+        positions: std::ops::Range<usize>,
+        pool: &mut CandidatePool<Entry>,
+    ) {
         let dims = self.dims;
-        let mut pool = CandidatePool::default();
-        for &list in probe_order(&query, &self.centres, dims).iter().take(probes) {
-            let list = list as usize;
+        for position in positions {
+            let list = order[position] as usize;
             let estimator = query.for_list(
                 &self.centres[list * dims..(list + 1) * dims],
                 &self.rotated_centres[list * dims..(list + 1) * dims],
             );
             for (id, bits, factors) in &self.lists[list] {
-                pool.push(estimator.estimate(bits, *factors).1, *id);
+                pool.push(
+                    estimator.estimate(bits, *factors).1,
+                    Entry { id: *id, position },
+                );
             }
         }
-        Some((query, pool))
     }
 
     /// The exact answer, for recall.
@@ -229,6 +261,36 @@ mod tests {
             },
         );
         assert_eq!(r, 1.0);
+    }
+
+    #[test]
+    fn automatic_probes_find_what_the_most_find() {
+        // Well apart clusters: the neighbours lie in the nearest lists, and
+        // steps stop early; the recall is that of default_probes lists.
+        let dims = 64;
+        let data: Vec<_> = clustered_vectors(20_000, dims, 200, 0.6, 31)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let index = MemoryIndex::build(Metric::Cosine, dims, &data, 141, 4, 2);
+        let queries = clustered_vectors(40, dims, 200, 0.6, 32);
+        let recall_with = |probes| {
+            queries
+                .iter()
+                .map(|q| {
+                    let params = SearchParams { probes, rerank: 10 };
+                    recall(&index.search(q, 10, params), &index.exact(q, 10))
+                })
+                .sum::<f64>()
+                / queries.len() as f64
+        };
+        let most = recall_with(crate::ivf::default_probes(141));
+        let automatic = recall_with(0);
+        assert!(
+            automatic >= most - 0.01,
+            "automatic {automatic}, most {most}"
+        );
+        assert!(automatic >= 0.95, "automatic {automatic}");
     }
 
     #[test]

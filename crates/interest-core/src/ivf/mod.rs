@@ -27,12 +27,18 @@ pub fn default_lists(rows: usize) -> usize {
     ((rows as f64).sqrt().round() as usize).clamp(1, 16_384)
 }
 
-/// Lists a scan probes first when `interest.ivf_probes` is 0 (automatic):
-/// an eighth of the lists, at least 10 and at most 40, so recall holds on
-/// data with overlapping clusters without scanning a large index.
+/// The most lists a scan probes before its first rows when
+/// `interest.ivf_probes` is 0 (automatic): an eighth of the lists, at least
+/// 10 and at most 40, so recall holds on data with overlapping clusters
+/// without scanning a large index. It probes them `AUTO_PROBE_STEP` at a
+/// time and stops early when a step finds nothing near enough
+/// (`search::step_reached_rows`).
 pub fn default_probes(lists: usize) -> usize {
     lists.div_ceil(8).clamp(10, 40).min(lists.max(1))
 }
+
+/// Lists an automatic scan probes at a time.
+pub const AUTO_PROBE_STEP: usize = 10;
 
 /// Vectors k-means trains on: enough per list for stable centres, few
 /// enough that training stays a small part of the build.

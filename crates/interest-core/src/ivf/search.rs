@@ -47,6 +47,23 @@ pub fn round_rows(returned: usize, rerank: usize) -> usize {
     }
 }
 
+/// Whether an automatic scan probes its next lists before it returns
+/// `round` (its rows, nearest first): when a row, or an entry whose bound
+/// could beat the last row, lies in a list of the last step (`is_new`: that
+/// step's lists, leaving out the nearest list of all, which always holds
+/// candidates). Lists lie farther out with every step, and hold near
+/// entries ever more rarely, so a step that reached no row ends the probing.
+pub fn step_reached_rows<T>(
+    pool: &CandidatePool<T>,
+    round: &[(f64, T)],
+    is_new: impl Fn(&T) -> bool,
+) -> bool {
+    let Some((last, _)) = round.last() else {
+        return false;
+    };
+    round.iter().any(|(_, item)| is_new(item)) || pool.any_below(*last, is_new)
+}
+
 /// Entries scanned by their codes, waiting for an exact distance, ordered
 /// by the lower bound of their distance.
 pub struct CandidatePool<T> {
@@ -54,7 +71,10 @@ pub struct CandidatePool<T> {
 }
 
 struct Pending<T> {
+    /// The pool's order: the code's bound, or the exact distance once known.
     lower: f64,
+    /// The code's bound, kept once the exact distance is known.
+    bound: f32,
     exact: Option<f64>,
     item: T,
 }
@@ -90,6 +110,7 @@ impl<T> CandidatePool<T> {
     pub fn push(&mut self, lower: f32, item: T) {
         self.heap.push(Pending {
             lower: lower as f64,
+            bound: lower,
             exact: None,
             item,
         });
@@ -101,6 +122,25 @@ impl<T> CandidatePool<T> {
 
     pub fn is_empty(&self) -> bool {
         self.heap.is_empty()
+    }
+
+    /// Whether an entry that `matches` has a code's bound below `distance`
+    /// (also one ranked since, whose exact distance turned out larger).
+    pub fn any_below(&self, distance: f64, matches: impl Fn(&T) -> bool) -> bool {
+        self.heap
+            .iter()
+            .any(|pending| (pending.bound as f64) < distance && matches(&pending.item))
+    }
+
+    /// Returns a round's rows to the pool, their exact distances kept.
+    pub fn put_back(&mut self, rows: Vec<(f64, T)>) {
+        self.heap
+            .extend(rows.into_iter().map(|(distance, item)| Pending {
+                lower: distance,
+                bound: distance as f32,
+                exact: Some(distance),
+                item,
+            }));
     }
 
     /// The `want` entries of lowest bound, without exact distances (for
@@ -166,12 +206,14 @@ impl<T> CandidatePool<T> {
                 });
                 best.push(Ranked {
                     distance,
+                    bound: pending.bound,
                     item: pending.item,
                 });
                 if best.len() > want {
                     let worst = best.pop().expect("more than want");
                     self.heap.push(Pending {
                         lower: worst.distance,
+                        bound: worst.bound,
                         exact: Some(worst.distance),
                         item: worst.item,
                     });
@@ -190,6 +232,7 @@ pub const RERANK_BATCH: usize = 16;
 
 struct Ranked<T> {
     distance: f64,
+    bound: f32,
     item: T,
 }
 
@@ -230,6 +273,47 @@ mod tests {
         ));
         // Huge counts saturate instead of overflowing.
         assert!(!probe_further(usize::MAX, usize::MAX, usize::MAX, 40));
+    }
+
+    #[test]
+    fn a_step_reaches_the_rows_through_a_row_or_a_bound() {
+        // Items: (list position, true distance); bounds 0.5 below the truth.
+        let pool_of = |entries: &[(usize, f64)]| {
+            let mut pool = CandidatePool::default();
+            for &(position, d) in entries {
+                pool.push((d - 0.5) as f32, (position, d));
+            }
+            pool
+        };
+        let exact = |batch: &[&(usize, f64)]| batch.iter().map(|e| e.1).collect();
+        let in_step = |e: &(usize, f64)| (10..20).contains(&e.0);
+        // Rows 1.0 and 2.0 from lists 0 and 3; the step's only entry (list
+        // 14) has a bound of 8.5: it reached nothing.
+        let mut pool = pool_of(&[(0, 1.0), (3, 2.0), (14, 9.0)]);
+        let round = pool.next_round(2, exact);
+        assert!(!step_reached_rows(&pool, &round, in_step));
+        // List 12's entry is a row.
+        let mut pool = pool_of(&[(0, 1.0), (12, 1.5), (3, 2.0)]);
+        let round = pool.next_round(2, exact);
+        assert!(step_reached_rows(&pool, &round, in_step));
+        // List 12's entry was ranked (bound 1.9 below the second row's 2.0)
+        // and is farther (2.3): its bound still counts.
+        let mut pool = pool_of(&[(0, 1.0), (3, 2.0), (12, 2.4)]);
+        let round = pool.next_round(2, exact);
+        assert_eq!(
+            round.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![1.0, 2.0]
+        );
+        assert!(step_reached_rows(&pool, &round, in_step));
+        // Put back, the rows come again, ranked already.
+        pool.put_back(round);
+        let again = pool.next_round(3, |_| panic!("every entry near enough was ranked"));
+        assert_eq!(
+            again.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![1.0, 2.0, 2.4]
+        );
+        // An empty round reaches nothing.
+        assert!(!step_reached_rows(&pool, &[], |_| true));
     }
 
     #[test]
