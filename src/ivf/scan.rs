@@ -1,8 +1,11 @@
 //! `ORDER BY e <op> q LIMIT k`: the `interest.ivf_probes` lists of nearest
 //! centre are probed into a candidate pool ordered by the codes' lower
-//! bounds; each round ranks entries exactly, in bound order, until the
-//! `interest.ivf_rerank` nearest of the pool are certain (no bound left
-//! could beat them), and returns them nearest first. Rounds go on while the
+//! bounds (automatic probes: 10 lists at a time, up to
+//! `interest_core::ivf::default_probes`, while each step's lists hold
+//! entries near the round's rows); each round ranks entries exactly, in
+//! bound order, until its rows (10 in the first, `interest.ivf_rerank`
+//! after) are the certain nearest of the pool (no bound left could beat
+//! them), and returns them nearest first. Rounds go on while the
 //! executor asks for rows (a WHERE clause that rejects them); when the pool
 //! runs low the next lists are probed, until every list (or
 //! `interest.ivf_max_probes`) has been, so a filtered query gets k rows
