@@ -35,7 +35,8 @@ pub static FOLD_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 /// automatic, 10 at a time up to `interest_core::ivf::default_probes`
 /// while each step's lists hold entries near the rows.
 pub static IVF_PROBES: GucSetting<i32> = GucSetting::<i32>::new(0);
-/// Rows an `interest_ivf` scan certifies by exact distance per round.
+/// Rows an `interest_ivf` scan certifies by exact distance per round after
+/// the first (`interest_core::ivf::search::round_rows`).
 pub static IVF_RERANK: GucSetting<i32> = GucSetting::<i32>::new(40);
 /// Lists an `interest_ivf` scan may probe in all (rounds continue while a
 /// filter rejects rows); 0: every list.
@@ -112,7 +113,7 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"interest.ivf_rerank",
-        c"Rows an interest_ivf index scan returns per round, each certain by exact distance among the probed entries.",
+        c"Rows an interest_ivf index scan returns per round after the first (at most 10), each certain by exact distance among the probed entries.",
         c"Entries are ranked exactly in order of their codes' lower bounds until no bound left could beat this many; larger rounds rank more entries.",
         &IVF_RERANK,
         1,

@@ -31,6 +31,29 @@ pub unsafe fn pin_block(index: pg_sys::Relation, block: pg_sys::BlockNumber) -> 
     }
 }
 
+/// Pins `block` of the main fork when it is in shared buffers, without a
+/// lock and without waiting for a read (the kernel is asked for it
+/// otherwise).
+///
+/// # Safety
+/// `index` is an open index relation.
+pub unsafe fn pin_if_cached(
+    index: pg_sys::Relation,
+    block: pg_sys::BlockNumber,
+) -> Option<pg_sys::Buffer> {
+    unsafe {
+        let found = pg_sys::PrefetchBuffer(index, pg_sys::ForkNumber::MAIN_FORKNUM, block);
+        let cached = found.recent_buffer != pg_sys::InvalidBuffer as pg_sys::Buffer
+            && pg_sys::ReadRecentBuffer(
+                (*index).rd_node,
+                pg_sys::ForkNumber::MAIN_FORKNUM,
+                block,
+                found.recent_buffer,
+            );
+        cached.then_some(found.recent_buffer)
+    }
+}
+
 /// `lock_block` through a buffer access strategy (VACUUM's ring).
 ///
 /// # Safety

@@ -240,7 +240,6 @@ pub fn floats_as_bytes(values: &[f32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(values.as_ptr() as *const u8, values.len() * 4) }
 }
 
-/// The floats of an item in place (items start MAXALIGNed), or a copy.
 /// Bytes at each end of a page `prefetch_page_ends` asks the CPU for.
 const PREFETCH_PAGE_BYTES: usize = 512;
 
@@ -249,13 +248,15 @@ const PREFETCH_PAGE_BYTES: usize = 512;
 /// pinned ahead of the one being read, whose lock is not held.
 pub fn prefetch_page_ends(page: pg_sys::Page) {
     let size = pg_sys::BLCKSZ as usize;
-    // SAFETY: a pinned buffer's page is BLCKSZ bytes that stay mapped; the
-    // slices are only handed to prefetch hints, never read.
-    let bytes = unsafe { std::slice::from_raw_parts(page as *const u8, size) };
-    interest_core::kernels::prefetch(&bytes[..PREFETCH_PAGE_BYTES]);
-    interest_core::kernels::prefetch(&bytes[size - PREFETCH_PAGE_BYTES..]);
+    let start = page as *const u8;
+    interest_core::kernels::prefetch_lines(start, PREFETCH_PAGE_BYTES);
+    interest_core::kernels::prefetch_lines(
+        start.wrapping_add(size - PREFETCH_PAGE_BYTES),
+        PREFETCH_PAGE_BYTES,
+    );
 }
 
+/// The floats of an item in place (items start MAXALIGNed), or a copy.
 pub fn floats_of(bytes: &[u8]) -> std::borrow::Cow<'_, [f32]> {
     if (bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>()) {
         // SAFETY: aligned, in bounds, and f32 has no invalid bit patterns.

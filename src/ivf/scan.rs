@@ -9,7 +9,9 @@
 //! executor asks for rows (a WHERE clause that rejects them); when the pool
 //! runs low the next lists are probed, until every list (or
 //! `interest.ivf_max_probes`) has been, so a filtered query gets k rows
-//! whenever k rows qualify.
+//! whenever k rows qualify. Rows of a later round may come after rows of
+//! lists probed since that are nearer: the order holds within what was
+//! probed.
 
 use super::buffers;
 use super::pages::{self, CodeEntry, ListEnds};
@@ -195,7 +197,7 @@ pub unsafe extern "C-unwind" fn amgettuple(
             let probed = state.pool.len() + state.returned;
             let further = probe_further(probed, state.returned, state.pool.len(), state.rerank);
             if more_lists && (state.next_list == 0 || further) {
-                probe_step(index, state);
+                probe_step(index, state, state.list_limit);
             } else if state.pool.is_empty() {
                 return false;
             }
@@ -206,9 +208,11 @@ pub unsafe extern "C-unwind" fn amgettuple(
     }
 }
 
-/// Probes the next `probes_per_round` lists of the probe order.
-unsafe fn probe_step(index: pg_sys::Relation, state: &mut ScanState) {
+/// Probes the next `probes_per_round` lists of the probe order, short of
+/// the place `limit`.
+unsafe fn probe_step(index: pg_sys::Relation, state: &mut ScanState, limit: usize) {
     let end = (state.next_list + state.probes_per_round)
+        .min(limit)
         .min(state.list_limit)
         .min(state.order.len());
     let shape = state.shape.clone().expect("rescan loads the shape");
@@ -277,7 +281,7 @@ unsafe fn rerank_round(index: pg_sys::Relation, state: &mut ScanState) {
             && step_reached_rows(&state.pool, &round, |c| c.position >= first_new)
         {
             state.pool.put_back(round);
-            unsafe { probe_step(index, state) };
+            unsafe { probe_step(index, state, auto_end) };
             continue;
         }
         state.ready.extend(round.into_iter().map(|(_, c)| c.heap));
@@ -390,7 +394,9 @@ unsafe fn probe_list(
     let bits_len = code_bytes(shape.dims);
     let mut block = head;
     // The chain's next page, pinned (not locked) while this one is read so
-    // its first lines are on their way: a list's pages are read in a row.
+    // its first lines are on their way (a list's pages are read in a row);
+    // pinned only when already in shared buffers, so no read waits under
+    // this page's lock.
     let mut pinned_next: Option<pg_sys::Buffer> = None;
     while block != pages::INVALID_BLOCK {
         unsafe {
@@ -404,9 +410,10 @@ unsafe fn probe_list(
             let page = pg_sys::BufferGetPage(buffer);
             let next = pages::next_block(page);
             if next != pages::INVALID_BLOCK {
-                let ahead = buffers::pin_block(index, next);
-                pages::prefetch_page_ends(pg_sys::BufferGetPage(ahead));
-                pinned_next = Some(ahead);
+                pinned_next = buffers::pin_if_cached(index, next);
+                if let Some(ahead) = pinned_next {
+                    pages::prefetch_page_ends(pg_sys::BufferGetPage(ahead));
+                }
             }
             let count = pages::item_count(page);
             for offset in 1..=count {

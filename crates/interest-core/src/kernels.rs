@@ -51,20 +51,27 @@ pub fn dot_and_norms(a: &[f32], b: &[f32]) -> (f32, f32, f32) {
 /// so the memory reads overlap instead of stalling one by one.
 #[inline]
 pub fn prefetch(bytes: &[u8]) {
+    prefetch_lines(bytes.as_ptr(), bytes.len());
+}
+
+/// `prefetch` of `len` bytes from `start`, which need not be readable now
+/// (memory another process may be writing): only addresses are used.
+#[inline]
+pub fn prefetch_lines(start: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         const CACHE_LINE: usize = 64;
-        let start = bytes.as_ptr() as usize & !(CACHE_LINE - 1);
-        let end = bytes.as_ptr() as usize + bytes.len();
-        for line in (start..end).step_by(CACHE_LINE) {
-            // SAFETY: a prefetch is a hint; it never faults, and the lines
-            // lie within (or share a line with) the borrowed slice.
+        let first = start as usize & !(CACHE_LINE - 1);
+        let end = start as usize + len;
+        for line in (first..end).step_by(CACHE_LINE) {
+            // SAFETY: a prefetch is a hint; it never faults and reads nothing
+            // the program sees.
             unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = bytes;
+    let _ = (start, len);
 }
 
 pub fn l2_distance(a: &[f32], b: &[f32]) -> f64 {

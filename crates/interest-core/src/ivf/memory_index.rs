@@ -8,7 +8,7 @@ use super::kmeans;
 use super::metric::Metric;
 use super::rabitq::CodeFactors;
 use super::rotation::Rotation;
-use super::search::{probe_order, step_reached_rows, CandidatePool};
+use super::search::{probe_order, round_rows, step_reached_rows, CandidatePool};
 use super::AUTO_PROBE_STEP;
 
 pub struct MemoryIndex {
@@ -121,7 +121,8 @@ impl MemoryIndex {
                 .map(|e| query.distance(self.vectors[e.id].as_ref().expect("listed vectors exist")))
                 .collect()
         };
-        let want = params.rerank.max(k);
+        // As the access method's first round (which decides its steps).
+        let want = round_rows(0, params.rerank).max(k);
         let mut pool = CandidatePool::default();
         let round = if params.probes == 0 {
             let limit = super::default_probes(self.lists()).min(order.len());

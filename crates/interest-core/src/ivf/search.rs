@@ -73,7 +73,8 @@ pub struct CandidatePool<T> {
 struct Pending<T> {
     /// The pool's order: the code's bound, or the exact distance once known.
     lower: f64,
-    /// The code's bound, kept once the exact distance is known.
+    /// The code's bound, kept once the exact distance is known (a row put
+    /// back by `put_back` has its distance here: its step was judged).
     bound: f32,
     exact: Option<f64>,
     item: T,
@@ -132,7 +133,8 @@ impl<T> CandidatePool<T> {
             .any(|pending| (pending.bound as f64) < distance && matches(&pending.item))
     }
 
-    /// Returns a round's rows to the pool, their exact distances kept.
+    /// Returns a round's rows to the pool, their exact distances kept (and
+    /// taken as their bounds).
     pub fn put_back(&mut self, rows: Vec<(f64, T)>) {
         self.heap
             .extend(rows.into_iter().map(|(distance, item)| Pending {
@@ -200,9 +202,16 @@ impl<T> CandidatePool<T> {
             .into_iter();
             for pending in batch.drain(..) {
                 let distance = pending.exact.unwrap_or_else(|| {
-                    distances
+                    let d = distances
                         .next()
-                        .expect("exact returns one distance per entry")
+                        .expect("exact returns one distance per entry");
+                    // An overflowed distance ranks last (a NaN put back
+                    // would never stop a round).
+                    if d.is_nan() {
+                        f64::INFINITY
+                    } else {
+                        d
+                    }
                 });
                 best.push(Ranked {
                     distance,
@@ -314,6 +323,25 @@ mod tests {
         );
         // An empty round reaches nothing.
         assert!(!step_reached_rows(&pool, &[], |_| true));
+    }
+
+    #[test]
+    fn a_nan_distance_ranks_last_and_ends() {
+        let mut pool = CandidatePool::default();
+        for (i, lower) in [0.0f32, 0.1, 0.2].into_iter().enumerate() {
+            pool.push(lower, i);
+        }
+        let exact = |batch: &[&usize]| {
+            batch
+                .iter()
+                .map(|&&i| if i == 0 { f64::NAN } else { i as f64 })
+                .collect()
+        };
+        let round = pool.next_round(2, exact);
+        assert_eq!(round.iter().map(|r| r.1).collect::<Vec<_>>(), vec![1, 2]);
+        let rest = pool.next_round(2, exact);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].0, f64::INFINITY);
     }
 
     #[test]
