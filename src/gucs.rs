@@ -42,12 +42,19 @@ pub static IVF_RERANK: GucSetting<i32> = GucSetting::<i32>::new(40);
 /// filter rejects rows); 0: every list.
 pub static IVF_MAX_PROBES: GucSetting<i32> = GucSetting::<i32>::new(0);
 
-/// Lists an `interest_ivf` scan of an index with `lists` lists probes first.
+/// Whether `interest_ivf` scans probe automatically (`interest.ivf_probes` 0).
+pub fn ivf_probes_automatic() -> bool {
+    IVF_PROBES.get() == 0
+}
+
+/// Lists an `interest_ivf` scan of an index with `lists` lists probes at a
+/// time: the setting, or the automatic step.
 pub fn ivf_probes(lists: usize) -> usize {
-    match IVF_PROBES.get() {
-        0 => interest_core::ivf::default_probes(lists),
-        n => (n as usize).min(lists.max(1)),
-    }
+    let probes = match IVF_PROBES.get() {
+        0 => interest_core::ivf::AUTO_PROBE_STEP,
+        n => n as usize,
+    };
+    probes.min(lists.max(1))
 }
 
 /// recommend() ranks the candidates of a source's vector index when it has

@@ -20,13 +20,25 @@ pub unsafe fn lock_block(
 /// # Safety
 /// `index` is an open index relation.
 pub unsafe fn pin_block(index: pg_sys::Relation, block: pg_sys::BlockNumber) -> pg_sys::Buffer {
+    unsafe { pin_block_with(index, block, std::ptr::null_mut()) }
+}
+
+/// `pin_block` through a buffer access strategy.
+///
+/// # Safety
+/// As `pin_block`; `strategy` is null or a live strategy.
+unsafe fn pin_block_with(
+    index: pg_sys::Relation,
+    block: pg_sys::BlockNumber,
+    strategy: pg_sys::BufferAccessStrategy,
+) -> pg_sys::Buffer {
     unsafe {
         pg_sys::ReadBufferExtended(
             index,
             pg_sys::ForkNumber::MAIN_FORKNUM,
             block,
             pg_sys::ReadBufferMode::RBM_NORMAL,
-            std::ptr::null_mut(),
+            strategy,
         )
     }
 }
@@ -65,13 +77,7 @@ pub unsafe fn lock_block_with(
     strategy: pg_sys::BufferAccessStrategy,
 ) -> pg_sys::Buffer {
     unsafe {
-        let buffer = pg_sys::ReadBufferExtended(
-            index,
-            pg_sys::ForkNumber::MAIN_FORKNUM,
-            block,
-            pg_sys::ReadBufferMode::RBM_NORMAL,
-            strategy,
-        );
+        let buffer = pin_block_with(index, block, strategy);
         let mode = if exclusive {
             pg_sys::BUFFER_LOCK_EXCLUSIVE
         } else {

@@ -38,11 +38,7 @@ pub unsafe extern "C-unwind" fn amcostestimate(
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         // Automatic probes read their first step for most queries (up to
         // default_probes lists when the steps go on).
-        let first_lists = match gucs::IVF_PROBES.get() {
-            0 => interest_core::ivf::AUTO_PROBE_STEP.min(lists),
-            _ => gucs::ivf_probes(lists),
-        };
-        let probed = (first_lists as f64 / lists as f64).min(1.0);
+        let probed = (gucs::ivf_probes(lists) as f64 / lists as f64).min(1.0);
         // Every probed list is read before the first row comes out.
         *startup_cost = costs.indexTotalCost * probed;
         *total_cost = costs.indexTotalCost * probed;

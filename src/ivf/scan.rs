@@ -19,12 +19,12 @@ use super::shape::{self, Shape};
 use super::{check_dims, embedding_values};
 use crate::gucs;
 use interest_core::candidates::CANDIDATE_PROBES;
+use interest_core::ivf::default_probes;
 use interest_core::ivf::estimator::PreparedQuery;
 use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
 use interest_core::ivf::search::{
     probe_further, probe_order, round_rows, step_reached_rows, CandidatePool,
 };
-use interest_core::ivf::{default_probes, AUTO_PROBE_STEP};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use std::collections::VecDeque;
@@ -68,7 +68,8 @@ struct ScanState {
     list_limit: usize,
     probes_per_round: usize,
     /// Automatic probes (`interest.ivf_probes` 0): the most lists probed
-    /// before a round's rows while each step reaches them; 0 otherwise.
+    /// before a round's rows while each step reaches them (at most
+    /// `list_limit`); 0 otherwise.
     auto_limit: usize,
     /// The probe order's place where the last step of lists began.
     step_start: usize,
@@ -149,17 +150,13 @@ pub unsafe extern "C-unwind" fn amrescan(
             max_probes.min(shape.lists)
         };
         let estimates_only = ESTIMATES_ONLY.with(|e| e.get());
-        let automatic = gucs::IVF_PROBES.get() == 0 && !estimates_only;
-        state.probes_per_round = if automatic {
-            AUTO_PROBE_STEP.min(shape.lists.max(1))
-        } else {
-            gucs::ivf_probes(shape.lists)
-        };
+        state.probes_per_round = gucs::ivf_probes(shape.lists);
         if estimates_only {
             state.probes_per_round = state.probes_per_round.min(CANDIDATE_PROBES);
         }
+        let automatic = gucs::ivf_probes_automatic() && !estimates_only;
         state.auto_limit = if automatic && state.query.is_some() {
-            default_probes(shape.lists)
+            default_probes(shape.lists).min(state.list_limit)
         } else {
             0
         };
@@ -209,11 +206,10 @@ pub unsafe extern "C-unwind" fn amgettuple(
 }
 
 /// Probes the next `probes_per_round` lists of the probe order, short of
-/// the place `limit`.
+/// the place `limit` (at most `list_limit`).
 unsafe fn probe_step(index: pg_sys::Relation, state: &mut ScanState, limit: usize) {
     let end = (state.next_list + state.probes_per_round)
         .min(limit)
-        .min(state.list_limit)
         .min(state.order.len());
     let shape = state.shape.clone().expect("rescan loads the shape");
     unsafe {
@@ -272,16 +268,12 @@ unsafe fn rerank_round(index: pg_sys::Relation, state: &mut ScanState) {
         });
         // Automatic probes: the next step of lists before these rows while
         // the last step reached them.
-        let auto_end = state
-            .auto_limit
-            .min(state.list_limit)
-            .min(state.order.len());
         let first_new = state.step_start.max(1) as u32;
-        if state.next_list < auto_end
+        if state.next_list < state.auto_limit
             && step_reached_rows(&state.pool, &round, |c| c.position >= first_new)
         {
             state.pool.put_back(round);
-            unsafe { probe_step(index, state, auto_end) };
+            unsafe { probe_step(index, state, state.auto_limit) };
             continue;
         }
         state.ready.extend(round.into_iter().map(|(_, c)| c.heap));
