@@ -78,6 +78,7 @@ impl Context {
         src: &EventSource,
         item_source: i32,
         seed: &Seed,
+        popular: Vec<(String, ItemStats<String>)>,
         gather: impl FnOnce(&mut dyn FnMut(&[f32], usize) -> Vec<String>) -> Vec<String>,
     ) -> Context {
         let mut fetched = Vec::new();
@@ -89,8 +90,19 @@ impl Context {
         });
         keys.sort();
         keys.dedup();
-        let catalog = Rc::new(catalog::of_candidates(item_source, &keys, fetched));
-        let held: HashSet<&str> = seed.base_stats.iter().map(|(k, _)| k.as_str()).collect();
+        let recurring: HashSet<&str> = popular.iter().map(|(k, _)| k.as_str()).collect();
+        let catalog = Rc::new(catalog::of_candidates(
+            item_source,
+            &keys,
+            fetched,
+            &recurring,
+        ));
+        let held: HashSet<&str> = seed
+            .base_stats
+            .iter()
+            .chain(&popular)
+            .map(|(k, _)| k.as_str())
+            .collect();
         let unread: Vec<String> = catalog
             .keys
             .iter()
@@ -99,7 +111,14 @@ impl Context {
             .collect();
         let mut stats = store::load_counts(src.id, &unread);
         // (assemble skips the held items that are not candidates)
+        let based: HashSet<&str> = seed.base_stats.iter().map(|(k, _)| k.as_str()).collect();
+        let popular_only: Vec<_> = popular
+            .iter()
+            .filter(|(k, _)| !based.contains(k.as_str()))
+            .cloned()
+            .collect();
         stats.extend(seed.base_stats.iter().cloned());
+        stats.extend(popular_only);
         Context {
             recent_links: Some(seed.recent_links.clone()),
             covisit_max: Some(seed.covisit_max),
@@ -230,8 +249,9 @@ struct Seed {
     /// The counts of those strongest linked items, read for the scale;
     /// candidates among them are not read again.
     base_stats: Vec<(String, ItemStats<String>)>,
-    /// None: no trending candidates (similar_items).
-    trending: Option<Rc<Trending>>,
+    /// The top of the trend order with its counts; None: no trending
+    /// candidates (similar_items).
+    trending: Option<Trending>,
     /// The source's largest recent count at `now`: popularity's one scale,
     /// whichever items a round or the fallback scores (None for similar_items).
     popularity_peak: Option<f64>,
@@ -240,7 +260,7 @@ struct Seed {
 impl Seed {
     /// The user's seed: their interests now and their recent items.
     fn of_user(src: &EventSource, as_of: Option<f64>, user_key: &str) -> Seed {
-        let trending = trending::snapshot(src);
+        let trending = Trending::read(src, candidates::DEFAULT_LIMITS.trending);
         let now = clock(as_of, trending::last_event(src));
         let view = load_user(src, user_key);
         let interests = interests_of(src, &view, now);
@@ -266,7 +286,7 @@ impl Seed {
         now: f64,
         interests: Vec<(Vec<f32>, f64)>,
         recent: Vec<String>,
-        trending: Option<Rc<Trending>>,
+        trending: Option<Trending>,
     ) -> Seed {
         let p = src.covisit;
         let recent_links = store::load_item_stats(src.id, &recent, |j| j.to_string());
@@ -295,9 +315,8 @@ impl Seed {
         Seed {
             // (similar_items weighs no popularity: no read for it)
             popularity_peak: trending
-                .is_some()
-                .then(|| trending::peak_recent_count(src, now))
-                .flatten(),
+                .as_ref()
+                .and_then(|t| t.peak_recent_count(src, now)),
             now,
             interests,
             recent,
@@ -338,12 +357,19 @@ impl Seed {
         limits: CandidateLimits,
     ) -> Context {
         let popular = match &self.trending {
-            Some(t) => trending::most_popular(src, t, limits.trending),
+            Some(t) => t.most_popular(src, limits.trending),
             None => Vec::new(),
         };
-        Context::of_candidates(src, item_source, self, |nearest| {
-            let mut keys =
-                candidates::gather(&self.interests, &self.linked, &popular, nearest, limits, k);
+        let popular_keys: Vec<String> = popular.iter().map(|(k, _)| k.clone()).collect();
+        Context::of_candidates(src, item_source, self, popular, |nearest| {
+            let mut keys = candidates::gather(
+                &self.interests,
+                &self.linked,
+                &popular_keys,
+                nearest,
+                limits,
+                k,
+            );
             keys.extend(extra.iter().cloned());
             keys
         })

@@ -1,11 +1,12 @@
 //! An items table's embeddings as recommend() ranks them, cached per backend
 //! until the table's count of changes moves (`store::items::version`).
 
+use super::embedding_cache;
 use crate::embedding_type::Embedding;
 use crate::spi::{extension_oid, read_cached};
 use pgrx::pg_sys;
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 pub(crate) struct Catalog {
@@ -40,27 +41,46 @@ impl Catalog {
 }
 
 /// The embedded items among `keys` (recommend()'s candidates), read for one
-/// call and not cached: no backend keeps a large catalog. `fetched` rows
-/// (from `nearest`) are not read again.
+/// call: no backend keeps a large catalog. `fetched` rows (from `nearest`)
+/// are not read again; the `recurring` keys (the trending items, candidates
+/// of every call) are kept per backend (`embedding_cache`).
 pub(crate) fn of_candidates(
     item_source: i32,
     keys: &[String],
     fetched: Vec<(String, Vec<f32>, f64)>,
+    recurring: &HashSet<&str>,
 ) -> Catalog {
-    let known: std::collections::HashSet<&str> = fetched.iter().map(|r| r.0.as_str()).collect();
+    let version = super::items::version(item_source);
+    let wanted: Vec<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .filter(|k| recurring.contains(k))
+        .collect();
+    let mut rows = embedding_cache::get(item_source, version, &wanted);
+    let known: HashSet<&str> = fetched.iter().chain(&rows).map(|r| r.0.as_str()).collect();
     let missing: Vec<String> = keys
         .iter()
         .filter(|k| !known.contains(k.as_str()))
         .cloned()
         .collect();
-    let mut rows: Vec<(String, Vec<f32>, f64)> = crate::spi::with_prefetching_reads(|| {
-        read_cached(
-            "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
-             WHERE source_id = $1 AND item_key = ANY ($2::text[])",
-            &[item_source.into(), missing.into()],
-            rows_of,
-        )
-    });
+    let read: Vec<(String, Vec<f32>, f64)> = if missing.is_empty() {
+        Vec::new()
+    } else {
+        crate::spi::with_prefetching_reads(|| {
+            read_cached(
+                "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
+                 WHERE source_id = $1 AND item_key = ANY ($2::text[])",
+                &[item_source.into(), missing.into()],
+                rows_of,
+            )
+        })
+    };
+    embedding_cache::keep(
+        item_source,
+        version,
+        read.iter().filter(|r| recurring.contains(r.0.as_str())),
+    );
+    rows.extend(read);
     rows.extend(fetched);
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     rows.dedup_by(|a, b| a.0 == b.0);
@@ -125,6 +145,9 @@ thread_local! {
 }
 
 pub(crate) fn cached(item_source: i32) -> Rc<Catalog> {
+    if !super::items::version_is_committed() {
+        return Rc::new(uncached(item_source));
+    }
     let ext = extension_oid();
     let version = super::items::version(item_source);
     if let Some(c) = CATALOGS.with(|c| c.borrow().get(&item_source).cloned()) {

@@ -294,7 +294,7 @@ fn save_item_stats(source_id: i32, stats: HashMap<String, ItemStats<String>>, p:
 
 /// One `item_stats` row: key, reference time, count, first and last event,
 /// recent count in columns 1 to 6, with its links decoded by the caller.
-fn stats_row<K>(
+pub(super) fn stats_row<K>(
     r: &pgrx::spi::SpiHeapTupleData<'_>,
     links: Vec<(K, f64)>,
 ) -> Result<(String, ItemStats<K>), pgrx::spi::Error> {

@@ -111,6 +111,16 @@ fn bump_version(item_source: i32) {
     }
 }
 
+/// Whether what a backend keeps under an items table's `version` may serve
+/// this transaction, and what it reads may be kept: only in a transaction
+/// that has written nothing, whose count is of committed changes alone (one
+/// that changed an item and rolled back would otherwise leave its
+/// embeddings under a count that a later commit reaches again).
+pub(crate) fn version_is_committed() -> bool {
+    // SAFETY: reads the current transaction's state; no allocation.
+    unsafe { pg_sys::GetCurrentTransactionIdIfAny() == pg_sys::InvalidTransactionId }
+}
+
 /// How many changes the items table's embeddings have had (`bump_version`).
 pub(crate) fn version(item_source: i32) -> i64 {
     crate::spi::one_read_cached::<i64>(

@@ -4,6 +4,7 @@
 pub(crate) mod catalog;
 pub(crate) mod center;
 pub(crate) mod covisit;
+pub(crate) mod embedding_cache;
 pub(crate) mod failures;
 pub(crate) mod items;
 pub(crate) mod pending;

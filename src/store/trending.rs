@@ -1,56 +1,77 @@
-//! The candidate path's view of a whole source, without reading it per
-//! call: the trending items (highest recent count), read from the top of an
-//! index on the source's item stats and kept per backend for
-//! `candidates::TRENDING_REFRESH_SECS`. The clock (the source's last event)
-//! and popularity's scale (its most popular item) are read afresh per call,
-//! from the top of indexes too, so that every call and explain() at one
-//! moment agree on them.
+//! The candidate path's view of a whole source, without reading it: the
+//! trending items (highest recent count) with their counts, and the
+//! source's last event, each read per call from the top of an index on the
+//! source's item stats. Read afresh by every call, so that every call and
+//! explain() at one moment agree on the clock and on popularity's scale.
 
 use crate::sources::EventSource;
-use crate::spi::{column, extension_oid, one_read_cached};
-use interest_core::candidates::{DEFAULT_LIMITS, TRENDING_REFRESH_SECS};
-use pgrx::pg_sys;
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use crate::spi::{one_read_cached, read_cached};
+use interest_core::covisit::ItemStats;
 
+type StatsRow = (String, ItemStats<String>);
+
+/// The top of the source's trend order (`ItemStats::trend`), most popular
+/// first, as one call read it.
 pub(crate) struct Trending {
-    ext: pg_sys::Oid,
-    read_at: Instant,
-    /// Most popular first.
-    pub keys: Vec<String>,
+    pub rows: Vec<StatsRow>,
+    /// Fewer rows than asked for: these are all the source's items with a
+    /// recent count.
+    complete: bool,
 }
 
-thread_local! {
-    static TRENDING: RefCell<HashMap<i32, Rc<Trending>>> = RefCell::new(HashMap::new());
-}
-
-pub(crate) fn snapshot(src: &EventSource) -> Rc<Trending> {
-    let ext = extension_oid();
-    let fresh = Duration::from_secs(TRENDING_REFRESH_SECS);
-    if let Some(t) = TRENDING.with(|t| t.borrow().get(&src.id).cloned()) {
-        if t.ext == ext && t.read_at.elapsed() < fresh {
-            return t;
+impl Trending {
+    /// The `n` most popular items now with their counts.
+    pub(crate) fn read(src: &EventSource, n: usize) -> Trending {
+        let rows = top(src, n);
+        Trending {
+            complete: rows.len() < n,
+            rows,
         }
     }
-    let keys = top(src, DEFAULT_LIMITS.trending);
-    let t = Rc::new(Trending {
-        ext,
-        read_at: Instant::now(),
-        keys,
-    });
-    TRENDING.with(|m| m.borrow_mut().insert(src.id, t.clone()));
-    t
-}
 
-/// The `n` most popular items now, read from the top of item_stats_trend
-/// (ItemStats::trend); the snapshot's when it holds enough.
-pub(crate) fn most_popular(src: &EventSource, snapshot: &Trending, n: usize) -> Vec<String> {
-    if n <= snapshot.keys.len() || snapshot.keys.len() < DEFAULT_LIMITS.trending {
-        return snapshot.keys.iter().take(n).cloned().collect();
+    /// The `n` most popular items with their counts: these rows when they
+    /// hold enough, a longer read otherwise (a widened call).
+    pub(crate) fn most_popular(&self, src: &EventSource, n: usize) -> Vec<StatsRow> {
+        if n <= self.rows.len() || self.complete {
+            return self.rows.iter().take(n).cloned().collect();
+        }
+        top(src, n)
     }
-    top(src, n)
+
+    /// The largest recent count at `now`; None when no item has events.
+    /// Among items whose last event is at or before `now`, the trend order
+    /// is the order of recent counts, so the first such item from the top is
+    /// their largest; items with events after `now` (an `as_of` in the past,
+    /// or events dated ahead) sort by their later counts and are read until
+    /// it, each counted as at its last event: one dated centuries ahead
+    /// neither sets the scale nor hides the real peak.
+    pub(crate) fn peak_recent_count(&self, src: &EventSource, now: f64) -> Option<f64> {
+        // How much more each further read takes, when the rows read hold
+        // only items with events after `now`.
+        const GROWTH: usize = 16;
+        let mut peak: Option<f64> = None;
+        let mut rows = std::borrow::Cow::Borrowed(&self.rows);
+        let mut complete = self.complete;
+        let mut seen = 0;
+        loop {
+            for (_, s) in &rows[seen..] {
+                let r = s.recent_at(now, &src.covisit);
+                peak = Some(peak.map_or(r, |p| p.max(r)));
+                // (its reference time too: a link rebases the row at its time)
+                if s.last_seen.max(s.t_ref) <= now {
+                    return peak;
+                }
+            }
+            if complete {
+                return peak;
+            }
+            seen = rows.len();
+            let n = seen.max(1) * GROWTH;
+            let more = top(src, n);
+            complete = more.len() < n;
+            rows = std::borrow::Cow::Owned(more);
+        }
+    }
 }
 
 /// The time of the source's last event (None: no events yet).
@@ -61,44 +82,16 @@ pub(crate) fn last_event(src: &EventSource) -> Option<f64> {
     )
 }
 
-/// The largest recent count at `now` (read afresh); None when no item has
-/// events. Among items whose last event is at or before `now`, the trend
-/// order is the order of recent counts, so the first such item from the top
-/// of item_stats_trend is their largest; items with events after `now` (an
-/// `as_of` in the past, or events dated ahead) sort by their later counts
-/// and are read until it, each counted as at its last event: one dated
-/// centuries ahead neither sets the scale nor hides the real peak.
-pub(crate) fn peak_recent_count(src: &EventSource, now: f64) -> Option<f64> {
-    // Rows read first, and how much more each further read takes: one
-    // read when no item has events after `now`.
-    const FIRST_READ: usize = 4;
-    const GROWTH: usize = 16;
-    let mut n = FIRST_READ;
-    loop {
-        let keys = top(src, n);
-        let counts: HashMap<String, _> = super::covisit::load_counts(src.id, &keys)
-            .into_iter()
-            .collect();
-        let mut peak: Option<f64> = None;
-        for s in keys.iter().filter_map(|k| counts.get(k)) {
-            let r = s.recent_at(now, &src.covisit);
-            peak = Some(peak.map_or(r, |p| p.max(r)));
-            // (its reference time too: a link rebases the row at its time)
-            if s.last_seen.max(s.t_ref) <= now {
-                return peak;
-            }
-        }
-        if keys.len() < n {
-            return peak;
-        }
-        n *= GROWTH;
-    }
-}
-
-fn top(src: &EventSource, n: usize) -> Vec<String> {
-    column::<String>(
-        "SELECT item_key FROM interest.item_stats WHERE source_id = $1 AND trend IS NOT NULL \
-         ORDER BY trend DESC, item_key LIMIT $2",
-        &[src.id.into(), (n as i64).into()],
-    )
+fn top(src: &EventSource, n: usize) -> Vec<StatsRow> {
+    // The limit is part of the statement, so that the planner knows how few
+    // rows are wanted (a generic plan would guess a tenth of the source);
+    // calls ask for few distinct limits.
+    let sql = format!(
+        "SELECT item_key, t_ref, events, first_seen, last_seen, recent_events FROM interest.item_stats \
+         WHERE source_id = $1 AND trend IS NOT NULL ORDER BY trend DESC, item_key LIMIT {n}"
+    );
+    read_cached(&sql, &[src.id.into()], |t| {
+        t.map(|r| super::covisit::stats_row(&r, Vec::new()))
+            .collect()
+    })
 }

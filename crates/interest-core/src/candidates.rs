@@ -44,10 +44,6 @@ pub const DEFAULT_LIMITS: CandidateLimits = CandidateLimits {
 /// co-visitation: each is one read of its embedding and of its counts.
 pub const MAX_PER_SOURCE: usize = 10_000;
 
-/// How long a backend keeps its trending list before reading it again
-/// (from the top of an index on the source's item stats).
-pub const TRENDING_REFRESH_SECS: u64 = 60;
-
 /// A `filter` list up to this long joins the candidates whole, so a
 /// filtered call ranks every allowed item.
 pub const MAX_FILTER_CANDIDATES: usize = 10_000;

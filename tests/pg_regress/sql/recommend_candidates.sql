@@ -271,6 +271,46 @@ FROM similar_c c;
 RESET interest.recommend_candidates;
 SELECT regress.err($$SELECT * FROM similar_items(100000, 10, events => 'c_events')$$) AS unknown_item;
 
+-- The embeddings of the trending items, which a connection keeps between
+-- calls, follow the items table: a vector changed since is ranked as it is
+-- now (the same score as ranking every item), also inside the transaction
+-- that changed it; one changed in a transaction that rolled back is never
+-- kept, even after a later change brings the table's count of changes back
+-- to the number that transaction saw (the catalog a connection keeps when
+-- it ranks every item follows the same rule). The hottest item gets vectors opposite
+-- to the user's two best content matches, so that it is a candidate as a
+-- trending item (read by key), never as a content neighbour.
+SELECT item_key AS hot FROM interest.item_stats s JOIN interest.event_sources e ON e.id = s.source_id
+WHERE e.relid = 'c_events'::regclass AND s.trend IS NOT NULL ORDER BY s.trend DESC, s.item_key LIMIT 1 \gset
+CREATE TEMP TABLE opposite AS
+SELECT row_number() OVER (ORDER BY r.score DESC, r.item) AS n,
+       (SELECT array_agg(-x) FROM unnest(i.e::real[]) x)::embedding AS e
+FROM recommend(7, 2, events => 'c_events', content => 1, covisit => 0, popularity => 0, freshness => 0) r
+JOIN c_items i ON i.item_id::text = r.item;
+SELECT score AS hot_before FROM recommend(7, 1, events => 'c_events', exclude_seen => false, filter => 'item_id = ' || :'hot') \gset
+UPDATE c_items SET e = (SELECT e FROM opposite WHERE n = 1) WHERE item_id = :'hot'::int;
+SELECT score AS hot_after FROM recommend(7, 1, events => 'c_events', exclude_seen => false, filter => 'item_id = ' || :'hot') \gset
+SET interest.recommend_candidates = off;
+SELECT abs(score - :hot_after) < 1e-9 AS changed_vector_ranked_as_now, abs(:hot_after - :hot_before) > 1e-6 AS score_moved
+FROM recommend(7, 1, events => 'c_events', exclude_seen => false, filter => 'item_id = ' || :'hot');
+RESET interest.recommend_candidates;
+BEGIN;
+UPDATE c_items SET e = (SELECT e FROM opposite WHERE n = 2) WHERE item_id = :'hot'::int;
+SELECT score AS hot_in_txn FROM recommend(7, 1, events => 'c_events', exclude_seen => false, filter => 'item_id = ' || :'hot') \gset
+SET LOCAL interest.recommend_candidates = off;
+SELECT abs(score - :hot_in_txn) < 1e-9 AS in_txn_ranked_as_now, abs(:hot_in_txn - :hot_after) > 1e-6 AS in_txn_score_moved
+FROM recommend(7, 1, events => 'c_events', exclude_seen => false, filter => 'item_id = ' || :'hot');
+ROLLBACK;
+-- (an item no user has events on: no interest changes with it)
+UPDATE c_items SET e = (SELECT e FROM opposite WHERE n = 2)
+WHERE item_id = (SELECT min(item_id) FROM c_items i WHERE NOT EXISTS (SELECT 1 FROM c_events v WHERE v.item_id = i.item_id));
+SELECT score AS hot_final FROM recommend(7, 1, events => 'c_events', exclude_seen => false, filter => 'item_id = ' || :'hot') \gset
+SET interest.recommend_candidates = off;
+SELECT abs(score - :hot_final) < 1e-9 AS rolled_back_vector_not_kept, abs(:hot_final - :hot_after) < 1e-9 AS as_before_the_transaction,
+       abs(score - :hot_after) < 1e-9 AS every_item_as_before_too
+FROM recommend(7, 1, events => 'c_events', exclude_seen => false, filter => 'item_id = ' || :'hot');
+RESET interest.recommend_candidates;
+
 -- 4. evaluate() reports the candidate path beside the exact one.
 SELECT method, users > 0 AS has_users FROM evaluate('c_events', k => 10, new_items => 0)
 WHERE method IN ('recommend', 'recommend (candidates)') ORDER BY method;
