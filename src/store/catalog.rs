@@ -50,13 +50,19 @@ pub(crate) fn of_candidates(
     fetched: Vec<(String, Vec<f32>, f64)>,
     recurring: &HashSet<&str>,
 ) -> Catalog {
-    let version = super::items::version(item_source);
     let wanted: Vec<&str> = keys
         .iter()
         .map(String::as_str)
         .filter(|k| recurring.contains(k))
         .collect();
-    let mut rows = embedding_cache::get(item_source, version, &wanted);
+    // (similar_items has no trending candidates, a transaction that changed
+    // an item keeps nothing: no count to read)
+    let version = (!wanted.is_empty() && super::items::version_is_committed())
+        .then(|| super::items::version(item_source));
+    let mut rows = match version {
+        Some(v) => embedding_cache::get(item_source, v, &wanted),
+        None => Vec::new(),
+    };
     let known: HashSet<&str> = fetched.iter().chain(&rows).map(|r| r.0.as_str()).collect();
     let missing: Vec<String> = keys
         .iter()
@@ -75,11 +81,13 @@ pub(crate) fn of_candidates(
             )
         })
     };
-    embedding_cache::keep(
-        item_source,
-        version,
-        read.iter().filter(|r| recurring.contains(r.0.as_str())),
-    );
+    if let Some(v) = version {
+        let recurring_rows: Vec<_> = read
+            .iter()
+            .filter(|r| recurring.contains(r.0.as_str()))
+            .collect();
+        embedding_cache::keep(item_source, v, &recurring_rows);
+    }
     rows.extend(read);
     rows.extend(fetched);
     rows.sort_by(|a, b| a.0.cmp(&b.0));

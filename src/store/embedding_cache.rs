@@ -14,14 +14,19 @@ use std::collections::HashMap;
 /// as `catalog` reads them.
 pub(crate) type Row = (String, Vec<f32>, f64);
 
-/// The most embeddings kept per items table (~1.5 kB each at 384
-/// dimensions): four widenings of the trending candidates' default fit.
-pub(crate) const MAX_KEPT: usize = 2_048;
+/// The most bytes of embeddings kept per items table: 2,730 embeddings of
+/// 384 dimensions, more than a widened call's 400 trending candidates.
+pub(crate) const MAX_KEPT_BYTES: usize = 4 << 20;
 
 struct Kept {
     ext: pg_sys::Oid,
     version: i64,
     rows: HashMap<String, (Vec<f32>, f64)>,
+    bytes: usize,
+}
+
+fn bytes_of(key: &str, embedding: &[f32]) -> usize {
+    key.len() + std::mem::size_of_val(embedding)
 }
 
 thread_local! {
@@ -51,10 +56,13 @@ pub(crate) fn get(item_source: i32, version: i64, keys: &[&str]) -> Vec<Row> {
     })
 }
 
-/// Keeps `rows` (read at `version`); what was kept for another version or
-/// extension goes, and so does everything when the limit would be passed.
-pub(crate) fn keep<'a>(item_source: i32, version: i64, rows: impl Iterator<Item = &'a Row>) {
-    if !super::items::version_is_committed() {
+/// Keeps `rows` (read at `version`), unless together they pass the bound
+/// (a call widened far beyond the trending default); what was kept for
+/// another version or extension goes, and so does everything when the bound
+/// would be passed (a trending list that drifted: this call's list stays).
+pub(crate) fn keep(item_source: i32, version: i64, rows: &[&Row]) {
+    let bytes: usize = rows.iter().map(|r| bytes_of(&r.0, &r.1)).sum();
+    if rows.is_empty() || bytes > MAX_KEPT_BYTES || !super::items::version_is_committed() {
         return;
     }
     let ext = extension_oid();
@@ -64,18 +72,19 @@ pub(crate) fn keep<'a>(item_source: i32, version: i64, rows: impl Iterator<Item 
             ext,
             version,
             rows: HashMap::new(),
+            bytes: 0,
         });
-        if kept.ext != ext || kept.version != version {
+        if kept.ext != ext || kept.version != version || kept.bytes + bytes > MAX_KEPT_BYTES {
             *kept = Kept {
                 ext,
                 version,
                 rows: HashMap::new(),
+                bytes: 0,
             };
         }
-        for (key, e, created) in rows {
-            if kept.rows.len() >= MAX_KEPT && !kept.rows.contains_key(key) {
-                // A trending list that drifted: start again from this call's.
-                kept.rows.clear();
+        for (key, e, created) in rows.iter().copied() {
+            if !kept.rows.contains_key(key) {
+                kept.bytes += bytes_of(key, e);
             }
             kept.rows.insert(key.clone(), (e.clone(), *created));
         }

@@ -109,16 +109,29 @@ fn bump_version(item_source: i32) {
             &[item_source.into()],
         );
     }
+    COUNTED_BY.set(top_transaction());
 }
 
-/// Whether what a backend keeps under an items table's `version` may serve
-/// this transaction, and what it reads may be kept: only in a transaction
-/// that has written nothing, whose count is of committed changes alone (one
-/// that changed an item and rolled back would otherwise leave its
-/// embeddings under a count that a later commit reaches again).
+thread_local! {
+    /// The top-level transaction (full id) that last counted a change here
+    /// (`bump_version`); 0: none.
+    static COUNTED_BY: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether the count of changes this transaction sees is of committed
+/// changes alone, so that what a backend keeps under a `version` may serve
+/// it and what it reads may be kept: not in a transaction that changed an
+/// item's embedding itself (in any subtransaction, even one rolled back
+/// since). Such a transaction that rolled back would otherwise leave its
+/// embeddings under a count that a later commit reaches again.
 pub(crate) fn version_is_committed() -> bool {
+    let top = top_transaction();
+    top == 0 || COUNTED_BY.get() != top
+}
+
+fn top_transaction() -> u64 {
     // SAFETY: reads the current transaction's state; no allocation.
-    unsafe { pg_sys::GetCurrentTransactionIdIfAny() == pg_sys::InvalidTransactionId }
+    unsafe { pg_sys::GetTopFullTransactionIdIfAny().value }
 }
 
 /// How many changes the items table's embeddings have had (`bump_version`).

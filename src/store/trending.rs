@@ -49,28 +49,29 @@ impl Trending {
         // How much more each further read takes, when the rows read hold
         // only items with events after `now`.
         const GROWTH: usize = 16;
-        let mut peak: Option<f64> = None;
-        let mut rows = std::borrow::Cow::Borrowed(&self.rows);
-        let mut complete = self.complete;
-        let mut seen = 0;
-        loop {
-            for (_, s) in &rows[seen..] {
+        let peak_of = |rows: &[StatsRow]| {
+            let mut peak: Option<f64> = None;
+            for (_, s) in rows {
                 let r = s.recent_at(now, &src.covisit);
                 peak = Some(peak.map_or(r, |p| p.max(r)));
                 // (its reference time too: a link rebases the row at its time)
                 if s.last_seen.max(s.t_ref) <= now {
-                    return peak;
+                    return (peak, true);
                 }
             }
-            if complete {
-                return peak;
-            }
-            seen = rows.len();
-            let n = seen.max(1) * GROWTH;
-            let more = top(src, n);
-            complete = more.len() < n;
-            rows = std::borrow::Cow::Owned(more);
+            (peak, false)
+        };
+        let (mut peak, mut found) = peak_of(&self.rows);
+        let (mut read, mut complete) = (self.rows.len(), self.complete);
+        // A longer read is scanned from its top: in a transaction that has
+        // written, each read has a snapshot of its own.
+        while !found && !complete {
+            let n = read.max(1) * GROWTH;
+            let rows = top(src, n);
+            (read, complete) = (rows.len(), rows.len() < n);
+            (peak, found) = peak_of(&rows);
         }
+        peak
     }
 }
 

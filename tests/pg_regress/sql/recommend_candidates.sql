@@ -277,7 +277,8 @@ SELECT regress.err($$SELECT * FROM similar_items(100000, 10, events => 'c_events
 -- that changed it; one changed in a transaction that rolled back is never
 -- kept, even after a later change brings the table's count of changes back
 -- to the number that transaction saw (the catalog a connection keeps when
--- it ranks every item follows the same rule). The hottest item gets vectors opposite
+-- it ranks every item follows the same rule), also when that transaction
+-- called recommend() in a savepoint of its own. The hottest item gets vectors opposite
 -- to the user's two best content matches, so that it is a candidate as a
 -- trending item (read by key), never as a content neighbour.
 SELECT item_key AS hot FROM interest.item_stats s JOIN interest.event_sources e ON e.id = s.source_id
@@ -296,6 +297,8 @@ FROM recommend(7, 1, events => 'c_events', exclude_seen => false, filter => 'ite
 RESET interest.recommend_candidates;
 BEGIN;
 UPDATE c_items SET e = (SELECT e FROM opposite WHERE n = 2) WHERE item_id = :'hot'::int;
+-- (in a savepoint, as drivers that roll back a failed statement run each)
+SAVEPOINT each_statement;
 SELECT score AS hot_in_txn FROM recommend(7, 1, events => 'c_events', exclude_seen => false, filter => 'item_id = ' || :'hot') \gset
 SET LOCAL interest.recommend_candidates = off;
 SELECT abs(score - :hot_in_txn) < 1e-9 AS in_txn_ranked_as_now, abs(:hot_in_txn - :hot_after) > 1e-6 AS in_txn_score_moved
