@@ -97,28 +97,22 @@ impl Context {
             fetched,
             &recurring,
         ));
-        let held: HashSet<&str> = seed
-            .base_stats
+        // The counts read already: the trending rows and the user's
+        // strongest links (whose read wins for an item in both).
+        let held: HashMap<&str, &ItemStats<String>> = popular
             .iter()
-            .chain(&popular)
-            .map(|(k, _)| k.as_str())
+            .chain(&seed.base_stats)
+            .map(|(k, s)| (k.as_str(), s))
             .collect();
         let unread: Vec<String> = catalog
             .keys
             .iter()
-            .filter(|k| !held.contains(k.as_str()))
+            .filter(|k| !held.contains_key(k.as_str()))
             .cloned()
             .collect();
         let mut stats = store::load_counts(src.id, &unread);
         // (assemble skips the held items that are not candidates)
-        let based: HashSet<&str> = seed.base_stats.iter().map(|(k, _)| k.as_str()).collect();
-        let popular_only: Vec<_> = popular
-            .iter()
-            .filter(|(k, _)| !based.contains(k.as_str()))
-            .cloned()
-            .collect();
-        stats.extend(seed.base_stats.iter().cloned());
-        stats.extend(popular_only);
+        stats.extend(held.iter().map(|(k, s)| (k.to_string(), (*s).clone())));
         Context {
             recent_links: Some(seed.recent_links.clone()),
             covisit_max: Some(seed.covisit_max),

@@ -55,10 +55,12 @@ pub(crate) fn of_candidates(
         .map(String::as_str)
         .filter(|k| recurring.contains(k))
         .collect();
-    // (similar_items has no trending candidates, a transaction that changed
-    // an item keeps nothing: no count to read)
-    let version = (!wanted.is_empty() && super::items::version_is_committed())
-        .then(|| super::items::version(item_source));
+    // (similar_items has no trending candidates: no count to read)
+    let version = if wanted.is_empty() {
+        None
+    } else {
+        super::items::committed_version(item_source)
+    };
     let mut rows = match version {
         Some(v) => embedding_cache::get(item_source, v, &wanted),
         None => Vec::new(),
@@ -153,11 +155,10 @@ thread_local! {
 }
 
 pub(crate) fn cached(item_source: i32) -> Rc<Catalog> {
-    if !super::items::version_is_committed() {
+    let Some(version) = super::items::committed_version(item_source) else {
         return Rc::new(uncached(item_source));
-    }
+    };
     let ext = extension_oid();
-    let version = super::items::version(item_source);
     if let Some(c) = CATALOGS.with(|c| c.borrow().get(&item_source).cloned()) {
         if c.ext == ext && c.version == version {
             return c;

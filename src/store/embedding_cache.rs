@@ -1,9 +1,9 @@
 //! The embeddings of the items every call of a source takes as candidates
 //! (the trending items), kept per backend so that a call does not look them
 //! up by key again. An items table's count of changes (`items::version`)
-//! keys what is kept: any committed change to its embeddings empties it,
-//! and a transaction that has written anything neither uses nor fills it
-//! (`items::version_is_committed`).
+//! keys what is kept: any committed change to its embeddings empties it.
+//! Callers pass a count from `items::committed_version`, so a transaction
+//! that changed an embedding itself neither uses nor fills it.
 
 use crate::spi::extension_oid;
 use pgrx::pg_sys;
@@ -35,9 +35,6 @@ thread_local! {
 
 /// The kept embeddings of `keys` for the items table at `version`.
 pub(crate) fn get(item_source: i32, version: i64, keys: &[&str]) -> Vec<Row> {
-    if !super::items::version_is_committed() {
-        return Vec::new();
-    }
     let ext = extension_oid();
     KEPT.with(|k| {
         let kept = k.borrow();
@@ -62,7 +59,7 @@ pub(crate) fn get(item_source: i32, version: i64, keys: &[&str]) -> Vec<Row> {
 /// would be passed (a trending list that drifted: this call's list stays).
 pub(crate) fn keep(item_source: i32, version: i64, rows: &[&Row]) {
     let bytes: usize = rows.iter().map(|r| bytes_of(&r.0, &r.1)).sum();
-    if rows.is_empty() || bytes > MAX_KEPT_BYTES || !super::items::version_is_committed() {
+    if rows.is_empty() || bytes > MAX_KEPT_BYTES {
         return;
     }
     let ext = extension_oid();

@@ -118,15 +118,15 @@ thread_local! {
     static COUNTED_BY: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// Whether the count of changes this transaction sees is of committed
-/// changes alone, so that what a backend keeps under a `version` may serve
-/// it and what it reads may be kept: not in a transaction that changed an
-/// item's embedding itself (in any subtransaction, even one rolled back
-/// since). Such a transaction that rolled back would otherwise leave its
-/// embeddings under a count that a later commit reaches again.
-pub(crate) fn version_is_committed() -> bool {
+/// The items table's count of changes (`version`) when what a backend
+/// keeps under it may serve this transaction, and what it reads may be kept
+/// under it: None in a transaction that changed an item's embedding itself
+/// (in any subtransaction, even one rolled back since). Such a transaction
+/// that rolled back would otherwise leave its embeddings under a count that
+/// a later commit reaches again.
+pub(crate) fn committed_version(item_source: i32) -> Option<i64> {
     let top = top_transaction();
-    top == 0 || COUNTED_BY.get() != top
+    (top == 0 || COUNTED_BY.get() != top).then(|| version(item_source))
 }
 
 fn top_transaction() -> u64 {

@@ -13,7 +13,7 @@ type StatsRow = (String, ItemStats<String>);
 /// The top of the source's trend order (`ItemStats::trend`), most popular
 /// first, as one call read it.
 pub(crate) struct Trending {
-    pub rows: Vec<StatsRow>,
+    rows: Vec<StatsRow>,
     /// Fewer rows than asked for: these are all the source's items with a
     /// recent count.
     complete: bool,
