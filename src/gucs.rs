@@ -32,7 +32,7 @@ pub static FOLD_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(5000);
 pub static FOLD_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Lists an `interest_ivf` scan probes before its first rerank; 0:
-/// automatic, 10 at a time up to `interest_core::ivf::default_probes`
+/// automatic, 10 at a time up to `interest_core::ivf::automatic_probes`
 /// while each step's lists hold entries near the rows.
 pub static IVF_PROBES: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// Rows an `interest_ivf` scan certifies by exact distance per round after
@@ -111,7 +111,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"interest.ivf_probes",
         c"Lists an interest_ivf index scan probes first; 0 chooses from the index's lists.",
-        c"More probes: higher recall, slower queries. 0 probes 10 lists at a time, up to an eighth of them (10 to 40), while each step finds entries near the rows.",
+        c"More probes: higher recall, slower queries. 0 probes 10 lists at a time, up to an eighth of them (10 to 40) or the more the index's build measured its data needs, while each step finds entries near the rows.",
         &IVF_PROBES,
         0,
         16_384,

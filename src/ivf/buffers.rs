@@ -169,16 +169,17 @@ pub unsafe fn meta_of(page: pg_sys::Page) -> Meta {
             (Some(PageKind::Meta), Some(bytes)) => bytes,
             _ => crate::ivf::corrupt("the meta page is missing"),
         };
-        let meta: Meta = pages::read_struct(bytes);
+        let meta = pages::read_meta_item(bytes);
         if !meta.is_ours() {
             crate::ivf::corrupt("the meta page has no interest_ivf signature");
         }
-        if meta.version != pages::FORMAT_VERSION {
+        if !(pages::OLDEST_READABLE_VERSION..=pages::FORMAT_VERSION).contains(&meta.version) {
             crate::errors::raise(
                 pgrx::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                 format!(
-                    "interest_ivf index has format version {}, this library reads version {}",
+                    "interest_ivf index has format version {}, this library reads versions {} to {}",
                     meta.version,
+                    pages::OLDEST_READABLE_VERSION,
                     pages::FORMAT_VERSION
                 ),
                 "The index was built by another version of pg_interest.",

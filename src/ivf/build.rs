@@ -10,6 +10,7 @@ use super::shape::tail_slot;
 use super::{
     build_threads, check_dims, check_indexable_dims, embedding_values, metric_of, options,
 };
+use interest_core::ivf::calibrate::{calibrated_probes, Sample};
 use interest_core::ivf::encode::{rotate_centres, Encoder};
 use interest_core::ivf::metric::Metric;
 use interest_core::ivf::rotation::Rotation;
@@ -259,6 +260,19 @@ unsafe fn build_lists(
         seed,
         threads,
     );
+    let rotation = Rotation::new(dims, seed);
+    let calibrated_probes = calibrated_probes(
+        &Sample {
+            metric,
+            dims,
+            vectors: training,
+            lists_of: &kmeans::assign(training, &centres, dims, threads),
+            centres: &centres,
+            rotation: &rotation,
+            rows: sampler.seen,
+        },
+        threads,
+    );
     drop(sampler.sample);
     let lists = centres.len() / dims;
     if sampler.lists_option > lists {
@@ -283,11 +297,11 @@ unsafe fn build_lists(
             );
         }
     }
-    let rotation = Rotation::new(dims, seed);
     let rotated_centres = rotate_centres(&rotation, &centres);
 
     let fork = pg_sys::ForkNumber::MAIN_FORKNUM;
     let mut meta = Meta::new(dims as u32, metric.code(), lists as u32, seed, build_id);
+    meta.calibrated_probes = calibrated_probes as u32;
     unsafe {
         let meta_buffer = buffers::new_block(index, fork);
         assert_eq!(pg_sys::BufferGetBlockNumber(meta_buffer), pages::META_BLOCK);
@@ -363,11 +377,7 @@ unsafe fn build_lists(
     unsafe {
         update_tails(index, meta.tails_start, &ends);
         let meta_buffer = buffers::lock_block(index, pages::META_BLOCK, true);
-        pages::overwrite_item(
-            pg_sys::BufferGetPage(meta_buffer),
-            1,
-            pages::as_bytes(&meta),
-        );
+        pages::overwrite_meta(pg_sys::BufferGetPage(meta_buffer), &meta);
         pg_sys::MarkBufferDirty(meta_buffer);
         pg_sys::UnlockReleaseBuffer(meta_buffer);
     }

@@ -37,7 +37,7 @@ pub unsafe extern "C-unwind" fn amcostestimate(
         let lists = buffers::read_meta(index).lists.max(1) as usize;
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         // Automatic probes read their first step for most queries (up to
-        // default_probes lists when the steps go on).
+        // automatic_probes lists when the steps go on).
         let probed = (gucs::ivf_probes(lists) as f64 / lists as f64).min(1.0);
         // Every probed list is read before the first row comes out.
         *startup_cost = costs.indexTotalCost * probed;

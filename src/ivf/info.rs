@@ -1,9 +1,11 @@
 //! `interest.ivf_info(index)`: what an interest_ivf index holds, read from
-//! its pages (format version, dimensions, metric, lists, live entries).
+//! its pages (format version, dimensions, metric, lists, live entries,
+//! the most lists an automatic scan probes).
 
 use super::buffers;
 use super::pages::{self, PageKind};
 use crate::errors::raise;
+use interest_core::ivf::automatic_probes;
 use interest_core::ivf::metric::Metric;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -21,6 +23,7 @@ fn _ivf_info(
         name!(lists, i32),
         name!(entries, i64),
         name!(pages, i64),
+        name!(automatic_probes, i32),
     ),
 > {
     unsafe {
@@ -80,6 +83,7 @@ fn _ivf_info(
             meta.lists as i32,
             entries,
             blocks as i64,
+            automatic_probes(meta.lists as usize, meta.calibrated_probes as usize) as i32,
         ))
     }
 }

@@ -92,7 +92,7 @@ unsafe fn place_vector(
             if let Some(offset) = pages::add_item(page, item) {
                 if meta_changed {
                     let meta_page = change.page(meta_buffer, false);
-                    pages::overwrite_item(meta_page, 1, pages::as_bytes(&meta));
+                    pages::overwrite_meta(meta_page, &meta);
                 }
                 change.finish();
                 pg_sys::UnlockReleaseBuffer(tail);
@@ -112,7 +112,7 @@ unsafe fn place_vector(
             .unwrap_or_else(|| super::corrupt("a vector larger than a page"));
         meta.vector_tail = block;
         let meta_page = change.page(meta_buffer, false);
-        pages::overwrite_item(meta_page, 1, pages::as_bytes(&meta));
+        pages::overwrite_meta(meta_page, &meta);
         change.finish();
         pg_sys::UnlockReleaseBuffer(fresh);
         pg_sys::UnlockReleaseBuffer(meta_buffer);

@@ -11,8 +11,11 @@
 use pgrx::pg_sys;
 use std::mem::size_of;
 
-/// Bumped whenever the layout changes; scans refuse other versions.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped whenever the layout changes; the version builds write.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest version this library reads: version 1 differs only by a
+/// shorter meta item (no calibrated probes), read as if they were 0.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 const MAGIC: u32 = 0x1f7e_5a11;
 
 pub const META_BLOCK: pg_sys::BlockNumber = 0;
@@ -56,6 +59,10 @@ pub struct Meta {
     /// 1 once VACUUM has recorded room on vector pages in the free space
     /// map; inserts look there only then (0 in indexes of older releases).
     pub vectors_freed: u32,
+    /// The most lists the build measured an automatic scan needs on this
+    /// data (`calibrate::calibrated_probes`; 0 in version 1 indexes).
+    pub calibrated_probes: u32,
+    pub reserved: u32,
 }
 
 impl Meta {
@@ -73,6 +80,8 @@ impl Meta {
             tails_start: INVALID_BLOCK,
             vector_tail: INVALID_BLOCK,
             vectors_freed: 0,
+            calibrated_probes: 0,
+            reserved: 0,
         }
     }
 
@@ -224,6 +233,28 @@ pub unsafe fn item_count(page: pg_sys::Page) -> pg_sys::OffsetNumber {
 }
 
 /// Reads a `T` from item bytes written by `as_bytes`.
+/// The meta item's value; a shorter item of an older version leaves the
+/// fields it lacks 0.
+pub fn read_meta_item(bytes: &[u8]) -> Meta {
+    let mut full = [0u8; size_of::<Meta>()];
+    let n = bytes.len().min(full.len());
+    full[..n].copy_from_slice(&bytes[..n]);
+    read_struct(&full)
+}
+
+/// Writes `meta` over the meta item, as much of it as the item holds (an
+/// index of an older version keeps its shorter item).
+///
+/// # Safety
+/// As `overwrite_item`; the page is the meta page.
+pub unsafe fn overwrite_meta(page: pg_sys::Page, meta: &Meta) {
+    unsafe {
+        let id = pg_sys::PageGetItemId(page, 1);
+        let held = ((*id).lp_len() as usize).min(size_of::<Meta>());
+        overwrite_item(page, 1, &as_bytes(meta)[..held]);
+    }
+}
+
 pub fn read_struct<T: Copy>(bytes: &[u8]) -> T {
     assert!(bytes.len() >= size_of::<T>());
     // SAFETY: length checked; T is a plain repr(C) value read unaligned.

@@ -1,7 +1,7 @@
 //! `ORDER BY e <op> q LIMIT k`: the `interest.ivf_probes` lists of nearest
 //! centre are probed into a candidate pool ordered by the codes' lower
 //! bounds (automatic probes: 10 lists at a time, up to
-//! `interest_core::ivf::default_probes`, while each step's lists hold
+//! `interest_core::ivf::automatic_probes`, while each step's lists hold
 //! entries near the round's rows); each round ranks entries exactly, in
 //! bound order, until its rows (10 in the first, `interest.ivf_rerank`
 //! after) are the certain nearest of the pool (no bound left could beat
@@ -19,7 +19,7 @@ use super::shape::{self, Shape};
 use super::{check_dims, embedding_values};
 use crate::gucs;
 use interest_core::candidates::CANDIDATE_PROBES;
-use interest_core::ivf::default_probes;
+use interest_core::ivf::automatic_probes;
 use interest_core::ivf::estimator::PreparedQuery;
 use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
 use interest_core::ivf::search::{
@@ -156,7 +156,7 @@ pub unsafe extern "C-unwind" fn amrescan(
         }
         let automatic = gucs::ivf_probes_automatic() && !estimates_only;
         state.auto_limit = if automatic && state.query.is_some() {
-            default_probes(shape.lists).min(state.list_limit)
+            automatic_probes(shape.lists, shape.calibrated_probes).min(state.list_limit)
         } else {
             0
         };

@@ -22,6 +22,8 @@ pub struct Shape {
     pub rotated_centres: Vec<f32>,
     pub rotation: Rotation,
     pub tails_start: pg_sys::BlockNumber,
+    /// The meta page's calibrated most lists of an automatic scan.
+    pub calibrated_probes: usize,
 }
 
 impl Shape {
@@ -123,5 +125,6 @@ unsafe fn read_shape(index: pg_sys::Relation, meta: &Meta) -> Shape {
         rotated_centres,
         rotation,
         tails_start: meta.tails_start,
+        calibrated_probes: meta.calibrated_probes as usize,
     }
 }

@@ -125,7 +125,7 @@ impl FreedRoom {
             if meta.vectors_freed == 0 {
                 meta.vectors_freed = 1;
                 let mut change = GenericChange::start(self.index);
-                pages::overwrite_item(change.page(meta_buffer, false), 1, pages::as_bytes(&meta));
+                pages::overwrite_meta(change.page(meta_buffer, false), &meta);
                 change.finish();
             }
             pg_sys::UnlockReleaseBuffer(meta_buffer);

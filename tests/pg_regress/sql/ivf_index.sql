@@ -232,3 +232,25 @@ DELETE FROM ivf_invalid WHERE e::text = '[1,2]';
 REINDEX INDEX ivf_invalid_e;
 TRUNCATE ivf_invalid;
 DROP TABLE ivf_invalid;
+-- Calibrated probes: where the nearest neighbours spread over many lists
+-- (wide clusters), the build lets automatic scans probe more than an
+-- eighth of the lists, and the defaults keep their recall; well separated
+-- clusters keep the eighth.
+CREATE TABLE ivf_spread (id bigserial PRIMARY KEY, e interest.embedding);
+INSERT INTO ivf_spread (e) SELECT embedding FROM synthetic_vectors(4000, 32, 50, 3.0, 21);
+CREATE INDEX ivf_spread_e ON ivf_spread USING interest_ivf (e);
+CREATE TABLE ivf_tight (id bigserial PRIMARY KEY, e interest.embedding);
+INSERT INTO ivf_tight (e) SELECT embedding FROM synthetic_vectors(4000, 32, 50, 0.3, 21);
+CREATE INDEX ivf_tight_e ON ivf_tight USING interest_ivf (e);
+SELECT (ivf_info('ivf_spread_e')).automatic_probes > 10 AS spread_probes_more,
+       (ivf_info('ivf_tight_e')).automatic_probes AS tight_probes;
+DROP TABLE ivf_q;
+CREATE TABLE ivf_q AS SELECT id, embedding AS e FROM synthetic_vectors(25, 32, 50, 3.0, 22);
+SELECT regress.ivf_recall('ivf_spread', '<=>') >= 0.95 AS spread_recall_at_defaults;
+SET interest.ivf_probes = 10;
+SELECT regress.ivf_recall('ivf_spread', '<=>') < 0.9 AS an_eighth_falls_short;
+RESET interest.ivf_probes;
+DROP TABLE ivf_q;
+CREATE TABLE ivf_q AS SELECT id, embedding AS e FROM synthetic_vectors(25, 32, 50, 0.3, 22);
+SELECT regress.ivf_recall('ivf_tight', '<=>') >= 0.95 AS tight_recall_at_defaults;
+DROP TABLE ivf_spread, ivf_tight, ivf_q;

@@ -2,6 +2,7 @@
 //! as the access method, without pages. Used to test recall and to choose
 //! the defaults (`examples/ivf_recall.rs`).
 
+use super::calibrate::{calibrated_probes, Sample};
 use super::encode::{rotate_centres, Encoder};
 use super::estimator::PreparedQuery;
 use super::kmeans;
@@ -21,6 +22,8 @@ pub struct MemoryIndex {
     lists: Vec<Vec<(usize, Vec<u8>, CodeFactors)>>,
     /// Prepared vectors by id (None: not indexable).
     vectors: Vec<Option<Vec<f32>>>,
+    /// The build's calibrated most lists of an automatic scan.
+    calibrated_probes: usize,
 }
 
 /// A pool entry: the row's id and its list's place in the probe order.
@@ -72,6 +75,18 @@ impl MemoryIndex {
         );
         let rotation = Rotation::new(dims, seed);
         let rotated_centres = rotate_centres(&rotation, &centres);
+        let calibrated_probes = calibrated_probes(
+            &Sample {
+                metric,
+                dims,
+                vectors: &sample,
+                lists_of: &kmeans::assign(&sample, &centres, dims, threads),
+                centres: &centres,
+                rotation: &rotation,
+                rows: usable.len(),
+            },
+            threads,
+        );
         let mut index = MemoryIndex {
             metric,
             dims,
@@ -80,6 +95,7 @@ impl MemoryIndex {
             centres,
             rotated_centres,
             vectors: Vec::new(),
+            calibrated_probes,
         };
         for v in vectors {
             index.insert(v);
@@ -107,9 +123,14 @@ impl MemoryIndex {
         self.lists.len()
     }
 
+    /// The most lists an automatic search probes on this index.
+    pub fn automatic_probe_limit(&self) -> usize {
+        super::automatic_probes(self.lists(), self.calibrated_probes)
+    }
+
     /// The k nearest ids by the operator's value, nearest first. Probes 0:
     /// automatic, as the access method (`AUTO_PROBE_STEP` lists at a time,
-    /// up to `default_probes`, while a step reaches the rows).
+    /// up to `automatic_probes`, while a step reaches the rows).
     pub fn search(&self, raw_query: &[f32], k: usize, params: SearchParams) -> Vec<(usize, f64)> {
         let Some(query) = PreparedQuery::new(self.metric, &self.rotation, raw_query) else {
             return Vec::new();
@@ -125,7 +146,7 @@ impl MemoryIndex {
         let want = round_rows(0, params.rerank).max(k);
         let mut pool = CandidatePool::default();
         let round = if params.probes == 0 {
-            let limit = super::default_probes(self.lists()).min(order.len());
+            let limit = self.automatic_probe_limit().min(order.len());
             let mut probed = 0;
             loop {
                 let step_start = probed;
@@ -269,7 +290,7 @@ mod tests {
         // Every metric, on clusters well apart and overlapping, and for the
         // inner product on vectors of lengths 0.2 to 5 (the longest vectors
         // of a far list can have the largest products): automatic steps
-        // keep the recall of default_probes lists. On the overlapping data
+        // keep the recall of the most lists they may probe. On the overlapping data
         // the first step alone (10 lists) finds far fewer, so the steps
         // must go on there.
         let dims = 64;
@@ -305,7 +326,7 @@ mod tests {
                     .sum::<f64>()
                     / queries.len() as f64
             };
-            let most = recall_with(crate::ivf::default_probes(141));
+            let most = recall_with(index.automatic_probe_limit());
             let automatic = recall_with(0);
             assert!(
                 automatic >= most - 0.01,
@@ -317,6 +338,50 @@ mod tests {
                     automatic >= first_step + 0.1,
                     "the steps stopped early: automatic {automatic}, 10 lists {first_step}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn calibrated_probes_keep_recall_where_neighbours_spread() {
+        // Clusters so wide that a vector's nearest neighbours lie in many
+        // lists: an eighth of the lists finds too few of them, the build's
+        // calibrated most keeps recall, and well separated data keeps the
+        // eighth.
+        let dims = 64;
+        for (noise, calibrated) in [(0.6, false), (2.0, true), (3.0, true)] {
+            let data: Vec<_> = clustered_vectors(20_000, dims, 200, noise, 41)
+                .into_iter()
+                .map(Some)
+                .collect();
+            let index = MemoryIndex::build(Metric::Cosine, dims, &data, 141, 4, 2);
+            let queries = clustered_vectors(40, dims, 200, noise, 42);
+            let recall_with = |probes| {
+                queries
+                    .iter()
+                    .map(|q| {
+                        let params = SearchParams { probes, rerank: 40 };
+                        recall(&index.search(q, 10, params), &index.exact(q, 10))
+                    })
+                    .sum::<f64>()
+                    / queries.len() as f64
+            };
+            let eighth = crate::ivf::default_probes(141);
+            let automatic = recall_with(0);
+            if calibrated {
+                assert!(
+                    index.automatic_probe_limit() > eighth,
+                    "noise {noise}: limit {}",
+                    index.automatic_probe_limit()
+                );
+                assert!(
+                    automatic >= 0.95 && automatic > recall_with(eighth) + 0.05,
+                    "noise {noise}: automatic {automatic}, an eighth {}",
+                    recall_with(eighth)
+                );
+            } else {
+                assert_eq!(index.automatic_probe_limit(), eighth);
+                assert!(automatic >= 0.95, "noise {noise}: automatic {automatic}");
             }
         }
     }

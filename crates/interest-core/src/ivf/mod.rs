@@ -11,8 +11,10 @@
 //! - `estimator`: a query prepared once, estimates per list;
 //! - `kmeans`: list centres and assignment;
 //! - `search`: probe order and the pool of candidates for exact rerank;
+//! - `calibrate`: how many lists automatic scans may probe on the data;
 //! - `memory_index`: the whole index in memory, for tests and tuning.
 
+pub mod calibrate;
 pub mod encode;
 pub mod estimator;
 pub mod kmeans;
@@ -35,6 +37,13 @@ pub fn default_lists(rows: usize) -> usize {
 /// (`search::step_reached_rows`).
 pub fn default_probes(lists: usize) -> usize {
     lists.div_ceil(8).clamp(10, 40).min(lists.max(1))
+}
+
+/// The most lists an automatic scan probes: `default_probes`, or more when
+/// the build measured that the data's nearest neighbours spread further
+/// (`calibrate::calibrated_probes`; 0 in indexes built before it).
+pub fn automatic_probes(lists: usize, calibrated: usize) -> usize {
+    default_probes(lists).max(calibrated.min(lists))
 }
 
 /// Lists an automatic scan probes at a time.
