@@ -10,7 +10,7 @@ use super::shape::tail_slot;
 use super::{
     build_threads, check_dims, check_indexable_dims, embedding_values, metric_of, options,
 };
-use interest_core::ivf::calibrate::{calibrated_probes, Sample};
+use interest_core::ivf::calibrate::{calibrated_probes, Sample, CALIBRATION_QUERIES};
 use interest_core::ivf::encode::{rotate_centres, Encoder};
 use interest_core::ivf::metric::Metric;
 use interest_core::ivf::rotation::Rotation;
@@ -229,13 +229,40 @@ fn sample_capacity(dims: usize, lists_option: usize) -> usize {
     wanted.min((budget_bytes / (dims * 4)).max(1_024))
 }
 
+/// `training` rows drawn at random from the sample (which holds the
+/// table's first rows in order until it is full, so a prefix would train
+/// on rows of one kind when the table is sorted), and up to
+/// `calibrate::CALIBRATION_QUERIES` of the others for the calibration.
+fn split_sample(
+    sample: &[f32],
+    dims: usize,
+    training: usize,
+    rng: &mut Rng,
+) -> (Vec<f32>, Vec<f32>) {
+    let rows = sample.len() / dims;
+    let taken = (training + CALIBRATION_QUERIES).min(rows);
+    let mut order: Vec<usize> = (0..rows).collect();
+    for i in 0..taken {
+        let j = i + rng.below(rows - i);
+        order.swap(i, j);
+    }
+    let rows_of = |picked: &[usize]| -> Vec<f32> {
+        picked
+            .iter()
+            .flat_map(|&r| sample[r * dims..(r + 1) * dims].iter().copied())
+            .collect()
+    };
+    let (train, held) = order[..taken].split_at(training.min(taken));
+    (rows_of(train), rows_of(held))
+}
+
 #[allow(clippy::too_many_arguments)]
 unsafe fn build_lists(
     heap: pg_sys::Relation,
     index: pg_sys::Relation,
     index_info: *mut pg_sys::IndexInfo,
     metric: Metric,
-    sampler: Sampler,
+    mut sampler: Sampler,
     build_id: u64,
 ) -> usize {
     let dims = sampler.dims;
@@ -248,7 +275,13 @@ unsafe fn build_lists(
     let lists = wanted_lists.min(sampled).max(1);
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_TRAINING);
     progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL, sampler.seen as i64);
-    let training = &sampler.sample[..training_sample_size(lists).min(sampled) * dims];
+    let (training, held_out) = split_sample(
+        &sampler.sample,
+        dims,
+        training_sample_size(lists).min(sampled),
+        &mut sampler.rng,
+    );
+    let training = &training[..];
     let threads = build_threads();
     let seed = BUILD_SEED;
     let centres = kmeans::train(
@@ -270,6 +303,7 @@ unsafe fn build_lists(
             centres: &centres,
             rotation: &rotation,
             rows: sampler.seen,
+            held_out: (!held_out.is_empty()).then_some(&held_out[..]),
         },
         threads,
     );

@@ -22,7 +22,10 @@ pub const CALIBRATION_QUERIES: usize = 100;
 pub const CALIBRATION_K: usize = 10;
 
 /// What the calibration sees: the prepared sample, each sample vector's
-/// list, the centres and the rotation scans use, and the table's rows.
+/// list, the centres and the rotation scans use, the table's rows, and
+/// sampled rows k-means did not train on to ask with (the centres fit
+/// their training rows more closely than the rows queries look for; None:
+/// the sample's own rows, each without itself).
 pub struct Sample<'a> {
     pub metric: Metric,
     pub dims: usize,
@@ -31,6 +34,7 @@ pub struct Sample<'a> {
     pub centres: &'a [f32],
     pub rotation: &'a Rotation,
     pub rows: usize,
+    pub held_out: Option<&'a [f32]>,
 }
 
 /// The fewest lists, in each query's probe order, that hold
@@ -50,8 +54,12 @@ pub fn calibrated_probes(sample: &Sample<'_>, threads: usize) -> usize {
         as usize)
         .clamp(1, CALIBRATION_K)
         .min(n - 1);
-    let step = (n / CALIBRATION_QUERIES).max(1);
-    let queries: Vec<usize> = (0..n).step_by(step).take(CALIBRATION_QUERIES).collect();
+    let askers = sample.held_out.map_or(n, |h| h.len() / dims);
+    let step = (askers / CALIBRATION_QUERIES).max(1);
+    let queries: Vec<usize> = (0..askers)
+        .step_by(step)
+        .take(CALIBRATION_QUERIES)
+        .collect();
     let threads = threads.clamp(1, 16).min(queries.len());
     let per_thread = queries.len().div_ceil(threads);
     // Threads start with every signal blocked (the host's signals reach its
@@ -85,11 +93,15 @@ pub fn calibrated_probes(sample: &Sample<'_>, threads: usize) -> usize {
 }
 
 /// The places, in query `q`'s probe order, of the lists of its `count`
-/// nearest other sample vectors.
+/// nearest sample vectors (other than itself).
 fn neighbour_positions(sample: &Sample<'_>, q: usize, count: usize) -> Vec<usize> {
     let dims = sample.dims;
     let at = |i: usize| &sample.vectors[i * dims..(i + 1) * dims];
-    let Some(query) = PreparedQuery::new(sample.metric, sample.rotation, at(q)) else {
+    let (asking, itself) = match sample.held_out {
+        Some(h) => (&h[q * dims..(q + 1) * dims], None),
+        None => (at(q), Some(q)),
+    };
+    let Some(query) = PreparedQuery::new(sample.metric, sample.rotation, asking) else {
         return Vec::new();
     };
     let order = probe_order(&query, sample.centres, dims);
@@ -98,8 +110,8 @@ fn neighbour_positions(sample: &Sample<'_>, q: usize, count: usize) -> Vec<usize
         place[list as usize] = position;
     }
     let mut nearest: Vec<(f64, usize)> = (0..sample.lists_of.len())
-        .filter(|&i| i != q)
-        .map(|i| (sample.metric.distance(at(q), at(i)), i))
+        .filter(|&i| Some(i) != itself)
+        .map(|i| (sample.metric.distance(asking, at(i)), i))
         .collect();
     let count = count.min(nearest.len());
     if count == 0 {
@@ -137,6 +149,7 @@ mod tests {
                 centres: &centres,
                 rotation: &rotation,
                 rows,
+                held_out: None,
             },
             2,
         )
@@ -164,6 +177,7 @@ mod tests {
             centres: &[1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
             rotation: &rotation,
             rows: 1,
+            held_out: None,
         };
         assert_eq!(calibrated_probes(&sample, 2), 0);
     }

@@ -73,7 +73,7 @@ fn error_scale(w: &[f32]) -> f32 {
 
 /// RaBitQ's confidence multiplier: an estimate is off by more than
 /// `EPSILON_0 / sqrt(D - 1)` of its scale with negligible probability.
-pub const EPSILON_0: f32 = 3.0;
+pub const EPSILON_0: f32 = 3.5;
 
 /// Estimates, on the scale `PreparedQuery::distance` orders by, for the
 /// entries of one list, with a lower bound that holds with high

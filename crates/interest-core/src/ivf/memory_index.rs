@@ -64,6 +64,18 @@ impl MemoryIndex {
             .take(sample_size)
             .flat_map(|v| v.iter().copied())
             .collect();
+        // Rows between the sampled ones ask the calibration's questions.
+        let held_out: Vec<f32> = if step > 1 {
+            usable
+                .iter()
+                .skip(step / 2)
+                .step_by(step)
+                .take(super::calibrate::CALIBRATION_QUERIES)
+                .flat_map(|v| v.iter().copied())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let centres = kmeans::train(
             &sample,
             dims,
@@ -84,6 +96,7 @@ impl MemoryIndex {
                 centres: &centres,
                 rotation: &rotation,
                 rows: usable.len(),
+                held_out: (!held_out.is_empty()).then_some(&held_out[..]),
             },
             threads,
         );
