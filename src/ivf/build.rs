@@ -229,32 +229,39 @@ fn sample_capacity(dims: usize, lists_option: usize) -> usize {
     wanted.min((budget_bytes / (dims * 4)).max(1_024))
 }
 
-/// `training` rows drawn at random from the sample (which holds the
-/// table's first rows in order until it is full, so a prefix would train
-/// on rows of one kind when the table is sorted), and up to
-/// `calibrate::CALIBRATION_QUERIES` of the others for the calibration.
-fn split_sample(
-    sample: &[f32],
+/// Shuffles the sample's rows so that its first rows are a random draw
+/// (the sample holds the table's first rows in order until it is full, so
+/// a prefix would train on rows of one kind when the table is sorted), in
+/// place; returns (training rows, held-out rows): held out for the
+/// calibration, up to `calibrate::CALIBRATION_QUERIES` and a tenth of the
+/// sample while `lists` rows are left to train, none when that is under
+/// `MIN_HELD_OUT` (it then asks with the training rows themselves).
+fn shuffle_sample(
+    sample: &mut [f32],
     dims: usize,
     training: usize,
+    lists: usize,
     rng: &mut Rng,
-) -> (Vec<f32>, Vec<f32>) {
+) -> (usize, usize) {
     let rows = sample.len() / dims;
-    let taken = (training + CALIBRATION_QUERIES).min(rows);
-    let mut order: Vec<usize> = (0..rows).collect();
-    for i in 0..taken {
+    let held = CALIBRATION_QUERIES
+        .min(rows / 10)
+        .min(rows.saturating_sub(lists));
+    let held = if held < MIN_HELD_OUT { 0 } else { held };
+    let training = training.min(rows - held);
+    for i in 0..training + held {
         let j = i + rng.below(rows - i);
-        order.swap(i, j);
+        if j != i {
+            let (head, tail) = sample.split_at_mut(j * dims);
+            head[i * dims..(i + 1) * dims].swap_with_slice(&mut tail[..dims]);
+        }
     }
-    let rows_of = |picked: &[usize]| -> Vec<f32> {
-        picked
-            .iter()
-            .flat_map(|&r| sample[r * dims..(r + 1) * dims].iter().copied())
-            .collect()
-    };
-    let (train, held) = order[..taken].split_at(training.min(taken));
-    (rows_of(train), rows_of(held))
+    (training, held)
 }
+
+/// Fewer held-out rows than this say too little: the calibration asks with
+/// the training rows instead.
+const MIN_HELD_OUT: usize = 20;
 
 #[allow(clippy::too_many_arguments)]
 unsafe fn build_lists(
@@ -275,13 +282,15 @@ unsafe fn build_lists(
     let lists = wanted_lists.min(sampled).max(1);
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_TRAINING);
     progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL, sampler.seen as i64);
-    let (training, held_out) = split_sample(
-        &sampler.sample,
+    let (training_rows, held_rows) = shuffle_sample(
+        &mut sampler.sample,
         dims,
         training_sample_size(lists).min(sampled),
+        lists,
         &mut sampler.rng,
     );
-    let training = &training[..];
+    let training = &sampler.sample[..training_rows * dims];
+    let held_out = &sampler.sample[training_rows * dims..(training_rows + held_rows) * dims];
     let threads = build_threads();
     let seed = BUILD_SEED;
     let centres = kmeans::train(
@@ -303,7 +312,7 @@ unsafe fn build_lists(
             centres: &centres,
             rotation: &rotation,
             rows: sampler.seen,
-            held_out: (!held_out.is_empty()).then_some(&held_out[..]),
+            held_out: (!held_out.is_empty()).then_some(held_out),
         },
         threads,
     );

@@ -232,7 +232,6 @@ pub unsafe fn item_count(page: pg_sys::Page) -> pg_sys::OffsetNumber {
     unsafe { pg_sys::PageGetMaxOffsetNumber(page) }
 }
 
-/// Reads a `T` from item bytes written by `as_bytes`.
 /// The meta item's value; a shorter item of an older version leaves the
 /// fields it lacks 0.
 pub fn read_meta_item(bytes: &[u8]) -> Meta {
@@ -255,6 +254,7 @@ pub unsafe fn overwrite_meta(page: pg_sys::Page, meta: &Meta) {
     }
 }
 
+/// Reads a `T` from item bytes written by `as_bytes`.
 pub fn read_struct<T: Copy>(bytes: &[u8]) -> T {
     assert!(bytes.len() >= size_of::<T>());
     // SAFETY: length checked; T is a plain repr(C) value read unaligned.

@@ -64,18 +64,18 @@ impl MemoryIndex {
             .take(sample_size)
             .flat_map(|v| v.iter().copied())
             .collect();
-        // Rows between the sampled ones ask the calibration's questions.
-        let held_out: Vec<f32> = if step > 1 {
-            usable
-                .iter()
-                .skip(step / 2)
-                .step_by(step)
-                .take(super::calibrate::CALIBRATION_QUERIES)
-                .flat_map(|v| v.iter().copied())
-                .collect()
-        } else {
-            Vec::new()
-        };
+        // Rows between the sampled ones, spread over the whole table, ask
+        // the calibration's questions.
+        let between = if step > 1 { usable.len() / step } else { 0 };
+        let held_out: Vec<f32> = usable
+            .iter()
+            .skip(step / 2)
+            .step_by(step)
+            .take(between)
+            .step_by((between / super::calibrate::CALIBRATION_QUERIES).max(1))
+            .take(super::calibrate::CALIBRATION_QUERIES)
+            .flat_map(|v| v.iter().copied())
+            .collect();
         let centres = kmeans::train(
             &sample,
             dims,
