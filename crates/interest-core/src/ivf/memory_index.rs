@@ -265,6 +265,11 @@ mod tests {
             .collect();
         let index = MemoryIndex::build(metric, dims, &data, 60, 4, 2);
         let queries = clustered_vectors(40, dims, 60, 0.6, 22);
+        recall_over(&index, &queries, params)
+    }
+
+    /// Mean recall@10 of `queries` against exact search.
+    fn recall_over(index: &MemoryIndex, queries: &[Vec<f32>], params: SearchParams) -> f64 {
         queries
             .iter()
             .map(|q| recall(&index.search(q, 10, params), &index.exact(q, 10)))
@@ -329,16 +334,8 @@ mod tests {
                 .collect();
             let index = MemoryIndex::build(metric, dims, &data, 141, 4, 2);
             let queries = clustered_vectors(40, dims, 200, noise, 32);
-            let recall_with = |probes| {
-                queries
-                    .iter()
-                    .map(|q| {
-                        let params = SearchParams { probes, rerank: 10 };
-                        recall(&index.search(q, 10, params), &index.exact(q, 10))
-                    })
-                    .sum::<f64>()
-                    / queries.len() as f64
-            };
+            let recall_with =
+                |probes| recall_over(&index, &queries, SearchParams { probes, rerank: 10 });
             let most = recall_with(index.automatic_probe_limit());
             let automatic = recall_with(0);
             assert!(
@@ -369,16 +366,8 @@ mod tests {
                 .collect();
             let index = MemoryIndex::build(Metric::Cosine, dims, &data, 141, 4, 2);
             let queries = clustered_vectors(40, dims, 200, noise, 42);
-            let recall_with = |probes| {
-                queries
-                    .iter()
-                    .map(|q| {
-                        let params = SearchParams { probes, rerank: 40 };
-                        recall(&index.search(q, 10, params), &index.exact(q, 10))
-                    })
-                    .sum::<f64>()
-                    / queries.len() as f64
-            };
+            let recall_with =
+                |probes| recall_over(&index, &queries, SearchParams { probes, rerank: 40 });
             let eighth = crate::ivf::default_probes(141);
             let automatic = recall_with(0);
             if calibrated {
