@@ -19,7 +19,6 @@ use super::shape::{self, Shape};
 use super::{check_dims, embedding_values};
 use crate::gucs;
 use interest_core::candidates::CANDIDATE_PROBES;
-use interest_core::ivf::automatic_probes;
 use interest_core::ivf::estimator::PreparedQuery;
 use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
 use interest_core::ivf::search::{
@@ -156,7 +155,7 @@ pub unsafe extern "C-unwind" fn amrescan(
         }
         let automatic = gucs::ivf_probes_automatic() && !estimates_only;
         state.auto_limit = if automatic && state.query.is_some() {
-            automatic_probes(shape.lists, shape.calibrated_probes).min(state.list_limit)
+            shape.automatic_probes.min(state.list_limit)
         } else {
             0
         };

@@ -5,6 +5,7 @@
 
 use super::buffers;
 use super::pages::{self, Meta};
+use interest_core::ivf::automatic_probes;
 use interest_core::ivf::encode::{rotate_centres, Encoder};
 use interest_core::ivf::metric::Metric;
 use interest_core::ivf::rotation::Rotation;
@@ -22,8 +23,9 @@ pub struct Shape {
     pub rotated_centres: Vec<f32>,
     pub rotation: Rotation,
     pub tails_start: pg_sys::BlockNumber,
-    /// The meta page's calibrated most lists of an automatic scan.
-    pub calibrated_probes: usize,
+    /// The most lists an automatic scan probes (`ivf::automatic_probes` of
+    /// the lists and the build's calibrated limit).
+    pub automatic_probes: usize,
 }
 
 impl Shape {
@@ -125,6 +127,6 @@ unsafe fn read_shape(index: pg_sys::Relation, meta: &Meta) -> Shape {
         rotated_centres,
         rotation,
         tails_start: meta.tails_start,
-        calibrated_probes: meta.calibrated_probes as usize,
+        automatic_probes: automatic_probes(lists, meta.calibrated_probes as usize),
     }
 }
