@@ -57,7 +57,7 @@ psql -X -q -At -c "SELECT 1 FROM run()" >/dev/null   # warm the cache
 for probes in ${PROBES:-0 10 20 40 80}; do
   for rerank in ${RERANKS:-40 100}; do
     read -r recall median <<<"$(PGOPTIONS="$PGOPTIONS -c interest.ivf_probes=$probes -c interest.ivf_rerank=$rerank" psql -X -At -F ' ' -c "SELECT * FROM run()")"
-    label="$probes"; [[ $probes == 0 ]] && label="auto ($(psql -X -At -c "SELECT automatic_probes FROM interest.ivf_info('items_e')"))"
+    label="$probes"; [[ $probes == 0 ]] && label="auto ($(psql -X -At -c "SELECT automatic_probes || CASE automatic_quiet_steps WHEN 1 THEN '' ELSE ', ' || automatic_quiet_steps || ' quiet' END FROM interest.ivf_info('items_e')"))"
     default=""; [[ $probes == 0 && $rerank == 40 ]] && default="   <- defaults"
     printf 'interest_ivf probes %-9s rerank %3d:  recall@10 %s, median %s ms%s\n' "$label" "$rerank" "$recall" "$median" "$default"
   done

@@ -3,8 +3,9 @@
 # every word of Debian's wamerican list (~104,000) embedded by the default
 # model; 50 of the words and 50 two-word phrases as queries. Prints recall@10
 # against an exact scan and the median query time, with the index's
-# automatic probes (calibrated by its build) and with a fixed eighth of the
-# lists (10 to 40, the automatic limit before calibration).
+# automatic probes (calibrated by its build: the most lists, and how many
+# quiet steps in a row end a scan) and with a fixed eighth of the lists (10
+# to 40, the automatic limit before calibration).
 #   SKIP_SETUP=1 benches/ivf_words.sh        (KEEP=1 leaves the server running)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"; cd "$root"
@@ -70,10 +71,10 @@ SQL
 started=$(date +%s.%N)
 psql -X -q -v ON_ERROR_STOP=1 -c "CREATE INDEX items_e ON items USING interest_ivf (e)"
 build=$(echo "$(date +%s.%N) - $started" | bc)
-IFS='|' read -r lists automatic eighth <<<"$(psql -X -At -c "SELECT lists, automatic_probes, least(40, greatest(10, ceil(lists / 8.0)))::int FROM interest.ivf_info('items_e')")"
+IFS='|' read -r lists automatic quiet eighth <<<"$(psql -X -At -c "SELECT lists, automatic_probes, automatic_quiet_steps, least(40, greatest(10, ceil(lists / 8.0)))::int FROM interest.ivf_info('items_e')")"
 printf 'interest_ivf build: %.1f s, %s lists\n' "$build" "$lists"
 for setting in 0 "$eighth"; do
-  label="automatic ($automatic lists)"; [[ $setting == 0 ]] || label="fixed $setting lists (an eighth)"
+  label="automatic ($automatic lists, $quiet quiet)"; [[ $setting == 0 ]] || label="fixed $setting lists (an eighth)"
   for which in words phrases; do
     IFS='|' read -r recall median <<<"$(PGOPTIONS="$PGOPTIONS -c interest.ivf_probes=$setting" psql -X -At -c "SELECT recall, median_ms FROM run('$which')")"
     printf '%-32s %-8s recall@10 %s, median %s ms\n' "$label" "$which:" "$recall" "$median"

@@ -21,7 +21,7 @@ COMMENT ON OPERATOR CLASS interest.embedding_ip_ops USING interest_ivf IS 'Negat
 COMMENT ON OPERATOR CLASS interest.embedding_l2_ops USING interest_ivf IS 'Euclidean distance (<->).';
 COMMENT ON FUNCTION interest.synthetic_vectors(bigint, integer, integer, double precision, bigint) IS 'Clustered unit vectors (random centres plus Gaussian noise of the given length; the same centres for every seed, so another seed gives queries from the same clusters), for trying and benchmarking interest_ivf indexes.';
 CREATE FUNCTION interest.ivf_info(index regclass)
-RETURNS TABLE (format_version integer, dimensions integer, metric text, lists integer, entries bigint, pages bigint, automatic_probes integer)
+RETURNS TABLE (format_version integer, dimensions integer, metric text, lists integer, entries bigint, pages bigint, automatic_probes integer, automatic_quiet_steps integer)
 LANGUAGE sql STRICT STABLE SET search_path = pg_catalog, pg_temp AS $$ SELECT * FROM interest._ivf_info($1::oid) $$;
 COMMENT ON FUNCTION interest._ivf_info(oid) IS 'Implementation of interest.ivf_info.';
-COMMENT ON FUNCTION interest.ivf_info(regclass) IS 'What an interest_ivf index holds: its page format version, dimensions, metric, lists, live entries and pages, and the most lists a scan probes under automatic probes (interest.ivf_probes = 0; more than an eighth of the lists when the build measured that the data needs them).';
+COMMENT ON FUNCTION interest.ivf_info(regclass) IS 'What an interest_ivf index holds: its page format version, dimensions, metric, lists, live entries and pages, and the most lists a scan probes under automatic probes (interest.ivf_probes = 0; more than an eighth of the lists when the build measured that the data needs them), and how many steps of 10 lists in a row that reach no row end such a scan (more than one where the build measured gaps between the lists holding neighbours).';

@@ -111,7 +111,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"interest.ivf_probes",
         c"Lists an interest_ivf index scan probes first; 0 chooses from the index's lists.",
-        c"More probes: higher recall, slower queries. 0 probes 10 lists at a time, up to an eighth of them (10 to 40) or the more the index's build measured its data needs, while each step finds entries near the rows.",
+        c"More probes: higher recall, slower queries. 0 probes 10 lists at a time, up to an eighth of them (10 to 40) or the more the index's build measured its data needs, while each step finds entries near the rows (or, where the build measured gaps, until as many steps in a row find none as it allows).",
         &IVF_PROBES,
         0,
         16_384,

@@ -10,11 +10,13 @@ use super::shape::tail_slot;
 use super::{
     build_threads, check_dims, check_indexable_dims, embedding_values, metric_of, options,
 };
-use interest_core::ivf::calibrate::{calibrated_probes, Sample, CALIBRATION_QUERIES};
+use interest_core::ivf::calibrate::{calibrate, Sample, CALIBRATION_QUERIES};
 use interest_core::ivf::encode::{rotate_centres, Encoder};
 use interest_core::ivf::metric::Metric;
 use interest_core::ivf::rotation::Rotation;
-use interest_core::ivf::{default_lists, kmeans, training_sample_size, KMEANS_ITERATIONS};
+use interest_core::ivf::{
+    default_lists, kmeans, training_sample_size, AUTO_PROBE_STEP, KMEANS_ITERATIONS,
+};
 use interest_core::rng::Rng;
 use pgrx::pg_sys;
 use pgrx::pg_sys::panic::ErrorReport;
@@ -303,7 +305,7 @@ unsafe fn build_lists(
         threads,
     );
     let rotation = Rotation::new(dims, seed);
-    let calibrated_probes = calibrated_probes(
+    let calibration = calibrate(
         &Sample {
             metric,
             dims,
@@ -314,7 +316,11 @@ unsafe fn build_lists(
             rows: sampler.seen,
             held_out: (!held_out.is_empty()).then_some(held_out),
         },
+        AUTO_PROBE_STEP,
         threads,
+        || {
+            pgrx::check_for_interrupts!();
+        },
     );
     drop(sampler.sample);
     let lists = centres.len() / dims;
@@ -344,7 +350,8 @@ unsafe fn build_lists(
 
     let fork = pg_sys::ForkNumber::MAIN_FORKNUM;
     let mut meta = Meta::new(dims as u32, metric.code(), lists as u32, seed, build_id);
-    meta.calibrated_probes = calibrated_probes as u32;
+    meta.calibrated_probes = calibration.probes as u32;
+    meta.calibrated_quiet_steps = calibration.quiet_steps as u32;
     unsafe {
         let meta_buffer = buffers::new_block(index, fork);
         assert_eq!(pg_sys::BufferGetBlockNumber(meta_buffer), pages::META_BLOCK);

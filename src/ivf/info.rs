@@ -24,6 +24,7 @@ fn _ivf_info(
         name!(entries, i64),
         name!(pages, i64),
         name!(automatic_probes, i32),
+        name!(automatic_quiet_steps, i32),
     ),
 > {
     unsafe {
@@ -84,6 +85,7 @@ fn _ivf_info(
             entries,
             blocks as i64,
             automatic_probes(meta.lists as usize, meta.calibrated_probes as usize) as i32,
+            meta.calibrated_quiet_steps.max(1) as i32,
         ))
     }
 }

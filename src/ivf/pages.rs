@@ -60,9 +60,12 @@ pub struct Meta {
     /// map; inserts look there only then (0 in indexes of older releases).
     pub vectors_freed: u32,
     /// The most lists the build measured an automatic scan needs on this
-    /// data (`calibrate::calibrated_probes`; 0 in version 1 indexes).
+    /// data (`calibrate::Calibration::probes`; 0 in version 1 indexes).
     pub calibrated_probes: u32,
-    pub reserved: u32,
+    /// Quiet steps in a row that end an automatic scan
+    /// (`calibrate::Calibration::quiet_steps`; 0, read as 1, in indexes
+    /// built before it was measured).
+    pub calibrated_quiet_steps: u32,
 }
 
 impl Meta {
@@ -81,7 +84,7 @@ impl Meta {
             vector_tail: INVALID_BLOCK,
             vectors_freed: 0,
             calibrated_probes: 0,
-            reserved: 0,
+            calibrated_quiet_steps: 0,
         }
     }
 

@@ -2,7 +2,8 @@
 //! centre are probed into a candidate pool ordered by the codes' lower
 //! bounds (automatic probes: 10 lists at a time, up to
 //! `interest_core::ivf::automatic_probes`, while each step's lists hold
-//! entries near the round's rows); each round ranks entries exactly, in
+//! entries near the round's rows or fewer quiet steps than the build
+//! allows came in a row); each round ranks entries exactly, in
 //! bound order, until its rows (10 in the first, `interest.ivf_rerank`
 //! after) are the certain nearest of the pool (no bound left could beat
 //! them), and returns them nearest first. Rounds go on while the
@@ -22,7 +23,7 @@ use interest_core::candidates::CANDIDATE_PROBES;
 use interest_core::ivf::estimator::PreparedQuery;
 use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
 use interest_core::ivf::search::{
-    probe_further, probe_order, round_rows, step_reached_rows, CandidatePool,
+    probe_further, probe_order, round_rows, step_reached_rows, AutomaticSteps, CandidatePool,
 };
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -72,6 +73,8 @@ struct ScanState {
     auto_limit: usize,
     /// The probe order's place where the last step of lists began.
     step_start: usize,
+    /// Whether an automatic scan's steps go on (quiet steps in a row).
+    steps: AutomaticSteps,
     rerank: usize,
     pool: CandidatePool<Candidate>,
     ready: VecDeque<pg_sys::ItemPointerData>,
@@ -97,6 +100,7 @@ pub unsafe extern "C-unwind" fn ambeginscan(
             probes_per_round: 1,
             auto_limit: 0,
             step_start: 0,
+            steps: AutomaticSteps::new(1),
             rerank: 1,
             pool: CandidatePool::default(),
             ready: VecDeque::new(),
@@ -160,6 +164,7 @@ pub unsafe extern "C-unwind" fn amrescan(
             0
         };
         state.step_start = 0;
+        state.steps = AutomaticSteps::new(shape.quiet_steps);
         state.rerank = gucs::IVF_RERANK.get().max(1) as usize;
         state.next_list = 0;
         state.pool = CandidatePool::default();
@@ -266,10 +271,14 @@ unsafe fn rerank_round(index: pg_sys::Relation, state: &mut ScanState) {
             exact_distances(index, &query, batch)
         });
         // Automatic probes: the next step of lists before these rows while
-        // the last step reached them.
+        // the steps reach them (or fewer quiet steps than the build allows
+        // came in a row).
         let first_new = state.step_start.max(1) as u32;
         if state.next_list < state.auto_limit
-            && step_reached_rows(&state.pool, &round, |c| c.position >= first_new)
+            && state.steps.go_on(
+                state.step_start,
+                step_reached_rows(&state.pool, &round, |c| c.position >= first_new),
+            )
         {
             state.pool.put_back(round);
             unsafe { probe_step(index, state, state.auto_limit) };

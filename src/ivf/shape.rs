@@ -26,6 +26,9 @@ pub struct Shape {
     /// The most lists an automatic scan probes (`ivf::automatic_probes` of
     /// the lists and the build's calibrated limit).
     pub automatic_probes: usize,
+    /// Quiet steps in a row that end an automatic scan (the build's
+    /// calibration; 1 in indexes built before it).
+    pub quiet_steps: usize,
 }
 
 impl Shape {
@@ -128,5 +131,6 @@ unsafe fn read_shape(index: pg_sys::Relation, meta: &Meta) -> Shape {
         rotation,
         tails_start: meta.tails_start,
         automatic_probes: automatic_probes(lists, meta.calibrated_probes as usize),
+        quiet_steps: (meta.calibrated_quiet_steps as usize).max(1),
     }
 }

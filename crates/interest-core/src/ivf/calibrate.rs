@@ -7,16 +7,43 @@
 use super::estimator::PreparedQuery;
 use super::metric::Metric;
 use super::rotation::Rotation;
-use super::search::probe_order;
+use super::search::{probe_order, AutomaticSteps};
 
 /// Share of the sampled queries' nearest neighbours whose lists the
-/// calibrated probes must reach (above the recall asked of the index, as
-/// the codes' estimates lose a little more).
-pub const LIST_RECALL_TARGET: f64 = 0.99;
+/// calibrated probes must reach: above the recall asked of the index, as
+/// the codes' estimates lose a little more and real queries (a phrase of
+/// two words) lie further from the data than sampled rows do.
+pub const LIST_RECALL_TARGET: f64 = 0.995;
 
-/// Sample vectors used as queries: enough for a stable share, few enough
-/// that the build spends a second or two on them.
-pub const CALIBRATION_QUERIES: usize = 100;
+/// Sample vectors used as queries. The limit is decided by the worst
+/// half-percent of their neighbours, so it takes this many for the cut to
+/// be the same from build to build (with 100 it moved by half).
+pub const CALIBRATION_QUERIES: usize = 1_000;
+
+/// Share of those neighbours an automatic scan's steps must reach before
+/// quiet steps end it (`search::AutomaticSteps`).
+pub const STEPS_RECALL_TARGET: f64 = 0.99;
+
+/// What the build measured: the most lists an automatic scan probes, and
+/// how many steps in a row that reach no row end it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Calibration {
+    /// 0 when the sample is too small to say.
+    pub probes: usize,
+    pub quiet_steps: usize,
+}
+
+impl Calibration {
+    /// What an index measured nothing on (or built before calibration).
+    pub const NONE: Calibration = Calibration {
+        probes: 0,
+        quiet_steps: 1,
+    };
+}
+
+/// Queries each thread answers between two calls of the caller's
+/// interrupt check (a few milliseconds of work).
+const QUERIES_PER_CHECK: usize = 8;
 
 /// The rows a query's recall is measured on (`LIMIT 10`).
 pub const CALIBRATION_K: usize = 10;
@@ -38,58 +65,106 @@ pub struct Sample<'a> {
 }
 
 /// The fewest lists, in each query's probe order, that hold
-/// `LIST_RECALL_TARGET` of the sampled queries' nearest neighbours; 0 when
-/// the sample is too small to say. A sample of n of the table's rows holds
-/// about k·n/rows of a query's k nearest rows, so each query looks for that
-/// many neighbours in the sample (at least one): they lie as far out as the
-/// table's k nearest.
-pub fn calibrated_probes(sample: &Sample<'_>, threads: usize) -> usize {
+/// `LIST_RECALL_TARGET` of the sampled queries' nearest neighbours, and the
+/// fewest quiet steps in a row that must end an automatic scan for its
+/// steps (of `step` lists) to reach `STEPS_RECALL_TARGET` of them. A sample
+/// of n of the table's rows holds about k·n/rows of a query's k nearest
+/// rows, so each query looks for that many neighbours in the sample (at
+/// least one): they lie as far out as the table's k nearest.
+/// `check_interrupts` runs on the calling thread between batches of
+/// queries (the threads that answer them call nothing of the host).
+pub fn calibrate(
+    sample: &Sample<'_>,
+    step: usize,
+    threads: usize,
+    mut check_interrupts: impl FnMut(),
+) -> Calibration {
     let dims = sample.dims;
     let n = sample.lists_of.len();
     let lists = sample.centres.len() / dims.max(1);
     if dims == 0 || n < 2 || lists < 2 {
-        return 0;
+        return Calibration::NONE;
     }
     let neighbours = ((CALIBRATION_K as f64 * n as f64 / sample.rows.max(n) as f64).round()
         as usize)
         .clamp(1, CALIBRATION_K)
         .min(n - 1);
     let askers = sample.held_out.map_or(n, |h| h.len() / dims);
-    let step = (askers / CALIBRATION_QUERIES).max(1);
+    let stride = (askers / CALIBRATION_QUERIES).max(1);
     let queries: Vec<usize> = (0..askers)
-        .step_by(step)
+        .step_by(stride)
         .take(CALIBRATION_QUERIES)
         .collect();
     let threads = threads.clamp(1, 16).min(queries.len());
-    let per_thread = queries.len().div_ceil(threads);
-    // Threads start with every signal blocked (the host's signals reach its
-    // main thread only) and call nothing of the host.
-    let mut positions: Vec<usize> = crate::signal_mask::with_signals_blocked(|| {
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = queries
-                .chunks(per_thread)
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        chunk
-                            .iter()
-                            .flat_map(|&q| neighbour_positions(sample, q, neighbours))
-                            .collect::<Vec<usize>>()
+    let mut per_query: Vec<Vec<usize>> = Vec::with_capacity(queries.len());
+    for batch in queries.chunks(threads * QUERIES_PER_CHECK) {
+        check_interrupts();
+        let per_thread = batch.len().div_ceil(threads);
+        // Threads start with every signal blocked (the host's signals reach
+        // its main thread only) and call nothing of the host.
+        crate::signal_mask::with_signals_blocked(|| {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = batch
+                    .chunks(per_thread)
+                    .map(|chunk| {
+                        scope.spawn(move || {
+                            chunk
+                                .iter()
+                                .map(|&q| neighbour_positions(sample, q, neighbours))
+                                .collect::<Vec<Vec<usize>>>()
+                        })
                     })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("calibration threads do not panic"))
-                .collect()
-        })
-    });
+                    .collect();
+                for h in handles {
+                    per_query.extend(h.join().expect("calibration threads do not panic"));
+                }
+            })
+        });
+    }
+    let mut positions: Vec<usize> = per_query.iter().flatten().copied().collect();
     if positions.is_empty() {
-        return 0;
+        return Calibration::NONE;
     }
     positions.sort_unstable();
-    let covered =
-        ((LIST_RECALL_TARGET * positions.len() as f64).ceil() as usize).clamp(1, positions.len());
-    positions[covered - 1] + 1
+    let share =
+        |target: f64| ((target * positions.len() as f64).ceil() as usize).clamp(1, positions.len());
+    let probes = positions[share(LIST_RECALL_TARGET) - 1] + 1;
+    let step = step.max(1);
+    let wanted = share(STEPS_RECALL_TARGET);
+    let quiet_steps = (1..probes.div_ceil(step))
+        .find(|&quiet| {
+            let reached: usize = per_query
+                .iter()
+                .map(|p| reached_before_stop(p, probes, step, quiet))
+                .sum();
+            reached >= wanted
+        })
+        .unwrap_or(probes.div_ceil(step).max(1));
+    Calibration {
+        probes,
+        quiet_steps,
+    }
+}
+
+/// How many of a query's neighbour `positions` an automatic scan reaches
+/// when `quiet_steps` steps in a row that reach none end it (a step reaches
+/// a neighbour beyond the nearest list, as `search::step_reached_rows`).
+fn reached_before_stop(
+    positions: &[usize],
+    limit: usize,
+    step: usize,
+    quiet_steps: usize,
+) -> usize {
+    let mut steps = AutomaticSteps::new(quiet_steps);
+    let mut start = 0;
+    loop {
+        let end = (start + step).min(limit);
+        let reached = positions.iter().any(|&p| p >= start.max(1) && p < end);
+        if end >= limit || !steps.go_on(start, reached) {
+            return positions.iter().filter(|&&p| p < end).count();
+        }
+        start = end;
+    }
 }
 
 /// The places, in query `q`'s probe order, of the lists of its `count`
@@ -130,7 +205,10 @@ mod tests {
     use crate::ivf::kmeans;
     use crate::synthetic::ClusteredVectors;
 
-    fn calibrate(centres_of_data: usize, noise: f64, lists: usize) -> usize {
+    /// Steps of this many lists suit the tests' 60 lists.
+    const STEP: usize = 3;
+
+    fn calibrate_on(centres_of_data: usize, noise: f64, lists: usize) -> Calibration {
         let dims = 32;
         let rows = 4_000;
         let vectors: Vec<f32> = ClusteredVectors::new(dims, centres_of_data, noise, 7)
@@ -140,7 +218,7 @@ mod tests {
         let centres = kmeans::train(&vectors, dims, lists, 10, true, 1, 2);
         let lists_of = kmeans::assign(&vectors, &centres, dims, 2);
         let rotation = Rotation::new(dims, 1);
-        calibrated_probes(
+        calibrate(
             &Sample {
                 metric: Metric::Cosine,
                 dims,
@@ -151,19 +229,89 @@ mod tests {
                 rows,
                 held_out: None,
             },
+            STEP,
             2,
+            || {},
         )
     }
 
     #[test]
     fn separated_clusters_need_few_lists_and_diffuse_data_many() {
-        let separated = calibrate(60, 0.3, 60);
-        let diffuse = calibrate(60, 3.0, 60);
-        assert!((1..=3).contains(&separated), "separated: {separated}");
+        let separated = calibrate_on(60, 0.3, 60);
+        let diffuse = calibrate_on(60, 3.0, 60);
         assert!(
-            diffuse > 3 * separated && diffuse <= 60,
-            "diffuse: {diffuse}"
+            (1..=3).contains(&separated.probes),
+            "separated: {separated:?}"
         );
+        assert_eq!(separated.quiet_steps, 1, "separated: {separated:?}");
+        assert!(
+            diffuse.probes > 3 * separated.probes && diffuse.probes <= 60,
+            "diffuse: {diffuse:?}"
+        );
+        assert!(diffuse.quiet_steps > 1, "diffuse: {diffuse:?}");
+    }
+
+    /// The calibration of diffuse data (60 lists) asked by held-out rows
+    /// drawn with `seed`, one neighbour each (a sample of a tenth of the
+    /// table), and how often the interrupt check ran.
+    fn calibrate_held_out(seed: u64) -> (Calibration, usize) {
+        let (dims, lists, rows) = (32, 60, 4_000);
+        let data = |seed, n| -> Vec<f32> {
+            ClusteredVectors::new(dims, 60, 3.0, seed)
+                .take(n)
+                .flatten()
+                .collect()
+        };
+        let vectors = data(7, rows);
+        let held_out = data(seed, CALIBRATION_QUERIES);
+        let centres = kmeans::train(&vectors, dims, lists, 10, true, 1, 2);
+        let lists_of = kmeans::assign(&vectors, &centres, dims, 2);
+        let rotation = Rotation::new(dims, 1);
+        let mut checks = 0;
+        let calibration = calibrate(
+            &Sample {
+                metric: Metric::Cosine,
+                dims,
+                vectors: &vectors,
+                lists_of: &lists_of,
+                centres: &centres,
+                rotation: &rotation,
+                rows: rows * 10,
+                held_out: Some(&held_out),
+            },
+            STEP,
+            2,
+            || checks += 1,
+        );
+        (calibration, checks)
+    }
+
+    #[test]
+    fn the_limit_holds_from_one_draw_of_queries_to_another() {
+        let limits: Vec<usize> = (11..15)
+            .map(|seed| calibrate_held_out(seed).0.probes)
+            .collect();
+        let (low, high) = (limits.iter().min().unwrap(), limits.iter().max().unwrap());
+        assert!(*low > 10, "diffuse data needs many lists: {limits:?}");
+        assert!(high - low <= 8, "limits of four draws: {limits:?}");
+    }
+
+    #[test]
+    fn interrupts_are_checked_between_batches() {
+        let (_, checks) = calibrate_held_out(11);
+        assert_eq!(checks, CALIBRATION_QUERIES.div_ceil(2 * QUERIES_PER_CHECK));
+    }
+
+    #[test]
+    fn quiet_steps_reach_the_neighbours_beyond_a_gap() {
+        // Neighbours in the nearest list, the first step and the third.
+        let positions = [0, 5, 25];
+        assert_eq!(reached_before_stop(&positions, 40, 10, 1), 2);
+        assert_eq!(reached_before_stop(&positions, 40, 10, 2), 3);
+        // The limit ends the steps whatever they reach.
+        assert_eq!(reached_before_stop(&positions, 20, 10, 5), 2);
+        // Only the nearest list holds a neighbour: the first step is quiet.
+        assert_eq!(reached_before_stop(&[0, 0, 12], 40, 10, 1), 2);
     }
 
     #[test]
@@ -179,6 +327,6 @@ mod tests {
             rows: 1,
             held_out: None,
         };
-        assert_eq!(calibrated_probes(&sample, 2), 0);
+        assert_eq!(calibrate(&sample, STEP, 2, || {}), Calibration::NONE);
     }
 }

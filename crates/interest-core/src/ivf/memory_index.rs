@@ -2,14 +2,14 @@
 //! as the access method, without pages. Used to test recall and to choose
 //! the defaults (`examples/ivf_recall.rs`).
 
-use super::calibrate::{calibrated_probes, Sample};
+use super::calibrate::{calibrate, Calibration, Sample};
 use super::encode::{rotate_centres, Encoder};
 use super::estimator::PreparedQuery;
 use super::kmeans;
 use super::metric::Metric;
 use super::rabitq::CodeFactors;
 use super::rotation::Rotation;
-use super::search::{probe_order, round_rows, step_reached_rows, CandidatePool};
+use super::search::{probe_order, round_rows, step_reached_rows, AutomaticSteps, CandidatePool};
 use super::AUTO_PROBE_STEP;
 
 pub struct MemoryIndex {
@@ -22,8 +22,8 @@ pub struct MemoryIndex {
     lists: Vec<Vec<(usize, Vec<u8>, CodeFactors)>>,
     /// Prepared vectors by id (None: not indexable).
     vectors: Vec<Option<Vec<f32>>>,
-    /// The build's calibrated most lists of an automatic scan.
-    calibrated_probes: usize,
+    /// What the build measured for automatic scans.
+    calibration: Calibration,
 }
 
 /// A pool entry: the row's id and its list's place in the probe order.
@@ -87,7 +87,7 @@ impl MemoryIndex {
         );
         let rotation = Rotation::new(dims, seed);
         let rotated_centres = rotate_centres(&rotation, &centres);
-        let calibrated_probes = calibrated_probes(
+        let calibration = calibrate(
             &Sample {
                 metric,
                 dims,
@@ -98,7 +98,9 @@ impl MemoryIndex {
                 rows: usable.len(),
                 held_out: (!held_out.is_empty()).then_some(&held_out[..]),
             },
+            AUTO_PROBE_STEP,
             threads,
+            || {},
         );
         let mut index = MemoryIndex {
             metric,
@@ -108,7 +110,7 @@ impl MemoryIndex {
             centres,
             rotated_centres,
             vectors: Vec::new(),
-            calibrated_probes,
+            calibration,
         };
         for v in vectors {
             index.insert(v);
@@ -138,7 +140,7 @@ impl MemoryIndex {
 
     /// The most lists an automatic search probes on this index.
     pub fn automatic_probe_limit(&self) -> usize {
-        super::automatic_probes(self.lists(), self.calibrated_probes)
+        super::automatic_probes(self.lists(), self.calibration.probes)
     }
 
     /// The k nearest ids by the operator's value, nearest first. Probes 0:
@@ -160,6 +162,7 @@ impl MemoryIndex {
         let mut pool = CandidatePool::default();
         let round = if params.probes == 0 {
             let limit = self.automatic_probe_limit().min(order.len());
+            let mut steps = AutomaticSteps::new(self.calibration.quiet_steps);
             let mut probed = 0;
             loop {
                 let step_start = probed;
@@ -167,7 +170,11 @@ impl MemoryIndex {
                 self.probe_lists(&query, &order, step_start..probed, &mut pool);
                 let round = pool.next_round(want, exact);
                 let first_new = step_start.max(1);
-                if probed >= limit || !step_reached_rows(&pool, &round, |e| e.position >= first_new)
+                if probed >= limit
+                    || !steps.go_on(
+                        step_start,
+                        step_reached_rows(&pool, &round, |e| e.position >= first_new),
+                    )
                 {
                     break round;
                 }

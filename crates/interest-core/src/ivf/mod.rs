@@ -34,14 +34,15 @@ pub fn default_lists(rows: usize) -> usize {
 /// 10 and at most 40, so recall holds on data with overlapping clusters
 /// without scanning a large index. It probes them `AUTO_PROBE_STEP` at a
 /// time and stops early when a step finds nothing near enough
-/// (`search::step_reached_rows`).
+/// (`search::step_reached_rows`; `search::AutomaticSteps`: after as many
+/// such steps in a row as the build's calibration allows).
 pub fn default_probes(lists: usize) -> usize {
     lists.div_ceil(8).clamp(10, 40).min(lists.max(1))
 }
 
 /// The most lists an automatic scan probes: `default_probes`, or more when
 /// the build measured that the data's nearest neighbours spread further
-/// (`calibrate::calibrated_probes`; 0 in indexes built before it).
+/// (`calibrate::Calibration::probes`; 0 in indexes built before it).
 pub fn automatic_probes(lists: usize, calibrated: usize) -> usize {
     default_probes(lists).max(calibrated.min(lists))
 }

@@ -64,6 +64,41 @@ pub fn step_reached_rows<T>(
     round.iter().any(|(_, item)| is_new(item)) || pool.any_below(*last, is_new)
 }
 
+/// Whether an automatic scan goes on to its next step of lists: while its
+/// steps reach the rows (`step_reached_rows`), and past steps that reach
+/// none until `quiet_steps` of them come in a row. Where neighbours spread
+/// over many lists a quiet step can come before one that holds a
+/// neighbour; the build measures how many to allow
+/// (`calibrate::Calibration::quiet_steps`).
+#[derive(Debug, Clone)]
+pub struct AutomaticSteps {
+    quiet_steps: usize,
+    quiet: usize,
+    judged: Option<usize>,
+}
+
+impl AutomaticSteps {
+    pub fn new(quiet_steps: usize) -> AutomaticSteps {
+        AutomaticSteps {
+            quiet_steps: quiet_steps.max(1),
+            quiet: 0,
+            judged: None,
+        }
+    }
+
+    /// Judges the step that starts at list position `step_start`; a step
+    /// judged again (a later round of the same scan) counts once as quiet.
+    pub fn go_on(&mut self, step_start: usize, reached: bool) -> bool {
+        if reached {
+            self.quiet = 0;
+        } else if self.judged != Some(step_start) {
+            self.quiet += 1;
+        }
+        self.judged = Some(step_start);
+        self.quiet < self.quiet_steps
+    }
+}
+
 /// Entries scanned by their codes, waiting for an exact distance, ordered
 /// by the lower bound of their distance.
 pub struct CandidatePool<T> {
@@ -282,6 +317,27 @@ mod tests {
         ));
         // Huge counts saturate instead of overflowing.
         assert!(!probe_further(usize::MAX, usize::MAX, usize::MAX, 40));
+    }
+
+    #[test]
+    fn quiet_steps_end_the_steps_only_when_they_come_in_a_row() {
+        let mut one = AutomaticSteps::new(1);
+        assert!(one.go_on(0, true));
+        assert!(!one.go_on(10, false));
+        // 0 is read as 1: a quiet step always ends a scan that allows none.
+        assert!(!AutomaticSteps::new(0).go_on(0, false));
+        let mut three = AutomaticSteps::new(3);
+        assert!(three.go_on(0, false));
+        assert!(three.go_on(10, false));
+        assert!(
+            three.go_on(20, true),
+            "a step that reaches rows starts the count again"
+        );
+        assert!(three.go_on(30, false));
+        assert!(three.go_on(40, false));
+        // The same step judged by a later round counts once.
+        assert!(three.go_on(40, false));
+        assert!(!three.go_on(50, false));
     }
 
     #[test]
