@@ -208,62 +208,20 @@ mod tests {
     /// Steps of this many lists suit the tests' 60 lists.
     const STEP: usize = 3;
 
-    fn calibrate_on(centres_of_data: usize, noise: f64, lists: usize) -> Calibration {
-        let dims = 32;
-        let rows = 4_000;
-        let vectors: Vec<f32> = ClusteredVectors::new(dims, centres_of_data, noise, 7)
-            .take(rows)
-            .flatten()
-            .collect();
-        let centres = kmeans::train(&vectors, dims, lists, 10, true, 1, 2);
-        let lists_of = kmeans::assign(&vectors, &centres, dims, 2);
-        let rotation = Rotation::new(dims, 1);
-        calibrate(
-            &Sample {
-                metric: Metric::Cosine,
-                dims,
-                vectors: &vectors,
-                lists_of: &lists_of,
-                centres: &centres,
-                rotation: &rotation,
-                rows,
-                held_out: None,
-            },
-            STEP,
-            2,
-            || {},
-        )
-    }
-
-    #[test]
-    fn separated_clusters_need_few_lists_and_diffuse_data_many() {
-        let separated = calibrate_on(60, 0.3, 60);
-        let diffuse = calibrate_on(60, 3.0, 60);
-        assert!(
-            (1..=3).contains(&separated.probes),
-            "separated: {separated:?}"
-        );
-        assert_eq!(separated.quiet_steps, 1, "separated: {separated:?}");
-        assert!(
-            diffuse.probes > 3 * separated.probes && diffuse.probes <= 60,
-            "diffuse: {diffuse:?}"
-        );
-        assert!(diffuse.quiet_steps > 1, "diffuse: {diffuse:?}");
-    }
-
-    /// The calibration of diffuse data (60 lists) asked by held-out rows
-    /// drawn with `seed`, one neighbour each (a sample of a tenth of the
-    /// table), and how often the interrupt check ran.
-    fn calibrate_held_out(seed: u64) -> (Calibration, usize) {
+    /// The calibration of 4,000 clustered rows (60 clusters, 60 lists) of
+    /// a table `table_rows` long, asked by 1,000 rows drawn with
+    /// `held_out` (None: the sample's own rows), and how often the
+    /// interrupt check ran.
+    fn calibrate_on(noise: f64, table_rows: usize, held_out: Option<u64>) -> (Calibration, usize) {
         let (dims, lists, rows) = (32, 60, 4_000);
         let data = |seed, n| -> Vec<f32> {
-            ClusteredVectors::new(dims, 60, 3.0, seed)
+            ClusteredVectors::new(dims, 60, noise, seed)
                 .take(n)
                 .flatten()
                 .collect()
         };
         let vectors = data(7, rows);
-        let held_out = data(seed, CALIBRATION_QUERIES);
+        let held_out = held_out.map(|seed| data(seed, CALIBRATION_QUERIES));
         let centres = kmeans::train(&vectors, dims, lists, 10, true, 1, 2);
         let lists_of = kmeans::assign(&vectors, &centres, dims, 2);
         let rotation = Rotation::new(dims, 1);
@@ -276,8 +234,8 @@ mod tests {
                 lists_of: &lists_of,
                 centres: &centres,
                 rotation: &rotation,
-                rows: rows * 10,
-                held_out: Some(&held_out),
+                rows: table_rows,
+                held_out: held_out.as_deref(),
             },
             STEP,
             2,
@@ -287,9 +245,26 @@ mod tests {
     }
 
     #[test]
+    fn separated_clusters_need_few_lists_and_diffuse_data_many() {
+        let (separated, _) = calibrate_on(0.3, 4_000, None);
+        let (diffuse, _) = calibrate_on(3.0, 4_000, None);
+        assert!(
+            (1..=3).contains(&separated.probes),
+            "separated: {separated:?}"
+        );
+        assert_eq!(separated.quiet_steps, 1, "separated: {separated:?}");
+        assert!(
+            diffuse.probes > 3 * separated.probes && diffuse.probes <= 60,
+            "diffuse: {diffuse:?}"
+        );
+        assert!(diffuse.quiet_steps > 1, "diffuse: {diffuse:?}");
+    }
+
+    #[test]
     fn the_limit_holds_from_one_draw_of_queries_to_another() {
+        // A sample of a tenth of the table: one neighbour a query.
         let limits: Vec<usize> = (11..15)
-            .map(|seed| calibrate_held_out(seed).0.probes)
+            .map(|seed| calibrate_on(3.0, 40_000, Some(seed)).0.probes)
             .collect();
         let (low, high) = (limits.iter().min().unwrap(), limits.iter().max().unwrap());
         assert!(*low > 10, "diffuse data needs many lists: {limits:?}");
@@ -298,7 +273,7 @@ mod tests {
 
     #[test]
     fn interrupts_are_checked_between_batches() {
-        let (_, checks) = calibrate_held_out(11);
+        let (_, checks) = calibrate_on(3.0, 40_000, Some(11));
         assert_eq!(checks, CALIBRATION_QUERIES.div_ceil(2 * QUERIES_PER_CHECK));
     }
 
