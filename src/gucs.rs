@@ -33,7 +33,8 @@ pub static FOLD_DATABASE: GucSetting<Option<CString>> = GucSetting::<Option<CStr
 
 /// Lists an `interest_ivf` scan probes before its first rerank; 0:
 /// automatic, 10 at a time up to `interest_core::ivf::automatic_probes`
-/// while each step's lists hold entries near the rows.
+/// while the steps' lists hold entries near the rows
+/// (`interest_core::ivf::search::AutomaticSteps`).
 pub static IVF_PROBES: GucSetting<i32> = GucSetting::<i32>::new(0);
 /// Rows an `interest_ivf` scan certifies by exact distance per round after
 /// the first (`interest_core::ivf::search::round_rows`).

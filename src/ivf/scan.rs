@@ -68,7 +68,7 @@ struct ScanState {
     list_limit: usize,
     probes_per_round: usize,
     /// Automatic probes (`interest.ivf_probes` 0): the most lists probed
-    /// before a round's rows while each step reaches them (at most
+    /// before a round's rows while the steps reach them (`steps`; at most
     /// `list_limit`); 0 otherwise.
     auto_limit: usize,
     /// The probe order's place where the last step of lists began.

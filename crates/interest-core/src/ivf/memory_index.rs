@@ -143,12 +143,28 @@ impl MemoryIndex {
         super::automatic_probes(self.lists(), self.calibration.probes)
     }
 
+    /// Quiet steps in a row that end an automatic search on this index.
+    pub fn automatic_quiet_steps(&self) -> usize {
+        self.calibration.quiet_steps
+    }
+
     /// The k nearest ids by the operator's value, nearest first. Probes 0:
     /// automatic, as the access method (`AUTO_PROBE_STEP` lists at a time,
-    /// up to `automatic_probes`, while a step reaches the rows).
+    /// up to `automatic_probes`, while the steps reach the rows:
+    /// `AutomaticSteps`).
     pub fn search(&self, raw_query: &[f32], k: usize, params: SearchParams) -> Vec<(usize, f64)> {
+        self.search_probing(raw_query, k, params).0
+    }
+
+    /// `search`, and how many lists it probed.
+    fn search_probing(
+        &self,
+        raw_query: &[f32],
+        k: usize,
+        params: SearchParams,
+    ) -> (Vec<(usize, f64)>, usize) {
         let Some(query) = PreparedQuery::new(self.metric, &self.rotation, raw_query) else {
-            return Vec::new();
+            return (Vec::new(), 0);
         };
         let order = probe_order(&query, &self.centres, self.dims);
         let exact = |entries: &[&Entry]| -> Vec<f64> {
@@ -160,10 +176,10 @@ impl MemoryIndex {
         // As the access method's first round (which decides its steps).
         let want = round_rows(0, params.rerank).max(k);
         let mut pool = CandidatePool::default();
+        let mut probed = 0;
         let round = if params.probes == 0 {
             let limit = self.automatic_probe_limit().min(order.len());
             let mut steps = AutomaticSteps::new(self.calibration.quiet_steps);
-            let mut probed = 0;
             loop {
                 let step_start = probed;
                 probed = (probed + AUTO_PROBE_STEP).min(limit);
@@ -181,13 +197,14 @@ impl MemoryIndex {
                 pool.put_back(round);
             }
         } else {
-            self.probe_lists(&query, &order, 0..params.probes.min(order.len()), &mut pool);
+            probed = params.probes.min(order.len());
+            self.probe_lists(&query, &order, 0..probed, &mut pool);
             pool.next_round(want, exact)
         };
         let mut found: Vec<(usize, f64)> = round.into_iter().map(|(d, e)| (e.id, d)).collect();
         found.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
         found.truncate(k);
-        found
+        (found, probed)
     }
 
     /// Up to `n` ids in order of their codes' lower bounds over the
@@ -393,6 +410,46 @@ mod tests {
                 assert!(automatic >= 0.95, "noise {noise}: automatic {automatic}");
             }
         }
+    }
+
+    #[test]
+    fn automatic_searches_stop_after_the_quiet_steps_in_a_row() {
+        // On clustered data most searches stop after a step or two when one
+        // quiet step ends them; allowing n quiet steps in a row, none stops
+        // before n steps (or the limit), and none finds less.
+        let dims = 64;
+        let data: Vec<_> = clustered_vectors(20_000, dims, 200, 0.6, 51)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut index = MemoryIndex::build(Metric::Cosine, dims, &data, 320, 4, 2);
+        let queries = clustered_vectors(40, dims, 200, 0.6, 52);
+        let limit = index.automatic_probe_limit();
+        assert!(limit >= 4 * AUTO_PROBE_STEP, "limit {limit}");
+        let params = SearchParams {
+            probes: 0,
+            rerank: 40,
+        };
+        let run = |index: &MemoryIndex| -> (Vec<usize>, f64) {
+            let probed = queries
+                .iter()
+                .map(|q| index.search_probing(q, 10, params).1)
+                .collect();
+            (probed, recall_over(index, &queries, params))
+        };
+        index.calibration.quiet_steps = 1;
+        let (one, one_recall) = run(&index);
+        index.calibration.quiet_steps = 3;
+        let (three, three_recall) = run(&index);
+        assert!(
+            one.iter().filter(|&&p| p < 3 * AUTO_PROBE_STEP).count() > one.len() / 2,
+            "one quiet step: {one:?}"
+        );
+        assert!(
+            three.iter().all(|&p| p >= 3 * AUTO_PROBE_STEP),
+            "three quiet steps: {three:?}"
+        );
+        assert!(three_recall >= one_recall, "{three_recall} < {one_recall}");
     }
 
     #[test]

@@ -52,7 +52,9 @@ pub fn round_rows(returned: usize, rerank: usize) -> usize {
 /// could beat the last row, lies in a list of the last step (`is_new`: that
 /// step's lists, leaving out the nearest list of all, which always holds
 /// candidates). Lists lie farther out with every step, and hold near
-/// entries ever more rarely, so a step that reached no row ends the probing.
+/// entries ever more rarely, so steps that reached no row end the probing
+/// (`AutomaticSteps`: as many in a row as the build measured the data
+/// allows, one on clustered data).
 pub fn step_reached_rows<T>(
     pool: &CandidatePool<T>,
     round: &[(f64, T)],
@@ -335,9 +337,13 @@ mod tests {
         );
         assert!(three.go_on(30, false));
         assert!(three.go_on(40, false));
-        // The same step judged by a later round counts once.
-        assert!(three.go_on(40, false));
         assert!(!three.go_on(50, false));
+        // A later round of the same scan judges the last step again: still
+        // quiet, the scan stays stopped...
+        assert!(!three.go_on(50, false));
+        // ...reaching the later round's rows, it starts the count again.
+        assert!(three.go_on(50, true));
+        assert!(three.go_on(60, false));
     }
 
     #[test]
