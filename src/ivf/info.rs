@@ -5,7 +5,6 @@
 use super::buffers;
 use super::pages::{self, PageKind};
 use crate::errors::raise;
-use interest_core::ivf::automatic_probes;
 use interest_core::ivf::metric::Metric;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -84,8 +83,8 @@ fn _ivf_info(
             meta.lists as i32,
             entries,
             blocks as i64,
-            automatic_probes(meta.lists as usize, meta.calibrated_probes as usize) as i32,
-            meta.calibrated_quiet_steps.max(1) as i32,
+            meta.automatic_probes() as i32,
+            meta.quiet_steps() as i32,
         ))
     }
 }

@@ -91,6 +91,18 @@ impl Meta {
     pub fn is_ours(&self) -> bool {
         self.magic == MAGIC
     }
+
+    /// The most lists an automatic scan probes (`ivf::automatic_probes` of
+    /// the lists and the build's calibrated limit).
+    pub fn automatic_probes(&self) -> usize {
+        interest_core::ivf::automatic_probes(self.lists as usize, self.calibrated_probes as usize)
+    }
+
+    /// Quiet steps in a row that end an automatic scan; 1 in indexes built
+    /// before they were measured (the field was 0).
+    pub fn quiet_steps(&self) -> usize {
+        (self.calibrated_quiet_steps as usize).max(1)
+    }
 }
 
 /// First and last code page of a list (INVALID_BLOCK while empty).

@@ -5,7 +5,6 @@
 
 use super::buffers;
 use super::pages::{self, Meta};
-use interest_core::ivf::automatic_probes;
 use interest_core::ivf::encode::{rotate_centres, Encoder};
 use interest_core::ivf::metric::Metric;
 use interest_core::ivf::rotation::Rotation;
@@ -130,7 +129,7 @@ unsafe fn read_shape(index: pg_sys::Relation, meta: &Meta) -> Shape {
         rotated_centres,
         rotation,
         tails_start: meta.tails_start,
-        automatic_probes: automatic_probes(lists, meta.calibrated_probes as usize),
-        quiet_steps: (meta.calibrated_quiet_steps as usize).max(1),
+        automatic_probes: meta.automatic_probes(),
+        quiet_steps: meta.quiet_steps(),
     }
 }

@@ -39,6 +39,7 @@ pub mod kernels;
 pub mod keys;
 pub mod link_codec;
 pub mod metrics;
+pub mod parallel;
 pub mod pooling;
 pub mod queued_overlay;
 pub mod ranking;

@@ -103,27 +103,9 @@ pub fn calibrate(
     let mut per_query: Vec<Vec<usize>> = Vec::with_capacity(queries.len());
     for batch in queries.chunks(threads * QUERIES_PER_CHECK) {
         check_interrupts();
-        let per_thread = batch.len().div_ceil(threads);
-        // Threads start with every signal blocked (the host's signals reach
-        // its main thread only) and call nothing of the host.
-        crate::signal_mask::with_signals_blocked(|| {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = batch
-                    .chunks(per_thread)
-                    .map(|chunk| {
-                        scope.spawn(move || {
-                            chunk
-                                .iter()
-                                .map(|&q| neighbour_positions(sample, q, neighbours))
-                                .collect::<Vec<Vec<usize>>>()
-                        })
-                    })
-                    .collect();
-                for h in handles {
-                    per_query.extend(h.join().expect("calibration threads do not panic"));
-                }
-            })
-        });
+        per_query.extend(crate::parallel::map_on_threads(batch, threads, |&q| {
+            neighbour_positions(sample, q, neighbours)
+        }));
     }
     let mut positions: Vec<usize> = per_query.iter().flatten().copied().collect();
     if positions.is_empty() {

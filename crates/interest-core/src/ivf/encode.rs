@@ -43,24 +43,7 @@ impl Encoder<'_> {
     /// Encodes `vectors` (row-major) on up to `threads` threads.
     pub fn encode_batch(&self, vectors: &[f32], threads: usize) -> Vec<Encoded> {
         let rows: Vec<&[f32]> = vectors.chunks_exact(self.dims).collect();
-        let threads = threads.clamp(1, 16).min(rows.len().max(1));
-        let per_thread = rows.len().div_ceil(threads).max(1);
-        // Threads with every signal blocked: see `kmeans::assign`.
-        crate::signal_mask::with_signals_blocked(|| {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = rows
-                    .chunks(per_thread)
-                    .map(|chunk| {
-                        scope
-                            .spawn(move || chunk.iter().map(|v| self.encode(v)).collect::<Vec<_>>())
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("encoding threads do not panic"))
-                    .collect()
-            })
-        })
+        crate::parallel::map_on_threads(&rows, threads, |v| self.encode(v))
     }
 }
 
