@@ -25,6 +25,7 @@ mod fold_worker;
 mod ingest;
 mod maintenance;
 mod owner_read;
+mod plan_shape;
 mod privileges;
 mod read;
 mod read_only;

@@ -486,11 +486,9 @@ fn seen_items(src: &EventSource, user_key: &str) -> HashSet<String> {
         if !crate::owner_read::user_key_fits(src, user_key) {
             return HashSet::new();
         }
-        crate::spi::with_prefetching_reads(|| {
-            crate::spi::read_cached(&sql, &[user_key.into()], |t| {
-                t.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
-                    .collect()
-            })
+        crate::spi::read_cached_prefetching(&sql, &[user_key.into()], |t| {
+            t.map(|r| r.get::<String>(1).map(|v| v.unwrap_or_default()))
+                .collect()
         })
     })
 }

@@ -226,11 +226,28 @@ pub(crate) fn select_on_active_snapshot<T>(
     .unwrap_or_else(|e| spi_error(e))
 }
 
+/// A cached read-only statement (`read_cached`) that fetches a few hundred
+/// rows by key: when PostgreSQL plans it as index-only scans it runs as
+/// planned (no heap page is read for all-visible rows, as with an
+/// application's index on its events' (user, item)); otherwise under
+/// `with_prefetching_reads`, which would rule such scans out.
+pub(crate) fn read_cached_prefetching<T>(
+    sql: &str,
+    args: &[DatumWithOid],
+    f: impl FnOnce(SpiTupleTable<'_>) -> Result<T, SpiError>,
+) -> T {
+    if crate::plan_shape::reads_indexes_only(sql, args) {
+        read_cached(sql, args, f)
+    } else {
+        with_prefetching_reads(|| read_cached(sql, args, f))
+    }
+}
+
 /// Runs `read` with lookups by many keys planned as bitmap scans, whose heap
 /// pages are asked of the kernel ahead (`effective_io_concurrency`): on a
 /// cold cache a plain index scan reads them one at a time. For statements
 /// that fetch a few hundred rows by key (recommend()'s candidates).
-pub(crate) fn with_prefetching_reads<T>(read: impl FnOnce() -> T) -> T {
+fn with_prefetching_reads<T>(read: impl FnOnce() -> T) -> T {
     // SAFETY: settings saved at a new nesting level and restored below, as
     // a function's SET clause does (an ERROR's abort restores them too).
     let nest_level = unsafe { pg_sys::NewGUCNestLevel() };

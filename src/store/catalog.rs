@@ -74,14 +74,12 @@ pub(crate) fn of_candidates(
     let read: Vec<(String, Vec<f32>, f64)> = if missing.is_empty() {
         Vec::new()
     } else {
-        crate::spi::with_prefetching_reads(|| {
-            read_cached(
-                "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
-                 WHERE source_id = $1 AND item_key = ANY ($2::text[])",
-                &[item_source.into(), missing.into()],
-                rows_of,
-            )
-        })
+        crate::spi::read_cached_prefetching(
+            "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
+             WHERE source_id = $1 AND item_key = ANY ($2::text[])",
+            &[item_source.into(), missing.into()],
+            rows_of,
+        )
     };
     if let Some(v) = version {
         let recurring_rows: Vec<_> = read

@@ -328,14 +328,12 @@ pub(crate) fn load_counts(source_id: i32, keys: &[String]) -> Vec<(String, ItemS
     if keys.is_empty() {
         return Vec::new();
     }
-    crate::spi::with_prefetching_reads(|| {
-        read_cached(
-            "SELECT item_key, t_ref, events, first_seen, last_seen, recent_events FROM interest.item_stats \
-             WHERE source_id = $1 AND item_key = ANY ($2::text[])",
-            &[source_id.into(), keys.to_vec().into()],
-            |t| t.map(|r| stats_row(&r, Vec::new())).collect(),
-        )
-    })
+    crate::spi::read_cached_prefetching(
+        "SELECT item_key, t_ref, events, first_seen, last_seen, recent_events FROM interest.item_stats \
+         WHERE source_id = $1 AND item_key = ANY ($2::text[])",
+        &[source_id.into(), keys.to_vec().into()],
+        |t| t.map(|r| stats_row(&r, Vec::new())).collect(),
+    )
 }
 
 /// Forgets the users' recent lists (`None`: the source's, with every item's stats).

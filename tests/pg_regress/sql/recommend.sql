@@ -147,3 +147,38 @@ SELECT count(*) AS changed_items FROM interest.item_stats s JOIN interest.item_l
     AND (abs(s.events * 2 ^ ((s.t_ref - 1767225600) / :'covisit_half_life'::float8) - b.events) > 1e-6
          OR (SELECT array_agg(x ORDER BY x) FROM unnest(interest._link_keys(l.links)) x) <> (SELECT array_agg(x ORDER BY x) FROM unnest(interest._link_keys(b.links)) x));
 SELECT detach_events('shop_events'), detach_items('shop_items');
+
+-- The seen items: with an index on the events' (user, item) they are read
+-- from it alone (an index-only scan reads no heap page of an all-visible
+-- table); with an index on the user only, from the heap.
+CREATE TABLE visit_items (id int PRIMARY KEY, e interest.embedding(16));
+INSERT INTO visit_items SELECT id, embedding FROM interest.synthetic_vectors(500, 16, 20, 1.0, 1);
+SELECT attach_items('visit_items', 'id', embedding_column => 'e') > 0 AS attached;
+CALL backfill_items('visit_items');
+CREATE TABLE visits (visitor int, item int);
+CREATE INDEX visits_visitor ON visits (visitor);
+SELECT attach_events('visits', 'visitor', 'item', items => 'visit_items') > 0 AS attached;
+INSERT INTO visits SELECT v, 1 + (v * 7 + n * 13) % 500 FROM generate_series(1, 400) v, generate_series(1, 50) n;
+SELECT flush('visits') IS NOT NULL AS flushed;
+VACUUM ANALYZE visits;
+CREATE FUNCTION regress.visits_heap_pages() RETURNS bigint LANGUAGE sql AS $$
+  SELECT heap_blks_read + heap_blks_hit FROM pg_statio_user_tables WHERE relid = 'visits'::regclass $$;
+CREATE TEMP TABLE seen_reads (how text, heap_pages bigint, seen_recommended bigint, rows bigint);
+SELECT pg_stat_force_next_flush();  -- (each statement's reads counted by the next)
+SELECT regress.visits_heap_pages() AS before \gset
+CREATE TEMP TABLE listed AS SELECT item FROM recommend('5', 10, events => 'visits');
+SELECT pg_stat_force_next_flush();
+INSERT INTO seen_reads SELECT 'user index', regress.visits_heap_pages() - :before,
+  (SELECT count(*) FROM listed WHERE item::int IN (SELECT item FROM visits WHERE visitor = 5)), (SELECT count(*) FROM listed);
+CREATE INDEX visits_visitor_item ON visits (visitor, item);
+ANALYZE visits;
+SELECT pg_stat_force_next_flush();  -- (each statement's reads counted by the next)
+SELECT regress.visits_heap_pages() AS before \gset
+DROP TABLE listed;
+CREATE TEMP TABLE listed AS SELECT item FROM recommend('5', 10, events => 'visits');
+SELECT pg_stat_force_next_flush();
+INSERT INTO seen_reads SELECT '(user, item) index', regress.visits_heap_pages() - :before,
+  (SELECT count(*) FROM listed WHERE item::int IN (SELECT item FROM visits WHERE visitor = 5)), (SELECT count(*) FROM listed);
+-- (the visibility map's page counts as one of the table's)
+SELECT how, heap_pages > 1 AS reads_heap, seen_recommended, rows FROM seen_reads;
+SELECT detach_events('visits'), detach_items('visit_items');
