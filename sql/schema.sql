@@ -145,7 +145,11 @@ CREATE TABLE interest.item_stats (
     -- ItemStats::trend: the order of recent counts at any later clock
     -- (NULL without recent events); its index gives the trending list
     trend        double precision,
-    PRIMARY KEY (source_id, item_key)
+    -- The key carries the counts, so recommend() reads its candidates'
+    -- counts from the index alone (an index-only scan), not from a key leaf
+    -- and a heap page each. Updates move trend and last_seen, which are
+    -- indexed, so none is HOT with or without the included columns.
+    PRIMARY KEY (source_id, item_key) INCLUDE (t_ref, events, first_seen, last_seen, recent_events)
 ) WITH (fillfactor = 70);
 CREATE INDEX item_stats_trend ON interest.item_stats (source_id, trend DESC, item_key) WHERE trend IS NOT NULL;
 CREATE INDEX item_stats_last_seen ON interest.item_stats (source_id, last_seen);
