@@ -49,6 +49,7 @@ pub mod signals;
 pub mod synthetic;
 pub mod text_format;
 pub mod tuning;
+pub mod unread_vectors;
 pub mod weights;
 
 // The extension names ort types (the environment) without depending on ort twice.

@@ -81,7 +81,7 @@ impl Catalog<'_> {
 }
 
 /// What the ranker knows about the user.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct UserSignals {
     /// Unit-length sub-interest directions and their shares (summing to 1).
     pub interests: Vec<(Vec<f32>, f64)>,
@@ -211,13 +211,13 @@ pub fn rank(
         .collect();
     let by_score = |a: &Scored, b: &Scored| cat.by_score(a, b);
     let quotas = interest_quotas(user, k, w);
-    if w.diversity <= 0.0 && quotas.is_none() {
+    let pool_size = pool_size(k, w, &quotas);
+    if pool_size == k {
         top_k(&mut all, k, by_score);
         return all;
     }
     // Candidate pool: the best by score plus each interest's closest items,
     // so that a minor taste has candidates of its own.
-    let pool_size = (4 * k).max(50);
     let mut pool: Vec<Scored> = Vec::new();
     let mut in_pool = std::collections::HashSet::new();
     {
@@ -242,6 +242,17 @@ pub fn rank(
     select(cat, pool, k, w.diversity, quotas)
 }
 
+/// How many of the best-scored items `rank` selects from (besides each
+/// taste's best `quotas` items): k when it ranks by score alone, else a pool
+/// for the greedy selection.
+pub(crate) fn pool_size(k: usize, w: &RankWeights, quotas: &Option<Vec<usize>>) -> usize {
+    if w.diversity <= 0.0 && quotas.is_none() {
+        k
+    } else {
+        (4 * k).max(50)
+    }
+}
+
 /// A sub-interest holding at least this share of the user's recent mass is a
 /// taste of its own and is guaranteed floor(balance * k * share) places.
 pub const MIN_TASTE_SHARE: f64 = 0.2;
@@ -252,7 +263,7 @@ pub const MIN_TASTE_SHARE: f64 = 0.2;
 /// caps for the greedy selection: interest i may fill at most k - sum of the
 /// others' guarantees. Minor interests (stray events) get no guarantee and
 /// cannot crowd out the main one.
-fn interest_quotas(user: &UserSignals, k: usize, w: &RankWeights) -> Option<Vec<usize>> {
+pub(crate) fn interest_quotas(user: &UserSignals, k: usize, w: &RankWeights) -> Option<Vec<usize>> {
     if user.interests.len() < 2 || w.content <= 0.0 || w.balance <= 0.0 {
         return None;
     }

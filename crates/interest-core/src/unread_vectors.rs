@@ -1,0 +1,264 @@
+//! Which candidates' vectors a ranking must read. A candidate whose vector
+//! is not at hand (recommend() has the index's neighbours and the trending
+//! items already, not the co-visitation candidates or a filter's items) is
+//! bounded from above by its other parts plus the largest content score any
+//! vector could give. When that bound is below the score of items `rank`
+//! would pick first anyway, the candidate cannot enter its pool, so its
+//! vector is never read: the list is the same, with fewer rows fetched.
+
+use crate::ranking::{interest_quotas, pool_size, score_item, Catalog, RankWeights, UserSignals};
+use std::collections::HashSet;
+
+/// Room for rounding between a bound and the score it bounds (cosines of
+/// unit f32 vectors can pass 1 by a few ulps).
+const BOUND_SLACK: f64 = 1e-9;
+
+/// The items of `unread` (eligible items whose vector is unread: None in
+/// `cat.vectors`, with freshness at most `cat.freshness`) that may place in
+/// `rank(cat, user, eligible, k, w)` once read; the others cannot, whatever
+/// their vectors. Every eligible item not in `unread` is scored exactly.
+pub fn may_place(
+    cat: &Catalog,
+    user: &UserSignals,
+    eligible: impl Fn(usize) -> bool,
+    unread: &[usize],
+    k: usize,
+    w: &RankWeights,
+) -> Vec<usize> {
+    if k == 0 {
+        return Vec::new();
+    }
+    let unread_set: HashSet<usize> = unread.iter().copied().collect();
+    let scale = user.covisit_scale();
+    let known: Vec<_> = (0..cat.vectors.len())
+        .filter(|&i| !unread_set.contains(&i) && eligible(i))
+        .map(|i| score_item(cat, user, scale, i, w))
+        .collect();
+    let quotas = interest_quotas(user, k, w);
+    // The pool takes the best `pool_size` items, plus each taste's best
+    // quota: an item below the score that fills each of those cannot join.
+    let mut threshold = nth_best(known.iter().map(|s| s.score), pool_size(k, w, &quotas));
+    for (taste, &quota) in quotas.iter().flatten().enumerate() {
+        if quota > 0 {
+            let mine = known
+                .iter()
+                .filter(|s| s.interest == Some(taste))
+                .map(|s| s.score);
+            threshold = threshold.min(nth_best(mine, quota));
+        }
+    }
+    let content_bound = w.content * user.interests.iter().map(|(_, s)| s.abs()).sum::<f64>();
+    unread
+        .iter()
+        .copied()
+        .filter(|&i| eligible(i))
+        .filter(|&i| {
+            // score_item gives the parts other than content for an item
+            // without a vector.
+            let rest = score_item(cat, user, scale, i, w).score;
+            rest + content_bound + BOUND_SLACK >= threshold
+        })
+        .collect()
+}
+
+/// The n-th largest of `scores` (n >= 1); minus infinity when there are
+/// fewer.
+fn nth_best(scores: impl Iterator<Item = f64>, n: usize) -> f64 {
+    let mut v: Vec<f64> = scores.collect();
+    if n == 0 || v.len() < n {
+        return f64::NEG_INFINITY;
+    }
+    v.select_nth_unstable_by(n - 1, |a, b| b.total_cmp(a));
+    v[n - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ranking::rank;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn unit(v: Vec<f32>) -> Vec<f32> {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+        v.into_iter().map(|x| x / n).collect()
+    }
+
+    #[derive(Debug)]
+    struct Case {
+        vectors: Vec<Option<Vec<f32>>>,
+        popularity: Vec<f64>,
+        freshness: Vec<f64>,
+        user: UserSignals,
+        unread: Vec<usize>,
+        banned: HashSet<usize>,
+    }
+
+    fn case() -> impl Strategy<Value = Case> {
+        (5usize..120, 1usize..4).prop_flat_map(|(n, tastes)| {
+            (
+                prop::collection::vec(prop::collection::vec(-1.0f32..1.0, 3), n),
+                prop::collection::vec(0.0f64..1.0, n),
+                prop::collection::vec(0.0f64..1.0, n),
+                prop::collection::vec(
+                    (prop::collection::vec(-1.0f32..1.0, 3), 0.05f64..1.0),
+                    tastes,
+                ),
+                prop::collection::vec(prop::option::of(0.0f64..3.0), n),
+                prop::collection::vec(0u8..10, n),
+                0.0f64..4.0,
+            )
+                .prop_map(
+                    |(vectors, popularity, freshness, interests, covisit, roles, max)| {
+                        let total: f64 = interests.iter().map(|(_, s)| s).sum();
+                        let user = UserSignals {
+                            interests: interests
+                                .into_iter()
+                                .map(|(v, s)| (unit(v), s / total))
+                                .collect(),
+                            covisit: covisit
+                                .iter()
+                                .enumerate()
+                                .filter_map(|(i, c)| c.map(|c| (i, c)))
+                                .collect::<HashMap<_, _>>(),
+                            covisit_max: (max > 0.5).then_some(max),
+                        };
+                        Case {
+                            vectors: vectors.into_iter().map(|v| Some(unit(v))).collect(),
+                            popularity,
+                            freshness,
+                            user,
+                            // Half the items unread, a few banned.
+                            unread: (0..roles.len()).filter(|&i| roles[i] < 5).collect(),
+                            banned: (0..roles.len()).filter(|&i| roles[i] == 9).collect(),
+                        }
+                    },
+                )
+        })
+    }
+
+    fn weights() -> impl Strategy<Value = RankWeights> {
+        (
+            0.0f64..1.0,
+            0.0f64..2.0,
+            0.0f64..1.0,
+            0.0f64..0.5,
+            prop_oneof![Just(0.0), 0.0f64..0.9],
+            prop_oneof![Just(0.0), 0.0f64..1.0],
+        )
+            .prop_map(
+                |(content, covisit, popularity, freshness, diversity, balance)| RankWeights {
+                    content,
+                    covisit,
+                    popularity,
+                    freshness,
+                    diversity,
+                    balance,
+                },
+            )
+    }
+
+    proptest! {
+        /// Reading only the items `may_place` names (the rest left out)
+        /// gives the list that reading every vector gives.
+        #[test]
+        fn the_list_is_the_one_every_vector_gives(c in case(), w in weights(), k in 1usize..25) {
+            let full = Catalog { vectors: &c.vectors, popularity: &c.popularity, freshness: &c.freshness, tie_order: None };
+            let eligible = |i: usize| !c.banned.contains(&i);
+            let expected = rank(&full, &c.user, eligible, k, &w);
+
+            let mut hidden = c.vectors.clone();
+            for &i in &c.unread {
+                hidden[i] = None;
+            }
+            let partial = Catalog { vectors: &hidden, ..full };
+            let read: HashSet<usize> = may_place(&partial, &c.user, eligible, &c.unread, k, &w).into_iter().collect();
+            let unread: HashSet<usize> = c.unread.iter().copied().collect();
+            let got = rank(&full, &c.user, |i| eligible(i) && (!unread.contains(&i) || read.contains(&i)), k, &w);
+            prop_assert_eq!(got, expected);
+        }
+    }
+
+    #[test]
+    fn a_taste_short_of_its_places_reads_its_candidates() {
+        // Two tastes, each capped at 2 of 4 places. Sixty known items of
+        // taste A outscore everything; taste B has two weak known items and
+        // one unread item (index 62, of taste B once read) that beats them.
+        let (a, b) = (vec![1.0, 0.0], vec![0.0, 1.0]);
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![Some(a.clone()); 60];
+        vectors.extend([Some(b.clone()), Some(b.clone()), Some(b.clone())]);
+        let mut popularity = vec![1.0; 60];
+        popularity.extend([0.0, 0.0, 0.0]);
+        let freshness = vec![0.0; 63];
+        let full = Catalog {
+            vectors: &vectors,
+            popularity: &popularity,
+            freshness: &freshness,
+            tie_order: None,
+        };
+        let user = UserSignals {
+            interests: vec![(a, 0.5), (b, 0.5)],
+            covisit: HashMap::from([(62, 0.5)]),
+            covisit_max: Some(1.0),
+        };
+        let w = RankWeights {
+            content: 0.1,
+            covisit: 1.0,
+            popularity: 1.0,
+            freshness: 0.0,
+            diversity: 0.0,
+            balance: 1.0,
+        };
+        let listed: Vec<usize> = rank(&full, &user, |_| true, 4, &w)
+            .iter()
+            .map(|s| s.item)
+            .collect();
+        assert!(listed.contains(&62), "{listed:?}");
+        let mut hidden = vectors.clone();
+        hidden[62] = None;
+        let partial = Catalog {
+            vectors: &hidden,
+            ..full
+        };
+        assert_eq!(may_place(&partial, &user, |_| true, &[62], 4, &w), vec![62]);
+    }
+
+    #[test]
+    fn items_far_below_the_list_are_not_read() {
+        // Ten known items score 1 by popularity; two unread ones can reach at
+        // most 0.1 (content) + 0.2 (co-visitation) and 0.1 + 0.95.
+        let n = 12;
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![Some(vec![1.0, 0.0]); n];
+        vectors[10] = None;
+        vectors[11] = None;
+        let mut popularity = vec![1.0; n];
+        popularity[10] = 0.0;
+        popularity[11] = 0.0;
+        let freshness = vec![0.0; n];
+        let cat = Catalog {
+            vectors: &vectors,
+            popularity: &popularity,
+            freshness: &freshness,
+            tie_order: None,
+        };
+        let user = UserSignals {
+            interests: vec![(vec![0.0, 1.0], 1.0)],
+            covisit: HashMap::from([(10, 0.2), (11, 0.95)]),
+            covisit_max: Some(1.0),
+        };
+        let w = RankWeights {
+            content: 0.1,
+            covisit: 1.0,
+            popularity: 1.0,
+            freshness: 0.0,
+            diversity: 0.0,
+            balance: 0.0,
+        };
+        assert_eq!(may_place(&cat, &user, |_| true, &[10, 11], 5, &w), vec![11]);
+        // Fewer known items than the list: every unread one may place.
+        assert_eq!(
+            may_place(&cat, &user, |i| i >= 8, &[10, 11], 5, &w),
+            vec![10, 11]
+        );
+    }
+}
