@@ -17,7 +17,8 @@ use interest_core::clock::ranking_clock;
 use interest_core::covisit::{covisit_scores, link_strengths, CovisitContribution, ItemStats};
 use interest_core::covisit_context::{self, catalog_covisit_scores, RecentStats};
 use interest_core::ranking::{self, RankWeights, Scored, UserSignals};
-use interest_core::signals::{catalog_signals, FRESHNESS_HALF_LIFE_SECS};
+use interest_core::signals::{catalog_signals, freshness_score, FRESHNESS_HALF_LIFE_SECS};
+use interest_core::unread_vectors;
 use interest_core::weights::{WeightError, WeightOverrides};
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
@@ -41,6 +42,13 @@ struct Context {
     /// The co-visitation score to divide by, fixed for the user on the
     /// candidate path (`Seed::covisit_max`); None: the largest scored.
     covisit_max: Option<f64>,
+    /// First event by catalog index (infinite when unknown).
+    first_seen: Vec<f64>,
+    /// Candidates whose embedding is not read yet (`Context::read_vectors`),
+    /// and the items source they are read from. Their freshness is an
+    /// upper bound until then: their creation time is unknown.
+    unread: Vec<usize>,
+    item_source: Option<i32>,
     now: f64,
 }
 
@@ -91,12 +99,8 @@ impl Context {
         keys.sort();
         keys.dedup();
         let recurring: HashSet<&str> = popular.iter().map(|(k, _)| k.as_str()).collect();
-        let catalog = Rc::new(catalog::of_candidates(
-            item_source,
-            &keys,
-            fetched,
-            &recurring,
-        ));
+        let (catalog, waiting) = catalog::of_candidates(item_source, &keys, fetched, &recurring);
+        let catalog = Rc::new(catalog);
         // The counts read already: the trending rows and the user's
         // strongest links (whose read wins for an item in both).
         let held: HashMap<&str, &ItemStats<String>> = popular
@@ -113,11 +117,52 @@ impl Context {
         let mut stats = store::load_counts(src.id, &unread);
         // (assemble skips the held items that are not candidates)
         stats.extend(held.iter().map(|(k, s)| (k.to_string(), (*s).clone())));
-        Context {
+        let mut ctx = Context {
             recent_links: Some(seed.recent_links.clone()),
             covisit_max: Some(seed.covisit_max),
+            item_source: Some(item_source),
             ..Context::assemble(src, catalog, stats, seed.now, seed.popularity_peak)
+        };
+        for &i in &waiting {
+            // Created at most when first seen, or at any time: at most fresh.
+            if !ctx.first_seen[i].is_finite() {
+                ctx.freshness[i] = 1.0;
+            }
         }
+        ctx.unread = waiting;
+        ctx
+    }
+
+    /// Reads the embeddings of the unread candidates `wanted`; an item
+    /// without one stays unread (it is not in the catalog).
+    fn read_vectors(&mut self, wanted: &[usize]) {
+        let unread: HashSet<usize> = self.unread.iter().copied().collect();
+        let keys: Vec<String> = wanted
+            .iter()
+            .filter(|i| unread.contains(i))
+            .map(|&i| self.keys()[i].clone())
+            .collect();
+        let (Some(item_source), false) = (self.item_source, keys.is_empty()) else {
+            return;
+        };
+        let rows = catalog::embeddings(item_source, keys);
+        let catalog =
+            Rc::get_mut(&mut self.catalog).expect("a candidates catalog is the call's own");
+        let mut read = HashSet::new();
+        for (key, vector, created) in rows {
+            let Some(&i) = catalog.index.get(&key) else {
+                continue;
+            };
+            catalog.fill(i, vector, created);
+            self.first_seen[i] = self.first_seen[i].min(created);
+            self.freshness[i] = freshness_score(
+                self.first_seen[i].is_finite().then_some(self.first_seen[i]),
+                self.now,
+                FRESHNESS_HALF_LIFE_SECS,
+            );
+            read.insert(i);
+        }
+        self.unread.retain(|i| !read.contains(i));
     }
 
     /// The catalog's signals at `now`, popularity scaled to `popularity_peak`
@@ -156,6 +201,9 @@ impl Context {
             recent,
             recent_links: None,
             covisit_max: None,
+            first_seen,
+            unread: Vec::new(),
+            item_source: None,
             now,
         }
     }
@@ -586,8 +634,8 @@ fn _recommend(
                 .filter(|a| a.len() <= candidates::MAX_FILTER_CANDIDATES);
             let extra: Vec<String> = whole.into_iter().flatten().flatten().cloned().collect();
             let attempt = |limits| {
-                let ctx = seed.context(&src, item_source, k, &extra, limits);
-                let rows = rank_in(&src, &ctx, seed.interests.clone(), &seed.recent, &rules);
+                let mut ctx = seed.context(&src, item_source, k, &extra, limits);
+                let rows = rank_in(&src, &mut ctx, seed.interests.clone(), &seed.recent, &rules);
                 (ctx.keys().len(), rows)
             };
             if whole.is_some() {
@@ -597,13 +645,19 @@ fn _recommend(
                 return TableIterator::new(rows);
             }
             debug1!("recommend(): fewer than {k} eligible candidates; ranking every item");
-            let ctx = seed.every_item(&src, item_source);
-            return TableIterator::new(rank_in(&src, &ctx, seed.interests, &seed.recent, &rules));
+            let mut ctx = seed.every_item(&src, item_source);
+            return TableIterator::new(rank_in(
+                &src,
+                &mut ctx,
+                seed.interests,
+                &seed.recent,
+                &rules,
+            ));
         }
-        let ctx = Context::load(&src, as_of);
+        let mut ctx = Context::load(&src, as_of);
         let view = load_user(&src, user_key);
         let interests = interests_of(&src, &view, ctx.now);
-        TableIterator::new(rank_in(&src, &ctx, interests, &view.recent, &rules))
+        TableIterator::new(rank_in(&src, &mut ctx, interests, &view.recent, &rules))
     })
 }
 
@@ -651,7 +705,7 @@ struct ListRules<'a> {
 /// (and row-level security on the items table) applied first.
 fn rank_in(
     src: &EventSource,
-    ctx: &Context,
+    ctx: &mut Context,
     interests: Vec<(Vec<f32>, f64)>,
     recent: &[String],
     rules: &ListRules,
@@ -687,7 +741,7 @@ fn rank_in(
     };
     let eligible =
         |i: usize| !banned.contains(&i) && allowed.as_ref().is_none_or(|a| a.contains(&i));
-    let ranked = ranking::rank(&ctx.ranking_catalog(), &user, eligible, rules.k, rules.w);
+    let ranked = rank_reading_vectors(ctx, &user, eligible, rules.k, rules.w);
     ranked
         .iter()
         .map(|s: &Scored| {
@@ -736,18 +790,15 @@ fn _explain(
                 ..Default::default()
             },
         );
-        // With a vector index, the context recommend() would read for the
-        // user plus the item: the same normalisers, so the same score.
-        let (ctx, interests, recent) = match candidate_source(&src) {
+        // With a vector index, the item alone on the user's seed: its
+        // normalisers (the co-visitation scale, the popularity peak) are the
+        // seed's, not the other candidates', so the score is recommend()'s.
+        let (mut ctx, interests, recent) = match candidate_source(&src) {
             Some(item_source) => {
                 let seed = Seed::of_user(&src, as_of, user_key);
-                let ctx = seed.context(
-                    &src,
-                    item_source,
-                    candidates::LIMITS_ARE_FOR_K,
-                    &[item_key.to_string()],
-                    gucs::candidate_limits(),
-                );
+                let ctx = Context::of_candidates(&src, item_source, &seed, Vec::new(), |_| {
+                    vec![item_key.to_string()]
+                });
                 (ctx, seed.interests, seed.recent)
             }
             None => {
@@ -758,10 +809,7 @@ fn _explain(
             }
         };
         let visible = visible_indices(&src, &ctx);
-        let item = match ctx.index().get(item_key) {
-            Some(&i) if visible.as_ref().is_none_or(|v| v.contains(&i)) => i,
-            _ => unknown_item(item_key, &src),
-        };
+        let item = catalog_item(&src, &mut ctx, item_key, visible.as_ref());
         let (user, terms) = user_signals(&src, &ctx, interests, &recent);
         let s = ranking::score_item(
             &ctx.ranking_catalog(),
@@ -814,6 +862,38 @@ fn _explain(
     })
 }
 
+/// `ranking::rank` over `ctx`, reading first the embeddings of the unread
+/// candidates that may place (`unread_vectors::may_place`); those that
+/// cannot are left out, which leaves the list as it would be with them.
+fn rank_reading_vectors(
+    ctx: &mut Context,
+    user: &UserSignals,
+    eligible: impl Fn(usize) -> bool,
+    k: usize,
+    w: &RankWeights,
+) -> Vec<Scored> {
+    if !ctx.unread.is_empty() {
+        let wanted =
+            unread_vectors::may_place(&ctx.ranking_catalog(), user, &eligible, &ctx.unread, k, w);
+        debug2!(
+            "{} of {} candidates' embeddings read, {} of {} may place",
+            ctx.keys().len() - ctx.unread.len(),
+            ctx.keys().len(),
+            wanted.len(),
+            ctx.unread.len()
+        );
+        ctx.read_vectors(&wanted);
+    }
+    let unread: HashSet<usize> = ctx.unread.iter().copied().collect();
+    ranking::rank(
+        &ctx.ranking_catalog(),
+        user,
+        |i| !unread.contains(&i) && eligible(i),
+        k,
+        w,
+    )
+}
+
 /// The catalog positions of the items row-level security lets the caller
 /// see; None when it hides none.
 fn visible_indices(src: &EventSource, ctx: &Context) -> Option<HashSet<usize>> {
@@ -822,6 +902,24 @@ fn visible_indices(src: &EventSource, ctx: &Context) -> Option<HashSet<usize>> {
             .filter_map(|k| ctx.index().get(k).copied())
             .collect()
     })
+}
+
+/// The catalog position of `item_key` with its embedding read, or the
+/// error for an item that is not in the catalog or not `visible`.
+fn catalog_item(
+    src: &EventSource,
+    ctx: &mut Context,
+    item_key: &str,
+    visible: Option<&HashSet<usize>>,
+) -> usize {
+    let Some(&item) = ctx.index().get(item_key) else {
+        unknown_item(item_key, src)
+    };
+    ctx.read_vectors(&[item]);
+    if ctx.unread.contains(&item) || visible.is_some_and(|v| !v.contains(&item)) {
+        unknown_item(item_key, src)
+    }
+    item
 }
 
 fn unknown_item(item_key: &str, src: &EventSource) -> ! {
@@ -862,18 +960,21 @@ fn _similar_items(
             };
             let extra = [item_key.to_string()];
             let found = widening("similar_items", k, |limits| {
-                let ctx = seed.context(&src, item_source, k, &extra, limits);
-                (ctx.keys().len(), similar_in(&src, &ctx, item_key, k, &w))
+                let mut ctx = seed.context(&src, item_source, k, &extra, limits);
+                (
+                    ctx.keys().len(),
+                    similar_in(&src, &mut ctx, item_key, k, &w),
+                )
             });
             if let Ok(rows) = found {
                 return TableIterator::new(rows);
             }
             debug1!("similar_items(): fewer than {k} eligible candidates; ranking every item");
-            let ctx = seed.every_item(&src, item_source);
-            return TableIterator::new(similar_in(&src, &ctx, item_key, k, &w));
+            let mut ctx = seed.every_item(&src, item_source);
+            return TableIterator::new(similar_in(&src, &mut ctx, item_key, k, &w));
         }
-        let ctx = Context::load(&src, as_of);
-        TableIterator::new(similar_in(&src, &ctx, item_key, k, &w))
+        let mut ctx = Context::load(&src, as_of);
+        TableIterator::new(similar_in(&src, &mut ctx, item_key, k, &w))
     })
 }
 
@@ -881,24 +982,21 @@ fn _similar_items(
 /// direction and its links).
 fn similar_in(
     src: &EventSource,
-    ctx: &Context,
+    ctx: &mut Context,
     item_key: &str,
     k: usize,
     w: &RankWeights,
 ) -> Vec<(String, f64)> {
     let visible = visible_indices(src, ctx);
-    let item = match ctx.index().get(item_key) {
-        Some(&i) if visible.as_ref().is_none_or(|v| v.contains(&i)) => i,
-        _ => unknown_item(item_key, src),
-    };
+    let item = catalog_item(src, ctx, item_key, visible.as_ref());
     let terms = ctx.covisit(src, &[item_key.to_string()]);
     let interests = ctx.vectors()[item]
         .clone()
         .map(|v| vec![(v, 1.0)])
         .unwrap_or_default();
     let user = ctx.signals(interests, &terms);
-    let ranked = ranking::rank(
-        &ctx.ranking_catalog(),
+    let ranked = rank_reading_vectors(
+        ctx,
         &user,
         |i| i != item && visible.as_ref().is_none_or(|v| v.contains(&i)),
         k,

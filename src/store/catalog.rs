@@ -40,16 +40,19 @@ impl Catalog {
     }
 }
 
-/// The embedded items among `keys` (recommend()'s candidates), read for one
-/// call: no backend keeps a large catalog. `fetched` rows (from `nearest`)
-/// are not read again; the `recurring` keys (the trending items, candidates
-/// of every call) are kept per backend (`embedding_cache`).
+/// recommend()'s candidates `keys` for one call (no backend keeps a large
+/// catalog), and the positions of those whose embedding is not read yet.
+/// `fetched` rows (from `nearest`) are not read again; the `recurring` keys
+/// (the trending items, candidates of every call) are read now and kept per
+/// backend (`embedding_cache`); the others wait, vector None and creation
+/// time unknown, until the ranking asks for them (`Catalog::fill`), as most
+/// cannot place (`interest_core::unread_vectors`).
 pub(crate) fn of_candidates(
     item_source: i32,
     keys: &[String],
     fetched: Vec<(String, Vec<f32>, f64)>,
     recurring: &HashSet<&str>,
-) -> Catalog {
+) -> (Catalog, Vec<usize>) {
     let wanted: Vec<&str> = keys
         .iter()
         .map(String::as_str)
@@ -66,33 +69,51 @@ pub(crate) fn of_candidates(
         None => Vec::new(),
     };
     let known: HashSet<&str> = fetched.iter().chain(&rows).map(|r| r.0.as_str()).collect();
-    let missing: Vec<String> = keys
+    let (recurring_missing, waiting): (Vec<String>, Vec<String>) = keys
         .iter()
         .filter(|k| !known.contains(k.as_str()))
         .cloned()
-        .collect();
-    let read: Vec<(String, Vec<f32>, f64)> = if missing.is_empty() {
-        Vec::new()
-    } else {
-        crate::spi::read_cached_prefetching(
-            "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
-             WHERE source_id = $1 AND item_key = ANY ($2::text[])",
-            &[item_source.into(), missing.into()],
-            rows_of,
-        )
-    };
+        .partition(|k| recurring.contains(k.as_str()));
+    let read = embeddings(item_source, recurring_missing);
     if let Some(v) = version {
-        let recurring_rows: Vec<_> = read
-            .iter()
-            .filter(|r| recurring.contains(r.0.as_str()))
-            .collect();
-        embedding_cache::keep(item_source, v, &recurring_rows);
+        embedding_cache::keep(item_source, v, &read.iter().collect::<Vec<_>>());
     }
     rows.extend(read);
     rows.extend(fetched);
+    let mut rows: Vec<(String, Option<Vec<f32>>, f64)> =
+        rows.into_iter().map(|(k, v, t)| (k, Some(v), t)).collect();
+    rows.extend(waiting.into_iter().map(|k| (k, None, f64::INFINITY)));
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     rows.dedup_by(|a, b| a.0 == b.0);
-    build(pg_sys::InvalidOid, -1, rows)
+    let unread = rows
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.1.is_none())
+        .map(|(i, _)| i)
+        .collect();
+    (build(pg_sys::InvalidOid, -1, rows), unread)
+}
+
+/// The embeddings of `keys` that exist, with their creation times.
+pub(crate) fn embeddings(item_source: i32, keys: Vec<String>) -> Vec<(String, Vec<f32>, f64)> {
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    crate::spi::read_cached_prefetching(
+        "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
+         WHERE source_id = $1 AND item_key = ANY ($2::text[])",
+        &[item_source.into(), keys.into()],
+        rows_of,
+    )
+}
+
+impl Catalog {
+    /// Sets item `i`'s embedding (made unit length) and creation time.
+    pub(crate) fn fill(&mut self, i: usize, mut vector: Vec<f32>, created: f64) {
+        interest_core::kernels::normalize_in_place(&mut vector);
+        self.vectors[i] = Some(vector);
+        self.created[i] = created;
+    }
 }
 
 /// Up to `n` items nearest `vector` (cosine) through the source's vector
@@ -129,7 +150,7 @@ fn rows_of(
     .collect()
 }
 
-fn build(ext: pg_sys::Oid, version: i64, rows: Vec<(String, Vec<f32>, f64)>) -> Catalog {
+fn build(ext: pg_sys::Oid, version: i64, rows: Vec<(String, Option<Vec<f32>>, f64)>) -> Catalog {
     let mut c = Catalog {
         ext,
         version,
@@ -139,10 +160,12 @@ fn build(ext: pg_sys::Oid, version: i64, rows: Vec<(String, Vec<f32>, f64)>) -> 
         created: Vec::with_capacity(rows.len()),
     };
     for (k, mut v, t) in rows {
-        interest_core::kernels::normalize_in_place(&mut v);
+        if let Some(v) = &mut v {
+            interest_core::kernels::normalize_in_place(v);
+        }
         c.index.insert(k.clone(), c.keys.len());
         c.keys.push(k);
-        c.vectors.push(Some(v));
+        c.vectors.push(v);
         c.created.push(t);
     }
     c
@@ -180,6 +203,7 @@ fn read_whole(ext: pg_sys::Oid, version: i64, item_source: i32) -> Catalog {
         &[item_source.into()],
         rows_of,
     );
+    let rows = rows.into_iter().map(|(k, v, t)| (k, Some(v), t)).collect();
     build(ext, version, rows)
 }
 
