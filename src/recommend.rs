@@ -48,6 +48,8 @@ struct Context {
     /// and the items source they are read from. Their freshness is an
     /// upper bound until then: their creation time is unknown.
     unread: Vec<usize>,
+    /// Candidates read and found without an embedding (not in the catalog).
+    absent: HashSet<usize>,
     item_source: Option<i32>,
     now: f64,
 }
@@ -134,14 +136,15 @@ impl Context {
     }
 
     /// Reads the embeddings of the unread candidates `wanted`; an item
-    /// without one stays unread (it is not in the catalog).
+    /// without one is `absent` (it is not in the catalog).
     fn read_vectors(&mut self, wanted: &[usize]) {
         let unread: HashSet<usize> = self.unread.iter().copied().collect();
-        let keys: Vec<String> = wanted
+        let asked: HashSet<usize> = wanted
             .iter()
+            .copied()
             .filter(|i| unread.contains(i))
-            .map(|&i| self.keys()[i].clone())
             .collect();
+        let keys: Vec<String> = asked.iter().map(|&i| self.keys()[i].clone()).collect();
         let (Some(item_source), false) = (self.item_source, keys.is_empty()) else {
             return;
         };
@@ -162,7 +165,8 @@ impl Context {
             );
             read.insert(i);
         }
-        self.unread.retain(|i| !read.contains(i));
+        self.absent.extend(asked.difference(&read));
+        self.unread.retain(|i| !asked.contains(i));
     }
 
     /// The catalog's signals at `now`, popularity scaled to `popularity_peak`
@@ -203,6 +207,7 @@ impl Context {
             covisit_max: None,
             first_seen,
             unread: Vec::new(),
+            absent: HashSet::new(),
             item_source: None,
             now,
         }
@@ -876,7 +881,7 @@ fn rank_reading_vectors(
         let wanted =
             unread_vectors::may_place(&ctx.ranking_catalog(), user, &eligible, &ctx.unread, k, w);
         debug2!(
-            "{} of {} candidates' embeddings read, {} of {} may place",
+            "{} of {} candidates' embeddings at hand, {} of the {} unread may place",
             ctx.keys().len() - ctx.unread.len(),
             ctx.keys().len(),
             wanted.len(),
@@ -884,11 +889,11 @@ fn rank_reading_vectors(
         );
         ctx.read_vectors(&wanted);
     }
-    let unread: HashSet<usize> = ctx.unread.iter().copied().collect();
+    let left_out: HashSet<usize> = ctx.unread.iter().chain(&ctx.absent).copied().collect();
     ranking::rank(
         &ctx.ranking_catalog(),
         user,
-        |i| !unread.contains(&i) && eligible(i),
+        |i| !left_out.contains(&i) && eligible(i),
         k,
         w,
     )
@@ -916,7 +921,7 @@ fn catalog_item(
         unknown_item(item_key, src)
     };
     ctx.read_vectors(&[item]);
-    if ctx.unread.contains(&item) || visible.is_some_and(|v| !v.contains(&item)) {
+    if ctx.absent.contains(&item) || visible.is_some_and(|v| !v.contains(&item)) {
         unknown_item(item_key, src)
     }
     item
