@@ -213,6 +213,12 @@ impl Context {
         }
     }
 
+    /// How many candidates the context holds, less those read and found
+    /// without an embedding: what a widening round compares.
+    fn candidates(&self) -> usize {
+        self.keys().len() - self.absent.len()
+    }
+
     fn index(&self) -> &HashMap<String, usize> {
         &self.catalog.index
     }
@@ -641,7 +647,7 @@ fn _recommend(
             let attempt = |limits| {
                 let mut ctx = seed.context(&src, item_source, k, &extra, limits);
                 let rows = rank_in(&src, &mut ctx, seed.interests.clone(), &seed.recent, &rules);
-                (ctx.keys().len(), rows)
+                (ctx.candidates(), rows)
             };
             if whole.is_some() {
                 return TableIterator::new(attempt(gucs::candidate_limits()).1);
@@ -878,8 +884,9 @@ fn rank_reading_vectors(
     w: &RankWeights,
 ) -> Vec<Scored> {
     if !ctx.unread.is_empty() {
+        let present = |i: usize| !ctx.absent.contains(&i) && eligible(i);
         let wanted =
-            unread_vectors::may_place(&ctx.ranking_catalog(), user, &eligible, &ctx.unread, k, w);
+            unread_vectors::may_place(&ctx.ranking_catalog(), user, present, &ctx.unread, k, w);
         debug2!(
             "{} of {} candidates' embeddings at hand, {} of the {} unread may place",
             ctx.keys().len() - ctx.unread.len(),
@@ -966,10 +973,8 @@ fn _similar_items(
             let extra = [item_key.to_string()];
             let found = widening("similar_items", k, |limits| {
                 let mut ctx = seed.context(&src, item_source, k, &extra, limits);
-                (
-                    ctx.keys().len(),
-                    similar_in(&src, &mut ctx, item_key, k, &w),
-                )
+                let rows = similar_in(&src, &mut ctx, item_key, k, &w);
+                (ctx.candidates(), rows)
             });
             if let Ok(rows) = found {
                 return TableIterator::new(rows);

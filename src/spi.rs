@@ -227,8 +227,8 @@ pub(crate) fn select_on_active_snapshot<T>(
 }
 
 /// A cached read-only statement (`read_cached`) that fetches a few hundred
-/// rows by key: when PostgreSQL plans it as index-only scans it runs as
-/// planned (no heap page is read for all-visible rows, as with an
+/// rows by key: when PostgreSQL's generic plan for it is index-only scans
+/// it runs as planned (no heap page is read for all-visible rows, as with an
 /// application's index on its events' (user, item)); otherwise under
 /// `with_prefetching_reads`, which would rule such scans out.
 pub(crate) fn read_cached_prefetching<T>(

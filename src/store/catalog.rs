@@ -14,7 +14,8 @@ pub(crate) struct Catalog {
     version: i64,
     pub keys: Vec<String>,
     pub index: HashMap<String, usize>,
-    /// Unit vectors, or None for items known only from events.
+    /// Unit vectors, or None for items known only from events (and, in a
+    /// candidates catalog, for candidates whose embedding is not read yet).
     pub vectors: Vec<Option<Vec<f32>>>,
     /// When each item was first embedded (epoch seconds; +inf when unknown).
     pub created: Vec<f64>,

@@ -9,9 +9,10 @@
 use crate::ranking::{interest_quotas, pool_size, score_item, Catalog, RankWeights, UserSignals};
 use std::collections::HashSet;
 
-/// Room for rounding between a bound and the score it bounds (cosines of
-/// unit f32 vectors can pass 1 by a few ulps).
-const BOUND_SLACK: f64 = 1e-9;
+/// Room for rounding between a bound and the score it bounds: cosines of
+/// unit f32 vectors, summed in f32, can pass 1 by several f32 ulps.
+const RELATIVE_SLACK: f64 = 1e-5;
+const ABSOLUTE_SLACK: f64 = 1e-9;
 
 /// The items of `unread` (eligible items whose vector is unread: None in
 /// `cat.vectors`, with freshness at most `cat.freshness`) that may place in
@@ -48,6 +49,7 @@ pub fn may_place(
         }
     }
     let content_bound = w.content * user.interests.iter().map(|(_, s)| s.abs()).sum::<f64>();
+    let slack = content_bound * RELATIVE_SLACK + ABSOLUTE_SLACK;
     unread
         .iter()
         .copied()
@@ -56,7 +58,7 @@ pub fn may_place(
             // score_item gives the parts other than content for an item
             // without a vector.
             let rest = score_item(cat, user, scale, i, w).score;
-            rest + content_bound + BOUND_SLACK >= threshold
+            rest + content_bound + slack >= threshold
         })
         .collect()
 }
@@ -167,15 +169,31 @@ mod tests {
             let eligible = |i: usize| !c.banned.contains(&i);
             let expected = rank(&full, &c.user, eligible, k, &w);
 
+            // Unread items: no vector, and freshness only bounded.
             let mut hidden = c.vectors.clone();
+            let mut bounded_freshness = c.freshness.clone();
             for &i in &c.unread {
                 hidden[i] = None;
+                bounded_freshness[i] = 1.0;
             }
-            let partial = Catalog { vectors: &hidden, ..full };
+            let partial = Catalog { vectors: &hidden, freshness: &bounded_freshness, ..full };
             let read: HashSet<usize> = may_place(&partial, &c.user, eligible, &c.unread, k, &w).into_iter().collect();
             let unread: HashSet<usize> = c.unread.iter().copied().collect();
             let got = rank(&full, &c.user, |i| eligible(i) && (!unread.contains(&i) || read.contains(&i)), k, &w);
             prop_assert_eq!(got, expected);
+        }
+    }
+
+    /// Content 0.1, co-visitation and popularity 1, no freshness or
+    /// diversity, tastes balanced by `balance`.
+    fn popularity_led(balance: f64) -> RankWeights {
+        RankWeights {
+            content: 0.1,
+            covisit: 1.0,
+            popularity: 1.0,
+            freshness: 0.0,
+            diversity: 0.0,
+            balance,
         }
     }
 
@@ -201,14 +219,7 @@ mod tests {
             covisit: HashMap::from([(62, 0.5)]),
             covisit_max: Some(1.0),
         };
-        let w = RankWeights {
-            content: 0.1,
-            covisit: 1.0,
-            popularity: 1.0,
-            freshness: 0.0,
-            diversity: 0.0,
-            balance: 1.0,
-        };
+        let w = popularity_led(1.0);
         let listed: Vec<usize> = rank(&full, &user, |_| true, 4, &w)
             .iter()
             .map(|s| s.item)
@@ -246,14 +257,7 @@ mod tests {
             covisit: HashMap::from([(10, 0.2), (11, 0.95)]),
             covisit_max: Some(1.0),
         };
-        let w = RankWeights {
-            content: 0.1,
-            covisit: 1.0,
-            popularity: 1.0,
-            freshness: 0.0,
-            diversity: 0.0,
-            balance: 0.0,
-        };
+        let w = popularity_led(0.0);
         assert_eq!(may_place(&cat, &user, |_| true, &[10, 11], 5, &w), vec![11]);
         // Fewer known items than the list: every unread one may place.
         assert_eq!(
