@@ -17,7 +17,7 @@ use interest_core::clock::ranking_clock;
 use interest_core::covisit::{covisit_scores, link_strengths, CovisitContribution, ItemStats};
 use interest_core::covisit_context::{self, catalog_covisit_scores, RecentStats};
 use interest_core::ranking::{self, RankWeights, Scored, UserSignals};
-use interest_core::signals::{catalog_signals, freshness_score, FRESHNESS_HALF_LIFE_SECS};
+use interest_core::signals::{catalog_signals, freshness_since, FRESHNESS_HALF_LIFE_SECS};
 use interest_core::unread_vectors;
 use interest_core::weights::{WeightError, WeightOverrides};
 use pgrx::prelude::*;
@@ -158,11 +158,8 @@ impl Context {
             };
             catalog.fill(i, vector, created);
             self.first_seen[i] = self.first_seen[i].min(created);
-            self.freshness[i] = freshness_score(
-                self.first_seen[i].is_finite().then_some(self.first_seen[i]),
-                self.now,
-                FRESHNESS_HALF_LIFE_SECS,
-            );
+            self.freshness[i] =
+                freshness_since(self.first_seen[i], self.now, FRESHNESS_HALF_LIFE_SECS);
             read.insert(i);
         }
         self.absent.extend(asked.difference(&read));

@@ -34,6 +34,12 @@ pub fn freshness_score(first_seen: Option<f64>, now: f64, half_life: f64) -> f64
     }
 }
 
+/// `freshness_score` of a first appearance that is infinite when unknown
+/// (as catalogs keep it).
+pub fn freshness_since(first_seen: f64, now: f64, half_life: f64) -> f64 {
+    freshness_score(first_seen.is_finite().then_some(first_seen), now, half_life)
+}
+
 /// Popularity and freshness of catalog items at `now`, from decayed event
 /// counts (scaled to `source_peak` as in `popularity_scores`) and first
 /// appearances (infinite when unknown).
@@ -47,7 +53,7 @@ pub fn catalog_signals(
     let popularity = popularity_scores(counts, source_peak);
     let freshness = first_seen
         .iter()
-        .map(|&first| freshness_score(first.is_finite().then_some(first), now, freshness_half_life))
+        .map(|&first| freshness_since(first, now, freshness_half_life))
         .collect();
     (popularity, freshness)
 }

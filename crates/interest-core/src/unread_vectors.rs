@@ -165,7 +165,7 @@ mod tests {
         /// gives the list that reading every vector gives.
         #[test]
         fn the_list_is_the_one_every_vector_gives(c in case(), w in weights(), k in 1usize..25) {
-            let full = Catalog { vectors: &c.vectors, popularity: &c.popularity, freshness: &c.freshness, tie_order: None };
+            let full = catalog(&c.vectors, &c.popularity, &c.freshness);
             let eligible = |i: usize| !c.banned.contains(&i);
             let expected = rank(&full, &c.user, eligible, k, &w);
 
@@ -181,6 +181,20 @@ mod tests {
             let unread: HashSet<usize> = c.unread.iter().copied().collect();
             let got = rank(&full, &c.user, |i| eligible(i) && (!unread.contains(&i) || read.contains(&i)), k, &w);
             prop_assert_eq!(got, expected);
+        }
+    }
+
+    /// A catalog in index order (no tie order of its own).
+    fn catalog<'a>(
+        vectors: &'a [Option<Vec<f32>>],
+        popularity: &'a [f64],
+        freshness: &'a [f64],
+    ) -> Catalog<'a> {
+        Catalog {
+            vectors,
+            popularity,
+            freshness,
+            tie_order: None,
         }
     }
 
@@ -208,12 +222,7 @@ mod tests {
         let mut popularity = vec![1.0; 60];
         popularity.extend([0.0, 0.0, 0.0]);
         let freshness = vec![0.0; 63];
-        let full = Catalog {
-            vectors: &vectors,
-            popularity: &popularity,
-            freshness: &freshness,
-            tie_order: None,
-        };
+        let full = catalog(&vectors, &popularity, &freshness);
         let user = UserSignals {
             interests: vec![(a, 0.5), (b, 0.5)],
             covisit: HashMap::from([(62, 0.5)]),
@@ -246,12 +255,7 @@ mod tests {
         popularity[10] = 0.0;
         popularity[11] = 0.0;
         let freshness = vec![0.0; n];
-        let cat = Catalog {
-            vectors: &vectors,
-            popularity: &popularity,
-            freshness: &freshness,
-            tie_order: None,
-        };
+        let cat = catalog(&vectors, &popularity, &freshness);
         let user = UserSignals {
             interests: vec![(vec![0.0, 1.0], 1.0)],
             covisit: HashMap::from([(10, 0.2), (11, 0.95)]),
