@@ -413,7 +413,9 @@ BEGIN
     -- The new index is built beside the old one, which recommend() keeps
     -- using meanwhile (building takes a SHARE lock: item writes wait, reads
     -- do not); only the swap at the end takes the table's exclusive lock.
-    EXECUTE format('CREATE INDEX %I ON interest.item_embeddings USING interest_ivf (embedding) WITH (lists = %s) WHERE source_id = %s',
+    -- The key rides in the index, so recommend() reads its neighbours'
+    -- keys without their rows (src/ivf/keys.rs).
+    EXECUTE format('CREATE INDEX %I ON interest.item_embeddings USING interest_ivf (embedding) INCLUDE (item_key) WITH (lists = %s) WHERE source_id = %s',
         index_name || '_new', coalesce(lists, 0), src);
     -- An application transaction that read item embeddings and now waits
     -- to write one (behind the build's SHARE lock) deadlocks with the swap.

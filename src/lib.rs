@@ -135,6 +135,74 @@ mod tests {
         );
     }
 
+    /// An interest_ivf index that INCLUDEs a text column gives, from its own
+    /// pages, the texts of the rows an estimates-only scan returns, in its
+    /// order (entries from the build and from later inserts alike); one
+    /// without the text, or whose nearest entries left a too-long text out,
+    /// gives none (the caller reads rows instead).
+    #[pg_test]
+    fn index_keys_are_the_estimates_only_scans_rows() {
+        use crate::embedding_type::Embedding;
+        let vectors = |n: i64, seed: i64| -> Vec<Vec<f32>> {
+            Spi::connect(|c| {
+                c.select(
+                    &format!("SELECT embedding FROM interest.synthetic_vectors({n}, 16, 30, 0.8, {seed})"),
+                    None,
+                    &[],
+                )
+                .unwrap()
+                .map(|r| r.get::<Embedding>(1).unwrap().unwrap().into_vec())
+                .collect()
+            })
+        };
+        Spi::run("CREATE TABLE kt (k text, e interest.embedding(16))").unwrap();
+        Spi::run("INSERT INTO kt SELECT 'built-' || id, embedding FROM interest.synthetic_vectors(1500, 16, 30, 0.8, 7)").unwrap();
+        Spi::run("CREATE INDEX kt_keys ON kt USING interest_ivf (e) INCLUDE (k) WITH (lists = 20)")
+            .unwrap();
+        Spi::run("CREATE INDEX kt_plain ON kt USING interest_ivf (e) WITH (lists = 20)").unwrap();
+        Spi::run("INSERT INTO kt SELECT 'inserted-' || id, embedding FROM interest.synthetic_vectors(500, 16, 30, 0.8, 8)").unwrap();
+        Spi::run("DROP INDEX kt_plain").unwrap();
+        Spi::run("SET LOCAL enable_seqscan = off").unwrap();
+        let oid = |name: &str| {
+            Spi::get_one::<pg_sys::Oid>(&format!("SELECT '{name}'::regclass::oid"))
+                .unwrap()
+                .unwrap()
+        };
+        let index = oid("kt_keys");
+        let mut inserted = 0;
+        for q in vectors(8, 9) {
+            let keys =
+                crate::ivf::keys::nearest_keys(index, &q, 45).expect("the index carries keys");
+            let rows: Vec<String> = crate::ivf::with_estimates_only(|| {
+                Spi::connect(|c| {
+                    c.select(
+                        "SELECT k FROM kt ORDER BY e OPERATOR(interest.<=>) $1 LIMIT 45",
+                        None,
+                        &[Embedding::new(q.clone()).into()],
+                    )
+                    .unwrap()
+                    .map(|r| r.get::<String>(1).unwrap().unwrap())
+                    .collect()
+                })
+            });
+            assert_eq!(keys.len(), 45);
+            assert_eq!(keys, rows);
+            inserted += keys.iter().filter(|k| k.starts_with("inserted-")).count();
+        }
+        assert!(inserted > 0, "no inserted entry among the neighbours");
+
+        Spi::run("CREATE INDEX kt_plain ON kt USING interest_ivf (e) WITH (lists = 20)").unwrap();
+        let q = vectors(1, 9).remove(0);
+        assert_eq!(
+            crate::ivf::keys::nearest_keys(oid("kt_plain"), &q, 10),
+            None
+        );
+        // A text longer than an entry carries, on every row: left out.
+        let long = "k".repeat(interest_core::keys::MAX_KEY_BYTES + 1);
+        Spi::run(&format!("UPDATE kt SET k = '{long}' || k")).unwrap();
+        assert_eq!(crate::ivf::keys::nearest_keys(index, &q, 10), None);
+    }
+
     /// The triggers' SQL fast path queues item events with
     /// `events::sql_item_event_rule`; it must accept exactly what
     /// `EventRow::accept` accepts.

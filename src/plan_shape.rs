@@ -1,7 +1,8 @@
 //! How PostgreSQL plans a read: whether every table it touches is read
-//! through index-only scans. Asked of the statement's generic plan, kept
-//! per backend, which the plan cache re-plans when an index is created or
-//! dropped, so the answer follows the application's indexes.
+//! through index-only scans, or whether it scans a given index. Asked of
+//! the statement's generic plan, kept per backend, which the plan cache
+//! re-plans when an index is created or dropped, so the answer follows the
+//! application's indexes.
 
 use crate::spi::{current, extension_cache, ExtensionCache};
 use pgrx::datum::DatumWithOid;
@@ -31,20 +32,30 @@ thread_local! {
 struct Scans {
     index_only: bool,
     other: bool,
+    /// The indexes of its (plain) index scans.
+    index_scans: Vec<pg_sys::Oid>,
 }
 
 /// Whether `sql` (with `args`' types) is planned as index-only scans and
 /// nothing else that reads a table: for such a plan the heap is read only
 /// for rows the visibility map does not show all-visible.
 pub(crate) fn reads_indexes_only(sql: &str, args: &[DatumWithOid]) -> bool {
+    scans_of(sql, args).is_some_and(|s| s.index_only && !s.other)
+}
+
+/// Whether `sql` (with `args`' types) is planned with an index scan of
+/// `index`.
+pub(crate) fn scans_index(sql: &str, args: &[DatumWithOid], index: pg_sys::Oid) -> bool {
+    scans_of(sql, args).is_some_and(|s| s.index_scans.contains(&index))
+}
+
+/// The scans of `sql`'s generic plan; None when it cannot be planned alone.
+fn scans_of(sql: &str, args: &[DatumWithOid]) -> Option<Scans> {
     Spi::connect(|_| {
         PLANS.with(|plans| {
             let mut plans = current(plans);
             if !plans.contains_key(sql) {
-                let Some(plan) = prepare(sql, args) else {
-                    return false;
-                };
-                plans.insert(sql.to_string(), plan);
+                plans.insert(sql.to_string(), prepare(sql, args)?);
             }
             let plan = plans.get(sql).expect("plan was just prepared").0;
             let mut scans = Scans::default();
@@ -54,7 +65,7 @@ pub(crate) fn reads_indexes_only(sql: &str, args: &[DatumWithOid]) -> bool {
             unsafe {
                 let cached = pg_sys::SPI_plan_get_cached_plan(plan.as_ptr());
                 if cached.is_null() {
-                    return false;
+                    return None;
                 }
                 for stmt in PgList::<pg_sys::Node>::from_pg((*cached).stmt_list).iter_ptr() {
                     if (*stmt).type_ == pg_sys::NodeTag::T_PlannedStmt {
@@ -69,7 +80,7 @@ pub(crate) fn reads_indexes_only(sql: &str, args: &[DatumWithOid]) -> bool {
                 }
                 pg_sys::ReleaseCachedPlan(cached, pg_sys::CurrentResourceOwner);
             }
-            scans.index_only && !scans.other
+            Some(scans)
         })
     })
 }
@@ -105,7 +116,14 @@ unsafe fn collect(scans: &mut Scans, plan: *mut pg_sys::Plan) {
             scans.index_only = true;
             Vec::new()
         }
-        T_SeqScan | T_SampleScan | T_IndexScan | T_BitmapHeapScan | T_TidScan | T_TidRangeScan
+        T_IndexScan => {
+            scans.other = true;
+            scans
+                .index_scans
+                .push((*(plan as *mut pg_sys::IndexScan)).indexid);
+            Vec::new()
+        }
+        T_SeqScan | T_SampleScan | T_BitmapHeapScan | T_TidScan | T_TidRangeScan
         | T_ForeignScan | T_CustomScan => {
             scans.other = true;
             Vec::new()

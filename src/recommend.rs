@@ -91,8 +91,22 @@ impl Context {
         popular: Vec<(String, ItemStats<String>)>,
         gather: impl FnOnce(&mut dyn FnMut(&[f32], usize) -> Vec<String>) -> Vec<String>,
     ) -> Context {
+        // With the trending items at hand to set the ranking's thresholds,
+        // most neighbours cannot place: the index gives their keys alone
+        // and their rows wait with the other unread candidates. Without
+        // (similar_items) every one would be read: they come with the scan.
+        let keys_index = if popular.is_empty() {
+            None
+        } else {
+            catalog::vector_index(item_source)
+        };
         let mut fetched = Vec::new();
         let mut keys = gather(&mut |v, n| {
+            if let Some(keys) =
+                keys_index.and_then(|index| catalog::nearest_keys(item_source, index, v, n))
+            {
+                return keys;
+            }
             let rows = catalog::nearest(item_source, v, n);
             let keys = rows.iter().map(|r| r.0.clone()).collect();
             fetched.extend(rows);
@@ -870,6 +884,12 @@ fn _explain(
     })
 }
 
+/// Unread candidates that may place are read in up to this many rounds,
+/// the `READ_ROUND` most promising at a time (the last round reads all that
+/// are left): each round's scores raise the thresholds the next must reach.
+const READ_ROUNDS: usize = 3;
+const READ_ROUND: usize = 32;
+
 /// `ranking::rank` over `ctx`, reading first the embeddings of the unread
 /// candidates that may place (`unread_vectors::may_place`); those that
 /// cannot are left out, which leaves the list as it would be with them.
@@ -881,17 +901,27 @@ fn rank_reading_vectors(
     w: &RankWeights,
 ) -> Vec<Scored> {
     if !ctx.unread.is_empty() {
-        let present = |i: usize| !ctx.absent.contains(&i) && eligible(i);
-        let wanted =
-            unread_vectors::may_place(&ctx.ranking_catalog(), user, present, &ctx.unread, k, w);
-        debug2!(
-            "{} of {} candidates' embeddings at hand, {} of the {} unread may place",
-            ctx.keys().len() - ctx.unread.len(),
-            ctx.keys().len(),
-            wanted.len(),
-            ctx.unread.len()
-        );
-        ctx.read_vectors(&wanted);
+        for round in 1..=READ_ROUNDS {
+            let present = |i: usize| !ctx.absent.contains(&i) && eligible(i);
+            let wanted =
+                unread_vectors::may_place(&ctx.ranking_catalog(), user, present, &ctx.unread, k, w);
+            let read = if round < READ_ROUNDS {
+                wanted.len().min(READ_ROUND)
+            } else {
+                wanted.len()
+            };
+            debug2!(
+                "round {round}: {} of {} candidates' embeddings at hand, {} of the {} unread may place, {read} read",
+                ctx.keys().len() - ctx.unread.len(),
+                ctx.keys().len(),
+                wanted.len(),
+                ctx.unread.len()
+            );
+            ctx.read_vectors(&wanted[..read]);
+            if read == wanted.len() {
+                break;
+            }
+        }
     }
     let left_out: HashSet<usize> = ctx.unread.iter().chain(&ctx.absent).copied().collect();
     ranking::rank(

@@ -72,8 +72,10 @@ fn cached<T>(
     sql: &str,
     args: &[DatumWithOid],
     writes: bool,
+    rows: Option<usize>,
     f: impl FnOnce(SpiTupleTable<'_>) -> Result<T, SpiError>,
 ) -> T {
+    let rows = rows.map(|n| n.try_into().unwrap_or(std::ffi::c_long::MAX));
     Spi::connect_mut(|client| {
         PLANS.with(|plans| {
             let mut plans = current(plans);
@@ -90,9 +92,9 @@ fn cached<T>(
             }
             let stmt = plans.get(&key).expect("plan was just prepared");
             let table = if writes {
-                client.update(stmt, None, args)?
+                client.update(stmt, rows, args)?
             } else {
-                client.select(stmt, None, args)?
+                client.select(stmt, rows, args)?
             };
             f(table)
         })
@@ -106,7 +108,7 @@ pub(crate) fn run_cached<T>(
     args: &[DatumWithOid],
     f: impl FnOnce(SpiTupleTable<'_>) -> Result<T, SpiError>,
 ) -> T {
-    cached(sql, args, true, f)
+    cached(sql, args, true, None, f)
 }
 
 /// A cached statement that only reads (`cached`).
@@ -115,7 +117,19 @@ pub(crate) fn read_cached<T>(
     args: &[DatumWithOid],
     f: impl FnOnce(SpiTupleTable<'_>) -> Result<T, SpiError>,
 ) -> T {
-    cached(sql, args, false, f)
+    cached(sql, args, false, None, f)
+}
+
+/// A cached read that stops after its first `rows` rows: the executor pulls
+/// no more, so a statement whose LIMIT is rounded up (to keep few plans)
+/// reads no row it was not asked for.
+pub(crate) fn read_cached_first<T>(
+    sql: &str,
+    args: &[DatumWithOid],
+    rows: usize,
+    f: impl FnOnce(SpiTupleTable<'_>) -> Result<T, SpiError>,
+) -> T {
+    cached(sql, args, false, Some(rows), f)
 }
 
 /// The first column of the first row of a cached read-only statement.

@@ -8,7 +8,8 @@ use super::buffers;
 use super::pages::{self, CodeEntry, ListEnds, Meta, PageKind};
 use super::shape::tail_slot;
 use super::{
-    build_threads, check_dims, check_indexable_dims, embedding_values, metric_of, options,
+    build_threads, check_dims, check_indexable_dims, embedding_values, included_text, metric_of,
+    options,
 };
 use interest_core::ivf::calibrate::{calibrate, Sample, CALIBRATION_QUERIES};
 use interest_core::ivf::encode::{rotate_centres, Encoder};
@@ -386,6 +387,7 @@ unsafe fn build_lists(
         threads,
         vectors: Vec::with_capacity(BATCH * dims),
         tids: Vec::with_capacity(BATCH),
+        keys: Vec::with_capacity(BATCH),
         vector_pages: PageAppender::new(index, fork, PageKind::Vectors),
         lists: vec![Vec::new(); lists],
         loaded: 0,
@@ -409,7 +411,6 @@ unsafe fn build_lists(
     loader.vector_pages.close();
 
     progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_WRITING);
-    let entry_size = pages::CODE_ENTRY_HEADER + interest_core::ivf::rabitq::code_bytes(dims);
     let mut ends = Vec::with_capacity(lists);
     for entries in &loader.lists {
         pgrx::check_for_interrupts!();
@@ -418,8 +419,11 @@ unsafe fn build_lists(
             continue;
         }
         let mut code_pages = unsafe { PageAppender::new(index, fork, PageKind::Codes) };
-        for entry in entries.chunks_exact(entry_size) {
+        let mut rest = entries.as_slice();
+        while let Some((len, after)) = rest.split_first_chunk::<2>() {
+            let (entry, next) = after.split_at(u16::from_ne_bytes(*len) as usize);
             code_pages.append(entry);
+            rest = next;
         }
         ends.push((code_pages.first, code_pages.last));
         code_pages.close();
@@ -441,8 +445,10 @@ struct Loader<'a> {
     vectors: Vec<f32>,
     tids: Vec<pg_sys::ItemPointerData>,
     vector_pages: PageAppender,
-    /// Per list, its entries' bytes back to back.
+    /// Per list, its entries back to back, each after its length (u16).
     lists: Vec<Vec<u8>>,
+    /// The included text of each row in `tids` (`pages::entry_key_bytes`).
+    keys: Vec<Vec<u8>>,
     loaded: usize,
     scratch: Vec<f32>,
 }
@@ -454,22 +460,27 @@ impl Loader<'_> {
         }
         let dims = self.encoder.dims;
         let encoded = self.encoder.encode_batch(&self.vectors, self.threads);
-        for ((encoded, tid), vector) in encoded
+        for (((encoded, tid), vector), key) in encoded
             .iter()
             .zip(&self.tids)
             .zip(self.vectors.chunks_exact(dims))
+            .zip(&self.keys)
         {
             let (vector_block, vector_offset) =
                 self.vector_pages.append(pages::floats_as_bytes(vector));
             let entry = code_entry(tid, vector_block, vector_offset, encoded.factors);
             let list = &mut self.lists[encoded.list as usize];
+            let len = pages::CODE_ENTRY_HEADER + encoded.bits.len() + key.len();
+            list.extend_from_slice(&(len as u16).to_ne_bytes());
             list.extend_from_slice(pages::as_bytes(&entry));
             list.extend_from_slice(&encoded.bits);
+            list.extend_from_slice(key);
         }
         self.loaded += self.tids.len();
         progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE, self.loaded as i64);
         self.vectors.clear();
         self.tids.clear();
+        self.keys.clear();
     }
 }
 
@@ -491,7 +502,7 @@ pub fn code_entry(
 
 #[pg_guard]
 unsafe extern "C-unwind" fn load_callback(
-    _index: pg_sys::Relation,
+    index: pg_sys::Relation,
     tid: pg_sys::ItemPointer,
     values: *mut pg_sys::Datum,
     isnull: *mut bool,
@@ -511,6 +522,10 @@ unsafe extern "C-unwind" fn load_callback(
     }
     loader.vectors.extend_from_slice(&loader.scratch);
     loader.tids.push(unsafe { *tid });
+    let key = unsafe { included_text(index, values, isnull) };
+    loader
+        .keys
+        .push(pages::entry_key_bytes(key.as_ref().map(|k| k.as_deref())));
     if loader.tids.len() >= BATCH {
         loader.flush();
     }

@@ -7,7 +7,7 @@
 use super::buffers::{self, GenericChange};
 use super::build::code_entry;
 use super::pages::{self, ListEnds, PageKind};
-use super::{check_dims, check_indexable_dims, embedding_values, shape};
+use super::{check_dims, check_indexable_dims, embedding_values, included_text, shape};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 
@@ -42,6 +42,11 @@ pub unsafe extern "C-unwind" fn aminsert(
         let entry = code_entry(&*heap_tid, vector_block, vector_offset, encoded.factors);
         let mut bytes = pages::as_bytes(&entry).to_vec();
         bytes.extend_from_slice(&encoded.bits);
+        bytes.extend(pages::entry_key_bytes(
+            included_text(index, values, isnull)
+                .as_ref()
+                .map(|k| k.as_deref()),
+        ));
         append_to_list(index, shape.tail_slot(encoded.list as usize), &bytes);
     }
     false

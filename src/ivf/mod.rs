@@ -8,6 +8,7 @@ mod build;
 mod cost;
 pub mod info;
 mod insert;
+pub mod keys;
 mod options;
 mod pages;
 mod scan;
@@ -44,7 +45,8 @@ fn interest_ivf_handler(_fcinfo: pg_sys::FunctionCallInfo) -> PgBox<pg_sys::Inde
     am.amclusterable = false;
     am.ampredlocks = false;
     am.amcanparallel = false;
-    am.amcaninclude = false;
+    // An INCLUDEd text column rides in each entry (`keys`).
+    am.amcaninclude = true;
     am.amusemaintenanceworkmem = false;
     am.amparallelvacuumoptions = 0;
     am.amkeytype = pg_sys::InvalidOid;
@@ -113,6 +115,46 @@ unsafe fn embedding_values<'a>(datum: pg_sys::Datum) -> &'a [f32] {
         )
         .expect("not null")
         .as_slice()
+    }
+}
+
+/// Whether the index INCLUDEs a text column after its one key column: its
+/// entries then carry each row's text (`keys::nearest_keys`). Other
+/// included columns are accepted and not stored (the index returns no
+/// columns: no index-only scans).
+///
+/// # Safety
+/// `index` is an open index relation.
+unsafe fn includes_text(index: pg_sys::Relation) -> bool {
+    unsafe {
+        let form = (*index).rd_index;
+        if form.is_null() || (*form).indnatts < 2 || (*form).indnkeyatts != 1 {
+            return false;
+        }
+        let att = (*(*index).rd_att).attrs.as_ptr().add(1);
+        (*att).atttypid == pg_sys::TEXTOID
+    }
+}
+
+/// The included text of a row being indexed, as `pages::entry_key_bytes`
+/// takes it: None when the index includes no text, Some(None) for NULL.
+///
+/// # Safety
+/// `values` and `isnull` hold the index's columns for one row.
+unsafe fn included_text(
+    index: pg_sys::Relation,
+    values: *const pg_sys::Datum,
+    isnull: *const bool,
+) -> Option<Option<Vec<u8>>> {
+    unsafe {
+        if !includes_text(index) {
+            return None;
+        }
+        if *isnull.add(1) {
+            return Some(None);
+        }
+        let text = pg_sys::pg_detoast_datum_packed((*values.add(1)).cast_mut_ptr());
+        Some(Some(pgrx::varlena::varlena_to_byte_slice(text).to_vec()))
     }
 }
 

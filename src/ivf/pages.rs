@@ -11,8 +11,10 @@
 use pgrx::pg_sys;
 use std::mem::size_of;
 
-/// Bumped whenever the layout changes; the version builds write.
-pub const FORMAT_VERSION: u32 = 2;
+/// Bumped whenever the layout changes; the version builds write. Version
+/// 3: a code entry of an index with an INCLUDEd text column carries the
+/// row's text after its code (`entry_key`).
+pub const FORMAT_VERSION: u32 = 3;
 /// The oldest version this library reads: version 1 differs only by a
 /// shorter meta item (no calibrated probes), read as if they were 0.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
@@ -127,6 +129,46 @@ pub struct CodeEntry {
 }
 
 pub const CODE_ENTRY_HEADER: usize = size_of::<CodeEntry>();
+
+/// The longest included text a code entry carries: the longest item key
+/// the bookkeeping stores. A longer one is left out (the entry says so),
+/// and readers of keys fall back to the rows.
+pub const MAX_ENTRY_KEY_BYTES: usize = interest_core::keys::MAX_KEY_BYTES;
+
+/// The bytes a code entry carries after its code for an included text
+/// (None: the index includes none): a flag (1 stored, 0 too long or
+/// NULL), then the text.
+pub fn entry_key_bytes(key: Option<Option<&[u8]>>) -> Vec<u8> {
+    match key {
+        None => Vec::new(),
+        Some(Some(k)) if k.len() <= MAX_ENTRY_KEY_BYTES => {
+            let mut out = Vec::with_capacity(1 + k.len());
+            out.push(1);
+            out.extend_from_slice(k);
+            out
+        }
+        Some(_) => vec![0],
+    }
+}
+
+/// What a code entry (its item's bytes; `code_len` bytes of code) says of
+/// its row's included text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum EntryKey<'a> {
+    /// The index includes no text (or was built before version 3).
+    NotIncluded,
+    /// Too long to carry, or NULL.
+    Left,
+    Stored(&'a [u8]),
+}
+
+pub fn entry_key(bytes: &[u8], code_len: usize) -> EntryKey<'_> {
+    match bytes.get(CODE_ENTRY_HEADER + code_len..) {
+        None | Some([]) => EntryKey::NotIncluded,
+        Some([1, key @ ..]) => EntryKey::Stored(key),
+        Some(_) => EntryKey::Left,
+    }
+}
 
 pub fn tails_per_page() -> u32 {
     let usable = pg_sys::BLCKSZ as usize - page_header_size() - size_of::<Special>();

@@ -331,7 +331,7 @@ unsafe fn exact_distances(
 }
 
 /// A list's first and last pages.
-unsafe fn list_ends(index: pg_sys::Relation, shape: &Shape, list: usize) -> ListEnds {
+pub(super) unsafe fn list_ends(index: pg_sys::Relation, shape: &Shape, list: usize) -> ListEnds {
     let (tails_block, tails_offset) = shape.tail_slot(list);
     unsafe {
         let buffer = buffers::lock_block(index, tails_block, false);
@@ -354,7 +354,7 @@ const CONTIGUOUS_LIST_BLOCKS: u32 = 64;
 /// first (a list that grew since the build has its later pages elsewhere).
 /// A list whose first page is in shared buffers is taken to be cached
 /// whole: asking for its other pages would only cost lookups.
-unsafe fn prefetch_list(index: pg_sys::Relation, ends: ListEnds) {
+pub(super) unsafe fn prefetch_list(index: pg_sys::Relation, ends: ListEnds) {
     if ends.head == pages::INVALID_BLOCK {
         return;
     }
@@ -392,6 +392,45 @@ unsafe fn probe_list(
         .as_ref()
         .map(|q| q.for_list(shape.centre(list), shape.rotated_centre(list)));
     let bits_len = code_bytes(shape.dims);
+    unsafe {
+        walk_list(index, head, |bytes| {
+            let entry: CodeEntry = pages::read_struct(bytes);
+            let bits = &bytes[pages::CODE_ENTRY_HEADER..pages::CODE_ENTRY_HEADER + bits_len];
+            let factors = CodeFactors {
+                residual_norm: entry.residual_norm,
+                alignment: entry.alignment,
+            };
+            let lower = estimator
+                .as_ref()
+                .map_or(0.0, |e| e.estimate(bits, factors).1);
+            let mut heap = pg_sys::ItemPointerData::default();
+            heap.ip_blkid.bi_hi = (entry.heap_block >> 16) as u16;
+            heap.ip_blkid.bi_lo = (entry.heap_block & 0xffff) as u16;
+            heap.ip_posid = entry.heap_offset;
+            state.pool.push(
+                lower,
+                Candidate {
+                    heap,
+                    vector_block: entry.vector_block,
+                    vector_offset: entry.vector_offset,
+                    position: position as u32,
+                },
+            );
+        });
+    }
+}
+
+/// Hands `visit` the bytes of every code entry of the list whose first
+/// page is `head`, page by page under a share lock.
+///
+/// # Safety
+/// `index` is an open interest_ivf index and `head` one of its lists'
+/// first pages (or INVALID_BLOCK).
+pub(super) unsafe fn walk_list(
+    index: pg_sys::Relation,
+    head: pg_sys::BlockNumber,
+    mut visit: impl FnMut(&[u8]),
+) {
     let mut block = head;
     // The chain's next page, pinned (not locked) while this one is read so
     // its first lines are on their way (a list's pages are read in a row);
@@ -422,31 +461,9 @@ unsafe fn probe_list(
                         interest_core::kernels::prefetch(ahead);
                     }
                 }
-                let Some(bytes) = pages::item(page, offset) else {
-                    continue;
-                };
-                let entry: CodeEntry = pages::read_struct(bytes);
-                let bits = &bytes[pages::CODE_ENTRY_HEADER..pages::CODE_ENTRY_HEADER + bits_len];
-                let factors = CodeFactors {
-                    residual_norm: entry.residual_norm,
-                    alignment: entry.alignment,
-                };
-                let lower = estimator
-                    .as_ref()
-                    .map_or(0.0, |e| e.estimate(bits, factors).1);
-                let mut heap = pg_sys::ItemPointerData::default();
-                heap.ip_blkid.bi_hi = (entry.heap_block >> 16) as u16;
-                heap.ip_blkid.bi_lo = (entry.heap_block & 0xffff) as u16;
-                heap.ip_posid = entry.heap_offset;
-                state.pool.push(
-                    lower,
-                    Candidate {
-                        heap,
-                        vector_block: entry.vector_block,
-                        vector_offset: entry.vector_offset,
-                        position: position as u32,
-                    },
-                );
+                if let Some(bytes) = pages::item(page, offset) {
+                    visit(bytes);
+                }
             }
             block = next;
             pg_sys::UnlockReleaseBuffer(buffer);

@@ -3,7 +3,7 @@
 
 use super::embedding_cache;
 use crate::embedding_type::Embedding;
-use crate::spi::{extension_oid, read_cached};
+use crate::spi::{extension_oid, read_cached, read_cached_first};
 use pgrx::pg_sys;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -120,20 +120,57 @@ impl Catalog {
 /// Up to `n` items nearest `vector` (cosine) through the source's vector
 /// index, with their embeddings (the index scan reads the rows anyway).
 pub(crate) fn nearest(item_source: i32, vector: &[f32], n: usize) -> Vec<(String, Vec<f32>, f64)> {
-    // The source id and the limit are part of the statement: the planner
-    // matches the partial index's predicate only against a constant, and
-    // prefers the index only when it knows how few rows are wanted. Limits
-    // go up in steps of 20, so few statements are prepared and kept.
-    let n = n.div_ceil(20) * 20;
-    let sql = format!(
-        "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
-         WHERE source_id = {item_source} ORDER BY embedding OPERATOR(interest.<=>) $1 LIMIT {n}"
-    );
     // recommend() scores its candidates exactly: the index's own exact
-    // rerank would be work done twice.
+    // rerank would be work done twice. The read stops at `n` rows, each a
+    // heap page.
     crate::ivf::with_estimates_only(|| {
-        read_cached(&sql, &[Embedding::new(vector.to_vec()).into()], rows_of)
+        read_cached_first(
+            &nearest_sql(item_source, n),
+            &[Embedding::new(vector.to_vec()).into()],
+            n,
+            rows_of,
+        )
     })
+}
+
+/// `nearest`'s statement. The source id and the limit are part of it: the
+/// planner matches the partial index's predicate only against a constant,
+/// and prefers the index only when it knows how few rows are wanted.
+/// Limits go up in steps of 20, so few statements are prepared and kept.
+fn nearest_sql(item_source: i32, n: usize) -> String {
+    let limit = n.div_ceil(20) * 20;
+    format!(
+        "SELECT item_key, embedding, extract(epoch FROM created_at)::float8 FROM interest.item_embeddings \
+         WHERE source_id = {item_source} ORDER BY embedding OPERATOR(interest.<=>) $1 LIMIT {limit}"
+    )
+}
+
+/// The source's vector index (built by index_items), when it is valid.
+pub(crate) fn vector_index(item_source: i32) -> Option<pg_sys::Oid> {
+    crate::spi::one_read_cached::<pg_sys::Oid>(
+        "SELECT i.indexrelid FROM pg_catalog.pg_index i \
+         WHERE i.indexrelid = pg_catalog.to_regclass(pg_catalog.format('interest.%I', interest._items_index_name($1))) \
+           AND i.indisvalid",
+        &[item_source.into()],
+    )
+}
+
+/// The keys of up to `n` items nearest `vector` (cosine) from the index's
+/// own pages, no row read (`ivf::keys`): the items `nearest` gives when it
+/// is planned through that index (a small catalog is read whole, exactly,
+/// as before). None when it is not, or when the index does not carry keys
+/// (one built by an older release: index_items rebuilds it).
+pub(crate) fn nearest_keys(
+    item_source: i32,
+    index: pg_sys::Oid,
+    vector: &[f32],
+    n: usize,
+) -> Option<Vec<String>> {
+    let query = [Embedding::new(vector.to_vec()).into()];
+    if !crate::plan_shape::scans_index(&nearest_sql(item_source, n), &query, index) {
+        return None;
+    }
+    crate::ivf::keys::nearest_keys(index, vector, n)
 }
 
 fn rows_of(

@@ -11,13 +11,16 @@ use std::collections::HashSet;
 
 /// Room for rounding between a bound and the score it bounds: cosines of
 /// unit f32 vectors, summed in f32, can pass 1 by several f32 ulps.
-const RELATIVE_SLACK: f64 = 1e-5;
+const RELATIVE_SLACK: f64 = 1e-4;
 const ABSOLUTE_SLACK: f64 = 1e-9;
 
 /// The items of `unread` (eligible items whose vector is unread: None in
 /// `cat.vectors`, with freshness at most `cat.freshness`) that may place in
-/// `rank(cat, user, eligible, k, w)` once read; the others cannot, whatever
-/// their vectors. Every eligible item not in `unread` is scored exactly.
+/// `rank(cat, user, eligible, k, w)` once read, highest bound first; the
+/// others cannot, whatever their vectors. Every eligible item not in
+/// `unread` is scored exactly. Reading some of them raises the thresholds
+/// (the known scores only grow in number), so a caller may read the first
+/// few and ask again: what is left out at the end still cannot place.
 pub fn may_place(
     cat: &Catalog,
     user: &UserSignals,
@@ -48,19 +51,39 @@ pub fn may_place(
             threshold = threshold.min(nth_best(mine, quota));
         }
     }
-    let content_bound = w.content * user.interests.iter().map(|(_, s)| s.abs()).sum::<f64>();
-    let slack = content_bound * RELATIVE_SLACK + ABSOLUTE_SLACK;
-    unread
+    let content_bound = w.content * mixed_taste_norm(user);
+    // Each cosine's rounding scales with its share, whatever the tastes'
+    // directions.
+    let shares: f64 = user.interests.iter().map(|(_, s)| s.abs()).sum();
+    let slack = w.content * shares * RELATIVE_SLACK + ABSOLUTE_SLACK;
+    let mut placing: Vec<(usize, f64)> = unread
         .iter()
         .copied()
         .filter(|&i| eligible(i))
-        .filter(|&i| {
+        .map(|i| {
             // score_item gives the parts other than content for an item
             // without a vector.
-            let rest = score_item(cat, user, scale, i, w).score;
-            rest + content_bound + slack >= threshold
+            (i, score_item(cat, user, scale, i, w).score + content_bound)
         })
-        .collect()
+        .filter(|&(_, bound)| bound + slack >= threshold)
+        .collect();
+    placing.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    placing.into_iter().map(|(i, _)| i).collect()
+}
+
+/// The largest content score (before its weight) of any unit vector v:
+/// it is v . sum(share * taste), at most the length of that sum (Cauchy-
+/// Schwarz), which is below the sum of the shares when the tastes point
+/// apart.
+fn mixed_taste_norm(user: &UserSignals) -> f64 {
+    let dims = user.interests.first().map_or(0, |(u, _)| u.len());
+    let mut mixed = vec![0.0f64; dims];
+    for (u, share) in &user.interests {
+        for (m, x) in mixed.iter_mut().zip(u) {
+            *m += share * *x as f64;
+        }
+    }
+    mixed.iter().map(|m| m * m).sum::<f64>().sqrt()
 }
 
 /// The n-th largest of `scores` (n >= 1); minus infinity when there are
@@ -184,6 +207,39 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// Reading the first few `may_place` names and asking again, until
+        /// it names none, gives that list too: the thresholds only rise.
+        #[test]
+        fn reading_in_rounds_gives_the_same_list(c in case(), w in weights(), k in 1usize..25, round in 1usize..6) {
+            let full = catalog(&c.vectors, &c.popularity, &c.freshness);
+            let eligible = |i: usize| !c.banned.contains(&i);
+            let expected = rank(&full, &c.user, eligible, k, &w);
+
+            let mut hidden = c.vectors.clone();
+            let mut bounded_freshness = c.freshness.clone();
+            for &i in &c.unread {
+                hidden[i] = None;
+                bounded_freshness[i] = 1.0;
+            }
+            let mut unread = c.unread.clone();
+            loop {
+                let partial = Catalog { vectors: &hidden, freshness: &bounded_freshness, ..full };
+                let wanted = may_place(&partial, &c.user, eligible, &unread, k, &w);
+                if wanted.is_empty() {
+                    break;
+                }
+                for &i in wanted.iter().take(round) {
+                    hidden[i] = c.vectors[i].clone();
+                    bounded_freshness[i] = c.freshness[i];
+                }
+                unread.retain(|i| !wanted[..round.min(wanted.len())].contains(i));
+            }
+            let got = rank(&full, &c.user, |i| eligible(i) && !unread.contains(&i), k, &w);
+            prop_assert_eq!(got, expected);
+        }
+    }
+
     /// A catalog in index order (no tie order of its own).
     fn catalog<'a>(
         vectors: &'a [Option<Vec<f32>>],
@@ -244,6 +300,43 @@ mod tests {
     }
 
     #[test]
+    fn the_content_bound_is_the_mixed_tastes_length() {
+        // Two tastes at right angles, half each: no item scores more than
+        // 0.1 * |(0.5, 0.5)| = 0.0707 on content (one along their sum does),
+        // though the shares add up to 1. Five known items score 0.57;
+        // unread item 5 (along the sum) scores 0.5707 and places, unread
+        // item 6 can reach only 0.5607.
+        let diagonal = vec![std::f32::consts::FRAC_1_SQRT_2; 2];
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![Some(vec![1.0, 0.0]); 5];
+        vectors.extend([Some(diagonal.clone()), Some(diagonal)]);
+        let mut popularity = vec![0.52; 5];
+        popularity.extend([0.5, 0.49]);
+        let freshness = vec![0.0; 7];
+        let full = catalog(&vectors, &popularity, &freshness);
+        let user = UserSignals {
+            interests: vec![(vec![1.0, 0.0], 0.5), (vec![0.0, 1.0], 0.5)],
+            ..UserSignals::default()
+        };
+        let w = popularity_led(0.0);
+        let listed: Vec<usize> = rank(&full, &user, |_| true, 5, &w)
+            .iter()
+            .map(|s| s.item)
+            .collect();
+        assert_eq!(listed[0], 5, "{listed:?}");
+        let mut hidden = vectors.clone();
+        hidden[5] = None;
+        hidden[6] = None;
+        let partial = Catalog {
+            vectors: &hidden,
+            ..full
+        };
+        assert_eq!(
+            may_place(&partial, &user, |_| true, &[5, 6], 5, &w),
+            vec![5]
+        );
+    }
+
+    #[test]
     fn items_far_below_the_list_are_not_read() {
         // Ten known items score 1 by popularity; two unread ones can reach at
         // most 0.1 (content) + 0.2 (co-visitation) and 0.1 + 0.95.
@@ -264,9 +357,10 @@ mod tests {
         let w = popularity_led(0.0);
         assert_eq!(may_place(&cat, &user, |_| true, &[10, 11], 5, &w), vec![11]);
         // Fewer known items than the list: every unread one may place.
+        // (highest bound first)
         assert_eq!(
             may_place(&cat, &user, |i| i >= 8, &[10, 11], 5, &w),
-            vec![10, 11]
+            vec![11, 10]
         );
     }
 }

@@ -152,6 +152,25 @@ RESET maintenance_work_mem;
 SELECT lists, entries FROM ivf_info('ivf_capped_e');
 DROP TABLE ivf_capped;
 
+-- 6b. INCLUDE (a text): each entry carries the row's text, which
+-- recommend() reads its neighbours' keys from (src/ivf/keys.rs); scans,
+-- inserts and VACUUM work as without. The index returns no columns, so the
+-- plan is an index scan, not an index-only scan.
+CREATE TABLE ivf_inc (id bigint PRIMARY KEY, k text, e embedding(32));
+INSERT INTO ivf_inc SELECT id, 'key-' || id, embedding FROM synthetic_vectors(2000, 32, 40, 1.0, 5);
+CREATE INDEX ivf_inc_e ON ivf_inc USING interest_ivf (e) INCLUDE (k);
+INSERT INTO ivf_inc SELECT 5000 + id, 'key-' || (5000 + id), embedding FROM synthetic_vectors(500, 32, 40, 1.0, 6);
+DELETE FROM ivf_inc WHERE id % 2 = 0;
+VACUUM ivf_inc;
+SELECT format_version, entries FROM ivf_info('ivf_inc_e');
+SELECT regress.ivf_recall('ivf_inc', '<=>') >= 0.9 AS recall;
+SET enable_seqscan = off;
+EXPLAIN (COSTS OFF) SELECT k FROM ivf_inc ORDER BY e <=> (SELECT e FROM ivf_q WHERE id = 1) LIMIT 5;
+SELECT count(*) AS rows, bool_and(k = 'key-' || id) AS texts_match
+FROM (SELECT id, k FROM ivf_inc ORDER BY e <=> (SELECT e FROM ivf_q WHERE id = 1) LIMIT 5) s;
+RESET enable_seqscan;
+DROP TABLE ivf_inc;
+
 -- 7. NULLs, zero vectors and NULL queries: rows without a direction are
 -- not indexed; a NULL query still returns k rows.
 INSERT INTO ivf_empty VALUES (-1, NULL), (-2, array_fill(0, ARRAY[32])::real[]::embedding);
