@@ -137,9 +137,9 @@ mod tests {
 
     /// An interest_ivf index that INCLUDEs a text column gives, from its own
     /// pages, the texts of the rows an estimates-only scan returns, in its
-    /// order (entries from the build and from later inserts alike); one
-    /// without the text, or whose nearest entries left a too-long text out,
-    /// gives none (the caller reads rows instead).
+    /// order (entries from the build and from later inserts alike, a row
+    /// written twice once); one without the text, or whose nearest entries
+    /// left a too-long text out, gives none (the caller reads rows instead).
     #[pg_test]
     fn index_keys_are_the_estimates_only_scans_rows() {
         use crate::embedding_type::Embedding;
@@ -162,6 +162,10 @@ mod tests {
         Spi::run("CREATE INDEX kt_plain ON kt USING interest_ivf (e) WITH (lists = 20)").unwrap();
         Spi::run("INSERT INTO kt SELECT 'inserted-' || id, embedding FROM interest.synthetic_vectors(500, 16, 30, 0.8, 8)").unwrap();
         Spi::run("DROP INDEX kt_plain").unwrap();
+        // Rows deleted and written again: two entries each, one text.
+        Spi::run("CREATE TEMP TABLE kt_again AS SELECT * FROM kt WHERE k LIKE '%0'").unwrap();
+        Spi::run("DELETE FROM kt WHERE k LIKE '%0'").unwrap();
+        Spi::run("INSERT INTO kt SELECT * FROM kt_again").unwrap();
         Spi::run("SET LOCAL enable_seqscan = off").unwrap();
         let oid = |name: &str| {
             Spi::get_one::<pg_sys::Oid>(&format!("SELECT '{name}'::regclass::oid"))

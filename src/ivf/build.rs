@@ -471,7 +471,8 @@ impl Loader<'_> {
             let entry = code_entry(tid, vector_block, vector_offset, encoded.factors);
             let list = &mut self.lists[encoded.list as usize];
             let len = pages::CODE_ENTRY_HEADER + encoded.bits.len() + key.len();
-            list.extend_from_slice(&(len as u16).to_ne_bytes());
+            let len = u16::try_from(len).expect("an entry fits a page");
+            list.extend_from_slice(&len.to_ne_bytes());
             list.extend_from_slice(pages::as_bytes(&entry));
             list.extend_from_slice(&encoded.bits);
             list.extend_from_slice(key);
@@ -522,10 +523,9 @@ unsafe extern "C-unwind" fn load_callback(
     }
     loader.vectors.extend_from_slice(&loader.scratch);
     loader.tids.push(unsafe { *tid });
-    let key = unsafe { included_text(index, values, isnull) };
     loader
         .keys
-        .push(pages::entry_key_bytes(key.as_ref().map(|k| k.as_deref())));
+        .push(unsafe { included_text(index, values, isnull) });
     if loader.tids.len() >= BATCH {
         loader.flush();
     }

@@ -42,11 +42,7 @@ pub unsafe extern "C-unwind" fn aminsert(
         let entry = code_entry(&*heap_tid, vector_block, vector_offset, encoded.factors);
         let mut bytes = pages::as_bytes(&entry).to_vec();
         bytes.extend_from_slice(&encoded.bits);
-        bytes.extend(pages::entry_key_bytes(
-            included_text(index, values, isnull)
-                .as_ref()
-                .map(|k| k.as_deref()),
-        ));
+        bytes.extend(included_text(index, values, isnull));
         append_to_list(index, shape.tail_slot(encoded.list as usize), &bytes);
     }
     false

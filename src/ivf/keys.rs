@@ -1,10 +1,12 @@
 //! The included texts (recommend()'s item keys) of a vector's nearest
 //! entries, read from the index's code pages alone: no heap page and no
 //! vector page is touched, so a caller reads the rows of only those
-//! neighbours it goes on to rank. The entries are the ones an
-//! estimates-only scan (`scan::with_estimates_only`) returns first, in the
-//! same order; like its rows they may include dead or uncommitted ones,
-//! which a later read of the rows leaves out.
+//! neighbours it goes on to rank. The entries are taken in the order an
+//! estimates-only scan (`scan::with_estimates_only`) returns them, each
+//! text once: a row rewritten since the last VACUUM has an entry per
+//! version, one text. Without the heap, an entry of a row deleted (or not
+//! yet committed) still counts until VACUUM; a later read of its row
+//! leaves it out.
 
 use super::pages::{self, EntryKey};
 use super::scan::{list_ends, prefetch_list, walk_list};
@@ -13,18 +15,21 @@ use crate::gucs;
 use interest_core::candidates::CANDIDATE_PROBES;
 use interest_core::ivf::estimator::PreparedQuery;
 use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
-use interest_core::ivf::search::{probe_further, CandidatePool};
+use interest_core::ivf::search::{probe_further, probe_order, CandidatePool};
 use pgrx::pg_sys;
+use std::collections::HashSet;
 
 /// The included texts of the `n` entries of `index` nearest `vector` by
-/// their codes' bounds; None when the index includes no text column, an
-/// entry found left its text out (too long), or the query has no direction
-/// (the caller reads rows instead).
+/// their codes' bounds, each once; None when the index includes no text
+/// column, one of those entries carries none (too long, NULL, not UTF-8),
+/// or the query has no direction (the caller reads rows instead).
 pub fn nearest_keys(index_oid: pg_sys::Oid, vector: &[f32], n: usize) -> Option<Vec<String>> {
-    // SAFETY: the index is opened and closed here; its pages are read under
-    // share locks, one at a time.
+    let share = pg_sys::AccessShareLock as pg_sys::LOCKMODE;
+    // SAFETY: the table is locked before its index, as a scan does; the
+    // index's pages are read under share locks, one at a time.
     unsafe {
-        let index = pg_sys::index_open(index_oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        pg_sys::LockRelationOid(pg_sys::IndexGetRelation(index_oid, false), share);
+        let index = pg_sys::index_open(index_oid, share);
         let keys = if includes_text(index) {
             read_keys(index, vector, n)
         } else {
@@ -32,6 +37,29 @@ pub fn nearest_keys(index_oid: pg_sys::Oid, vector: &[f32], n: usize) -> Option<
         };
         pg_sys::index_close(index, pg_sys::NoLock as pg_sys::LOCKMODE);
         keys
+    }
+}
+
+/// Where an entry's text is in `Texts::bytes`; None when it carries none.
+type TextSpan = Option<(u32, u32)>;
+
+/// The probed entries' texts, back to back (one allocation, not one per
+/// entry: a probe reads thousands).
+#[derive(Default)]
+struct Texts {
+    bytes: Vec<u8>,
+}
+
+impl Texts {
+    fn keep(&mut self, text: &[u8]) -> TextSpan {
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(text);
+        Some((start, text.len() as u32))
+    }
+
+    fn get(&self, span: TextSpan) -> Option<&str> {
+        let (start, len) = span?;
+        std::str::from_utf8(&self.bytes[start as usize..(start + len) as usize]).ok()
     }
 }
 
@@ -44,7 +72,7 @@ unsafe fn read_keys(index: pg_sys::Relation, vector: &[f32], n: usize) -> Option
     }
     check_dims(shape.dims, vector.len());
     let query = PreparedQuery::new(shape.metric, &shape.rotation, vector)?;
-    let order = interest_core::ivf::search::probe_order(&query, &shape.centres, shape.dims);
+    let order = probe_order(&query, &shape.centres, shape.dims);
     let max_probes = gucs::IVF_MAX_PROBES.get().max(0) as usize;
     let list_limit = match max_probes {
         0 => shape.lists,
@@ -54,15 +82,19 @@ unsafe fn read_keys(index: pg_sys::Relation, vector: &[f32], n: usize) -> Option
     let probes = gucs::ivf_probes(shape.lists).min(CANDIDATE_PROBES);
     let rerank = gucs::IVF_RERANK.get().max(1) as usize;
     let bits_len = code_bytes(shape.dims);
-    let mut pool: CandidatePool<Option<String>> = CandidatePool::default();
+    let mut texts = Texts::default();
+    let mut pool: CandidatePool<TextSpan> = CandidatePool::default();
     let mut next_list = 0;
-    let mut found: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut taken = 0;
+    let mut found: Vec<String> = Vec::with_capacity(n);
+    let mut seen: HashSet<String> = HashSet::with_capacity(n);
     // As the scan: probe, then take rounds by bound, probing further when
-    // the pool runs low.
+    // the pool runs low (`taken` plays the rows it returned).
     while found.len() < n {
-        let probed = pool.len() + found.len();
-        let more = next_list < list_limit;
-        if more && (next_list == 0 || probe_further(probed, found.len(), pool.len(), rerank)) {
+        let probed = pool.len() + taken;
+        if next_list < list_limit
+            && (next_list == 0 || probe_further(probed, taken, pool.len(), rerank))
+        {
             let end = (next_list + probes).min(list_limit);
             let heads: Vec<_> = order[next_list..end]
                 .iter()
@@ -85,11 +117,11 @@ unsafe fn read_keys(index: pg_sys::Relation, vector: &[f32], n: usize) -> Option
                             residual_norm: entry.residual_norm,
                             alignment: entry.alignment,
                         };
-                        let key = match pages::entry_key(bytes, bits_len) {
-                            EntryKey::Stored(k) => std::str::from_utf8(k).ok().map(str::to_owned),
+                        let text = match pages::entry_key(bytes, bits_len) {
+                            EntryKey::Stored(text) => texts.keep(text),
                             EntryKey::Left | EntryKey::NotIncluded => None,
                         };
-                        pool.push(estimator.estimate(bits, factors).1, key);
+                        pool.push(estimator.estimate(bits, factors).1, text);
                     });
                 }
             }
@@ -97,8 +129,16 @@ unsafe fn read_keys(index: pg_sys::Relation, vector: &[f32], n: usize) -> Option
         } else if pool.is_empty() {
             break;
         }
-        found.extend(pool.take_by_bound(rerank).into_iter().map(|(_, k)| k));
+        for (_, span) in pool.take_by_bound(rerank) {
+            taken += 1;
+            if found.len() == n {
+                continue;
+            }
+            let key = texts.get(span)?;
+            if seen.insert(key.to_string()) {
+                found.push(key.to_string());
+            }
+        }
     }
-    found.truncate(n);
-    found.into_iter().collect()
+    Some(found)
 }

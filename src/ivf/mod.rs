@@ -118,10 +118,10 @@ unsafe fn embedding_values<'a>(datum: pg_sys::Datum) -> &'a [f32] {
     }
 }
 
-/// Whether the index INCLUDEs a text column after its one key column: its
-/// entries then carry each row's text (`keys::nearest_keys`). Other
-/// included columns are accepted and not stored (the index returns no
-/// columns: no index-only scans).
+/// Whether the index's first INCLUDEd column (after its one key column)
+/// is of type text: its entries then carry each row's text
+/// (`keys::nearest_keys`). Otherwise included columns are accepted and not
+/// stored (the index returns no columns: no index-only scans).
 ///
 /// # Safety
 /// `index` is an open index relation.
@@ -136,8 +136,8 @@ unsafe fn includes_text(index: pg_sys::Relation) -> bool {
     }
 }
 
-/// The included text of a row being indexed, as `pages::entry_key_bytes`
-/// takes it: None when the index includes no text, Some(None) for NULL.
+/// The bytes a row's entry carries for its included text
+/// (`pages::entry_key_bytes`): none when the index includes no text.
 ///
 /// # Safety
 /// `values` and `isnull` hold the index's columns for one row.
@@ -145,16 +145,28 @@ unsafe fn included_text(
     index: pg_sys::Relation,
     values: *const pg_sys::Datum,
     isnull: *const bool,
-) -> Option<Option<Vec<u8>>> {
+) -> Vec<u8> {
     unsafe {
         if !includes_text(index) {
-            return None;
+            return pages::entry_key_bytes(None);
         }
         if *isnull.add(1) {
-            return Some(None);
+            return pages::entry_key_bytes(Some(None));
         }
-        let text = pg_sys::pg_detoast_datum_packed((*values.add(1)).cast_mut_ptr());
-        Some(Some(pgrx::varlena::varlena_to_byte_slice(text).to_vec()))
+        let datum = *values.add(1);
+        // Sized before it is detoasted: a long text is left out unread.
+        let raw = pg_sys::toast_raw_datum_size(datum) - pg_sys::VARHDRSZ;
+        if raw > pages::MAX_ENTRY_KEY_BYTES {
+            return pages::entry_key_bytes(Some(None));
+        }
+        let stored = datum.cast_mut_ptr::<pg_sys::varlena>();
+        let text = pg_sys::pg_detoast_datum_packed(stored);
+        let bytes = pages::entry_key_bytes(Some(Some(pgrx::varlena::varlena_to_byte_slice(text))));
+        if text != stored {
+            // (a build's callback runs in one memory context for every row)
+            pg_sys::pfree(text.cast());
+        }
+        bytes
     }
 }
 

@@ -136,8 +136,8 @@ pub const CODE_ENTRY_HEADER: usize = size_of::<CodeEntry>();
 pub const MAX_ENTRY_KEY_BYTES: usize = interest_core::keys::MAX_KEY_BYTES;
 
 /// The bytes a code entry carries after its code for an included text
-/// (None: the index includes none): a flag (1 stored, 0 too long or
-/// NULL), then the text.
+/// (None: the index includes none; Some(None): NULL or too long): a flag
+/// (1 stored, 0 left out), then the text.
 pub fn entry_key_bytes(key: Option<Option<&[u8]>>) -> Vec<u8> {
     match key {
         None => Vec::new(),

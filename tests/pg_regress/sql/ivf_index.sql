@@ -166,9 +166,9 @@ SELECT format_version, entries FROM ivf_info('ivf_inc_e');
 SELECT regress.ivf_recall('ivf_inc', '<=>') >= 0.9 AS recall;
 SET enable_seqscan = off;
 EXPLAIN (COSTS OFF) SELECT k FROM ivf_inc ORDER BY e <=> (SELECT e FROM ivf_q WHERE id = 1) LIMIT 5;
-SELECT count(*) AS rows, bool_and(k = 'key-' || id) AS texts_match
-FROM (SELECT id, k FROM ivf_inc ORDER BY e <=> (SELECT e FROM ivf_q WHERE id = 1) LIMIT 5) s;
 RESET enable_seqscan;
+-- (the texts the entries carry are checked against the rows by a #[pg_test],
+-- src/lib.rs index_keys_are_the_estimates_only_scans_rows)
 DROP TABLE ivf_inc;
 
 -- 7. NULLs, zero vectors and NULL queries: rows without a direction are
