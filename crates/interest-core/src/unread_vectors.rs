@@ -192,22 +192,14 @@ mod tests {
             let eligible = |i: usize| !c.banned.contains(&i);
             let expected = rank(&full, &c.user, eligible, k, &w);
 
-            // Unread items: no vector, and freshness only bounded.
-            let mut hidden = c.vectors.clone();
-            let mut bounded_freshness = c.freshness.clone();
-            for &i in &c.unread {
-                hidden[i] = None;
-                bounded_freshness[i] = 1.0;
-            }
+            let (hidden, bounded_freshness) = unread_view(&c);
             let partial = Catalog { vectors: &hidden, freshness: &bounded_freshness, ..full };
             let read: HashSet<usize> = may_place(&partial, &c.user, eligible, &c.unread, k, &w).into_iter().collect();
             let unread: HashSet<usize> = c.unread.iter().copied().collect();
             let got = rank(&full, &c.user, |i| eligible(i) && (!unread.contains(&i) || read.contains(&i)), k, &w);
             prop_assert_eq!(got, expected);
         }
-    }
 
-    proptest! {
         /// Reading the first few `may_place` names and asking again, until
         /// it names none, gives that list too: the thresholds only rise.
         #[test]
@@ -216,12 +208,7 @@ mod tests {
             let eligible = |i: usize| !c.banned.contains(&i);
             let expected = rank(&full, &c.user, eligible, k, &w);
 
-            let mut hidden = c.vectors.clone();
-            let mut bounded_freshness = c.freshness.clone();
-            for &i in &c.unread {
-                hidden[i] = None;
-                bounded_freshness[i] = 1.0;
-            }
+            let (mut hidden, mut bounded_freshness) = unread_view(&c);
             let mut unread = c.unread.clone();
             loop {
                 let partial = Catalog { vectors: &hidden, freshness: &bounded_freshness, ..full };
@@ -238,6 +225,18 @@ mod tests {
             let got = rank(&full, &c.user, |i| eligible(i) && !unread.contains(&i), k, &w);
             prop_assert_eq!(got, expected);
         }
+    }
+
+    /// The case's vectors and freshness as the ranking sees them before its
+    /// unread items are read: no vector, and freshness only bounded.
+    fn unread_view(c: &Case) -> (Vec<Option<Vec<f32>>>, Vec<f64>) {
+        let mut hidden = c.vectors.clone();
+        let mut bounded_freshness = c.freshness.clone();
+        for &i in &c.unread {
+            hidden[i] = None;
+            bounded_freshness[i] = 1.0;
+        }
+        (hidden, bounded_freshness)
     }
 
     /// A catalog in index order (no tie order of its own).
