@@ -48,6 +48,20 @@ pub fn ivf_probes_automatic() -> bool {
     IVF_PROBES.get() == 0
 }
 
+/// The most lists an `interest_ivf` scan of an index with `lists` lists
+/// probes (`interest.ivf_max_probes`; 0: all).
+pub fn ivf_list_limit(lists: usize) -> usize {
+    match IVF_MAX_PROBES.get().max(0) as usize {
+        0 => lists,
+        max => max.min(lists),
+    }
+}
+
+/// Entries an `interest_ivf` scan ranks per round (`interest.ivf_rerank`).
+pub fn ivf_rerank() -> usize {
+    IVF_RERANK.get().max(1) as usize
+}
+
 /// Lists an `interest_ivf` scan of an index with `lists` lists probes at a
 /// time: the setting, or the automatic step.
 pub fn ivf_probes(lists: usize) -> usize {

@@ -83,23 +83,16 @@ impl Context {
 
     /// The context of the keys `gather` returns, given a lookup of nearest
     /// neighbours in the source's vector index (whose rows are not read
-    /// again), for `seed`.
+    /// again; with `keys_index`, the index whose keys stand for them,
+    /// their rows unread), for `seed`.
     fn of_candidates(
         src: &EventSource,
         item_source: i32,
+        keys_index: Option<pg_sys::Oid>,
         seed: &Seed,
         popular: Vec<(String, ItemStats<String>)>,
         gather: impl FnOnce(&mut dyn FnMut(&[f32], usize) -> Vec<String>) -> Vec<String>,
     ) -> Context {
-        // With the trending items at hand to set the ranking's thresholds,
-        // most neighbours cannot place: the index gives their keys alone
-        // and their rows wait with the other unread candidates. Without
-        // (similar_items) every one would be read: they come with the scan.
-        let keys_index = if popular.is_empty() {
-            None
-        } else {
-            catalog::vector_index(item_source)
-        };
         let mut fetched = Vec::new();
         let mut keys = gather(&mut |v, n| {
             if let Some(keys) =
@@ -416,6 +409,7 @@ impl Seed {
         &self,
         src: &EventSource,
         item_source: i32,
+        index: pg_sys::Oid,
         k: usize,
         extra: &[String],
         limits: CandidateLimits,
@@ -425,7 +419,12 @@ impl Seed {
             None => Vec::new(),
         };
         let popular_keys: Vec<String> = popular.iter().map(|(k, _)| k.clone()).collect();
-        Context::of_candidates(src, item_source, self, popular, |nearest| {
+        // With the trending items at hand to set the ranking's thresholds,
+        // most neighbours cannot place: the index gives their keys alone
+        // and their rows wait with the other unread candidates. Without
+        // (similar_items) every one would be read: they come with the scan.
+        let keys_index = (!popular.is_empty()).then_some(index);
+        Context::of_candidates(src, item_source, keys_index, self, popular, |nearest| {
             let mut keys = candidates::gather(
                 &self.interests,
                 &self.linked,
@@ -446,15 +445,15 @@ fn interests_of(src: &EventSource, view: &UserView, now: f64) -> Vec<(Vec<f32>, 
         .map_or_else(Vec::new, |s| s.interests_at(now, &src.params))
 }
 
-/// The items source whose vector index gives `src`'s candidates, when
-/// interest.recommend_candidates is on.
-fn candidate_source(src: &EventSource) -> Option<i32> {
+/// The items source whose vector index gives `src`'s candidates, and that
+/// index, when interest.recommend_candidates is on.
+fn candidate_source(src: &EventSource) -> Option<(i32, pg_sys::Oid)> {
     let item_source = src.item_source_id?;
     if !gucs::RECOMMEND_CANDIDATES.get() {
         return None;
     }
     match items::vector_index(item_source) {
-        VectorIndex::Valid => Some(item_source),
+        VectorIndex::Valid(index) => Some((item_source, index)),
         VectorIndex::Missing => {
             warn_missing_index(item_source);
             None
@@ -647,7 +646,7 @@ fn _recommend(
             exclude: exclude.as_deref(),
             allowed: allowed.as_deref(),
         };
-        if let Some(item_source) = candidate_source(&src) {
+        if let Some((item_source, index)) = candidate_source(&src) {
             let seed = Seed::of_user(&src, as_of, user_key);
             // A short filter list joins the candidates whole: then nothing
             // the filter allows is left out, however few rows it gives.
@@ -656,7 +655,7 @@ fn _recommend(
                 .filter(|a| a.len() <= candidates::MAX_FILTER_CANDIDATES);
             let extra: Vec<String> = whole.into_iter().flatten().flatten().cloned().collect();
             let attempt = |limits| {
-                let mut ctx = seed.context(&src, item_source, k, &extra, limits);
+                let mut ctx = seed.context(&src, item_source, index, k, &extra, limits);
                 let rows = rank_in(&src, &mut ctx, seed.interests.clone(), &seed.recent, &rules);
                 (ctx.candidates(), rows)
             };
@@ -816,11 +815,12 @@ fn _explain(
         // normalisers (the co-visitation scale, the popularity peak) are the
         // seed's, not the other candidates', so the score is recommend()'s.
         let (mut ctx, interests, recent) = match candidate_source(&src) {
-            Some(item_source) => {
+            Some((item_source, _)) => {
                 let seed = Seed::of_user(&src, as_of, user_key);
-                let ctx = Context::of_candidates(&src, item_source, &seed, Vec::new(), |_| {
-                    vec![item_key.to_string()]
-                });
+                let ctx =
+                    Context::of_candidates(&src, item_source, None, &seed, Vec::new(), |_| {
+                        vec![item_key.to_string()]
+                    });
                 (ctx, seed.interests, seed.recent)
             }
             None => {
@@ -993,13 +993,13 @@ fn _similar_items(
             },
         );
         let src = readable_event_source(source_id);
-        if let Some(item_source) = candidate_source(&src) {
+        if let Some((item_source, index)) = candidate_source(&src) {
             let Some(seed) = Seed::of_item(&src, item_source, as_of, item_key) else {
                 unknown_item(item_key, &src)
             };
             let extra = [item_key.to_string()];
             let found = widening("similar_items", k, |limits| {
-                let mut ctx = seed.context(&src, item_source, k, &extra, limits);
+                let mut ctx = seed.context(&src, item_source, index, k, &extra, limits);
                 let rows = similar_in(&src, &mut ctx, item_key, k, &w);
                 (ctx.candidates(), rows)
             });

@@ -9,12 +9,11 @@
 //! leaves it out.
 
 use super::pages::{self, EntryKey};
-use super::scan::{list_ends, prefetch_list, walk_list};
+use super::scan::{estimates_only_probes, list_heads, walk_list};
 use super::{check_dims, includes_text, shape};
 use crate::gucs;
-use interest_core::candidates::CANDIDATE_PROBES;
 use interest_core::ivf::estimator::PreparedQuery;
-use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
+use interest_core::ivf::rabitq::code_bytes;
 use interest_core::ivf::search::{probe_further, probe_order, CandidatePool};
 use pgrx::pg_sys;
 use std::collections::HashSet;
@@ -73,14 +72,9 @@ unsafe fn read_keys(index: pg_sys::Relation, vector: &[f32], n: usize) -> Option
     check_dims(shape.dims, vector.len());
     let query = PreparedQuery::new(shape.metric, &shape.rotation, vector)?;
     let order = probe_order(&query, &shape.centres, shape.dims);
-    let max_probes = gucs::IVF_MAX_PROBES.get().max(0) as usize;
-    let list_limit = match max_probes {
-        0 => shape.lists,
-        m => m.min(shape.lists),
-    }
-    .min(order.len());
-    let probes = gucs::ivf_probes(shape.lists).min(CANDIDATE_PROBES);
-    let rerank = gucs::IVF_RERANK.get().max(1) as usize;
+    let list_limit = gucs::ivf_list_limit(shape.lists).min(order.len());
+    let probes = estimates_only_probes(shape.lists);
+    let rerank = gucs::ivf_rerank();
     let bits_len = code_bytes(shape.dims);
     let mut texts = Texts::default();
     let mut pool: CandidatePool<TextSpan> = CandidatePool::default();
@@ -96,27 +90,14 @@ unsafe fn read_keys(index: pg_sys::Relation, vector: &[f32], n: usize) -> Option
             && (next_list == 0 || probe_further(probed, taken, pool.len(), rerank))
         {
             let end = (next_list + probes).min(list_limit);
-            let heads: Vec<_> = order[next_list..end]
-                .iter()
-                .map(|&list| unsafe {
-                    let ends = list_ends(index, &shape, list as usize);
-                    prefetch_list(index, ends);
-                    ends.head
-                })
-                .collect();
+            let heads = unsafe { list_heads(index, &shape, &order[next_list..end]) };
             for (&list, head) in order[next_list..end].iter().zip(heads) {
                 pgrx::check_for_interrupts!();
                 let list = list as usize;
                 let estimator = query.for_list(shape.centre(list), shape.rotated_centre(list));
                 unsafe {
                     walk_list(index, head, |bytes| {
-                        let entry: pages::CodeEntry = pages::read_struct(bytes);
-                        let bits =
-                            &bytes[pages::CODE_ENTRY_HEADER..pages::CODE_ENTRY_HEADER + bits_len];
-                        let factors = CodeFactors {
-                            residual_norm: entry.residual_norm,
-                            alignment: entry.alignment,
-                        };
+                        let (_, bits, factors) = pages::read_code_entry(bytes, bits_len);
                         let text = match pages::entry_key(bytes, bits_len) {
                             EntryKey::Stored(text) => texts.keep(text),
                             EntryKey::Left | EntryKey::NotIncluded => None,

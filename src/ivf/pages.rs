@@ -130,6 +130,24 @@ pub struct CodeEntry {
 
 pub const CODE_ENTRY_HEADER: usize = size_of::<CodeEntry>();
 
+/// A code entry's header, its code (`code_len` bytes) and the code's
+/// factors.
+pub fn read_code_entry(
+    bytes: &[u8],
+    code_len: usize,
+) -> (CodeEntry, &[u8], interest_core::ivf::rabitq::CodeFactors) {
+    let entry: CodeEntry = read_struct(bytes);
+    let factors = interest_core::ivf::rabitq::CodeFactors {
+        residual_norm: entry.residual_norm,
+        alignment: entry.alignment,
+    };
+    (
+        entry,
+        &bytes[CODE_ENTRY_HEADER..CODE_ENTRY_HEADER + code_len],
+        factors,
+    )
+}
+
 /// The longest included text a code entry carries: the longest item key
 /// the bookkeeping stores. A longer one is left out (the entry says so),
 /// and readers of keys fall back to the rows.

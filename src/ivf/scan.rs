@@ -15,13 +15,13 @@
 //! probed.
 
 use super::buffers;
-use super::pages::{self, CodeEntry, ListEnds};
+use super::pages::{self, ListEnds};
 use super::shape::{self, Shape};
 use super::{check_dims, embedding_values};
 use crate::gucs;
 use interest_core::candidates::CANDIDATE_PROBES;
 use interest_core::ivf::estimator::PreparedQuery;
-use interest_core::ivf::rabitq::{code_bytes, CodeFactors};
+use interest_core::ivf::rabitq::code_bytes;
 use interest_core::ivf::search::{
     probe_further, probe_order, round_rows, step_reached_rows, AutomaticSteps, CandidatePool,
 };
@@ -47,6 +47,12 @@ pub fn with_estimates_only<T>(body: impl FnOnce() -> T) -> T {
     }
     let _restore = Restore(ESTIMATES_ONLY.with(|e| e.replace(true)));
     body()
+}
+
+/// Lists an estimates-only scan of an index with `lists` lists probes at a
+/// time.
+pub(super) fn estimates_only_probes(lists: usize) -> usize {
+    gucs::ivf_probes(lists).min(CANDIDATE_PROBES)
 }
 
 #[derive(Clone, Copy)]
@@ -146,17 +152,13 @@ pub unsafe extern "C-unwind" fn amrescan(
             Some(query) => probe_order(query, &shape.centres, shape.dims),
             None => (0..shape.lists as u32).collect(),
         };
-        let max_probes = gucs::IVF_MAX_PROBES.get().max(0) as usize;
-        state.list_limit = if max_probes == 0 {
-            shape.lists
-        } else {
-            max_probes.min(shape.lists)
-        };
+        state.list_limit = gucs::ivf_list_limit(shape.lists);
         let estimates_only = ESTIMATES_ONLY.with(|e| e.get());
-        state.probes_per_round = gucs::ivf_probes(shape.lists);
-        if estimates_only {
-            state.probes_per_round = state.probes_per_round.min(CANDIDATE_PROBES);
-        }
+        state.probes_per_round = if estimates_only {
+            estimates_only_probes(shape.lists)
+        } else {
+            gucs::ivf_probes(shape.lists)
+        };
         let automatic = gucs::ivf_probes_automatic() && !estimates_only;
         state.auto_limit = if automatic && state.query.is_some() {
             shape.automatic_probes.min(state.list_limit)
@@ -165,7 +167,7 @@ pub unsafe extern "C-unwind" fn amrescan(
         };
         state.step_start = 0;
         state.steps = AutomaticSteps::new(shape.quiet_steps);
-        state.rerank = gucs::IVF_RERANK.get().max(1) as usize;
+        state.rerank = gucs::ivf_rerank();
         state.next_list = 0;
         state.pool = CandidatePool::default();
         state.ready.clear();
@@ -217,13 +219,7 @@ unsafe fn probe_step(index: pg_sys::Relation, state: &mut ScanState, limit: usiz
         .min(state.order.len());
     let shape = state.shape.clone().expect("rescan loads the shape");
     unsafe {
-        let heads: Vec<pg_sys::BlockNumber> = (state.next_list..end)
-            .map(|position| {
-                let ends = list_ends(index, &shape, state.order[position] as usize);
-                prefetch_list(index, ends);
-                ends.head
-            })
-            .collect();
+        let heads = list_heads(index, &shape, &state.order[state.next_list..end]);
         for (position, head) in (state.next_list..end).zip(heads) {
             pgrx::check_for_interrupts!();
             probe_list(index, state, position, head);
@@ -330,8 +326,28 @@ unsafe fn exact_distances(
     }
 }
 
+/// The first pages of `lists`, each list's pages asked of the kernel
+/// (`prefetch_list`) before any is read.
+///
+/// # Safety
+/// `index` is an open interest_ivf index of `shape`.
+pub(super) unsafe fn list_heads(
+    index: pg_sys::Relation,
+    shape: &Shape,
+    lists: &[u32],
+) -> Vec<pg_sys::BlockNumber> {
+    lists
+        .iter()
+        .map(|&list| unsafe {
+            let ends = list_ends(index, shape, list as usize);
+            prefetch_list(index, ends);
+            ends.head
+        })
+        .collect()
+}
+
 /// A list's first and last pages.
-pub(super) unsafe fn list_ends(index: pg_sys::Relation, shape: &Shape, list: usize) -> ListEnds {
+unsafe fn list_ends(index: pg_sys::Relation, shape: &Shape, list: usize) -> ListEnds {
     let (tails_block, tails_offset) = shape.tail_slot(list);
     unsafe {
         let buffer = buffers::lock_block(index, tails_block, false);
@@ -354,7 +370,7 @@ const CONTIGUOUS_LIST_BLOCKS: u32 = 64;
 /// first (a list that grew since the build has its later pages elsewhere).
 /// A list whose first page is in shared buffers is taken to be cached
 /// whole: asking for its other pages would only cost lookups.
-pub(super) unsafe fn prefetch_list(index: pg_sys::Relation, ends: ListEnds) {
+unsafe fn prefetch_list(index: pg_sys::Relation, ends: ListEnds) {
     if ends.head == pages::INVALID_BLOCK {
         return;
     }
@@ -394,12 +410,7 @@ unsafe fn probe_list(
     let bits_len = code_bytes(shape.dims);
     unsafe {
         walk_list(index, head, |bytes| {
-            let entry: CodeEntry = pages::read_struct(bytes);
-            let bits = &bytes[pages::CODE_ENTRY_HEADER..pages::CODE_ENTRY_HEADER + bits_len];
-            let factors = CodeFactors {
-                residual_norm: entry.residual_norm,
-                alignment: entry.alignment,
-            };
+            let (entry, bits, factors) = pages::read_code_entry(bytes, bits_len);
             let lower = estimator
                 .as_ref()
                 .map_or(0.0, |e| e.estimate(bits, factors).1);

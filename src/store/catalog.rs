@@ -145,16 +145,6 @@ fn nearest_sql(item_source: i32, n: usize) -> String {
     )
 }
 
-/// The source's vector index (built by index_items), when it is valid.
-pub(crate) fn vector_index(item_source: i32) -> Option<pg_sys::Oid> {
-    crate::spi::one_read_cached::<pg_sys::Oid>(
-        "SELECT i.indexrelid FROM pg_catalog.pg_index i \
-         WHERE i.indexrelid = pg_catalog.to_regclass(pg_catalog.format('interest.%I', interest._items_index_name($1))) \
-           AND i.indisvalid",
-        &[item_source.into()],
-    )
-}
-
 /// The keys of up to `n` items nearest `vector` (cosine) from the index's
 /// own pages, no row read (`ivf::keys`): the items `nearest` gives when it
 /// is planned through that index (a small catalog is read whole, exactly,

@@ -147,7 +147,7 @@ pub(crate) fn version(item_source: i32) -> i64 {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum VectorIndex {
     /// Built and valid: recommend() may take its candidates from it.
-    Valid,
+    Valid(pg_sys::Oid),
     /// Built once (item_sources.vector_index) but absent now, as after a
     /// restore: a dump does not carry indexes on the extension's tables.
     Missing,
@@ -156,17 +156,24 @@ pub(crate) enum VectorIndex {
 }
 
 pub(crate) fn vector_index(item_source: i32) -> VectorIndex {
-    let state = crate::spi::one_read_cached::<String>(
-        "SELECT CASE WHEN coalesce((SELECT indisvalid FROM pg_catalog.pg_index \
-              WHERE indexrelid = pg_catalog.to_regclass('interest.' || interest._items_index_name($1))), false) THEN 'valid' \
-            WHEN pg_catalog.to_regclass('interest.' || interest._items_index_name($1)) IS NULL \
-             AND (SELECT vector_index IS NOT NULL FROM interest.item_sources WHERE id = $1) THEN 'missing' \
-            ELSE 'none' END",
+    let (valid, missing) = crate::spi::read_cached(
+        "SELECT (SELECT indexrelid FROM pg_catalog.pg_index \
+              WHERE indexrelid = pg_catalog.to_regclass('interest.' || interest._items_index_name($1)) AND indisvalid), \
+            pg_catalog.to_regclass('interest.' || interest._items_index_name($1)) IS NULL \
+             AND coalesce((SELECT vector_index IS NOT NULL FROM interest.item_sources WHERE id = $1), false)",
         &[item_source.into()],
+        |mut t| {
+            Ok(t.next().map_or((None, false), |r| {
+                (
+                    r.get::<pg_sys::Oid>(1).ok().flatten(),
+                    r.get::<bool>(2).ok().flatten().unwrap_or(false),
+                )
+            }))
+        },
     );
-    match state.as_deref() {
-        Some("valid") => VectorIndex::Valid,
-        Some("missing") => VectorIndex::Missing,
-        _ => VectorIndex::None,
+    match (valid, missing) {
+        (Some(index), _) => VectorIndex::Valid(index),
+        (None, true) => VectorIndex::Missing,
+        (None, false) => VectorIndex::None,
     }
 }
