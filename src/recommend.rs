@@ -887,8 +887,8 @@ fn _explain(
 /// Unread candidates that may place are read in up to this many rounds,
 /// the `READ_ROUND` most promising at a time (the last round reads all that
 /// are left): each round's scores raise the thresholds the next must reach.
-const READ_ROUNDS: usize = 3;
-const READ_ROUND: usize = 32;
+const READ_ROUNDS: usize = 8;
+const READ_ROUND: usize = 8;
 
 /// `ranking::rank` over `ctx`, reading first the embeddings of the unread
 /// candidates that may place (`unread_vectors::may_place`); those that

@@ -6,7 +6,9 @@
 //! would pick first anyway, the candidate cannot enter its pool, so its
 //! vector is never read: the list is the same, with fewer rows fetched.
 
-use crate::ranking::{interest_quotas, pool_size, score_item, Catalog, RankWeights, UserSignals};
+use crate::ranking::{
+    interest_quotas, pool_size, score_item, Catalog, RankWeights, Scored, UserSignals,
+};
 use std::collections::HashSet;
 
 /// Room for rounding between a bound and the score it bounds: cosines of
@@ -39,18 +41,11 @@ pub fn may_place(
         .map(|i| score_item(cat, user, scale, i, w))
         .collect();
     let quotas = interest_quotas(user, k, w);
-    // The pool takes the best `pool_size` items, plus each taste's best
-    // quota: an item below the score that fills each of those cannot join.
-    let mut threshold = nth_best(known.iter().map(|s| s.score), pool_size(k, w, &quotas));
-    for (taste, &quota) in quotas.iter().flatten().enumerate() {
-        if quota > 0 {
-            let mine = known
-                .iter()
-                .filter(|s| s.interest == Some(taste))
-                .map(|s| s.score);
-            threshold = threshold.min(nth_best(mine, quota));
-        }
-    }
+    let threshold = if w.diversity > 0.0 {
+        pool_threshold(&known, k, w, &quotas)
+    } else {
+        last_place(known, k, &quotas)
+    };
     let content_bound = w.content * mixed_taste_norm(user);
     // Each cosine's rounding scales with its share, whatever the tastes'
     // directions.
@@ -69,6 +64,49 @@ pub fn may_place(
         .collect();
     placing.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     placing.into_iter().map(|(i, _)| i).collect()
+}
+
+/// Ranked with novelty, an item places only from `rank`'s pool: the best
+/// `pool_size` items plus each taste's best quota. An item below the score
+/// that fills each of those cannot join it.
+fn pool_threshold(known: &[Scored], k: usize, w: &RankWeights, quotas: &Option<Vec<usize>>) -> f64 {
+    let mut threshold = nth_best(known.iter().map(|s| s.score), pool_size(k, w, quotas));
+    for (taste, &quota) in quotas.iter().flatten().enumerate() {
+        if quota > 0 {
+            let mine = known
+                .iter()
+                .filter(|s| s.interest == Some(taste))
+                .map(|s| s.score);
+            threshold = threshold.min(nth_best(mine, quota));
+        }
+    }
+    threshold
+}
+
+/// Ranked by score alone, `rank` walks its pool best first and takes each
+/// item whose taste is under its quota, until it has k. The known items'
+/// walk gives a last place no unread item below it can reach: every known
+/// item above it is walked before it, or its taste has filled its quota
+/// with items that are. Items without a taste (no vector) are left out of
+/// the walk: one the pool leaves out would not be walked.
+fn last_place(mut known: Vec<Scored>, k: usize, quotas: &Option<Vec<usize>>) -> f64 {
+    known.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut used = vec![0usize; quotas.as_ref().map_or(0, |q| q.len())];
+    let mut taken = 0;
+    for s in known {
+        if let Some(q) = quotas {
+            let Some(taste) = s.interest else { continue };
+            if used[taste] >= q[taste] {
+                continue;
+            }
+            used[taste] += 1;
+        }
+        taken += 1;
+        if taken == k {
+            return s.score;
+        }
+    }
+    f64::NEG_INFINITY
 }
 
 /// The largest content score (before its weight) of any unit vector v:
@@ -296,6 +334,56 @@ mod tests {
             ..full
         };
         assert_eq!(may_place(&partial, &user, |_| true, &[62], 4, &w), vec![62]);
+    }
+
+    #[test]
+    fn a_taste_without_known_items_does_not_hold_the_list_open() {
+        // Three tastes, half, 30% and 20% of the mass: with k = 4 they may
+        // fill 3, 2 and 1 places. Ten known items of each of the first two
+        // fill the list by popularity; no known item is of the third. The
+        // unread item 20 (of the third taste once read) reaches at most 0.3
+        // (co-visitation) plus 0.1 (content): below the list's last place,
+        // though the third taste's pool has room for it.
+        let (a, b, c) = (
+            vec![1.0, 0.0, 0.0],
+            vec![0.0, 1.0, 0.0],
+            vec![0.0, 0.0, 1.0],
+        );
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![Some(a.clone()); 10];
+        vectors.extend(vec![Some(b.clone()); 10]);
+        vectors.push(Some(c.clone()));
+        let mut popularity = vec![0.9; 10];
+        popularity.extend(vec![0.8; 10]);
+        popularity.push(0.0);
+        let freshness = vec![0.0; 21];
+        let full = catalog(&vectors, &popularity, &freshness);
+        let user = UserSignals {
+            interests: vec![(a, 0.5), (b, 0.3), (c, 0.2)],
+            covisit: HashMap::from([(20, 0.3)]),
+            covisit_max: Some(1.0),
+        };
+        let w = popularity_led(1.0);
+        let listed: Vec<usize> = rank(&full, &user, |_| true, 4, &w)
+            .iter()
+            .map(|s| s.item)
+            .collect();
+        assert_eq!(listed, vec![0, 1, 2, 10]);
+        let mut hidden = vectors.clone();
+        hidden[20] = None;
+        let partial = Catalog {
+            vectors: &hidden,
+            ..full
+        };
+        assert!(may_place(&partial, &user, |_| true, &[20], 4, &w).is_empty());
+        // Ranked with novelty, the pool's room counts: it is read.
+        let novel = RankWeights {
+            diversity: 0.5,
+            ..w
+        };
+        assert_eq!(
+            may_place(&partial, &user, |_| true, &[20], 4, &novel),
+            vec![20]
+        );
     }
 
     #[test]
