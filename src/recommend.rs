@@ -82,22 +82,22 @@ impl Context {
     }
 
     /// The context of the keys `gather` returns, given a lookup of nearest
-    /// neighbours in the source's vector index (whose rows are not read
-    /// again; with `keys_index`, the index whose keys stand for them,
-    /// their rows unread), for `seed`.
+    /// neighbours in the source's vector `index`, for `seed`. Most
+    /// neighbours cannot place once the first reads raise the ranking's
+    /// threshold, so the index gives their keys alone and their rows wait
+    /// with the other unread candidates; an index without keys (or a
+    /// catalog read whole) gives rows, whose vectors are not read again.
     fn of_candidates(
         src: &EventSource,
         item_source: i32,
-        keys_index: Option<pg_sys::Oid>,
+        index: pg_sys::Oid,
         seed: &Seed,
         popular: Vec<(String, ItemStats<String>)>,
         gather: impl FnOnce(&mut dyn FnMut(&[f32], usize) -> Vec<String>) -> Vec<String>,
     ) -> Context {
         let mut fetched = Vec::new();
         let mut keys = gather(&mut |v, n| {
-            if let Some(keys) =
-                keys_index.and_then(|index| catalog::nearest_keys(item_source, index, v, n))
-            {
+            if let Some(keys) = catalog::nearest_keys(item_source, index, v, n) {
                 return keys;
             }
             let rows = catalog::nearest(item_source, v, n);
@@ -419,12 +419,7 @@ impl Seed {
             None => Vec::new(),
         };
         let popular_keys: Vec<String> = popular.iter().map(|(k, _)| k.clone()).collect();
-        // With the trending items at hand to set the ranking's thresholds,
-        // most neighbours cannot place: the index gives their keys alone
-        // and their rows wait with the other unread candidates. Without
-        // (similar_items) every one would be read: they come with the scan.
-        let keys_index = (!popular.is_empty()).then_some(index);
-        Context::of_candidates(src, item_source, keys_index, self, popular, |nearest| {
+        Context::of_candidates(src, item_source, index, self, popular, |nearest| {
             let mut keys = candidates::gather(
                 &self.interests,
                 &self.linked,
@@ -815,10 +810,10 @@ fn _explain(
         // normalisers (the co-visitation scale, the popularity peak) are the
         // seed's, not the other candidates', so the score is recommend()'s.
         let (mut ctx, interests, recent) = match candidate_source(&src) {
-            Some((item_source, _)) => {
+            Some((item_source, index)) => {
                 let seed = Seed::of_user(&src, as_of, user_key);
                 let ctx =
-                    Context::of_candidates(&src, item_source, None, &seed, Vec::new(), |_| {
+                    Context::of_candidates(&src, item_source, index, &seed, Vec::new(), |_| {
                         vec![item_key.to_string()]
                     });
                 (ctx, seed.interests, seed.recent)
