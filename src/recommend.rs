@@ -96,8 +96,15 @@ impl Context {
         gather: impl FnOnce(&mut dyn FnMut(&[f32], usize) -> Vec<String>) -> Vec<String>,
     ) -> Context {
         let mut fetched = Vec::new();
+        // Each neighbour's place among a taste's nearest (its best): of two
+        // unread candidates with equal bounds, the nearer is read first.
+        let mut nearness: HashMap<String, usize> = HashMap::new();
         let mut keys = gather(&mut |v, n| {
             if let Some(keys) = catalog::nearest_keys(item_source, index, v, n) {
+                for (place, key) in keys.iter().enumerate() {
+                    let best = nearness.entry(key.clone()).or_insert(place);
+                    *best = (*best).min(place);
+                }
                 return keys;
             }
             let rows = catalog::nearest(item_source, v, n);
@@ -138,6 +145,8 @@ impl Context {
                 ctx.freshness[i] = 1.0;
             }
         }
+        let mut waiting = waiting;
+        waiting.sort_by_key(|&i| nearness.get(&ctx.keys()[i]).copied().unwrap_or(usize::MAX));
         ctx.unread = waiting;
         ctx
     }
@@ -900,14 +909,16 @@ fn rank_reading_vectors(
             let present = |i: usize| !ctx.absent.contains(&i) && eligible(i);
             let wanted =
                 unread_vectors::may_place(&ctx.ranking_catalog(), user, present, &ctx.unread, k, w);
+            // Short of k items at hand the threshold cannot rise yet: read
+            // at least enough to fill the list.
+            let at_hand = ctx.keys().len() - ctx.unread.len() - ctx.absent.len();
             let read = if round < READ_ROUNDS {
-                wanted.len().min(READ_ROUND)
+                wanted.len().min(READ_ROUND.max(k.saturating_sub(at_hand)))
             } else {
                 wanted.len()
             };
             debug2!(
-                "round {round}: {} of {} candidates' embeddings at hand, {} of the {} unread may place, {read} read",
-                ctx.keys().len() - ctx.unread.len(),
+                "round {round}: {at_hand} of {} candidates' embeddings at hand, {} of the {} unread may place, {read} read",
                 ctx.keys().len(),
                 wanted.len(),
                 ctx.unread.len()

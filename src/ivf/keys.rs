@@ -10,6 +10,7 @@
 
 use super::pages::{self, EntryKey};
 use super::scan::{estimates_only_probes, list_heads, walk_list};
+use super::stats;
 use super::{check_dims, includes_text, shape};
 use crate::gucs;
 use interest_core::ivf::estimator::PreparedQuery;
@@ -30,7 +31,10 @@ pub fn nearest_keys(index_oid: pg_sys::Oid, vector: &[f32], n: usize) -> Option<
         pg_sys::LockRelationOid(pg_sys::IndexGetRelation(index_oid, false), share);
         let index = pg_sys::index_open(index_oid, share);
         let keys = if includes_text(index) {
-            read_keys(index, vector, n)
+            let keys = read_keys(index, vector, n);
+            stats::count_scan(index);
+            stats::count_entries_returned(index, keys.as_ref().map_or(0, Vec::len));
+            keys
         } else {
             None
         };

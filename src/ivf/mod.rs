@@ -13,6 +13,7 @@ mod options;
 mod pages;
 mod scan;
 mod shape;
+mod stats;
 mod vacuum;
 
 use crate::errors::raise;

@@ -17,6 +17,7 @@
 use super::buffers;
 use super::pages::{self, ListEnds};
 use super::shape::{self, Shape};
+use super::stats;
 use super::{check_dims, embedding_values};
 use crate::gucs;
 use interest_core::candidates::CANDIDATE_PROBES;
@@ -200,6 +201,9 @@ pub unsafe extern "C-unwind" fn amgettuple(
             let probed = state.pool.len() + state.returned;
             let further = probe_further(probed, state.returned, state.pool.len(), state.rerank);
             if more_lists && (state.next_list == 0 || further) {
+                if state.next_list == 0 {
+                    stats::count_scan(index);
+                }
                 probe_step(index, state, state.list_limit);
             } else if state.pool.is_empty() {
                 return false;

@@ -294,7 +294,8 @@ fn top_k(v: &mut Vec<Scored>, k: usize, cmp: impl Fn(&Scored, &Scored) -> std::c
 }
 
 /// Greedy selection: maximal marginal relevance under the interest quotas;
-/// when the quotas leave places empty, they are filled by score.
+/// when the quotas leave places empty, they are filled by score. (By score
+/// alone, its first pass is what `unread_vectors::last_place` bounds.)
 fn select(
     cat: &Catalog,
     mut pool: Vec<Scored>,

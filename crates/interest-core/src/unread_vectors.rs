@@ -1,10 +1,11 @@
 //! Which candidates' vectors a ranking must read. A candidate whose vector
-//! is not at hand (recommend() has the index's neighbours and the trending
-//! items already, not the co-visitation candidates or a filter's items) is
-//! bounded from above by its other parts plus the largest content score any
-//! vector could give. When that bound is below the score of items `rank`
-//! would pick first anyway, the candidate cannot enter its pool, so its
-//! vector is never read: the list is the same, with fewer rows fetched.
+//! is not at hand (recommend() has the trending items' already, not the
+//! index's neighbours, which come as keys, the co-visitation candidates or
+//! a filter's items) is bounded from above by its other parts plus the
+//! largest content score any vector could give. When that bound is below
+//! the list's last place among the items already scored, the candidate
+//! cannot place, so its vector is never read: the list is the same, with
+//! fewer rows fetched.
 
 use crate::ranking::{
     interest_quotas, pool_size, score_item, Catalog, RankWeights, Scored, UserSignals,
@@ -18,7 +19,8 @@ const ABSOLUTE_SLACK: f64 = 1e-9;
 
 /// The items of `unread` (eligible items whose vector is unread: None in
 /// `cat.vectors`, with freshness at most `cat.freshness`) that may place in
-/// `rank(cat, user, eligible, k, w)` once read, highest bound first; the
+/// `rank(cat, user, eligible, k, w)` once read, highest bound first (equal
+/// bounds in `unread`'s order: the caller's guess of the better); the
 /// others cannot, whatever their vectors. Every eligible item not in
 /// `unread` is scored exactly. Reading some of them raises the thresholds
 /// (the known scores only grow in number), so a caller may read the first
@@ -62,7 +64,7 @@ pub fn may_place(
         })
         .filter(|&(_, bound)| bound + slack >= threshold)
         .collect();
-    placing.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    placing.sort_by(|a, b| b.1.total_cmp(&a.1));
     placing.into_iter().map(|(i, _)| i).collect()
 }
 
@@ -84,11 +86,13 @@ fn pool_threshold(known: &[Scored], k: usize, w: &RankWeights, quotas: &Option<V
 }
 
 /// Ranked by score alone, `rank` walks its pool best first and takes each
-/// item whose taste is under its quota, until it has k. The known items'
-/// walk gives a last place no unread item below it can reach: every known
-/// item above it is walked before it, or its taste has filled its quota
-/// with items that are. Items without a taste (no vector) are left out of
-/// the walk: one the pool leaves out would not be walked.
+/// item whose taste is under its quota, until it has k (the first pass of
+/// `ranking::select`; a change there changes this). The known items' walk
+/// gives a last place no unread item below it can reach: every known item
+/// above it is walked before it, or its taste has filled its quota with
+/// items that are. Items without a taste (no vector) are left out of the
+/// walk: one the pool leaves out would not be walked. Only the score is
+/// returned, so equal scores need no tie order.
 fn last_place(mut known: Vec<Scored>, k: usize, quotas: &Option<Vec<usize>>) -> f64 {
     known.sort_by(|a, b| b.score.total_cmp(&a.score));
     let mut used = vec![0usize; quotas.as_ref().map_or(0, |q| q.len())];
@@ -268,13 +272,11 @@ mod tests {
     /// The case's vectors and freshness as the ranking sees them before its
     /// unread items are read: no vector, and freshness only bounded.
     fn unread_view(c: &Case) -> (Vec<Option<Vec<f32>>>, Vec<f64>) {
-        let mut hidden = c.vectors.clone();
         let mut bounded_freshness = c.freshness.clone();
         for &i in &c.unread {
-            hidden[i] = None;
             bounded_freshness[i] = 1.0;
         }
-        (hidden, bounded_freshness)
+        (hiding(&c.vectors, &c.unread), bounded_freshness)
     }
 
     /// A catalog in index order (no tie order of its own).
@@ -289,6 +291,23 @@ mod tests {
             freshness,
             tie_order: None,
         }
+    }
+
+    /// The items `rank` lists.
+    fn listed(cat: &Catalog, user: &UserSignals, k: usize, w: &RankWeights) -> Vec<usize> {
+        rank(cat, user, |_| true, k, w)
+            .iter()
+            .map(|s| s.item)
+            .collect()
+    }
+
+    /// `vectors` with those of `unread` not read yet.
+    fn hiding(vectors: &[Option<Vec<f32>>], unread: &[usize]) -> Vec<Option<Vec<f32>>> {
+        let mut hidden = vectors.to_vec();
+        for &i in unread {
+            hidden[i] = None;
+        }
+        hidden
     }
 
     /// Content 0.1, co-visitation and popularity 1, no freshness or
@@ -322,13 +341,9 @@ mod tests {
             covisit_max: Some(1.0),
         };
         let w = popularity_led(1.0);
-        let listed: Vec<usize> = rank(&full, &user, |_| true, 4, &w)
-            .iter()
-            .map(|s| s.item)
-            .collect();
+        let listed = listed(&full, &user, 4, &w);
         assert!(listed.contains(&62), "{listed:?}");
-        let mut hidden = vectors.clone();
-        hidden[62] = None;
+        let hidden = hiding(&vectors, &[62]);
         let partial = Catalog {
             vectors: &hidden,
             ..full
@@ -337,13 +352,44 @@ mod tests {
     }
 
     #[test]
+    fn items_without_a_vector_do_not_fill_the_list_they_may_miss() {
+        // Two tastes capped at 2 of 4 places. Sixty known items of taste A
+        // fill the pool's best 50; five known items without a vector score
+        // below them, outside the pool. The unread item 65 (of taste B once
+        // read) takes a place, so it is read, though the five outscore it.
+        let (a, b) = (vec![1.0, 0.0], vec![0.0, 1.0]);
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![Some(a.clone()); 60];
+        vectors.extend(vec![None; 5]);
+        vectors.push(Some(b.clone()));
+        let mut popularity = vec![1.0; 60];
+        popularity.extend(vec![0.95; 5]);
+        popularity.push(0.0);
+        let freshness = vec![0.0; 66];
+        let full = catalog(&vectors, &popularity, &freshness);
+        let user = UserSignals {
+            interests: vec![(a, 0.5), (b, 0.5)],
+            covisit: HashMap::from([(65, 0.5)]),
+            covisit_max: Some(1.0),
+        };
+        let w = popularity_led(1.0);
+        assert!(listed(&full, &user, 4, &w).contains(&65));
+        let hidden = hiding(&vectors, &[65]);
+        let partial = Catalog {
+            vectors: &hidden,
+            ..full
+        };
+        assert_eq!(may_place(&partial, &user, |_| true, &[65], 4, &w), vec![65]);
+    }
+
+    #[test]
     fn a_taste_without_known_items_does_not_hold_the_list_open() {
         // Three tastes, half, 30% and 20% of the mass: with k = 4 they may
         // fill 3, 2 and 1 places. Ten known items of each of the first two
         // fill the list by popularity; no known item is of the third. The
         // unread item 20 (of the third taste once read) reaches at most 0.3
-        // (co-visitation) plus 0.1 (content): below the list's last place,
-        // though the third taste's pool has room for it.
+        // (co-visitation) plus 0.062 (content: 0.1 times the length of the
+        // mixed tastes): below the list's last place, though the third
+        // taste's pool has room for it.
         let (a, b, c) = (
             vec![1.0, 0.0, 0.0],
             vec![0.0, 1.0, 0.0],
@@ -363,13 +409,8 @@ mod tests {
             covisit_max: Some(1.0),
         };
         let w = popularity_led(1.0);
-        let listed: Vec<usize> = rank(&full, &user, |_| true, 4, &w)
-            .iter()
-            .map(|s| s.item)
-            .collect();
-        assert_eq!(listed, vec![0, 1, 2, 10]);
-        let mut hidden = vectors.clone();
-        hidden[20] = None;
+        assert_eq!(listed(&full, &user, 4, &w), vec![0, 1, 2, 10]);
+        let hidden = hiding(&vectors, &[20]);
         let partial = Catalog {
             vectors: &hidden,
             ..full
@@ -405,14 +446,9 @@ mod tests {
             ..UserSignals::default()
         };
         let w = popularity_led(0.0);
-        let listed: Vec<usize> = rank(&full, &user, |_| true, 5, &w)
-            .iter()
-            .map(|s| s.item)
-            .collect();
+        let listed = listed(&full, &user, 5, &w);
         assert_eq!(listed[0], 5, "{listed:?}");
-        let mut hidden = vectors.clone();
-        hidden[5] = None;
-        hidden[6] = None;
+        let hidden = hiding(&vectors, &[5, 6]);
         let partial = Catalog {
             vectors: &hidden,
             ..full

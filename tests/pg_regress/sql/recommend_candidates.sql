@@ -271,6 +271,64 @@ FROM similar_c c;
 RESET interest.recommend_candidates;
 SELECT regress.err($$SELECT * FROM similar_items(100000, 10, events => 'c_events')$$) AS unknown_item;
 
+-- The neighbours' keys from the index (src/ivf/keys.rs), taken when their
+-- statement is planned through the index as on a large catalog (forced
+-- here: no other plan is left): the same lists and scores as from the
+-- neighbours' rows, which the same index built without the keys gives,
+-- though no row is fetched through the index. Both count as scans of the
+-- index in its statistics.
+SELECT index_items('c_items') AS reindexed;
+SELECT interest._items_index_name(id) AS c_index, id AS c_source FROM interest.item_sources WHERE relid = 'c_items'::regclass \gset
+SELECT lists AS c_lists FROM ivf_info(('interest.' || :'c_index')::regclass) \gset
+SELECT idx_scan AS scans_before, idx_tup_read AS read_before, idx_tup_fetch AS fetched_before FROM pg_stat_all_indexes WHERE indexrelid = ('interest.' || :'c_index')::regclass \gset
+\c
+SET search_path = public, interest;
+SET interest.fold_interval = 0;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SET enable_sort = off;
+BEGIN;
+CREATE TABLE lists_by_keys AS
+SELECT 'recommend' AS call, u AS arg, array_agg(item ORDER BY score DESC, item) AS items,
+       array_agg(round(score::numeric, 9) ORDER BY score DESC, item) AS scores
+FROM generate_series(1, 120) u, recommend(u, 10, events => 'c_events') GROUP BY u
+UNION ALL
+SELECT 'similar_items', i, array_agg(item ORDER BY score DESC, item), array_agg(round(score::numeric, 9) ORDER BY score DESC, item)
+FROM generate_series(1, 600, 15) i, similar_items(i, 10, events => 'c_events') GROUP BY i;
+COMMIT;
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan - :scans_before >= 160 AS keys_count_as_scans, idx_tup_read - :read_before >= 160 * 10 AS entries_read,
+       idx_tup_fetch - :fetched_before AS rows_fetched
+FROM pg_stat_all_indexes WHERE indexrelid = ('interest.' || :'c_index')::regclass;
+DROP INDEX interest.:"c_index";
+CREATE INDEX :"c_index" ON interest.item_embeddings USING interest_ivf (embedding) WITH (lists = :c_lists) WHERE source_id = :c_source;
+\c
+SET search_path = public, interest;
+SET interest.fold_interval = 0;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SET enable_sort = off;
+BEGIN;
+CREATE TEMP TABLE lists_by_rows AS
+SELECT 'recommend' AS call, u AS arg, array_agg(item ORDER BY score DESC, item) AS items,
+       array_agg(round(score::numeric, 9) ORDER BY score DESC, item) AS scores
+FROM generate_series(1, 120) u, recommend(u, 10, events => 'c_events') GROUP BY u
+UNION ALL
+SELECT 'similar_items', i, array_agg(item ORDER BY score DESC, item), array_agg(round(score::numeric, 9) ORDER BY score DESC, item)
+FROM generate_series(1, 600, 15) i, similar_items(i, 10, events => 'c_events') GROUP BY i;
+COMMIT;
+SELECT pg_stat_force_next_flush();
+SELECT idx_scan >= 160 AS rows_count_as_scans, idx_tup_fetch >= 160 * 10 AS rows_fetched
+FROM pg_stat_all_indexes WHERE indexrelid = ('interest.' || :'c_index')::regclass;
+SELECT k.call, count(*) AS lists, min(cardinality(k.items)) AS fewest_rows,
+       count(*) FILTER (WHERE (k.items, k.scores) = (r.items, r.scores)) AS same_as_from_rows
+FROM lists_by_keys k JOIN lists_by_rows r USING (call, arg) GROUP BY k.call ORDER BY k.call;
+DROP TABLE lists_by_keys;
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+RESET enable_sort;
+SELECT index_items('c_items') AS reindexed;
+
 -- The embeddings of the trending items, which a connection keeps between
 -- calls, follow the items table: a vector changed since is ranked as it is
 -- now (the same score as ranking every item), also inside the transaction
