@@ -310,6 +310,25 @@ mod tests {
         hidden
     }
 
+    /// What `may_place` names when `unread`'s vectors in `full` are not
+    /// read yet (every item eligible).
+    fn may_place_unread(
+        full: &Catalog,
+        user: &UserSignals,
+        unread: &[usize],
+        k: usize,
+        w: &RankWeights,
+    ) -> Vec<usize> {
+        let hidden = hiding(full.vectors, unread);
+        let partial = Catalog {
+            vectors: &hidden,
+            popularity: full.popularity,
+            freshness: full.freshness,
+            tie_order: full.tie_order,
+        };
+        may_place(&partial, user, |_| true, unread, k, w)
+    }
+
     /// Content 0.1, co-visitation and popularity 1, no freshness or
     /// diversity, tastes balanced by `balance`.
     fn popularity_led(balance: f64) -> RankWeights {
@@ -343,12 +362,7 @@ mod tests {
         let w = popularity_led(1.0);
         let listed = listed(&full, &user, 4, &w);
         assert!(listed.contains(&62), "{listed:?}");
-        let hidden = hiding(&vectors, &[62]);
-        let partial = Catalog {
-            vectors: &hidden,
-            ..full
-        };
-        assert_eq!(may_place(&partial, &user, |_| true, &[62], 4, &w), vec![62]);
+        assert_eq!(may_place_unread(&full, &user, &[62], 4, &w), vec![62]);
     }
 
     #[test]
@@ -373,12 +387,7 @@ mod tests {
         };
         let w = popularity_led(1.0);
         assert!(listed(&full, &user, 4, &w).contains(&65));
-        let hidden = hiding(&vectors, &[65]);
-        let partial = Catalog {
-            vectors: &hidden,
-            ..full
-        };
-        assert_eq!(may_place(&partial, &user, |_| true, &[65], 4, &w), vec![65]);
+        assert_eq!(may_place_unread(&full, &user, &[65], 4, &w), vec![65]);
     }
 
     #[test]
@@ -410,21 +419,13 @@ mod tests {
         };
         let w = popularity_led(1.0);
         assert_eq!(listed(&full, &user, 4, &w), vec![0, 1, 2, 10]);
-        let hidden = hiding(&vectors, &[20]);
-        let partial = Catalog {
-            vectors: &hidden,
-            ..full
-        };
-        assert!(may_place(&partial, &user, |_| true, &[20], 4, &w).is_empty());
+        assert!(may_place_unread(&full, &user, &[20], 4, &w).is_empty());
         // Ranked with novelty, the pool's room counts: it is read.
         let novel = RankWeights {
             diversity: 0.5,
             ..w
         };
-        assert_eq!(
-            may_place(&partial, &user, |_| true, &[20], 4, &novel),
-            vec![20]
-        );
+        assert_eq!(may_place_unread(&full, &user, &[20], 4, &novel), vec![20]);
     }
 
     #[test]
@@ -448,15 +449,7 @@ mod tests {
         let w = popularity_led(0.0);
         let listed = listed(&full, &user, 5, &w);
         assert_eq!(listed[0], 5, "{listed:?}");
-        let hidden = hiding(&vectors, &[5, 6]);
-        let partial = Catalog {
-            vectors: &hidden,
-            ..full
-        };
-        assert_eq!(
-            may_place(&partial, &user, |_| true, &[5, 6], 5, &w),
-            vec![5]
-        );
+        assert_eq!(may_place_unread(&full, &user, &[5, 6], 5, &w), vec![5]);
     }
 
     #[test]
