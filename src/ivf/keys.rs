@@ -32,8 +32,12 @@ pub fn nearest_keys(index_oid: pg_sys::Oid, vector: &[f32], n: usize) -> Option<
         let index = pg_sys::index_open(index_oid, share);
         let keys = if includes_text(index) {
             let keys = read_keys(index, vector, n);
-            stats::count_scan(index);
-            stats::count_entries_returned(index, keys.as_ref().map_or(0, Vec::len));
+            // Without keys the caller scans through the executor, which
+            // counts that scan.
+            if let Some(found) = &keys {
+                stats::count_scan(index);
+                stats::count_entries_returned(index, found.len());
+            }
             keys
         } else {
             None

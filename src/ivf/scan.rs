@@ -88,6 +88,9 @@ struct ScanState {
     /// Rows given to the executor. Every probed entry is in `pool`, in
     /// `ready` or returned, so what was probed is never counted apart.
     returned: usize,
+    /// Whether this scan (since its last rescan) is counted in the
+    /// statistics: once, at its first tuple asked for, as btree counts.
+    counted: bool,
 }
 
 #[pg_guard]
@@ -112,6 +115,7 @@ pub unsafe extern "C-unwind" fn ambeginscan(
             pool: CandidatePool::default(),
             ready: VecDeque::new(),
             returned: 0,
+            counted: false,
         });
         (*scan).opaque = Box::into_raw(state) as *mut std::ffi::c_void;
         scan
@@ -173,6 +177,7 @@ pub unsafe extern "C-unwind" fn amrescan(
         state.pool = CandidatePool::default();
         state.ready.clear();
         state.returned = 0;
+        state.counted = false;
         state.shape = Some(shape);
     }
 }
@@ -185,6 +190,10 @@ pub unsafe extern "C-unwind" fn amgettuple(
     unsafe {
         let state = &mut *((*scan).opaque as *mut ScanState);
         let index = (*scan).indexRelation;
+        if !state.counted {
+            stats::count_scan(index);
+            state.counted = true;
+        }
         loop {
             if let Some(tid) = state.ready.pop_front() {
                 state.returned += 1;
@@ -201,9 +210,6 @@ pub unsafe extern "C-unwind" fn amgettuple(
             let probed = state.pool.len() + state.returned;
             let further = probe_further(probed, state.returned, state.pool.len(), state.rerank);
             if more_lists && (state.next_list == 0 || further) {
-                if state.next_list == 0 {
-                    stats::count_scan(index);
-                }
                 probe_step(index, state, state.list_limit);
             } else if state.pool.is_empty() {
                 return false;

@@ -174,9 +174,10 @@ mod tests {
                 prop::collection::vec(prop::option::of(0.0f64..3.0), n),
                 prop::collection::vec(0u8..10, n),
                 0.0f64..4.0,
+                prop::collection::vec(any::<u32>(), n),
             )
                 .prop_map(
-                    |(vectors, popularity, freshness, interests, covisit, roles, max)| {
+                    |(vectors, popularity, freshness, interests, covisit, roles, max, order)| {
                         let total: f64 = interests.iter().map(|(_, s)| s).sum();
                         let user = UserSignals {
                             interests: interests
@@ -196,7 +197,13 @@ mod tests {
                             freshness,
                             user,
                             // Half the items unread, a few banned.
-                            unread: (0..roles.len()).filter(|&i| roles[i] < 5).collect(),
+                            // In any order: the caller's guess of the better.
+                            unread: {
+                                let mut unread: Vec<usize> =
+                                    (0..roles.len()).filter(|&i| roles[i] < 5).collect();
+                                unread.sort_by_key(|&i| order[i]);
+                                unread
+                            },
                             banned: (0..roles.len()).filter(|&i| roles[i] == 9).collect(),
                         }
                     },

@@ -276,7 +276,8 @@ SELECT regress.err($$SELECT * FROM similar_items(100000, 10, events => 'c_events
 -- here: no other plan is left): the same lists and scores as from the
 -- neighbours' rows, which the same index built without the keys gives,
 -- though no row is fetched through the index. Both count as scans of the
--- index in its statistics.
+-- index in its statistics (each of the 120 users has a taste, so at least
+-- one scan a call, besides one per similar_items call).
 SELECT index_items('c_items') AS reindexed;
 SELECT interest._items_index_name(id) AS c_index, id AS c_source FROM interest.item_sources WHERE relid = 'c_items'::regclass \gset
 SELECT lists AS c_lists FROM ivf_info(('interest.' || :'c_index')::regclass) \gset
